@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitVerdictFail = 1
+	exitUsage       = 2
+	exitInfra       = 3
+	exitInterrupted = 130
+)
+
+// usageError is bad command-line input.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// exitCode maps an error to the process exit code, in this one place. An error
+// before the command ran (unknown command or flag, wrong arguments) is a usage error.
+func (a *app) exitCode(ctx context.Context, err error) int {
+	var cfgErr *testcontainers.ConfigError
+	var uerr usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case ctx.Err() != nil:
+		return exitInterrupted
+	case !a.ran, errors.As(err, &uerr), errors.As(err, &cfgErr):
+		return exitUsage
+	default:
+		return exitInfra
+	}
+}
+
+// app holds what commands share; there are no package globals.
+type app struct {
+	stdout, stderr io.Writer
+	// ran is set once flags and arguments were accepted: an error before that is a
+	// usage error.
+	ran bool
+}
+
+func newApp(stdout, stderr io.Writer) *app { return &app{stdout: stdout, stderr: stderr} }
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "htapchaos",
+		Short: "Find out how a MySQL-wire cluster fails before production does",
+		Long: `htapchaos drives OLTP, analytical and batch traffic at a MySQL-wire cluster
+(MariaDB Galera, MySQL, SingleStore, TiDB) while it injects the faults that real
+outages start with, and scores each experiment against known production failure modes.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			a.ran = true
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd())
+	return root
+}
+
+// group is a command that only holds subcommands; with arguments it is a usage error.
+func group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(subs...)
+	return cmd
+}
+
+// progress prints a timestamped progress line to stderr.
+func (a *app) progress(format string, args ...any) {
+	fmt.Fprintf(a.stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// cleanupContext outlives an interrupted command, so cleanup still runs after Ctrl-C.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+}

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/htapchaos/htapchaos/testcontainers"
+)
+
+func (a *app) clusterCmd() *cobra.Command {
+	return group("cluster", "Start, list and remove database clusters in containers",
+		a.clusterUpCmd(), a.clusterLsCmd(), a.clusterDownCmd(), a.clusterStatusCmd())
+}
+
+func (a *app) clusterUpCmd() *cobra.Command {
+	var (
+		cfg      testcontainers.Config
+		topology string
+		memory   string
+		sets     []string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a cluster and print each node's DSN",
+		Long: `Start a cluster in containers, each node on its own loopback port, and wait until
+it has formed (Galera: every node Primary, ready and Synced with the full size).
+The cluster keeps running after the command returns; remove it with
+"htapchaos cluster down NAME". On error or Ctrl-C nothing is left behind.
+
+--set applies a server setting to every node (key=value) or to one node
+(N:key=value), e.g. --set innodb_buffer_pool_size=256M --set 2:wsrep_slave_threads=4.`,
+		Example: `  htapchaos cluster up --topology galera --nodes 3 --name demo
+  htapchaos cluster up --topology primary-replica --memory 512MiB --json
+  htapchaos cluster up --topology galera --lb --set innodb_flush_log_at_trx_commit=2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Topology = testcontainers.Topology(topology)
+			m, err := testcontainers.ParseBytes(memory)
+			if err != nil {
+				return usagef("--memory: %v", err)
+			}
+			cfg.Memory = m
+			var errs []error
+			for _, s := range sets {
+				errs = append(errs, cfg.AddSetting(s))
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			cfg.Progress = a.progress
+			return a.clusterUp(cmd.Context(), cfg, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&topology, "topology", string(testcontainers.Galera), "galera, primary-replica or single")
+	f.IntVar(&cfg.Nodes, "nodes", testcontainers.DefaultGaleraNodes, "galera node count")
+	f.BoolVar(&cfg.Force, "force", false, "allow an even galera node count")
+	f.StringVar(&memory, "memory", "1GiB", "memory limit per node, no swap (at least 256MiB)")
+	f.Float64Var(&cfg.CPUs, "cpus", 0, "CPU limit per node (0: none)")
+	f.StringArrayVar(&sets, "set", nil, "server setting key=value for every node, or N:key=value for node N (repeatable)")
+	f.BoolVar(&cfg.LB, "lb", false, "put an HAProxy load balancer in front of the nodes")
+	f.StringVar(&cfg.Name, "name", "", "cluster name (default: random)")
+	f.StringVar(&cfg.Image, "image", testcontainers.DefaultImage, "node image (a MariaDB image that ships Galera and rsync)")
+	f.DurationVar(&cfg.ReadyTimeout, "timeout", 3*time.Minute, "how long to wait for the cluster to form")
+	f.BoolVar(&asJSON, "json", false, "print {name, topology, nodes: [{name, dsn, host, port, container_id}]}")
+	return cmd
+}
+
+func (a *app) clusterUp(ctx context.Context, cfg testcontainers.Config, asJSON bool) error {
+	c, err := testcontainers.Run(ctx, cfg)
+	if err != nil {
+		if c != nil {
+			if ctx.Err() != nil {
+				a.progress("interrupted: removing cluster %s", c.Name)
+			} else {
+				a.progress("removing the partly built cluster %s", c.Name)
+			}
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			if terr := c.Terminate(cctx); terr != nil {
+				err = errors.Join(err, fmt.Errorf("cleanup: %w", terr))
+			}
+		}
+		return err
+	}
+	info := c.Info()
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tADDRESS\tDSN")
+	rows := info.Nodes
+	if info.LB != nil {
+		rows = append(rows, *info.LB)
+	}
+	for _, n := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s:%d\t%s\n", n.Name, n.Role, n.Host, n.Port, n.DSN)
+	}
+	tw.Flush()
+	fmt.Fprintf(a.stdout, "\ncluster %s is running; remove it with: htapchaos cluster down %s\n", info.Name, info.Name)
+	return nil
+}
+
+func (a *app) clusterLsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List the clusters htapchaos started",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			eng, err := testcontainers.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			list, err := testcontainers.List(cmd.Context(), eng)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if list == nil {
+					list = []testcontainers.Summary{}
+				}
+				return json.NewEncoder(a.stdout).Encode(list)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTOPOLOGY\tNODES\tRUNNING\tLB\tCREATED")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%t\t%s\n", s.Name, s.Topology, s.Nodes, s.Running, s.LB, s.Created.Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func (a *app) clusterDownCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "down NAME... | --all",
+		Short: "Remove clusters: their containers and networks, found by label",
+		Long: `Remove clusters by name, or every cluster htapchaos started with --all. Works from
+labels alone, so it also removes what a crashed or killed run left behind.`,
+		RunE: func(cmd *cobra.Command, names []string) error {
+			if all == (len(names) > 0) {
+				return usagef("name one or more clusters, or pass --all (not both)")
+			}
+			eng, err := testcontainers.Connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			var total testcontainers.RemoveResult
+			var errs []error
+			if all {
+				total, err = testcontainers.RemoveAll(cmd.Context(), eng, nil)
+				errs = append(errs, err)
+			}
+			for _, n := range names {
+				r, err := testcontainers.Remove(cmd.Context(), eng, n)
+				errs = append(errs, err)
+				if r.Containers+r.Networks == 0 && err == nil {
+					fmt.Fprintf(a.stderr, "no cluster named %s\n", n)
+				}
+				total.Clusters = append(total.Clusters, r.Clusters...)
+				total.Containers += r.Containers
+				total.Networks += r.Networks
+			}
+			fmt.Fprintf(a.stdout, "removed %d container(s) and %d network(s) in %.1fs", total.Containers, total.Networks, time.Since(start).Seconds())
+			if len(total.Clusters) > 0 {
+				fmt.Fprintf(a.stdout, ": %s", strings.Join(total.Clusters, ", "))
+			}
+			fmt.Fprintln(a.stdout)
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "remove every cluster htapchaos started")
+	return cmd
+}
+
+func (a *app) clusterStatusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status NAME",
+		Short: "Show each node's container state, memory and membership",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := testcontainers.Attach(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			type row struct {
+				testcontainers.NodeInfo
+				State  testcontainers.State         `json:"state"`
+				Memory testcontainers.MemoryStats   `json:"memory"`
+				Galera *testcontainers.GaleraStatus `json:"galera,omitempty"`
+				Error  string                       `json:"error,omitempty"`
+			}
+			var rows []row
+			info := c.Info()
+			for _, n := range c.Nodes {
+				r := row{NodeInfo: info.Nodes[n.Index-1]}
+				var errs []error
+				r.State, err = n.State(ctx)
+				errs = append(errs, err)
+				if r.State.Running && !r.State.Paused {
+					r.Memory, err = n.MemoryStats(ctx)
+					errs = append(errs, err)
+					if n.Role == testcontainers.RoleGalera {
+						qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+						g, err := n.GaleraStatus(qctx)
+						cancel()
+						if err == nil {
+							r.Galera = &g
+						}
+						errs = append(errs, err)
+					}
+				}
+				if err := errors.Join(errs...); err != nil {
+					r.Error = err.Error()
+				}
+				rows = append(rows, r)
+			}
+			if asJSON {
+				return json.NewEncoder(a.stdout).Encode(rows)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tSTATE\tMEMORY\tMEMBERSHIP\tERROR")
+			for _, r := range rows {
+				mem, member := "-", "-"
+				if r.Memory.Limit > 0 {
+					mem = fmt.Sprintf("%s/%s (%.0f%%)", testcontainers.FormatBytes(int64(r.Memory.Usage)), testcontainers.FormatBytes(int64(r.Memory.Limit)), r.Memory.Percent)
+				}
+				if r.Galera != nil {
+					member = r.Galera.String()
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.State.Status, mem, member, r.Error)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

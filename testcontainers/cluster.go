@@ -1,0 +1,375 @@
+package testcontainers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	tc "github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+	tcnetwork "github.com/testcontainers/testcontainers-go/network"
+)
+
+// ErrImageMissing means the node image is not in the engine. The CLI maps it to exit 3.
+var ErrImageMissing = errors.New("node image not found")
+
+// Cluster is a running set of database nodes (and an optional load balancer) in
+// containers, on a private cluster network.
+type Cluster struct {
+	Name     string
+	Topology Topology
+	Nodes    []*Node // database nodes, Nodes[0] is node 1
+	LB       *Node   // HAProxy in front of the nodes, or nil
+
+	engine     *Engine
+	password   string
+	clusterNet string // network ID
+	cfg        Config
+}
+
+// Engine returns the engine the cluster runs on.
+func (c *Cluster) Engine() *Engine { return c.engine }
+
+// Node returns node i (1-based).
+func (c *Cluster) Node(i int) (*Node, error) {
+	if i < 1 || i > len(c.Nodes) {
+		return nil, &ConfigError{Field: "--node", Msg: fmt.Sprintf("%d: out of range 1-%d for cluster %s", i, len(c.Nodes), c.Name)}
+	}
+	return c.Nodes[i-1], nil
+}
+
+// NodeInfo describes one node for people and other tools.
+type NodeInfo struct {
+	Name        string `json:"name"`
+	Role        Role   `json:"role"`
+	DSN         string `json:"dsn"`
+	Host        string `json:"host"`
+	Port        int    `json:"port"`
+	ContainerID string `json:"container_id"`
+}
+
+// Info describes a cluster: `cluster up --json` prints it.
+type Info struct {
+	Name     string     `json:"name"`
+	Topology Topology   `json:"topology"`
+	Nodes    []NodeInfo `json:"nodes"`
+	LB       *NodeInfo  `json:"lb,omitempty"`
+}
+
+func (n *Node) info() NodeInfo {
+	return NodeInfo{Name: n.Name, Role: n.Role, DSN: n.DSN(), Host: n.Host(), Port: n.Port(), ContainerID: n.ID}
+}
+
+// Info describes the cluster.
+func (c *Cluster) Info() Info {
+	in := Info{Name: c.Name, Topology: c.Topology}
+	for _, n := range c.Nodes {
+		in.Nodes = append(in.Nodes, n.info())
+	}
+	if c.LB != nil {
+		li := c.LB.info()
+		in.LB = &li
+	}
+	return in
+}
+
+// Run provisions a cluster and waits until it has formed. On error it returns the
+// partly built cluster with the error: call Terminate on it (Terminate also removes
+// what was created but not yet returned, by label).
+func Run(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if cfg.Name == "" {
+		cfg.Name = randomName()
+	}
+	eng, err := Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{Name: cfg.Name, Topology: cfg.Topology, engine: eng, password: cfg.Password, cfg: cfg}
+	if ok, err := eng.ImageExists(ctx, cfg.Image); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: %s is not in the engine; build it with `htapchaos image build`, or pass --image with a MariaDB image that ships Galera and rsync", ErrImageMissing, cfg.Image)
+	}
+	if cfg.LB && cfg.LBImage != cfg.Image {
+		if ok, err := eng.ImageExists(ctx, cfg.LBImage); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, fmt.Errorf("%w: load balancer image %s is not in the engine", ErrImageMissing, cfg.LBImage)
+		}
+	}
+	existing, err := listContainers(ctx, eng, map[string]string{LabelCluster: cfg.Name})
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) > 0 {
+		return nil, &ConfigError{Field: "--name", Msg: fmt.Sprintf("cluster %q already exists (%d containers); remove it with `htapchaos cluster down %s`", cfg.Name, len(existing), cfg.Name)}
+	}
+
+	start := time.Now()
+	cfg.Progress("cluster %s: creating %s topology with %d node(s), image %s", c.Name, c.Topology, cfg.Nodes, cfg.Image)
+	net, err := c.newNetwork(ctx, kindClusterNet, "")
+	if err != nil {
+		return c, err
+	}
+	c.clusterNet = net.ID
+
+	aliases := make([]string, cfg.Nodes)
+	for i := range aliases {
+		aliases[i] = "n" + strconv.Itoa(i+1)
+		role := map[Topology]Role{Single: RoleSingle, Galera: RoleGalera, PrimaryReplica: RoleReplica}[cfg.Topology]
+		if cfg.Topology == PrimaryReplica && i == 0 {
+			role = RolePrimary
+		}
+		c.Nodes = append(c.Nodes, &Node{Index: i + 1, Name: c.Name + "-" + aliases[i], Alias: aliases[i], Role: role, c: c})
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
+	defer cancel()
+	switch cfg.Topology {
+	case Galera:
+		// Node 1 bootstraps the cluster; joiners start once it is Primary and Synced.
+		if err := c.startNode(ctx, c.Nodes[0], galeraArgs(c.Name, aliases[0], aliases), true); err != nil {
+			return c, err
+		}
+		if err := c.Nodes[0].WaitReady(ctx); err != nil {
+			return c, fmt.Errorf("bootstrap node 1: %w", err)
+		}
+		cfg.Progress("cluster %s: node 1 bootstrapped (%.1fs), starting %d joiner(s)", c.Name, time.Since(start).Seconds(), cfg.Nodes-1)
+		if err := c.each(c.Nodes[1:], func(n *Node) error {
+			return c.startNode(ctx, n, galeraArgs(c.Name, n.Alias, aliases), false)
+		}); err != nil {
+			return c, err
+		}
+	case PrimaryReplica:
+		if err := c.each(c.Nodes, func(n *Node) error {
+			args := primaryArgs()
+			if n.Role == RoleReplica {
+				args = replicaArgs(n.Index)
+			}
+			return c.startNode(ctx, n, args, false)
+		}); err != nil {
+			return c, err
+		}
+		if err := c.Nodes[0].WaitReady(ctx); err != nil {
+			return c, err
+		}
+		if err := c.each(c.Nodes[1:], func(n *Node) error { return c.startReplication(ctx, n) }); err != nil {
+			return c, err
+		}
+	case Single:
+		if err := c.startNode(ctx, c.Nodes[0], nil, false); err != nil {
+			return c, err
+		}
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		return c, err
+	}
+	cfg.Progress("cluster %s: %d node(s) ready in %.1fs", c.Name, cfg.Nodes, time.Since(start).Seconds())
+	if cfg.LB {
+		if err := c.startLB(ctx, aliases); err != nil {
+			return c, err
+		}
+		cfg.Progress("cluster %s: load balancer ready on %s", c.Name, c.LB.Addr())
+	}
+	return c, nil
+}
+
+// each runs f on the nodes concurrently and joins the errors.
+func (c *Cluster) each(nodes []*Node, f func(*Node) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = f(n) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// WaitReady waits until every node is ready; for Galera, until every node reports the
+// full cluster size, wsrep_ready=ON, Primary and Synced.
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	size := 0
+	if c.Topology == Galera {
+		size = len(c.Nodes)
+	}
+	return c.each(c.Nodes, func(n *Node) error {
+		return n.waitFor(ctx, func(ctx context.Context) (bool, string, error) { return n.ready(ctx, size) })
+	})
+}
+
+func (c *Cluster) labels(kind string) map[string]string {
+	l := maps.Clone(c.cfg.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	maps.Copy(l, map[string]string{
+		LabelTool:     toolName,
+		LabelCluster:  c.Name,
+		LabelTopology: string(c.Topology),
+		LabelKind:     kind,
+		LabelSize:     strconv.Itoa(len(c.Nodes)),
+		LabelPassword: c.password,
+	})
+	return l
+}
+
+func (c *Cluster) newNetwork(ctx context.Context, kind, node string) (*tc.DockerNetwork, error) {
+	l := c.labels(kind)
+	if node != "" {
+		l[LabelAlias] = node
+	}
+	n, err := tcnetwork.New(ctx, tcnetwork.WithLabels(l))
+	if err != nil {
+		return nil, fmt.Errorf("create %s network: %w", kind, err)
+	}
+	return n, nil
+}
+
+// startNode creates and starts one database node container. Each node gets a private
+// client network of its own, which carries its published port, and joins the shared
+// cluster network under its alias; peers only ever talk over the cluster network.
+func (c *Cluster) startNode(ctx context.Context, n *Node, roleArgs []string, bootstrap bool) error {
+	settings := c.cfg.settingsFor(n.Index)
+	args := slices.Concat(baseArgs(), roleArgs, settingArgs(settings))
+	initUsers := "1"
+	if n.Role == RoleGalera && !bootstrap {
+		initUsers = "0" // joiners receive the users with the state transfer
+	}
+	env := map[string]string{
+		"HC_INIT_USERS": initUsers,
+		"HC_PASSWORD":   c.password,
+		"HC_DATABASE":   DefaultDatabase,
+		"HC_BOOTSTRAP":  map[bool]string{true: "1", false: "0"}[bootstrap],
+	}
+	labels := c.labels(kindNode)
+	labels[LabelNode] = strconv.Itoa(n.Index)
+	labels[LabelRole] = string(n.Role)
+	labels[LabelAlias] = n.Alias
+	if b, err := json.Marshal(settings); err == nil {
+		labels[LabelSettings] = string(b)
+	}
+	return c.startContainer(ctx, n, c.cfg.Image, slices.Concat([]string{"/bin/sh", "-c", nodeScript, "htapchaos-node"}), args, env, labels)
+}
+
+func (c *Cluster) startContainer(ctx context.Context, n *Node, image string, entrypoint, cmd []string, env, labels map[string]string) error {
+	clientNet, err := c.newNetwork(ctx, kindClientNet, n.Alias)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
+	}
+	clusterNetName, err := c.networkName(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := c.cfg
+	hostIP := netip.Addr{}
+	if c.engine.local {
+		hostIP = loopback
+	}
+	req := tc.ContainerRequest{
+		Image:          image,
+		Name:           n.Name,
+		Entrypoint:     entrypoint,
+		Cmd:            cmd,
+		Env:            env,
+		Labels:         labels,
+		ExposedPorts:   []string{"3306/tcp"},
+		Networks:       []string{clientNet.Name, clusterNetName},
+		NetworkAliases: map[string][]string{clusterNetName: {n.Alias}},
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.Memory = cfg.Memory
+			hc.MemorySwap = cfg.Memory // equal to Memory: no swap
+			if cfg.CPUs > 0 {
+				hc.NanoCPUs = int64(cfg.CPUs * 1e9)
+			}
+			hc.CapAdd = []string{"NET_ADMIN"} // tc qdiscs for bandwidth faults
+			hc.PortBindings = network.PortMap{mysqlPort: {{HostIP: hostIP, HostPort: "0"}}}
+		},
+	}
+	ctr, err := tc.GenericContainer(ctx, tc.GenericContainerRequest{ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger()})
+	if ctr != nil {
+		n.ID = ctr.GetContainerID()
+	}
+	if err != nil {
+		return fmt.Errorf("start %s: %w", n.Name, err)
+	}
+	return n.refreshPort(ctx)
+}
+
+func (c *Cluster) networkName(ctx context.Context) (string, error) {
+	res, err := c.engine.Client.NetworkInspect(ctx, c.clusterNet, client.NetworkInspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("inspect cluster network: %w", err)
+	}
+	return res.Network.Name, nil
+}
+
+// startReplication points a replica at the primary with GTID positions.
+func (c *Cluster) startReplication(ctx context.Context, n *Node) error {
+	if err := n.waitFor(ctx, n.answers); err != nil {
+		return err
+	}
+	db, err := n.DB()
+	if err != nil {
+		return err
+	}
+	primary := c.Nodes[0]
+	stmt := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='%s', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='%s', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1", primary.Alias, c.password)
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: configure replication: %w", n.Name, err)
+	}
+	if _, err := db.ExecContext(ctx, "START SLAVE"); err != nil {
+		return fmt.Errorf("%s: start replication: %w", n.Name, err)
+	}
+	return nil
+}
+
+func (c *Cluster) startLB(ctx context.Context, aliases []string) error {
+	c.LB = &Node{Index: 0, Name: c.Name + "-lb", Alias: "lb", Role: RoleLB, c: c}
+	labels := c.labels(kindLB)
+	labels[LabelNode] = "0"
+	labels[LabelRole] = string(RoleLB)
+	labels[LabelAlias] = "lb"
+	env := map[string]string{"HC_HAPROXY_CFG": haproxyConfig(aliases)}
+	if err := c.startContainer(ctx, c.LB, c.cfg.LBImage, []string{"/bin/sh", "-c", lbScript, "htapchaos-lb"}, nil, env, labels); err != nil {
+		return err
+	}
+	return c.LB.WaitReady(ctx)
+}
+
+// Terminate removes every container and network of the cluster, found by label, so
+// it also removes what a failed Run created but did not return.
+func (c *Cluster) Terminate(ctx context.Context) error {
+	if c == nil {
+		return nil
+	}
+	for _, n := range c.Nodes {
+		n.close()
+	}
+	if c.LB != nil {
+		c.LB.close()
+	}
+	_, err := Remove(ctx, c.engine, c.Name)
+	return err
+}
+
+func randomName() string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return "hc-" + hex.EncodeToString(b)
+}

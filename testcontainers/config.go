@@ -1,0 +1,280 @@
+package testcontainers
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Topology names a cluster shape.
+type Topology string
+
+const (
+	// Single is one standalone node.
+	Single Topology = "single"
+	// Galera is a multi-primary MariaDB Galera cluster.
+	Galera Topology = "galera"
+	// PrimaryReplica is one primary with asynchronous GTID replicas (a passive standby).
+	PrimaryReplica Topology = "primary-replica"
+)
+
+// Topologies lists the topologies in a stable order, for flags and help.
+var Topologies = []Topology{Galera, PrimaryReplica, Single}
+
+// Defaults.
+const (
+	DefaultImage             = "htapchaos/node:r1"
+	DefaultMemory      int64 = 1 << 30
+	MinMemory          int64 = 256 << 20
+	DefaultPassword          = "htapchaos"
+	DefaultDatabase          = "htapchaos"
+	DefaultGaleraNodes       = 3
+	replicaCount             = 2
+)
+
+// ConfigError is bad input: a topology, count, size or setting that cannot be used.
+// The CLI maps it to exit code 2.
+type ConfigError struct {
+	Field string // the flag or field at fault, e.g. "--set"
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+func configErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Config describes a cluster to provision.
+type Config struct {
+	// Name identifies the cluster; containers are named Name-n1, Name-n2, ...
+	// Empty: a random name.
+	Name     string
+	Topology Topology
+	// Nodes is the node count for galera (default 3). Ignored for single (1) and
+	// primary-replica (3).
+	Nodes int
+	// Force allows an even Galera node count (split-brain prone: a 50/50 split loses quorum).
+	Force bool
+	// Image is the node image (default DefaultImage, built by BuildImage). Any MariaDB
+	// image that ships mariadbd, mariadb-install-db, Galera and rsync works.
+	Image string
+	// LBImage runs HAProxy for LB; default the node image.
+	LBImage string
+	// Memory is the per-node memory limit in bytes, with no swap (default 1 GiB).
+	Memory int64
+	// CPUs is an optional per-node CPU limit (0: none).
+	CPUs float64
+	// Settings are server settings for every node (mariadbd --key=value).
+	Settings map[string]string
+	// NodeSettings are server settings for one node, by 1-based index; they win over Settings.
+	NodeSettings map[int]map[string]string
+	// LB puts an HAProxy container in front of the nodes.
+	LB bool
+	// Password of the root@'%' account (default DefaultPassword).
+	Password string
+	// ReadyTimeout bounds waiting for the cluster to form (default 3 minutes).
+	ReadyTimeout time.Duration
+	// Labels are extra labels on every container and network.
+	Labels map[string]string
+	// Progress, when set, receives one line per provisioning step.
+	Progress func(format string, args ...any)
+}
+
+var (
+	nameRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+	settingKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
+)
+
+// withDefaults returns a copy with defaults filled in.
+func (c Config) withDefaults() Config {
+	if c.Topology == "" {
+		c.Topology = Galera
+	}
+	switch c.Topology {
+	case Single:
+		c.Nodes = 1
+	case PrimaryReplica:
+		c.Nodes = 1 + replicaCount
+	case Galera:
+		if c.Nodes == 0 {
+			c.Nodes = DefaultGaleraNodes
+		}
+	}
+	if c.Image == "" {
+		c.Image = DefaultImage
+	}
+	if c.LBImage == "" {
+		c.LBImage = c.Image
+	}
+	if c.Memory == 0 {
+		c.Memory = DefaultMemory
+	}
+	if c.Password == "" {
+		c.Password = DefaultPassword
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 3 * time.Minute
+	}
+	if c.Progress == nil {
+		c.Progress = func(string, ...any) {}
+	}
+	return c
+}
+
+// Validate reports every problem with the configuration at once.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Name != "" && !nameRE.MatchString(c.Name) {
+		errs = append(errs, configErr("--name", "%q: use 1-40 lower-case letters, digits and dashes, starting with a letter or digit", c.Name))
+	}
+	switch c.Topology {
+	case Single, PrimaryReplica:
+	case Galera:
+		switch {
+		case c.Nodes < 1:
+			errs = append(errs, configErr("--nodes", "%d: a galera cluster needs at least 1 node", c.Nodes))
+		case c.Nodes > 9:
+			errs = append(errs, configErr("--nodes", "%d: at most 9 nodes on one machine", c.Nodes))
+		case c.Nodes%2 == 0 && !c.Force:
+			errs = append(errs, configErr("--nodes", "%d: an even galera node count loses quorum on a 50/50 split; use an odd count or add --force", c.Nodes))
+		}
+	default:
+		errs = append(errs, configErr("--topology", "unknown topology %q (known: %s)", c.Topology, joinTopologies()))
+	}
+	if c.Memory < MinMemory {
+		errs = append(errs, configErr("--memory", "%s is under the minimum of 256MiB", FormatBytes(c.Memory)))
+	}
+	if c.CPUs < 0 {
+		errs = append(errs, configErr("--cpus", "%g: must not be negative", c.CPUs))
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Settings)) {
+		if !settingKeyRE.MatchString(k) {
+			errs = append(errs, configErr("--set", "%q: not a server setting name", k))
+		}
+	}
+	for _, i := range slices.Sorted(maps.Keys(c.NodeSettings)) {
+		if i < 1 || i > c.Nodes {
+			errs = append(errs, configErr("--set", "node %d: out of range 1-%d", i, c.Nodes))
+		}
+		for k := range c.NodeSettings[i] {
+			if !settingKeyRE.MatchString(k) {
+				errs = append(errs, configErr("--set", "%q: not a server setting name", k))
+			}
+		}
+	}
+	if c.ReadyTimeout < 0 {
+		errs = append(errs, configErr("ReadyTimeout", "must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func joinTopologies() string {
+	s := make([]string, len(Topologies))
+	for i, t := range Topologies {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+// ParseSetting parses one --set value: "key=value" for every node, or "N:key=value"
+// for node N (1-based). It returns node 0 for a cluster-wide setting.
+func ParseSetting(s string) (node int, key, value string, err error) {
+	spec := s
+	if i := strings.IndexByte(spec, ':'); i > 0 && !strings.Contains(spec[:i], "=") {
+		n, perr := strconv.Atoi(spec[:i])
+		if perr != nil || n < 1 {
+			return 0, "", "", configErr("--set", "%q: node before ':' must be a number from 1", s)
+		}
+		node, spec = n, spec[i+1:]
+	}
+	key, value, ok := strings.Cut(spec, "=")
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
+		return 0, "", "", configErr("--set", "%q: want key=value or N:key=value", s)
+	}
+	if !settingKeyRE.MatchString(key) {
+		return 0, "", "", configErr("--set", "%q: %q is not a server setting name", s, key)
+	}
+	if strings.ContainsAny(value, "\n\x00") {
+		return 0, "", "", configErr("--set", "%q: value holds a newline or NUL", s)
+	}
+	return node, key, value, nil
+}
+
+// AddSetting parses one --set value into the configuration.
+func (c *Config) AddSetting(s string) error {
+	node, k, v, err := ParseSetting(s)
+	if err != nil {
+		return err
+	}
+	if node == 0 {
+		if c.Settings == nil {
+			c.Settings = map[string]string{}
+		}
+		c.Settings[k] = v
+		return nil
+	}
+	if c.NodeSettings == nil {
+		c.NodeSettings = map[int]map[string]string{}
+	}
+	if c.NodeSettings[node] == nil {
+		c.NodeSettings[node] = map[string]string{}
+	}
+	c.NodeSettings[node][k] = v
+	return nil
+}
+
+// settingsFor merges cluster-wide and per-node settings for node i (1-based).
+func (c Config) settingsFor(i int) map[string]string {
+	m := maps.Clone(c.Settings)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, c.NodeSettings[i])
+	return m
+}
+
+// ParseBytes parses a size such as 1GiB, 512MiB, 512M, 2g or a plain byte count.
+// Suffixes are binary (K, M, G, T with optional "i" and "B").
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := len(t)
+	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
+		i--
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a size (examples: 1GiB, 512MiB)", s)
+	}
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
+	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q: unknown size unit (use K, M, G, T, with or without iB)", s)
+	}
+	return int64(f * mult), nil
+}
+
+// FormatBytes prints a byte count in binary units.
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + "B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	s = strings.TrimSuffix(s, ".0")
+	return s + string("KMGTPE"[exp]) + "iB"
+}
