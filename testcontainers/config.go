@@ -89,6 +89,8 @@ type Config struct {
 var (
 	nameRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
 	settingKeyRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]*$`)
+	// The password goes into SQL and a shell here-document: keep it to safe characters.
+	passwordRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
 )
 
 // withDefaults returns a copy with defaults filled in.
@@ -168,6 +170,9 @@ func (c Config) Validate() error {
 				errs = append(errs, configErr("--set", "%q: not a server setting name", k))
 			}
 		}
+	}
+	if !passwordRE.MatchString(c.Password) {
+		errs = append(errs, configErr("password", "use 1-64 letters, digits and _ . + -"))
 	}
 	if c.ReadyTimeout < 0 {
 		errs = append(errs, configErr("ReadyTimeout", "must not be negative"))

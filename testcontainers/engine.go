@@ -13,7 +13,6 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
-	tc "github.com/testcontainers/testcontainers-go"
 )
 
 // ErrEngineUnavailable means no container engine answered. The CLI maps it to exit code 3.
@@ -22,8 +21,8 @@ var ErrEngineUnavailable = errors.New("container engine not reachable")
 // Engine is a connection to the container engine and the loopback address its
 // published ports answer on.
 type Engine struct {
-	// Client is the engine API client (the one testcontainers-go uses).
-	Client *tc.DockerClient
+	// Client is the engine API client, on DOCKER_HOST or the default local socket.
+	Client *client.Client
 	// Host is the address published ports are reached on: 127.0.0.1 when the
 	// engine runs on a local socket.
 	Host string
@@ -80,11 +79,14 @@ func Connect(ctx context.Context) (*Engine, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cli, err := tc.NewDockerClientWithOpts(pctx)
+	// Our own client, strictly on DOCKER_HOST: testcontainers-go would quietly fall
+	// back to another engine when DOCKER_HOST does not answer.
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return nil, fmt.Errorf("%w at %s: %v (start dockerd, or set DOCKER_HOST)", ErrEngineUnavailable, where, err)
 	}
-	if _, err := cli.Ping(pctx, client.PingOptions{}); err != nil {
+	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		cli.Close()
 		return nil, fmt.Errorf("%w at %s: %v (start dockerd, or set DOCKER_HOST)", ErrEngineUnavailable, where, err)
 	}
 	return &Engine{Client: cli, Host: engineHost(), local: localEngine()}, nil

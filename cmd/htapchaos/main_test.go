@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// bin is the htapchaos binary built for tests that need a real process (signals,
+// environment).
+var bin string
+
+const testPrefix = "clitest-"
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "htapchaos-test")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "htapchaos")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	sweep()
+	code := m.Run()
+	if n := sweep(); n > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d test cluster(s) were left behind\n", n)
+		code = 1
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// sweep removes clusters these tests created and returns how many it found.
+func sweep() int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	eng, err := testcontainers.Connect(ctx)
+	if err != nil {
+		return 0
+	}
+	list, err := testcontainers.List(ctx, eng)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range list {
+		if strings.HasPrefix(s.Name, testPrefix) {
+			n++
+			_, _ = testcontainers.Remove(ctx, eng, s.Name)
+		}
+	}
+	return n
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// htapchaos runs the binary with extra environment.
+func htapchaos(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// engineOrSkip returns the engine, skips where none runs (fails under CI).
+func engineOrSkip(t *testing.T) *testcontainers.Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	eng, err := testcontainers.Connect(ctx)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs the engine: %v", err)
+		}
+		t.Skipf("no container engine: %v", err)
+	}
+	if ok, _ := eng.ImageExists(ctx, testcontainers.DefaultImage); !ok {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs the node image %s", testcontainers.DefaultImage)
+		}
+		t.Skipf("node image %s not built (htapchaos image build)", testcontainers.DefaultImage)
+	}
+	return eng
+}
+
+func clusterCount(t *testing.T, eng *testcontainers.Engine, name string) int {
+	t.Helper()
+	list, err := testcontainers.List(context.Background(), eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list {
+		if s.Name == name {
+			return s.Nodes
+		}
+	}
+	return 0
+}
+
+func TestBadInputExitsTwoAndCreatesNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	eng, _ := testcontainers.Connect(ctx) // nil without an engine: then only exit codes are checked
+	before := listedClusters(t, eng)
+	cases := []struct {
+		args []string
+		want string // in stderr
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"cluster", "up", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"cluster", "up", "--topology", "ring"}, `--topology: unknown topology "ring"`},
+		{[]string{"cluster", "up", "--nodes", "4"}, "--nodes: 4: an even galera node count"},
+		{[]string{"cluster", "up", "--nodes", "x"}, `invalid argument "x" for "--nodes"`},
+		{[]string{"cluster", "up", "--memory", "128MiB"}, "--memory: 128MiB is under the minimum of 256MiB"},
+		{[]string{"cluster", "up", "--memory", "lots"}, `--memory: "lots" is not a size`},
+		{[]string{"cluster", "up", "--set", "no-equals-sign"}, `--set: "no-equals-sign": want key=value`},
+		{[]string{"cluster", "up", "--set", "9:x=1"}, "--set: node 9: out of range 1-3"},
+		{[]string{"cluster", "up", "--name", "Bad_Name"}, `--name: "Bad_Name"`},
+		{[]string{"cluster", "down"}, "name one or more clusters, or pass --all"},
+		{[]string{"cluster", "status"}, "accepts 1 arg(s), received 0"},
+		{[]string{"cluster", "frob"}, `unknown command "frob"`},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("stderr %q does not name the problem (%q)", errb.String(), tc.want)
+			}
+		})
+	}
+	// Every problem is reported at once.
+	var errb bytes.Buffer
+	run([]string{"cluster", "up", "--topology", "galera", "--nodes", "2", "--memory", "1MiB", "--set", "9:a=b"}, &bytes.Buffer{}, &errb)
+	for _, want := range []string{"--nodes", "--memory", "--set"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("combined error %q misses %s", errb.String(), want)
+		}
+	}
+	if after := listedClusters(t, eng); after != before {
+		t.Errorf("bad input changed the engine: %d clusters before, %d after", before, after)
+	}
+}
+
+// listedClusters counts the clusters in the engine (-1 without an engine).
+func listedClusters(t *testing.T, eng *testcontainers.Engine) int {
+	t.Helper()
+	if eng == nil {
+		return -1
+	}
+	list, err := testcontainers.List(context.Background(), eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list)
+}
+
+func TestEngineNotRunningExitsThree(t *testing.T) {
+	sock := "unix://" + filepath.Join(t.TempDir(), "no-engine.sock")
+	for _, args := range [][]string{{"cluster", "up", "--name", testPrefix + "noengine"}, {"cluster", "ls"}, {"cluster", "down", "--all"}} {
+		r := htapchaos(t, []string{"DOCKER_HOST=" + sock}, args...)
+		if r.code != exitInfra || !strings.Contains(r.stderr, "container engine not reachable") || !strings.Contains(r.stderr, sock) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 3 naming the engine address", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestImageBuildWithoutMmdebstrapNamesIt(t *testing.T) {
+	r := htapchaos(t, []string{"PATH=" + t.TempDir()}, "image", "build", "--tag", "htapchaos/never:built")
+	if r.code != exitInfra || !strings.Contains(r.stderr, "mmdebstrap is not installed") {
+		t.Fatalf("exit %d, stderr %q; want exit 3 naming mmdebstrap", r.code, r.stderr)
+	}
+}
+
+func TestClusterUpJSONLsStatusDown(t *testing.T) {
+	eng := engineOrSkip(t)
+	name := testPrefix + "json"
+	r := htapchaos(t, nil, "cluster", "up", "--topology", "single", "--memory", "512MiB", "--name", name, "--json")
+	if r.code != 0 {
+		t.Fatalf("up: exit %d: %s", r.code, r.stderr)
+	}
+	t.Cleanup(func() { htapchaos(t, nil, "cluster", "down", name) })
+	var info struct {
+		Name     string `json:"name"`
+		Topology string `json:"topology"`
+		Nodes    []struct {
+			Name        string `json:"name"`
+			DSN         string `json:"dsn"`
+			Host        string `json:"host"`
+			Port        int    `json:"port"`
+			ContainerID string `json:"container_id"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+		t.Fatalf("up --json printed %q: %v", r.stdout, err)
+	}
+	if info.Name != name || info.Topology != "single" || len(info.Nodes) != 1 {
+		t.Fatalf("info %+v", info)
+	}
+	n := info.Nodes[0]
+	if n.Host != "127.0.0.1" || n.Port == 0 || n.ContainerID == "" || !strings.Contains(n.DSN, fmt.Sprintf("tcp(127.0.0.1:%d)", n.Port)) {
+		t.Fatalf("node %+v: want a loopback DSN", n)
+	}
+
+	r = htapchaos(t, nil, "cluster", "ls", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name":"`+name+`"`) {
+		t.Fatalf("ls: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = htapchaos(t, nil, "cluster", "status", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "running") || !strings.Contains(r.stdout, "512MiB") {
+		t.Fatalf("status: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+	// A second cluster of the same name is refused, and the first one is untouched.
+	r = htapchaos(t, nil, "cluster", "up", "--topology", "single", "--name", name)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("duplicate name: exit %d, %s", r.code, r.stderr)
+	}
+	if clusterCount(t, eng, name) != 1 {
+		t.Fatal("the duplicate attempt touched the existing cluster")
+	}
+
+	start := time.Now()
+	r = htapchaos(t, nil, "cluster", "down", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "removed 1 container(s) and 2 network(s)") {
+		t.Fatalf("down: exit %d, %q %q", r.code, r.stdout, r.stderr)
+	}
+	t.Logf("cluster down took %v", time.Since(start))
+	if clusterCount(t, eng, name) != 0 {
+		t.Fatal("containers left after down")
+	}
+	// Down is idempotent: a script may run it twice.
+	if r = htapchaos(t, nil, "cluster", "down", name); r.code != 0 || !strings.Contains(r.stderr, "no cluster named") {
+		t.Fatalf("second down: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// Ctrl-C while a cluster forms removes everything and exits 130.
+func TestInterruptDuringUpCleansUp(t *testing.T) {
+	eng := engineOrSkip(t)
+	name := testPrefix + "sigint"
+	cmd := exec.Command(bin, "cluster", "up", "--name", name, "--nodes", "3")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for clusterCount(t, eng, name) == 0 {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no container appeared: %s", errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitInterrupted {
+		t.Fatalf("exit %v, want %d; stderr %s", err, exitInterrupted, errb.String())
+	}
+	ctx := context.Background()
+	if c, _ := testcontainers.List(ctx, eng); len(c) > 0 {
+		for _, s := range c {
+			if s.Name == name {
+				t.Fatalf("cluster %s left behind after Ctrl-C: %+v\n%s", name, s, errb.String())
+			}
+		}
+	}
+	if n := networksOf(t, eng, name); n != 0 {
+		t.Fatalf("%d network(s) left behind after Ctrl-C", n)
+	}
+	if !strings.Contains(errb.String(), "interrupted: removing cluster "+name) {
+		t.Errorf("stderr does not say it cleaned up: %s", errb.String())
+	}
+}
+
+func networksOf(t *testing.T, eng *testcontainers.Engine, name string) int {
+	t.Helper()
+	r, err := testcontainers.RemoveAll(context.Background(), eng, map[string]string{testcontainers.LabelCluster: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Networks + r.Containers
+}

@@ -1,0 +1,3 @@
+// Package experiments will own experiment specs, the runner and the scorers. Not
+// built yet: see the experiments issue.
+package experiments
