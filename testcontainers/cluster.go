@@ -234,7 +234,16 @@ func (c *Cluster) newNetwork(ctx context.Context, kind, node string) (*tc.Docker
 	if node != "" {
 		l[LabelAlias] = node
 	}
-	n, err := tcnetwork.New(ctx, tcnetwork.WithLabels(l))
+	opts := []tcnetwork.NetworkCustomizer{tcnetwork.WithLabels(l)}
+	if kind == kindClusterNet {
+		// Internal: peers reach each other, nothing is routed out, and the engine never
+		// picks it as a container's gateway. A container's published ports ride on its
+		// gateway network, and between two ordinary bridges the engine picks by
+		// network name, which is random here: then cutting a node off the cluster
+		// network could also cut its clients off.
+		opts = append(opts, tcnetwork.WithInternal())
+	}
+	n, err := tcnetwork.New(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("create %s network: %w", kind, err)
 	}

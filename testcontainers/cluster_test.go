@@ -220,6 +220,28 @@ func TestGalera(t *testing.T) {
 		}
 	})
 
+	t.Run("cut-off-node-keeps-its-client-path", func(t *testing.T) {
+		// Published ports ride on each node's own client network, whatever the
+		// engine's choice of gateway: a partition must not also cut clients off.
+		for _, n := range c.Nodes {
+			if err := n.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			ok, seen, _ := n.answers(ctx)
+			if err := n.Reconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				t.Errorf("%s cut off the cluster network does not answer its clients: %s", n.Name, seen)
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := c.WaitReady(wctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("partition-one-node", func(t *testing.T) {
 		if err := n3.Disconnect(ctx); err != nil {
 			t.Fatal(err)
