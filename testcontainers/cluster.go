@@ -209,7 +209,11 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		size = len(c.Nodes)
 	}
 	return c.each(c.Nodes, func(n *Node) error {
-		return n.waitFor(ctx, func(ctx context.Context) (bool, string, error) { return n.ready(ctx, size) })
+		err := n.waitFor(ctx, func(ctx context.Context) (bool, string, error) { return n.ready(ctx, size) })
+		if err == nil && c.cfg.Progress != nil {
+			c.cfg.Progress("cluster %s: %s ready", c.Name, n.Name)
+		}
+		return err
 	})
 }
 

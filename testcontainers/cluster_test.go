@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/moby/moby/client"
 )
 
 func open(t *testing.T, n *Node) *sql.DB {
@@ -325,10 +326,25 @@ func TestGalera(t *testing.T) {
 }
 
 func TestPrimaryReplica(t *testing.T) {
-	c := StartForTest(t, Config{Topology: PrimaryReplica, Memory: 512 << 20, Labels: testLabels})
+	c := StartForTest(t, Config{Topology: PrimaryReplica, Memory: 512 << 20, CPUs: 1.5, Labels: testLabels})
 	ctx := within(t, 3*time.Minute)
 	if len(c.Nodes) != 3 || c.Nodes[0].Role != RolePrimary || c.Nodes[1].Role != RoleReplica || c.Nodes[2].Role != RoleReplica {
 		t.Fatalf("roles: %v %v %v", c.Nodes[0].Role, c.Nodes[1].Role, c.Nodes[2].Role)
+	}
+	for _, n := range c.Nodes {
+		res, err := c.engine.Client.ContainerInspect(ctx, n.ID, client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := res.Container.HostConfig
+		if hc.NanoCPUs != 1.5e9 || hc.Memory != 512<<20 || hc.MemorySwap != hc.Memory {
+			t.Errorf("%s: cpus %d, memory %d, memory+swap %d; want 1.5 CPUs, 512MiB, no swap", n.Name, hc.NanoCPUs, hc.Memory, hc.MemorySwap)
+		}
+		for _, b := range hc.PortBindings[mysqlPort] {
+			if b.HostIP.String() != "127.0.0.1" {
+				t.Errorf("%s: port published on %v, want loopback only", n.Name, b.HostIP)
+			}
+		}
 	}
 	p := c.Nodes[0]
 	if _, err := open(t, p).ExecContext(ctx, "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(64))"); err != nil {

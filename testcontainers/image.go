@@ -112,6 +112,10 @@ func BuildImage(ctx context.Context, b ImageBuild) error {
 		b.Suite, "-", b.Sources,
 	}
 	cmd := exec.CommandContext(ctx, mmdebstrap, args...)
+	// On cancel, ask mmdebstrap to stop so it unmounts and removes its build
+	// directory; kill it only if it does not stop within 20 seconds.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 20 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

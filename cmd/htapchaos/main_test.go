@@ -186,7 +186,7 @@ func listedClusters(t *testing.T, eng *testcontainers.Engine) int {
 
 func TestEngineNotRunningExitsThree(t *testing.T) {
 	sock := "unix://" + filepath.Join(t.TempDir(), "no-engine.sock")
-	for _, args := range [][]string{{"cluster", "up", "--name", testPrefix + "noengine"}, {"cluster", "ls"}, {"cluster", "down", "--all"}} {
+	for _, args := range [][]string{{"cluster", "up", "--name", testPrefix + "noengine"}, {"cluster", "ls"}, {"cluster", "down", "--all"}, {"cluster", "status", "x"}, {"image", "build", "--tag", "htapchaos/never:built"}} {
 		r := htapchaos(t, []string{"DOCKER_HOST=" + sock}, args...)
 		if r.code != exitInfra || !strings.Contains(r.stderr, "container engine not reachable") || !strings.Contains(r.stderr, sock) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 3 naming the engine address", args, r.code, r.stderr)
@@ -198,6 +198,18 @@ func TestImageBuildWithoutMmdebstrapNamesIt(t *testing.T) {
 	r := htapchaos(t, []string{"PATH=" + t.TempDir()}, "image", "build", "--tag", "htapchaos/never:built")
 	if r.code != exitInfra || !strings.Contains(r.stderr, "mmdebstrap is not installed") {
 		t.Fatalf("exit %d, stderr %q; want exit 3 naming mmdebstrap", r.code, r.stderr)
+	}
+}
+
+func TestMissingImageExitsThreeAndCreatesNothing(t *testing.T) {
+	eng := engineOrSkip(t)
+	name := testPrefix + "noimage"
+	r := htapchaos(t, nil, "cluster", "up", "--image", "htapchaos/none:0", "--name", name)
+	if r.code != exitInfra || !strings.Contains(r.stderr, "htapchaos/none:0 is not in the engine") || !strings.Contains(r.stderr, "htapchaos image build") {
+		t.Fatalf("exit %d, stderr %q; want exit 3 naming the image and how to build it", r.code, r.stderr)
+	}
+	if n := networksOf(t, eng, name); n != 0 {
+		t.Fatalf("%d resources created for a cluster that could not start", n)
 	}
 }
 
