@@ -66,19 +66,15 @@ func (n *Node) Addr() string { return net.JoinHostPort(n.Host(), strconv.Itoa(n.
 // DSN is a go-sql-driver/mysql DSN for root on the node's published port, with dial,
 // read and write timeouts so that a frozen node cannot hang a client.
 func (n *Node) DSN() string {
-	return n.dsnWith(5*time.Second, 30*time.Second)
+	return n.dsn(n.Port(), 5*time.Second, 30*time.Second)
 }
 
-func (n *Node) dsnWith(dial, rw time.Duration) string {
+func (n *Node) dsn(port int, dial, rw time.Duration) string {
 	cfg := mysql.NewConfig()
-	cfg.User = "root"
-	cfg.Passwd = n.c.password
-	cfg.Net = "tcp"
-	cfg.Addr = n.Addr()
+	cfg.User, cfg.Passwd, cfg.Net = "root", n.c.password, "tcp"
+	cfg.Addr = net.JoinHostPort(n.Host(), strconv.Itoa(port))
 	cfg.DBName = DefaultDatabase
-	cfg.Timeout = dial
-	cfg.ReadTimeout = rw
-	cfg.WriteTimeout = rw
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = dial, rw, rw
 	cfg.ParseTime = true
 	return cfg.FormatDSN()
 }
@@ -91,7 +87,7 @@ func (n *Node) DB() (*sql.DB, error) {
 	if n.db != nil {
 		return n.db, nil
 	}
-	db, err := sql.Open("mysql", n.dsnLocked())
+	db, err := sql.Open("mysql", n.dsn(n.port, 2*time.Second, 10*time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -100,15 +96,6 @@ func (n *Node) DB() (*sql.DB, error) {
 	db.SetConnMaxIdleTime(30 * time.Second)
 	n.db = db
 	return db, nil
-}
-
-func (n *Node) dsnLocked() string {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net = "root", n.c.password, "tcp"
-	cfg.Addr = net.JoinHostPort(n.c.engine.Host, strconv.Itoa(n.port))
-	cfg.DBName = DefaultDatabase
-	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, 10*time.Second, 10*time.Second
-	return cfg.FormatDSN()
 }
 
 // close releases the control pool.
