@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -33,13 +34,14 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // before the command ran (unknown command or flag, wrong arguments) is a usage error.
 func (a *app) exitCode(ctx context.Context, err error) int {
 	var cfgErr *testcontainers.ConfigError
+	var loadErr *loadgen.UsageError
 	var uerr usageError
 	switch {
 	case err == nil:
 		return exitOK
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case !a.ran, errors.As(err, &uerr), errors.As(err, &cfgErr):
+	case !a.ran, errors.As(err, &uerr), errors.As(err, &cfgErr), errors.As(err, &loadErr):
 		return exitUsage
 	default:
 		return exitInfra
@@ -74,7 +76,7 @@ outages start with, and scores each experiment against known production failure 
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd())
+	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd())
 	return root
 }
 

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/htapchaos/htapchaos/loadgen"
+	"github.com/htapchaos/htapchaos/results"
+	"github.com/htapchaos/htapchaos/testcontainers"
+)
+
+type loadFlags struct {
+	targets     []string
+	cluster     string
+	workload    string
+	rate        float64
+	concurrency int
+	phases      string
+	mix         []string
+	route       string
+	duration    time.Duration
+	maxOps      int64
+	out         string
+	workers     int
+	maxInFlight int
+	opTimeout   time.Duration
+	retries     int
+	backoff     time.Duration
+	setup       bool
+	dialect     string
+	data        loadgen.Data
+	batchRows   int
+	query       string
+	seed        uint64
+	gap, late   time.Duration
+	timeouts    loadgen.Timeouts
+}
+
+func (a *app) loadCmd() *cobra.Command {
+	var f loadFlags
+	reg := loadgen.NewRegistry()
+	cmd := &cobra.Command{
+		Use:   "load (--target DSN[,DSN...] | --cluster NAME) --workload NAME",
+		Short: "Run load alone: open-loop or closed-loop traffic, measured in HDR histograms",
+		Long: `Drive one workload at the targets and record every operation: latency from each
+operation's intended start (open loop, no coordinated omission) and service time,
+errors by class, late and dropped operations, and unavailability gaps per node.
+Writes <workload>.hlog (standard HdrHistogram interval logs), intervals.jsonl,
+summary.json and ledger.json (acknowledged inserts) into --out as the run goes.
+
+Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
+		Example: `  htapchaos load --cluster demo --workload oltp --rate 2000 --duration 30s
+  htapchaos load --target 'root:pw@tcp(127.0.0.1:3306)/htapchaos' --workload oltp --concurrency 8 --mix point-read=100
+  htapchaos load --cluster demo --workload analytics --rate 2 --route node=2
+  htapchaos load --cluster demo --workload oltp --phases 20s@1000,20s@4000,20s@1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flags := cmd.Flags()
+			return a.load(cmd.Context(), reg, f, flags.Changed("rate"), flags.Changed("concurrency"))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.targets, "target", nil, "DSN of each node (go-sql-driver/mysql form), comma-separated or repeated")
+	fl.StringVar(&f.cluster, "cluster", "", "a cluster started by `htapchaos cluster up`")
+	fl.StringVar(&f.workload, "workload", "oltp", "workload: "+strings.Join(reg.Names(), ", "))
+	fl.Float64Var(&f.rate, "rate", 1000, "open loop: operations per second")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "closed loop: fixed workers, each waiting for its last operation (for comparison with peers)")
+	fl.StringVar(&f.phases, "phases", "", "rates (or concurrencies) by phase: DURATION@RATE,... (replaces --rate/--concurrency and --duration)")
+	fl.StringArrayVar(&f.mix, "mix", nil, "operation weights, e.g. point-read=70,insert=30 (default: the workload's)")
+	fl.StringVar(&f.route, "route", "all", "all (round-robin), node=N, or nodes=N,M")
+	fl.DurationVar(&f.duration, "duration", 30*time.Second, "how long to run")
+	fl.Int64Var(&f.maxOps, "max-ops", 0, "stop after this many operations (0: no limit)")
+	fl.StringVar(&f.out, "out", "", "run directory (default runs/load-TIMESTAMP)")
+	fl.IntVar(&f.workers, "workers", 32, "open loop: connections per node")
+	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "open loop: operations started or waiting per node before new ones are dropped (default 10 s of the rate)")
+	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "timeout of each attempt")
+	fl.IntVar(&f.retries, "retries", 0, "client retries after a failed attempt (next node of the route)")
+	fl.DurationVar(&f.backoff, "retry-backoff", 100*time.Millisecond, "wait before the first retry; doubles each time")
+	fl.BoolVar(&f.setup, "setup", true, "create the schema if missing and seed it to --users/--orders first")
+	fl.StringVar(&f.dialect, "dialect", "mariadb", "DDL dialect: mariadb, mysql, singlestore")
+	fl.Int64Var(&f.data.Users, "users", 10_000, "users to seed")
+	fl.Int64Var(&f.data.Orders, "orders", 100_000, "orders to seed")
+	fl.IntVar(&f.batchRows, "batch-rows", 500, "rows per statement of the batch workload")
+	fl.StringVar(&f.query, "query", "", "your own query, for the analytics op sql (use --mix sql=1)")
+	fl.Uint64Var(&f.seed, "seed", 1, "seed of operation choices")
+	fl.DurationVar(&f.gap, "gap-threshold", 500*time.Millisecond, "report a node's unavailability gap when no operation succeeded for this long")
+	fl.DurationVar(&f.late, "late-threshold", 10*time.Millisecond, "an operation starting this much after its intended time is late")
+	fl.DurationVar(&f.timeouts.Dial, "dial-timeout", loadgen.DefaultTimeouts.Dial, "connect timeout, where the DSN sets none")
+	fl.DurationVar(&f.timeouts.Read, "read-timeout", loadgen.DefaultTimeouts.Read, "read timeout, where the DSN sets none")
+	fl.DurationVar(&f.timeouts.Write, "write-timeout", loadgen.DefaultTimeouts.Write, "write timeout, where the DSN sets none")
+	return cmd
+}
+
+func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rateSet, concSet bool) error {
+	wl, err := reg.Get(f.workload)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if rateSet && concSet {
+		add(usagef("--rate and --concurrency: pick one (open or closed loop)"))
+	}
+	if (f.cluster == "") == (len(f.targets) == 0) && !wl.NoDB {
+		add(usagef("give --target DSNs or --cluster NAME (one of them)"))
+	}
+	dialect, err := loadgen.ParseDialect(f.dialect)
+	add(err)
+	mix, err := loadgen.ParseMix(f.mix)
+	add(err)
+	closed := concSet
+	var phases []loadgen.Phase
+	switch {
+	case f.phases != "":
+		phases, err = loadgen.ParsePhases(f.phases, closed)
+		add(err)
+	case closed:
+		if f.concurrency <= 0 {
+			add(usagef("--concurrency %d: must be positive", f.concurrency))
+		}
+		phases = []loadgen.Phase{{Name: "run", Duration: f.duration, Concurrency: f.concurrency}}
+	default:
+		if !(f.rate > 0) {
+			add(usagef("--rate %g: the rate must be positive", f.rate))
+		}
+		phases = []loadgen.Phase{{Name: "run", Duration: f.duration, Rate: f.rate}}
+	}
+	if f.duration <= 0 {
+		add(usagef("--duration %v: must be positive", f.duration))
+	}
+	if f.data.Users < 1 || f.data.Orders < 1 {
+		add(usagef("--users and --orders must be at least 1"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	// Targets: the nodes of a cluster, or DSNs.
+	var targets []loadgen.Target
+	if !wl.NoDB {
+		if f.cluster != "" {
+			c, err := testcontainers.Attach(ctx, f.cluster)
+			if err != nil {
+				if errors.Is(err, testcontainers.ErrNoCluster) {
+					return usageError{err}
+				}
+				return err
+			}
+			for _, n := range c.Nodes {
+				t, err := loadgen.NewTarget(n.Index, n.DSN(), f.timeouts)
+				if err != nil {
+					return err
+				}
+				targets = append(targets, t)
+			}
+		} else if targets, err = loadgen.ParseTargets(f.targets, f.timeouts); err != nil {
+			return err
+		}
+	}
+	route, err := loadgen.ParseRoute(f.route, max(len(targets), 1))
+	if err != nil {
+		return err
+	}
+	if wl.NoDB {
+		route = loadgen.Route{}
+	}
+	cfg := loadgen.Config{
+		Targets: targets,
+		Workloads: []loadgen.Spec{{
+			Workload: wl, Mix: mix, Closed: closed, Phases: phases, Route: route,
+			Workers: f.workers, MaxInFlight: f.maxInFlight, OpTimeout: f.opTimeout,
+			Retry: loadgen.Retry{Retries: f.retries, Backoff: f.backoff}, MaxOps: f.maxOps, Seed: f.seed,
+		}},
+		Params:       loadgen.Params{Dialect: dialect, Data: f.data, BatchRows: f.batchRows, Query: f.query},
+		GapThreshold: f.gap, LateThreshold: f.late,
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if len(targets) > 0 {
+		if err := loadgen.CheckReachable(ctx, targets); err != nil {
+			return err
+		}
+		if f.setup {
+			if err := a.setupData(ctx, targets, dialect, f.data); err != nil {
+				return err
+			}
+		}
+	}
+	// Only now, with the input good and the targets answering, make the run directory.
+	out := f.out
+	if out == "" {
+		out = filepath.Join("runs", "load-"+time.Now().Format("20060102-150405"))
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	cfg.Out = out
+	prog := newProgressPrinter(a.stderr)
+	cfg.Progress = prog.update
+	a.progress("load: %s against %d node(s), %s; writing %s", wl.Name, max(len(targets), 1), describePhases(phases), out)
+	res, err := loadgen.Run(ctx, cfg)
+	prog.done()
+	if res != nil && res.Summary != nil {
+		printSummary(a.stdout, res)
+		fmt.Fprintf(a.stdout, "\nresults in %s (summary.json, %s.hlog, intervals.jsonl, ledger.json)\n", out, wl.Name)
+	}
+	return err
+}
+
+func (a *app) setupData(ctx context.Context, targets []loadgen.Target, d loadgen.Dialect, data loadgen.Data) error {
+	t := targets[0]
+	db, err := sql.Open("mysql", t.DSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a.progress("setup: schema and seed data (%d users, %d orders) on node %d", data.Users, data.Orders, t.Node)
+	rep, err := loadgen.Setup(ctx, db, d, data)
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	if rep.UsersAdded+rep.OrdersAdded == 0 {
+		return nil
+	}
+	a.progress("setup: seeded %d users and %d orders in %.1fs (%.0f rows/s); waiting for replication to settle", rep.UsersAdded, rep.OrdersAdded, rep.Elapsed.Seconds(), rep.RowsPerSecond())
+	start := time.Now()
+	if err := loadgen.WaitSettled(ctx, targets, 5*time.Minute); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	a.progress("setup: settled in %.1fs", time.Since(start).Seconds())
+	return nil
+}
+
+func describePhases(ps []loadgen.Phase) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		if p.Concurrency > 0 {
+			s[i] = fmt.Sprintf("%v at concurrency %d", p.Duration, p.Concurrency)
+		} else {
+			s[i] = fmt.Sprintf("%v at %g ops/s", p.Duration, p.Rate)
+		}
+	}
+	return strings.Join(s, ", then ")
+}
+
+// progressPrinter shows a live line on a terminal, and a plain line every 10 s otherwise.
+type progressPrinter struct {
+	w        io.Writer
+	tty      bool
+	lastLine time.Time
+	printed  bool
+}
+
+func newProgressPrinter(w io.Writer) *progressPrinter {
+	p := &progressPrinter{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progressPrinter) update(pr loadgen.Progress) {
+	iv := pr.Interval
+	secs := iv.End.Sub(iv.Start).Seconds()
+	if secs <= 0 {
+		secs = 1
+	}
+	line := fmt.Sprintf("%s %4.0fs/%.0fs  %7.0f ops/s  p99 %8s  errors %d  late %d  dropped %d",
+		pr.Phase, pr.Elapsed.Seconds(), pr.Total.Seconds(), float64(iv.Ops)/secs, fmtDur(iv.P99), iv.Errors, iv.Late, iv.Dropped)
+	switch {
+	case p.tty:
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.printed = true
+	case time.Since(p.lastLine) >= 10*time.Second:
+		fmt.Fprintf(p.w, "%s %s\n", time.Now().Format("15:04:05"), line)
+		p.lastLine = time.Now()
+	}
+}
+
+func (p *progressPrinter) done() {
+	if p.tty && p.printed {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", float64(d)/1e6)
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}
+
+func printSummary(w io.Writer, res *loadgen.Result) {
+	s := res.Summary
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "WORKLOAD\tOP\tNODE\tOK\tOPS/S\tERRORS\tLATE\tDROPPED\tP50\tP99\tP99.9\tMAX\t")
+	for _, o := range s.Ops {
+		fmt.Fprintf(tw, "%s\t%s\tn%d\t%d\t%.1f\t%s\t%d\t%d\t%.2fms\t%.2fms\t%.2fms\t%.2fms\t\n", o.Workload, o.Op, o.Node, o.Count, o.Rate,
+			errorsText(o), o.Late, o.Dropped, o.Latency.P50, o.Latency.P99, o.Latency.P999, o.Latency.Max)
+	}
+	tw.Flush()
+	for _, g := range s.Gaps {
+		for _, gap := range g.Gaps {
+			state := ""
+			if gap.Ongoing {
+				state = " (still open at the end)"
+			}
+			fmt.Fprintf(w, "gap: %s on n%d: %.2fs from %s, %d failed, %d late%s\n", g.Workload, g.Node, gap.Duration,
+				gap.Start.Format("15:04:05.000"), gap.Failed, gap.Late, state)
+		}
+	}
+	if res.Acked+res.Unknown > 0 {
+		fmt.Fprintf(w, "ledger: %d inserts acknowledged, %d with unknown outcome\n", res.Acked, res.Unknown)
+	}
+}
+
+func errorsText(o results.OpSummary) string {
+	if o.ErrorsTotal == 0 {
+		return "0"
+	}
+	var parts []string
+	for _, c := range results.Classes {
+		if n := o.Errors[c]; n > 0 && c != results.ClassCanceled {
+			parts = append(parts, fmt.Sprintf("%s=%d", c, n))
+		}
+	}
+	return fmt.Sprintf("%d (%s)", o.ErrorsTotal, strings.Join(parts, " "))
+}

@@ -1,0 +1,187 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// drain reads every row of a query (the client pays for the result set, as an
+// application would) and returns the row count.
+func drain(ctx context.Context, q Querier, query string, args ...any) (int, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
+}
+
+// OLTP is the transactional workload: point reads, inserts, status updates and a
+// user's recent orders.
+func OLTP() *Workload {
+	return &Workload{
+		Name:        "oltp",
+		Description: "point reads, inserts, status updates and recent-order lookups on orders",
+		Ops: []Op{
+			{Name: "point-read", Weight: 50, Run: func(ctx context.Context, q Querier, w *Worker) error {
+				var (
+					id, user      int64
+					amount        float64
+					status, ctime string
+				)
+				err := q.QueryRowContext(ctx, "SELECT order_id, user_id, amount, status, created_at FROM orders WHERE order_id = ?", w.RandomOrder()).
+					Scan(&id, &user, &amount, &status, &ctime)
+				if errors.Is(err, sql.ErrNoRows) {
+					return nil // an empty answer is an answer
+				}
+				return err
+			}},
+			{Name: "insert", Weight: 20, Writes: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
+				id := w.NextID()
+				_, err := q.ExecContext(ctx, "INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (?, ?, ?, 'pending', NOW(6))",
+					id, w.RandomUser(), float64(w.Rand.IntN(100000))/100)
+				recordWrite(w, err, id)
+				return err
+			}},
+			{Name: "update-status", Weight: 15, Run: func(ctx context.Context, q Querier, w *Worker) error {
+				_, err := q.ExecContext(ctx, "UPDATE orders SET status = ? WHERE order_id = ?",
+					orderStatuses[w.Rand.IntN(len(orderStatuses))], w.RandomOrder())
+				return err
+			}},
+			{Name: "recent-orders", Weight: 15, Run: func(ctx context.Context, q Querier, w *Worker) error {
+				_, err := drain(ctx, q, "SELECT order_id, amount, status, created_at FROM orders WHERE user_id = ? ORDER BY created_at DESC LIMIT 10", w.RandomUser())
+				return err
+			}},
+		},
+	}
+}
+
+// recordWrite puts an insert's outcome in the ledger: acknowledged, or unknown (the
+// statement may or may not have committed).
+func recordWrite(w *Worker, err error, ids ...int64) {
+	for _, id := range ids {
+		if err == nil {
+			w.Ack(id)
+		} else {
+			w.Unknown(id)
+		}
+	}
+}
+
+// Analytics is the analytical workload: the article's dashboard and join, a wide
+// fraud scan, and a query of the user's own.
+func Analytics() *Workload {
+	return &Workload{
+		Name:        "analytics",
+		Description: "the article's per-user dashboard, active-user revenue join, a wide fraud scan, and your own query",
+		Ops: []Op{
+			{Name: "dashboard", Weight: 50, Run: func(ctx context.Context, q Querier, _ *Worker) error {
+				_, err := drain(ctx, q, "SELECT user_id, COUNT(*), SUM(amount) FROM orders WHERE created_at > NOW() - INTERVAL 1 HOUR GROUP BY user_id")
+				return err
+			}},
+			{Name: "revenue-join", Weight: 25, Run: func(ctx context.Context, q Querier, _ *Worker) error {
+				_, err := drain(ctx, q, `SELECT u.email, o.order_count, o.total_revenue
+FROM users u
+JOIN (SELECT user_id, COUNT(*) AS order_count, SUM(amount) AS total_revenue
+      FROM orders WHERE created_at > NOW() - INTERVAL 7 DAY GROUP BY user_id) o ON u.user_id = o.user_id
+WHERE u.status = 'active'`)
+				return err
+			}},
+			{Name: "fraud-scan", Weight: 25, Run: func(ctx context.Context, q Querier, _ *Worker) error {
+				_, err := drain(ctx, q, `SELECT status, COUNT(*), SUM(amount), AVG(amount), MAX(amount), MIN(amount), COUNT(DISTINCT user_id)
+FROM orders WHERE amount > 0 GROUP BY status`)
+				return err
+			}},
+			{Name: "sql", Run: func(ctx context.Context, q Querier, w *Worker) error {
+				if w.Params.Query == "" {
+					return errors.New("analytics sql: no query given (--query)")
+				}
+				_, err := drain(ctx, q, w.Params.Query)
+				return err
+			}},
+		},
+	}
+}
+
+// Batch is the bulk-load workload: multi-row INSERTs of BatchRows rows, and LOAD DATA
+// LOCAL INFILE where the server allows it.
+func Batch() *Workload {
+	return &Workload{
+		Name:        "batch",
+		Description: "bulk inserts of K rows per statement (--batch-rows), and LOAD DATA LOCAL INFILE",
+		Ops: []Op{
+			{Name: "bulk-insert", Weight: 100, Writes: true, Run: bulkInsert},
+			{Name: "load-data", Writes: true, Run: loadData},
+		},
+	}
+}
+
+func batchRows(w *Worker) int {
+	if w.Params.BatchRows > 0 {
+		return w.Params.BatchRows
+	}
+	return 500
+}
+
+func bulkInsert(ctx context.Context, q Querier, w *Worker) error {
+	n := batchRows(w)
+	var b strings.Builder
+	b.Grow(90 + n*30)
+	b.WriteString("INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES ")
+	ids := make([]int64, n)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		ids[i] = w.NextID()
+		// Values are numbers the tool made: formatted inline, one statement, no
+		// placeholder limit.
+		fmt.Fprintf(&b, "(%d,%d,%d.%02d,'batch',NOW(6))", ids[i], w.RandomUser(), w.Rand.IntN(1000), w.Rand.IntN(100))
+	}
+	_, err := q.ExecContext(ctx, b.String())
+	recordWrite(w, err, ids...)
+	return err
+}
+
+var loadDataSeq atomic.Int64
+
+func loadData(ctx context.Context, q Querier, w *Worker) error {
+	n := batchRows(w)
+	ids := make([]int64, n)
+	var buf bytes.Buffer
+	for i := range n {
+		ids[i] = w.NextID()
+		buf.WriteString(strconv.FormatInt(ids[i], 10))
+		fmt.Fprintf(&buf, "\t%d\t%d.%02d\tbatch\n", w.RandomUser(), w.Rand.IntN(1000), w.Rand.IntN(100))
+	}
+	name := "htapchaos-" + strconv.FormatInt(loadDataSeq.Add(1), 10)
+	data := buf.Bytes()
+	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
+	defer mysql.DeregisterReaderHandler(name)
+	_, err := q.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE orders (order_id, user_id, amount, status) SET created_at = NOW(6)")
+	recordWrite(w, err, ids...)
+	return err
+}
+
+// Noop does nothing: it measures the tool itself (pacer, recording) without a database.
+func Noop() *Workload {
+	return &Workload{
+		Name:        "noop",
+		Description: "does nothing, needs no database: measures htapchaos's own overhead",
+		NoDB:        true,
+		Ops:         []Op{{Name: "noop", Weight: 1, Run: func(context.Context, Querier, *Worker) error { return nil }}},
+	}
+}

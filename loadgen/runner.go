@@ -1,0 +1,493 @@
+package loadgen
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/htapchaos/htapchaos/results"
+)
+
+// Retry is a client retry policy (the article's clients: a timeout plus N retries with
+// backoff). A retried request is recorded once, as the user saw it: its latency covers
+// every attempt and the backoff between them, and it counts as failed only if the
+// last attempt failed. Each retry goes to the next node of the route.
+type Retry struct {
+	Retries int           // extra attempts after the first (0: none)
+	Backoff time.Duration // before the first retry; doubles each time (default 100ms)
+}
+
+// Spec is one workload's part of a run.
+type Spec struct {
+	Workload *Workload
+	Mix      map[string]int // op weights; empty: the workload's defaults
+	// Closed selects the closed loop: Phases give Concurrency (fixed workers, each
+	// waiting for its previous operation). Otherwise the open loop: Phases give Rate.
+	Closed bool
+	Phases []Phase
+	Route  Route
+	// Workers is the connections per routed node in the open loop (default 32).
+	Workers int
+	// MaxInFlight bounds the operations started or waiting per routed node in the open
+	// loop; past it an operation is dropped and counted (default: 10 s of the peak rate,
+	// at least Workers).
+	MaxInFlight int
+	// OpTimeout bounds each attempt (default 10s).
+	OpTimeout time.Duration
+	Retry     Retry
+	// MaxOps stops the workload after this many operations (0: when its phases end).
+	MaxOps int64
+	// Seed makes operation choices reproducible.
+	Seed uint64
+}
+
+// Config is a whole load run.
+type Config struct {
+	Targets   []Target
+	Workloads []Spec
+	Params    Params
+	// Out is the run directory (.hlog files, summary.json, ledger.json); "" keeps
+	// results in memory.
+	Out string
+	// Interval between recorder ticks and progress reports (default 1s).
+	Interval time.Duration
+	// GapThreshold and LateThreshold pass to the recorder.
+	GapThreshold, LateThreshold time.Duration
+	// RunTag picks the id range of generated rows (0: chosen against the database).
+	RunTag int64
+	// Progress is called after every tick.
+	Progress func(p Progress)
+}
+
+// Progress is the state of a run after one interval.
+type Progress struct {
+	Elapsed, Total time.Duration
+	Interval       results.Interval
+	Phase          string
+}
+
+// Result is what a run measured.
+type Result struct {
+	Summary *results.Summary
+	Ledger  *results.Ledger
+	Acked   int64
+	Unknown int64
+}
+
+// Validate checks the configuration and reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Workloads) == 0 {
+		errs = append(errs, usageErr("--workload", "no workload"))
+	}
+	if len(c.Targets) == 0 && slices.ContainsFunc(c.Workloads, func(s Spec) bool { return s.Workload != nil && !s.Workload.NoDB }) {
+		errs = append(errs, usageErr("--target", "no target"))
+	}
+	for _, s := range c.Workloads {
+		if s.Workload == nil {
+			errs = append(errs, usageErr("--workload", "nil workload"))
+			continue
+		}
+		if _, err := NewMix(s.Workload, s.Mix); err != nil {
+			errs = append(errs, err)
+		}
+		if len(s.Phases) == 0 {
+			errs = append(errs, usageErr("--duration", "%s: no phase", s.Workload.Name))
+		}
+		for _, p := range s.Phases {
+			if p.Duration <= 0 {
+				errs = append(errs, usageErr("--duration", "%s: %v is not a positive duration", s.Workload.Name, p.Duration))
+			}
+			if !s.Closed && p.Rate < 0 {
+				errs = append(errs, usageErr("--rate", "%s: %g: the rate must be positive", s.Workload.Name, p.Rate))
+			}
+			if s.Closed && p.Concurrency < 0 {
+				errs = append(errs, usageErr("--concurrency", "%s: %d: must be positive", s.Workload.Name, p.Concurrency))
+			}
+		}
+		for _, n := range s.Route.Nodes {
+			if !s.Workload.NoDB && (n < 1 || n > len(c.Targets)) {
+				errs = append(errs, usageErr("--route", "node %d: out of range 1-%d", n, len(c.Targets)))
+			}
+		}
+		if s.Workers < 0 || s.MaxInFlight < 0 || s.OpTimeout < 0 || s.Retry.Retries < 0 || s.MaxOps < 0 {
+			errs = append(errs, usageErr("--workers", "%s: workers, in-flight bound, timeouts, retries and op counts must not be negative", s.Workload.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run drives the workloads against the targets until their phases end, MaxOps is
+// reached or ctx is cancelled, recording every operation. It returns what was
+// measured even when interrupted.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Interval == 0 {
+		cfg.Interval = time.Second
+	}
+	needDB := slices.ContainsFunc(cfg.Workloads, func(s Spec) bool { return !s.Workload.NoDB })
+	pools := map[poolKey]*sql.DB{}
+	defer func() {
+		for _, db := range pools {
+			db.Close()
+		}
+	}()
+	runTag := cfg.RunTag
+	if runTag == 0 {
+		runTag = 1
+		if needDB && slices.ContainsFunc(cfg.Workloads, writes) {
+			db, err := sql.Open("mysql", cfg.Targets[0].DSN)
+			if err != nil {
+				return nil, err
+			}
+			runTag, err = PickRunTag(ctx, db, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)))
+			db.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	start := time.Now()
+	rec, err := results.NewRecorder(results.Options{Dir: cfg.Out, Start: start, Interval: cfg.Interval, GapThreshold: cfg.GapThreshold, LateThreshold: cfg.LateThreshold})
+	if err != nil {
+		return nil, err
+	}
+	ledger := results.NewLedger()
+	r := &run{cfg: cfg, rec: rec, ledger: ledger, ids: NewIDs(runTag), start: start}
+
+	var total time.Duration
+	var wg sync.WaitGroup
+	for i, s := range cfg.Workloads {
+		w, err := r.prepare(i, s, pools)
+		if err != nil {
+			return nil, err
+		}
+		total = max(total, w.sched.End().Sub(start))
+		wg.Go(func() { w.run(ctx) })
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	var tickErr error
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case now := <-tick.C:
+			iv, err := rec.Tick(now)
+			if err != nil && tickErr == nil {
+				tickErr = err
+			}
+			if cfg.Out != "" {
+				if err := ledger.WriteFile(cfg.Out + "/ledger.json"); err != nil && tickErr == nil {
+					tickErr = err
+				}
+			}
+			if cfg.Progress != nil {
+				cfg.Progress(Progress{Elapsed: now.Sub(start), Total: total, Interval: iv, Phase: r.phaseName(now)})
+			}
+		}
+	}
+	sum, err := rec.Close(time.Now())
+	res := &Result{Summary: sum, Ledger: ledger}
+	res.Acked, res.Unknown = ledger.Count()
+	if cfg.Out != "" {
+		err = errors.Join(err, ledger.WriteFile(cfg.Out+"/ledger.json"))
+	}
+	return res, errors.Join(tickErr, err)
+}
+
+func writes(s Spec) bool {
+	mix, err := NewMix(s.Workload, s.Mix)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Writes })
+}
+
+type poolKey struct {
+	workload int
+	node     int
+}
+
+type run struct {
+	cfg        Config
+	rec        *results.Recorder
+	ledger     *results.Ledger
+	ids        *IDs
+	start      time.Time
+	nextWorker atomic.Int64
+	workloads  []*workloadRun
+}
+
+func (r *run) phaseName(now time.Time) string {
+	for _, w := range r.workloads {
+		if p := w.sched.PhaseAt(now); p >= 0 {
+			return w.spec.Phases[p].Name
+		}
+	}
+	return "draining"
+}
+
+// workloadRun is one workload in flight.
+type workloadRun struct {
+	r       *run
+	spec    Spec
+	mix     *Mix
+	router  *router
+	sched   *Schedule // open loop: the plan; closed loop: phase boundaries only
+	handles map[int][]*results.Handle
+	pools   map[int]*sql.DB
+	issued  atomic.Int64
+}
+
+func (r *run) prepare(i int, s Spec, pools map[poolKey]*sql.DB) (*workloadRun, error) {
+	if s.Workers == 0 {
+		s.Workers = 32
+	}
+	if s.OpTimeout == 0 {
+		s.OpTimeout = 10 * time.Second
+	}
+	if s.Retry.Backoff == 0 {
+		s.Retry.Backoff = 100 * time.Millisecond
+	}
+	if len(s.Route.Nodes) == 0 {
+		if s.Workload.NoDB {
+			s.Route.Nodes = []int{0}
+		} else {
+			s.Route, _ = ParseRoute("all", len(r.cfg.Targets))
+		}
+	}
+	peak := 0.0
+	conc := 0
+	for _, p := range s.Phases {
+		peak = max(peak, p.Rate)
+		conc = max(conc, p.Concurrency)
+	}
+	if s.MaxInFlight == 0 {
+		s.MaxInFlight = max(s.Workers, min(int(peak*10), 1_000_000))
+	}
+	s.MaxInFlight = max(s.MaxInFlight, s.Workers)
+	mix, err := NewMix(s.Workload, s.Mix)
+	if err != nil {
+		return nil, err
+	}
+	w := &workloadRun{r: r, spec: s, mix: mix, router: &router{nodes: s.Route.Nodes},
+		sched: NewSchedule(r.start, s.Phases), handles: map[int][]*results.Handle{}, pools: map[int]*sql.DB{}}
+	for _, n := range s.Route.Nodes {
+		for _, op := range mix.Ops() {
+			w.handles[n] = append(w.handles[n], r.rec.Handle(results.Key{Workload: s.Workload.Name, Op: op.Name, Node: n}))
+		}
+		if s.Workload.NoDB {
+			continue
+		}
+		db, err := sql.Open("mysql", r.cfg.Targets[n-1].DSN)
+		if err != nil {
+			return nil, err
+		}
+		conns := s.Workers
+		if s.Closed {
+			conns = max(conc, 1)
+		}
+		db.SetMaxOpenConns(conns)
+		db.SetMaxIdleConns(conns)
+		pools[poolKey{i, n}] = db
+		w.pools[n] = db
+	}
+	r.workloads = append(r.workloads, w)
+	return w, nil
+}
+
+func (w *workloadRun) newWorker() *Worker {
+	id := int(w.r.nextWorker.Add(1))
+	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger}
+}
+
+func (w *workloadRun) run(ctx context.Context) {
+	if w.spec.Closed {
+		w.runClosed(ctx)
+	} else {
+		w.runOpen(ctx)
+	}
+}
+
+type job struct {
+	intended time.Time
+	op       int
+}
+
+// runOpen dispatches operations on the schedule to per-node queues, each served by
+// its own workers: a stuck node only holds up its own operations, which wait in its
+// queue and start late (their latency counts from the intended start), and past the
+// in-flight bound are dropped and counted.
+func (w *workloadRun) runOpen(ctx context.Context) {
+	queues := map[int]chan job{}
+	var wg sync.WaitGroup
+	for _, n := range w.spec.Route.Nodes {
+		q := make(chan job, w.spec.MaxInFlight-w.spec.Workers)
+		queues[n] = q
+		for range w.spec.Workers {
+			wk := w.newWorker()
+			wg.Go(func() {
+				for j := range q {
+					if ctx.Err() != nil {
+						continue // shutting down: queued operations never start
+					}
+					started := time.Now()
+					err := w.exec(ctx, n, j.op, wk)
+					w.handles[n][j.op].Record(j.intended, started, time.Now(), err)
+				}
+			})
+		}
+	}
+	rng := rand.New(rand.NewPCG(w.spec.Seed, 0))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for n := int64(0); w.spec.MaxOps == 0 || n < w.spec.MaxOps; n++ {
+		t, _, ok := w.sched.At(n)
+		if !ok || !sleepUntil(ctx, timer, t) {
+			break
+		}
+		op := w.mix.pickIndex(rng)
+		node := w.router.pick()
+		select {
+		case queues[node] <- job{intended: t, op: op}:
+		default:
+			w.handles[node][op].Dropped(t)
+		}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	wg.Wait()
+}
+
+// sleepUntil waits for t unless ctx ends first (false). Short waits do not sleep:
+// timers wake late by tens of microseconds, and a late wake only makes the
+// dispatcher catch up with operations whose intended times stay as planned.
+func sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 50*time.Microsecond {
+		return ctx.Err() == nil
+	}
+	timer.Reset(d)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// runClosed runs fixed workers, each starting an operation when its last one ends;
+// a phase's concurrency says how many of them work.
+func (w *workloadRun) runClosed(ctx context.Context) {
+	conc := 0
+	for _, p := range w.spec.Phases {
+		conc = max(conc, p.Concurrency)
+	}
+	end := w.sched.End()
+	var wg sync.WaitGroup
+	for id := range conc {
+		wk := w.newWorker()
+		wg.Go(func() {
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
+			for ctx.Err() == nil {
+				now := time.Now()
+				p := w.sched.PhaseAt(now)
+				if p < 0 {
+					return
+				}
+				if id >= w.spec.Phases[p].Concurrency {
+					// Idle in this phase: wait for the next one.
+					next := w.r.start.Add(w.sched.begins[p+1])
+					if next.After(end) {
+						next = end
+					}
+					if !sleepUntil(ctx, timer, next) {
+						return
+					}
+					continue
+				}
+				if w.spec.MaxOps > 0 && w.issued.Add(1) > w.spec.MaxOps {
+					return
+				}
+				op := w.mix.pickIndex(wk.Rand)
+				node := w.router.pick()
+				err := w.exec(ctx, node, op, wk)
+				w.handles[node][op].Record(now, now, time.Now(), err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// exec runs one user-visible operation: one attempt, or several under a retry policy.
+func (w *workloadRun) exec(ctx context.Context, node, op int, wk *Worker) error {
+	err := w.attempt(ctx, node, op, wk)
+	backoff := w.spec.Retry.Backoff
+	for i := 0; i < w.spec.Retry.Retries && err != nil && retryable(err) && ctx.Err() == nil; i++ {
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Canceled
+		case <-t.C:
+		}
+		backoff *= 2
+		err = w.attempt(ctx, w.router.pick(), op, wk)
+	}
+	return err
+}
+
+func retryable(err error) bool {
+	switch results.Classify(err).Class {
+	case results.ClassOther, results.ClassCanceled:
+		return false
+	}
+	return true
+}
+
+// attempt makes exactly one attempt on one dedicated connection of the node's pool.
+// A connection that failed is discarded by the pool, so the next attempt reconnects.
+func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) error {
+	op := w.mix.ops[opIdx]
+	actx, cancel := context.WithTimeout(ctx, w.spec.OpTimeout)
+	defer cancel()
+	var q Querier
+	if !w.spec.Workload.NoDB {
+		conn, err := w.pools[node].Conn(actx)
+		if err != nil {
+			return w.outcome(ctx, actx, err)
+		}
+		defer conn.Close()
+		q = conn
+	}
+	return w.outcome(ctx, actx, op.Run(actx, q, wk))
+}
+
+// outcome names why an attempt ended: our shutdown (canceled), its own timeout, or
+// what the database said.
+func (w *workloadRun) outcome(ctx, actx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %v", context.Canceled, err)
+	case errors.Is(actx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("operation timeout %v: %w", w.spec.OpTimeout, context.DeadlineExceeded)
+	}
+	return err
+}

@@ -1,0 +1,266 @@
+package loadgen
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/htapchaos/htapchaos/results"
+)
+
+// UsageError is bad input (an unknown workload or operation, a rate that is not
+// positive, ...). The CLI maps it to exit code 2.
+type UsageError struct {
+	Field string
+	Msg   string
+}
+
+func (e *UsageError) Error() string { return e.Field + ": " + e.Msg }
+
+func usageErr(field, format string, args ...any) error {
+	return &UsageError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Querier is what an operation runs on: one dedicated connection (*sql.Conn), so an
+// operation is exactly one attempt (database/sql retries silently on a *sql.DB).
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Worker is the per-goroutine state an operation may use. It is not shared.
+type Worker struct {
+	ID     int        // writer id, unique in the run
+	Rand   *rand.Rand // private random source
+	Params *Params
+	ids    *IDs
+	seq    uint64
+	ledger *results.Ledger
+}
+
+// NextID returns a fresh order id owned by this worker (see IDs).
+func (w *Worker) NextID() int64 {
+	w.seq++
+	return w.ids.ID(w.ID, w.seq)
+}
+
+// Ack and Unknown record an insert's outcome in the acknowledged-write ledger.
+func (w *Worker) Ack(id int64) {
+	if w.ledger != nil {
+		w.ledger.Ack(w.ID, id)
+	}
+}
+
+// Unknown records an insert whose outcome the client cannot know.
+func (w *Worker) Unknown(id int64) {
+	if w.ledger != nil {
+		w.ledger.Unknown(w.ID, id)
+	}
+}
+
+// RandomUser picks a seeded user id.
+func (w *Worker) RandomUser() int64 { return 1 + w.Rand.Int64N(max(w.Params.Data.Users, 1)) }
+
+// RandomOrder picks a seeded order id.
+func (w *Worker) RandomOrder() int64 { return 1 + w.Rand.Int64N(max(w.Params.Data.Orders, 1)) }
+
+// Params are the knobs operations read.
+type Params struct {
+	Dialect   Dialect
+	Data      Data
+	BatchRows int    // rows per statement of batch operations (default 500)
+	Query     string // the user's own query for analytics "sql"
+}
+
+// Op is one kind of operation. Run makes exactly one attempt and returns its error.
+type Op struct {
+	Name   string
+	Weight int // default weight in the mix; 0 = only when asked for
+	Run    func(ctx context.Context, q Querier, w *Worker) error
+	// Writes says whether the op inserts rows (and so fills the ledger).
+	Writes bool
+}
+
+// Workload is a named set of operations with a default mix.
+type Workload struct {
+	Name        string
+	Description string
+	Ops         []Op
+	// NoDB workloads run without a connection (their ops get a nil Querier).
+	NoDB bool
+}
+
+// Op finds an operation by name.
+func (wl *Workload) Op(name string) (*Op, bool) {
+	for i := range wl.Ops {
+		if wl.Ops[i].Name == name {
+			return &wl.Ops[i], true
+		}
+	}
+	return nil, false
+}
+
+func (wl *Workload) opNames() string {
+	names := make([]string, len(wl.Ops))
+	for i, o := range wl.Ops {
+		names[i] = o.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// Registry holds workloads by name. Register panics on a duplicate: that is a
+// programming error found at start-up.
+type Registry struct{ m map[string]*Workload }
+
+// NewRegistry returns the builtin workloads: oltp, analytics, batch and noop.
+func NewRegistry() *Registry {
+	r := &Registry{m: map[string]*Workload{}}
+	r.Register(OLTP())
+	r.Register(Analytics())
+	r.Register(Batch())
+	r.Register(Noop())
+	return r
+}
+
+// Register adds a workload.
+func (r *Registry) Register(w *Workload) {
+	if _, dup := r.m[w.Name]; dup {
+		panic("loadgen: workload registered twice: " + w.Name)
+	}
+	r.m[w.Name] = w
+}
+
+// Get finds a workload.
+func (r *Registry) Get(name string) (*Workload, error) {
+	if w, ok := r.m[name]; ok {
+		return w, nil
+	}
+	return nil, usageErr("--workload", "unknown workload %q (known: %s)", name, strings.Join(r.Names(), ", "))
+}
+
+// Names lists the workloads, sorted.
+func (r *Registry) Names() []string { return slices.Sorted(maps.Keys(r.m)) }
+
+// Mix is a weighted choice of operations.
+type Mix struct {
+	ops     []*Op
+	cum     []int // cumulative weights
+	total   int
+	weights map[string]int
+}
+
+// NewMix builds the mix: the workload's default weights, or the given weights, which
+// replace them (ops not named get weight 0).
+func NewMix(wl *Workload, weights map[string]int) (*Mix, error) {
+	m := &Mix{weights: map[string]int{}}
+	if len(weights) == 0 {
+		weights = map[string]int{}
+		for _, op := range wl.Ops {
+			if op.Weight > 0 {
+				weights[op.Name] = op.Weight
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(weights)) {
+		op, ok := wl.Op(name)
+		if !ok {
+			return nil, usageErr("--mix", "workload %s has no operation %q (it has: %s)", wl.Name, name, wl.opNames())
+		}
+		w := weights[name]
+		if w <= 0 {
+			return nil, usageErr("--mix", "%s=%d: weights must be positive", name, w)
+		}
+		m.ops = append(m.ops, op)
+		m.total += w
+		m.cum = append(m.cum, m.total)
+		m.weights[name] = w
+	}
+	if m.total == 0 {
+		return nil, usageErr("--mix", "workload %s: no operation has a weight", wl.Name)
+	}
+	return m, nil
+}
+
+// Pick chooses an operation.
+func (m *Mix) Pick(r *rand.Rand) *Op { return m.ops[m.pickIndex(r)] }
+
+func (m *Mix) pickIndex(r *rand.Rand) int {
+	if len(m.ops) == 1 {
+		return 0
+	}
+	return sort.SearchInts(m.cum, r.IntN(m.total)+1)
+}
+
+// Ops lists the operations in the mix.
+func (m *Mix) Ops() []*Op { return m.ops }
+
+// Weights returns the weights by operation name.
+func (m *Mix) Weights() map[string]int { return maps.Clone(m.weights) }
+
+// ParseMix parses "point-read=70,insert=30" (also accepts repeated values joined by commas).
+func ParseMix(specs []string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, spec := range specs {
+		for _, part := range strings.Split(spec, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, v, ok := strings.Cut(part, "=")
+			if !ok {
+				return nil, usageErr("--mix", "%q: want op=weight", part)
+			}
+			w, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return nil, usageErr("--mix", "%q: weight %q is not a whole number", part, v)
+			}
+			if w <= 0 {
+				return nil, usageErr("--mix", "%q: weights must be positive", part)
+			}
+			out[strings.TrimSpace(name)] = w
+		}
+	}
+	return out, nil
+}
+
+// IDs hands out order ids that no other writer and no earlier run uses:
+// run<<40 | writer<<24 | seq. Seeded rows use ids below 1<<40.
+type IDs struct{ run int64 }
+
+// NewIDs uses the given run tag (1 .. 1<<22).
+func NewIDs(run int64) *IDs { return &IDs{run: run} }
+
+// ID builds the id of a writer's seq-th insert.
+func (x *IDs) ID(writer int, seq uint64) int64 {
+	return x.run<<40 | int64(writer&0xffff)<<24 | int64(seq&0xffffff)
+}
+
+// Range returns the ids this run can produce.
+func (x *IDs) Range() (lo, hi int64) { return x.run << 40, (x.run+1)<<40 - 1 }
+
+// PickRunTag chooses a run tag whose id range holds no row yet.
+func PickRunTag(ctx context.Context, db *sql.DB, r *rand.Rand) (int64, error) {
+	for range 16 {
+		tag := 1 + r.Int64N(1<<22-1)
+		ids := NewIDs(tag)
+		lo, hi := ids.Range()
+		var one int
+		err := db.QueryRowContext(ctx, "SELECT 1 FROM orders WHERE order_id BETWEEN ? AND ? LIMIT 1", lo, hi).Scan(&one)
+		if err == sql.ErrNoRows {
+			return tag, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("pick run tag: %w", err)
+		}
+	}
+	return 0, fmt.Errorf("pick run tag: 16 tries found used id ranges")
+}
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }

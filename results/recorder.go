@@ -1,0 +1,804 @@
+package results
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Key names what a Handle measures.
+type Key struct {
+	Workload string // e.g. "oltp"
+	Op       string // e.g. "point-read"; short kebab-case
+	Node     int    // 1-based node index the op was routed to; 0 = not a node (e.g. a load balancer)
+}
+
+// Options configures a Recorder. Zero values take the defaults.
+type Options struct {
+	Dir           string        // run directory; "" = keep everything in memory, write no files
+	Start         time.Time     // run start; hlog StartTime/BaseTime; zero = time of NewRecorder
+	Interval      time.Duration // informational (the caller ticks); default 1s
+	GapThreshold  time.Duration // default 500ms: shortest window without success reported as a gap
+	LateThreshold time.Duration // default 10ms: an op that started more than this after its intended time is "late"
+}
+
+// Defaults.
+const (
+	defaultInterval      = time.Second
+	defaultGapThreshold  = 500 * time.Millisecond
+	defaultLateThreshold = 10 * time.Millisecond
+)
+
+// Interval is what Tick returns about the interval it closed: the figures for
+// a live progress line.
+type Interval struct {
+	Start, End                 time.Time
+	Ops, Errors, Late, Dropped int64         // summed over keys (Errors excludes canceled)
+	P99                        time.Duration // p99 latency of successes over all keys in this interval
+	ByWorkload                 map[string]IntervalStats
+}
+
+// IntervalStats are the figures of one workload in an Interval.
+type IntervalStats struct {
+	Ops, Errors, Late, Dropped int64
+	P99                        time.Duration
+}
+
+// errClosed is returned by Tick after Close.
+var errClosed = errors.New("results: recorder is closed")
+
+// Recorder records the measurements of one run. Handle, and the Record and
+// Dropped methods of the handles, are safe for concurrent use; Tick, Close and
+// Summary are serialised with each other (they are meant to be called from
+// the runner's clock).
+type Recorder struct {
+	dir      string
+	start    time.Time
+	interval time.Duration
+	gapThr   time.Duration
+	lateThr  time.Duration
+	baseMs   int64 // start in ms, truncated to whole seconds (hlog BaseTime)
+	startMs  int64
+
+	hmu     sync.RWMutex // guards the fields below
+	handles map[Key]*Handle
+	sorted  []*Handle // handles sorted by key; nil when stale
+	streams map[streamKey]*stream
+	hclosed bool
+
+	mu        sync.Mutex // serialises Tick, Close and Summary; guards the fields below
+	closed    bool
+	lastTick  time.Time
+	final     *Summary
+	finalErr  error
+	all       *hdr.Histogram            // scratch: this interval's latency over all keys
+	byWL      map[string]*hdr.Histogram // scratch: this interval's latency per workload
+	jsonl     *os.File
+	jsonlW    *bufio.Writer
+	hlogs     map[string]*hlogFile // by workload
+	hlogNames map[string]bool      // file names taken
+	retired   []*counts            // scratch
+}
+
+// hlogFile is the interval log of one workload.
+type hlogFile struct {
+	f  *os.File
+	w  *bufio.Writer
+	lw *hdr.HistogramLogWriter
+}
+
+// Handle records the operations of one Key. Get it from Recorder.Handle.
+type Handle struct {
+	r       *Recorder
+	key     Key
+	s       *stream
+	lateThr time.Duration
+	tags    [3]string // lat, svc, err tags in the interval log
+
+	mu     sync.Mutex // guards the fields below
+	closed bool
+	cur    *counts      // the open interval
+	other  []OtherError // cumulative, class other, by first appearance
+
+	// Touched only under r.mu.
+	spare *counts // the next interval, reset
+	cum   counts  // cumulative, up to the last Tick
+}
+
+// counts are the measurements of one key over an interval, or cumulative.
+type counts struct {
+	lat, svc, err *hdr.Histogram // err is allocated on the first error
+	ok            int64
+	late          int64
+	dropped       int64
+	errs          [numClasses]int64 // by classIndex; errs[idxCanceled] is the canceled count
+}
+
+func newCounts() *counts { return &counts{lat: newHist(), svc: newHist()} }
+
+// errorsTotal is the number of errors, canceled excluded.
+func (c *counts) errorsTotal() int64 {
+	var n int64
+	for i, e := range c.errs {
+		if i != idxCanceled {
+			n += e
+		}
+	}
+	return n
+}
+
+func (c *counts) active() bool {
+	if c.ok != 0 || c.late != 0 || c.dropped != 0 {
+		return true
+	}
+	for _, e := range c.errs {
+		if e != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// add adds o into c.
+func (c *counts) add(o *counts) {
+	merge(c.lat, o.lat)
+	merge(c.svc, o.svc)
+	if o.err != nil && o.err.TotalCount() > 0 {
+		if c.err == nil {
+			c.err = newHist()
+		}
+		merge(c.err, o.err)
+	}
+	c.ok += o.ok
+	c.late += o.late
+	c.dropped += o.dropped
+	for i := range c.errs {
+		c.errs[i] += o.errs[i]
+	}
+}
+
+// reset empties c, keeping its histograms for reuse.
+func (c *counts) reset() {
+	for _, h := range []*hdr.Histogram{c.lat, c.svc, c.err} {
+		if h != nil && h.TotalCount() != 0 {
+			h.Reset()
+		}
+	}
+	c.ok, c.late, c.dropped = 0, 0, 0
+	c.errs = [numClasses]int64{}
+}
+
+// NewRecorder returns a Recorder. With a Dir, it creates the directory if
+// needed and opens intervals.jsonl in it (truncating an existing one).
+func NewRecorder(o Options) (*Recorder, error) {
+	if o.Interval < 0 || o.GapThreshold < 0 || o.LateThreshold < 0 {
+		return nil, fmt.Errorf("results: negative Interval, GapThreshold or LateThreshold in %+v", o)
+	}
+	if o.Start.IsZero() {
+		o.Start = time.Now()
+	}
+	if o.Interval == 0 {
+		o.Interval = defaultInterval
+	}
+	if o.GapThreshold == 0 {
+		o.GapThreshold = defaultGapThreshold
+	}
+	if o.LateThreshold == 0 {
+		o.LateThreshold = defaultLateThreshold
+	}
+	startMs := o.Start.UnixMilli()
+	r := &Recorder{
+		dir:       o.Dir,
+		start:     o.Start,
+		interval:  o.Interval,
+		gapThr:    o.GapThreshold,
+		lateThr:   o.LateThreshold,
+		startMs:   startMs,
+		baseMs:    startMs - startMs%1000, // BaseTime is written in whole seconds
+		handles:   map[Key]*Handle{},
+		streams:   map[streamKey]*stream{},
+		lastTick:  o.Start,
+		all:       newHist(),
+		byWL:      map[string]*hdr.Histogram{},
+		hlogs:     map[string]*hlogFile{},
+		hlogNames: map[string]bool{},
+	}
+	if r.dir != "" {
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("results: create run directory: %w", err)
+		}
+		f, err := os.Create(filepath.Join(r.dir, "intervals.jsonl"))
+		if err != nil {
+			return nil, fmt.Errorf("results: %w", err)
+		}
+		r.jsonl, r.jsonlW = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	return r, nil
+}
+
+// Handle returns the handle of k, creating it on first use. The same Key
+// always gives the same *Handle. Safe for concurrent use; cheap to call
+// again. A handle obtained after Close records nothing.
+func (r *Recorder) Handle(k Key) *Handle {
+	r.hmu.RLock()
+	h, ok := r.handles[k]
+	r.hmu.RUnlock()
+	if ok {
+		return h
+	}
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if h, ok := r.handles[k]; ok {
+		return h
+	}
+	sk := streamKey{Workload: k.Workload, Node: k.Node}
+	s := r.streams[sk]
+	if s == nil {
+		s = &stream{key: sk, threshold: r.gapThr}
+		r.streams[sk] = s
+	}
+	op := tagSafe(k.Op)
+	h = &Handle{
+		r:       r,
+		key:     k,
+		s:       s,
+		lateThr: r.lateThr,
+		tags: [3]string{
+			fmt.Sprintf("lat/%s/n%d", op, k.Node),
+			fmt.Sprintf("svc/%s/n%d", op, k.Node),
+			fmt.Sprintf("err/%s/n%d", op, k.Node),
+		},
+		closed: r.hclosed,
+		cur:    newCounts(),
+		spare:  newCounts(),
+		cum:    counts{lat: newHist(), svc: newHist()},
+	}
+	r.handles[k] = h
+	r.sorted = nil
+	return h
+}
+
+// Record records one operation: intended is when the schedule wanted it to
+// start, started when it did start, ended when it completed; err nil means
+// success. The operation is late when it started more than
+// Options.LateThreshold after intended, whether it succeeded or failed; a
+// canceled operation (context.Canceled: our own shutdown) is only counted as
+// canceled. Safe for concurrent use. After Close it does nothing.
+func (h *Handle) Record(intended, started, ended time.Time, err error) {
+	late := started.Sub(intended) > h.lateThr
+	if err == nil {
+		lat, svc := ended.Sub(intended), ended.Sub(started)
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return
+		}
+		c := h.cur
+		record(c.lat, lat)
+		record(c.svc, svc)
+		c.ok++
+		if late {
+			c.late++
+		}
+		h.s.mu.Lock()
+		h.s.success(ended, late)
+		h.s.mu.Unlock()
+		h.mu.Unlock()
+		return
+	}
+	h.recordError(intended, ended, late, Classify(err))
+}
+
+func (h *Handle) recordError(intended, ended time.Time, late bool, info ErrorInfo) {
+	i := classIndex(info.Class)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	c := h.cur
+	c.errs[i]++
+	if i == idxCanceled {
+		return // our own shutdown: counted apart, nothing else
+	}
+	if c.err == nil {
+		c.err = newHist()
+	}
+	record(c.err, ended.Sub(intended))
+	if late {
+		c.late++
+	}
+	if i == classIndex(ClassOther) {
+		h.addOther(info)
+	}
+	h.s.mu.Lock()
+	h.s.failure(ended, late)
+	h.s.mu.Unlock()
+}
+
+// maxOtherNumbers caps the distinct server error numbers kept per key; the
+// rest are folded into number 0.
+const maxOtherNumbers = 20
+
+// addOther counts an error of class other. Called with h.mu held.
+func (h *Handle) addOther(info ErrorInfo) {
+	for i := range h.other {
+		if h.other[i].Number == info.Number {
+			h.other[i].Count++
+			return
+		}
+	}
+	n, msg := info.Number, info.Message
+	if len(h.other) >= maxOtherNumbers {
+		n, msg = 0, "more"
+		for i := range h.other {
+			if h.other[i].Number == 0 {
+				h.other[i].Count++
+				return
+			}
+		}
+	}
+	h.other = append(h.other, OtherError{Number: n, Count: 1, Message: msg})
+}
+
+// Dropped records an operation that never started because the in-flight
+// bound was reached. Safe for concurrent use. After Close it does nothing.
+func (h *Handle) Dropped(intended time.Time) {
+	h.mu.Lock()
+	if !h.closed {
+		h.cur.dropped++
+	}
+	h.mu.Unlock()
+}
+
+// list returns the handles sorted by key.
+func (r *Recorder) list() []*Handle {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if r.sorted == nil {
+		r.sorted = make([]*Handle, 0, len(r.handles))
+		for _, h := range r.handles {
+			r.sorted = append(r.sorted, h)
+		}
+		slices.SortFunc(r.sorted, func(a, b *Handle) int { return compareKeys(a.key, b.key) })
+	}
+	return r.sorted
+}
+
+func compareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.Op, b.Op), cmp.Compare(a.Node, b.Node))
+}
+
+// Tick closes the interval that ends at now: it returns the interval's
+// figures, and with a Dir appends the interval to the logs and flushes them.
+// Measurements are kept even when writing fails; the error is returned.
+func (r *Recorder) Tick(now time.Time) (Interval, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Interval{}, errClosed
+	}
+	return r.tick(now)
+}
+
+func (r *Recorder) tick(now time.Time) (Interval, error) {
+	hs := r.list()
+	// Swap every handle's interval for its spare first, so that all keys
+	// close the interval at (nearly) the same instant.
+	r.retired = r.retired[:0]
+	for _, h := range hs {
+		sp := h.spare
+		if sp == nil {
+			sp = newCounts()
+		}
+		h.mu.Lock()
+		ret := h.cur
+		h.cur = sp
+		h.mu.Unlock()
+		h.spare = nil
+		r.retired = append(r.retired, ret)
+	}
+
+	iv := Interval{Start: r.lastTick, End: now, ByWorkload: map[string]IntervalStats{}}
+	if r.all.TotalCount() != 0 {
+		r.all.Reset()
+	}
+	for _, wh := range r.byWL {
+		if wh.TotalCount() != 0 {
+			wh.Reset()
+		}
+	}
+	var errs []error
+	startMs, endMs := r.lastTick.UnixMilli(), now.UnixMilli()
+	endMs = max(endMs, startMs) // a clock that went back must not write a negative interval
+	for i, h := range hs {
+		c := r.retired[i]
+		w := h.key.Workload
+		h.cum.add(c)
+		wh := r.byWL[w]
+		if wh == nil {
+			wh = newHist()
+			r.byWL[w] = wh
+		}
+		merge(wh, c.lat)
+		et := c.errorsTotal()
+		iv.Ops += c.ok
+		iv.Errors += et
+		iv.Late += c.late
+		iv.Dropped += c.dropped
+		ws := iv.ByWorkload[w]
+		ws.Ops += c.ok
+		ws.Errors += et
+		ws.Late += c.late
+		ws.Dropped += c.dropped
+		iv.ByWorkload[w] = ws
+
+		if r.dir != "" {
+			if err := r.writeInterval(h, c, startMs, endMs); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		c.reset()
+		h.spare = c
+		r.retired[i] = nil
+	}
+	for w := range iv.ByWorkload {
+		merge(r.all, r.byWL[w]) // over all keys: merged from the workloads
+	}
+	iv.P99 = p99(r.all)
+	for w, ws := range iv.ByWorkload {
+		ws.P99 = p99(r.byWL[w])
+		iv.ByWorkload[w] = ws
+	}
+	if r.dir != "" {
+		if err := r.flush(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	r.lastTick = now
+	return iv, errors.Join(errs...)
+}
+
+// intervalLine is one line of intervals.jsonl.
+type intervalLine struct {
+	T        int64           `json:"t"` // end of the interval, unix ms
+	Workload string          `json:"workload"`
+	Op       string          `json:"op"`
+	Node     int             `json:"node"`
+	Count    int64           `json:"count"`
+	Errors   map[Class]int64 `json:"errors"` // canceled excluded
+	Canceled int64           `json:"canceled,omitempty"`
+	Late     int64           `json:"late"`
+	Dropped  int64           `json:"dropped"`
+	P50Ms    float64         `json:"p50_ms"`
+	P99Ms    float64         `json:"p99_ms"`
+	MaxMs    float64         `json:"max_ms"`
+}
+
+// writeInterval appends the interval c of h to the workload's interval log
+// and to intervals.jsonl.
+func (r *Recorder) writeInterval(h *Handle, c *counts, startMs, endMs int64) error {
+	hl, errLog := r.hlog(h.key.Workload)
+	if hl != nil {
+		for i, hist := range []*hdr.Histogram{c.lat, c.svc, c.err} {
+			if hist == nil || hist.TotalCount() == 0 {
+				continue
+			}
+			hist.SetTag(h.tags[i])
+			hist.SetStartTimeMs(startMs)
+			hist.SetEndTimeMs(endMs)
+			if err := hl.lw.OutputIntervalHistogram(hist); err != nil {
+				errLog = fmt.Errorf("results: write interval log of %q: %w", h.key.Workload, err)
+				break
+			}
+		}
+	}
+	if !c.active() {
+		return errLog
+	}
+	line := intervalLine{
+		T:        endMs,
+		Workload: h.key.Workload,
+		Op:       h.key.Op,
+		Node:     h.key.Node,
+		Count:    c.ok,
+		Errors:   map[Class]int64{},
+		Canceled: c.errs[idxCanceled],
+		Late:     c.late,
+		Dropped:  c.dropped,
+	}
+	for i, n := range c.errs {
+		if n != 0 && i != idxCanceled {
+			line.Errors[Classes[i]] = n
+		}
+	}
+	if c.lat.TotalCount() != 0 {
+		line.P50Ms = nsToMs(float64(c.lat.ValueAtQuantile(50)))
+		line.P99Ms = nsToMs(float64(c.lat.ValueAtQuantile(99)))
+		line.MaxMs = nsToMs(float64(c.lat.Max()))
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return errors.Join(errLog, fmt.Errorf("results: intervals.jsonl: %w", err))
+	}
+	b = append(b, '\n')
+	if _, err := r.jsonlW.Write(b); err != nil {
+		return errors.Join(errLog, fmt.Errorf("results: write intervals.jsonl: %w", err))
+	}
+	return errLog
+}
+
+// hlog returns the interval log of workload w, creating it on first use.
+func (r *Recorder) hlog(w string) (*hlogFile, error) {
+	if hl := r.hlogs[w]; hl != nil {
+		return hl, nil
+	}
+	base := fileSafe(w)
+	name := base
+	for i := 2; r.hlogNames[name]; i++ {
+		name = fmt.Sprintf("%s-%d", base, i)
+	}
+	path := filepath.Join(r.dir, name+".hlog")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	lw := hdr.NewHistogramLogWriter(bw)
+	lw.SetBaseTime(r.baseMs)
+	err = errors.Join(
+		lw.OutputComment(fmt.Sprintf("[htapchaos interval log: workload %q, interval %v, values in nanoseconds, tags lat|svc|err/<op>/n<node>]", w, r.interval)),
+		lw.OutputLogFormatVersion(),
+		lw.OutputStartTime(r.startMs),
+		lw.OutputBaseTime(r.baseMs),
+		lw.OutputLegend(),
+	)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("results: write %s: %w", path, err)
+	}
+	hl := &hlogFile{f: f, w: bw, lw: lw}
+	r.hlogs[w] = hl
+	r.hlogNames[name] = true
+	return hl, nil
+}
+
+// flush pushes everything written so far to the files, so that a crash loses
+// at most the open interval.
+func (r *Recorder) flush() error {
+	var errs []error
+	for _, hl := range r.hlogs {
+		if err := hl.w.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("results: flush %s: %w", hl.f.Name(), err))
+		}
+	}
+	if r.jsonlW != nil {
+		if err := r.jsonlW.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("results: flush intervals.jsonl: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeFiles flushes, syncs and closes the logs.
+func (r *Recorder) closeFiles() error {
+	errs := []error{r.flush()}
+	for _, hl := range r.hlogs {
+		errs = append(errs, hl.f.Sync(), hl.f.Close())
+	}
+	if r.jsonl != nil {
+		errs = append(errs, r.jsonl.Sync(), r.jsonl.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the last interval (ending at now), writes summary.json (with
+// a Dir) and closes the files. It returns the summary, also when an error is
+// returned with it. Close is idempotent: later calls return the same summary
+// and error. After Close, Record and Dropped do nothing and Tick fails.
+func (r *Recorder) Close(now time.Time) (*Summary, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return r.final, r.finalErr
+	}
+	r.closed = true
+	r.hmu.Lock()
+	r.hclosed = true
+	r.hmu.Unlock()
+	for _, h := range r.list() {
+		h.mu.Lock()
+		h.closed = true
+		h.mu.Unlock()
+	}
+	_, errTick := r.tick(now)
+	sum := r.summary(now, false)
+	var errSum, errFiles error
+	if r.dir != "" {
+		if err := writeJSONAtomic(filepath.Join(r.dir, "summary.json"), sum); err != nil {
+			errSum = fmt.Errorf("results: write summary.json: %w", err)
+		}
+		errFiles = r.closeFiles()
+	}
+	r.final, r.finalErr = sum, errors.Join(errTick, errSum, errFiles)
+	return r.final, r.finalErr
+}
+
+// Summary returns the cumulative view of the run so far, including the open
+// interval, as if the run ended at now; the Recorder goes on. After Close it
+// returns the final summary.
+func (r *Recorder) Summary(now time.Time) *Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return r.final
+	}
+	return r.summary(now, true)
+}
+
+// keyView is one key's cumulative figures at summary time.
+type keyView struct {
+	key   Key
+	c     *counts
+	other []OtherError
+}
+
+// summary builds the summary at now. With live, the open interval of every
+// handle is added to (copies of) the cumulative figures; without, the
+// cumulative figures are used as they are (Close has just ticked). Called
+// with r.mu held.
+func (r *Recorder) summary(now time.Time, live bool) *Summary {
+	dur := now.Sub(r.start).Seconds()
+	if dur < 0 {
+		dur = 0
+	}
+	sum := &Summary{
+		Version:   summaryVersion,
+		Start:     r.start,
+		End:       now,
+		Duration:  dur,
+		Ops:       []OpSummary{},
+		Workloads: []OpSummary{},
+		Gaps:      []StreamGaps{},
+	}
+	hs := r.list()
+	views := make([]keyView, 0, len(hs))
+	for _, h := range hs {
+		v := keyView{key: h.key, c: &h.cum}
+		if live {
+			c := &counts{lat: h.cum.lat.Clone(), svc: h.cum.svc.Clone()}
+			if h.cum.err != nil {
+				c.err = h.cum.err.Clone()
+			}
+			c.ok, c.late, c.dropped, c.errs = h.cum.ok, h.cum.late, h.cum.dropped, h.cum.errs
+			h.mu.Lock()
+			c.add(h.cur)
+			v.other = slices.Clone(h.other)
+			h.mu.Unlock()
+			v.c = c
+		} else {
+			h.mu.Lock()
+			v.other = slices.Clone(h.other)
+			h.mu.Unlock()
+		}
+		views = append(views, v)
+	}
+	for _, v := range views {
+		sum.Ops = append(sum.Ops, opSummary(v.key, v.c, v.other, dur))
+	}
+
+	// Per workload x op, merged over nodes. views are sorted by workload, op,
+	// node, so the keys of one group are adjacent.
+	for i := 0; i < len(views); {
+		j := i
+		k := Key{Workload: views[i].key.Workload, Op: views[i].key.Op}
+		c := newCounts()
+		var other []OtherError
+		for ; j < len(views) && views[j].key.Workload == k.Workload && views[j].key.Op == k.Op; j++ {
+			c.add(views[j].c)
+			other = mergeOther(other, views[j].other)
+		}
+		sum.Workloads = append(sum.Workloads, opSummary(k, c, other, dur))
+		i = j
+	}
+
+	r.hmu.RLock()
+	streams := make([]*stream, 0, len(r.streams))
+	for _, s := range r.streams {
+		streams = append(streams, s)
+	}
+	r.hmu.RUnlock()
+	slices.SortFunc(streams, func(a, b *stream) int {
+		return cmp.Or(cmp.Compare(a.key.Workload, b.key.Workload), cmp.Compare(a.key.Node, b.key.Node))
+	})
+	for _, s := range streams {
+		sum.Gaps = append(sum.Gaps, s.snapshot(now))
+	}
+	return sum
+}
+
+func opSummary(k Key, c *counts, other []OtherError, dur float64) OpSummary {
+	o := OpSummary{
+		Workload:    k.Workload,
+		Op:          k.Op,
+		Node:        k.Node,
+		Count:       c.ok,
+		Errors:      map[Class]int64{},
+		ErrorsTotal: c.errorsTotal(),
+		Canceled:    c.errs[idxCanceled],
+		Late:        c.late,
+		Dropped:     c.dropped,
+		Latency:     percentilesOf(c.lat),
+		Service:     percentilesOf(c.svc),
+	}
+	if dur > 0 {
+		o.Rate = float64(c.ok) / dur
+	}
+	for i, cl := range Classes {
+		if i != idxCanceled {
+			o.Errors[cl] = c.errs[i]
+		}
+	}
+	if len(other) > 0 {
+		o.Other = slices.Clone(other)
+		slices.SortFunc(o.Other, func(a, b OtherError) int { return cmp.Compare(a.Number, b.Number) })
+	}
+	if c.err != nil && c.err.TotalCount() > 0 {
+		p := percentilesOf(c.err)
+		o.ErrorLatency = &p
+	}
+	return o
+}
+
+// mergeOther adds the counts of src into dst, keeping the first message of
+// each number.
+func mergeOther(dst, src []OtherError) []OtherError {
+next:
+	for _, e := range src {
+		for i := range dst {
+			if dst[i].Number == e.Number {
+				dst[i].Count += e.Count
+				continue next
+			}
+		}
+		dst = append(dst, e)
+	}
+	return dst
+}
+
+// tagSafe makes s usable inside an interval log tag (no commas, spaces or
+// line breaks).
+func tagSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ',', ' ', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// fileSafe makes a workload name usable as a file name.
+func fileSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+	if s == "" || s[0] == '.' {
+		s = "_" + s // no empty or hidden names, no "." or ".."
+	}
+	return s
+}

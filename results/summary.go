@@ -1,0 +1,141 @@
+package results
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// summaryVersion is the version of summary.json this package writes and the
+// newest it reads.
+const summaryVersion = 1
+
+// Summary is the cumulative result of a run, written to summary.json.
+type Summary struct {
+	Version   int          `json:"version"`
+	Start     time.Time    `json:"start"`
+	End       time.Time    `json:"end"`
+	Duration  float64      `json:"duration_s"`
+	Ops       []OpSummary  `json:"ops"`       // one per Key, sorted by workload, op, node
+	Workloads []OpSummary  `json:"workloads"` // per workload x op, merged over nodes (Node = 0)
+	Gaps      []StreamGaps `json:"gaps"`      // one per stream (workload, node), sorted
+}
+
+// OpSummary is the cumulative result of one Key, or of one workload and
+// operation merged over nodes.
+type OpSummary struct {
+	Workload string `json:"workload"`
+	Op       string `json:"op"`
+	Node     int    `json:"node"`
+
+	Count       int64           `json:"count"` // successes
+	Rate        float64         `json:"rate"`  // successes per second over the run duration
+	Errors      map[Class]int64 `json:"errors"`
+	ErrorsTotal int64           `json:"errors_total"` // sum of Errors (canceled excluded)
+	Canceled    int64           `json:"canceled"`
+	Late        int64           `json:"late"`
+	Dropped     int64           `json:"dropped"`
+	Other       []OtherError    `json:"other,omitempty"`
+
+	Latency      Percentiles  `json:"latency"` // of successes, from the intended start
+	Service      Percentiles  `json:"service"` // of successes, from the actual start
+	ErrorLatency *Percentiles `json:"error_latency,omitempty"`
+}
+
+// OtherError counts the errors of class other with one server error number
+// (0: not a server error, or a number beyond the per-key cap).
+type OtherError struct {
+	Number  uint16 `json:"number"`
+	Count   int64  `json:"count"`
+	Message string `json:"message"` // the first message seen
+}
+
+// StreamGaps holds the gaps of one stream (workload, node).
+type StreamGaps struct {
+	Workload string  `json:"workload"`
+	Node     int     `json:"node"`
+	Gaps     []Gap   `json:"gaps"`
+	MoreGaps int     `json:"more_gaps"` // gaps beyond the first 1000, not listed
+	Longest  float64 `json:"longest_s"` // longest gap, listed or not
+}
+
+// Gap is a window without a successful completion on a stream, from the end
+// of the last success before it to the end of the first success after it.
+type Gap struct {
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Duration float64   `json:"duration_s"`
+	Failed   int64     `json:"failed"`  // failures (not canceled) completed inside
+	Late     int64     `json:"late"`    // late operations completed inside
+	Ongoing  bool      `json:"ongoing"` // no success came before the end of the run
+}
+
+// ReadSummary reads a summary.json. It refuses a file without a version or
+// with a version newer than the one this package writes.
+func ReadSummary(path string) (*Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("read summary %s: %w", path, err)
+	}
+	if v.Version == nil || *v.Version < 1 {
+		return nil, fmt.Errorf("read summary %s: no version: not a summary written by this package", path)
+	}
+	if *v.Version > summaryVersion {
+		return nil, fmt.Errorf("read summary %s: version %d is newer than this program reads (version %d): upgrade it", path, *v.Version, summaryVersion)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read summary %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, synced and renamed: readers see the old file or the whole new
+// one, never half of it.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// writeJSONAtomic marshals v (indented) and writes it with writeFileAtomic.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
