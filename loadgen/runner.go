@@ -352,11 +352,9 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(w.spec.Seed, 0))
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for n := int64(0); w.spec.MaxOps == 0 || n < w.spec.MaxOps; n++ {
 		t, _, ok := w.sched.At(n)
-		if !ok || !sleepUntil(ctx, timer, t) {
+		if !ok || !sleepUntil(ctx, t) {
 			break
 		}
 		op := w.mix.pickIndex(rng)
@@ -373,20 +371,21 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 	wg.Wait()
 }
 
-// sleepUntil waits for t unless ctx ends first (false). Short waits do not sleep:
-// timers wake late by tens of microseconds, and a late wake only makes the
-// dispatcher catch up with operations whose intended times stay as planned.
-func sleepUntil(ctx context.Context, timer *time.Timer, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 50*time.Microsecond {
-		return ctx.Err() == nil
-	}
-	timer.Reset(d)
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
+// sleepUntil waits for t unless ctx ends first (false). The runtime's timers wake a
+// blocked program up to a millisecond late on Linux (the poller sleeps in whole
+// milliseconds), which would add that much to every operation's measured latency;
+// preciseSleep sleeps in the kernel instead, a tenth of that late.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		d := time.Until(t)
+		if d <= 0 {
+			return true
+		}
+		// In slices, so that a cancel is seen within 10 ms.
+		preciseSleep(min(d, 10*time.Millisecond))
 	}
 }
 
@@ -402,8 +401,6 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 	for id := range conc {
 		wk := w.newWorker()
 		wg.Go(func() {
-			timer := time.NewTimer(time.Hour)
-			defer timer.Stop()
 			for ctx.Err() == nil {
 				now := time.Now()
 				p := w.sched.PhaseAt(now)
@@ -416,7 +413,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 					if next.After(end) {
 						next = end
 					}
-					if !sleepUntil(ctx, timer, next) {
+					if !sleepUntil(ctx, next) {
 						return
 					}
 					continue

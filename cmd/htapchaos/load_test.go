@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/htapchaos/htapchaos/results"
+)
+
+func TestLoadBadInputExitsTwo(t *testing.T) {
+	dsn := "root:x@tcp(127.0.0.1:1)/htapchaos"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"load", "--target", dsn, "--workload", "olap"}, `unknown workload "olap"`},
+		{[]string{"load", "--target", dsn, "--mix", "point-write=1"}, `workload oltp has no operation "point-write"`},
+		{[]string{"load", "--target", dsn, "--mix", "point-read=0"}, "weights must be positive"},
+		{[]string{"load", "--target", dsn, "--mix", "point-read=-3"}, "weights must be positive"},
+		{[]string{"load", "--target", dsn, "--mix", "point-read"}, "want op=weight"},
+		{[]string{"load", "--target", dsn, "--rate", "0"}, "the rate must be positive"},
+		{[]string{"load", "--target", dsn, "--rate", "-5"}, "the rate must be positive"},
+		{[]string{"load", "--target", dsn, "--concurrency", "0"}, "--concurrency 0: must be positive"},
+		{[]string{"load", "--target", dsn, "--rate", "10", "--concurrency", "2"}, "pick one"},
+		{[]string{"load", "--target", dsn, "--route", "node=4"}, `--route: "node=4": node "4" is not in 1-1`},
+		{[]string{"load", "--target", dsn, "--phases", "10s"}, "want DURATION@RATE"},
+		{[]string{"load", "--target", dsn, "--duration", "-1s"}, "--duration -1s: must be positive"},
+		{[]string{"load", "--target", "not a dsn"}, "--target: DSN 1"},
+		{[]string{"load"}, "give --target DSNs or --cluster NAME"},
+		{[]string{"load", "--cluster", "x", "--target", dsn}, "give --target DSNs or --cluster NAME"},
+		{[]string{"load", "--target", dsn, "--dialect", "oracle"}, `unknown dialect "oracle"`},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args[1:], " "), func(t *testing.T) {
+			dir := t.TempDir()
+			var out, errb bytes.Buffer
+			code := run(append(tc.args, "--out", filepath.Join(dir, "run")), &out, &errb)
+			if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 with %q", code, errb.String(), tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
+				t.Error("bad input left a run directory behind")
+			}
+		})
+	}
+}
+
+func TestLoadUnreachableTargetExitsThree(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"load", "--target", "root:secret@tcp(" + addr + ")/htapchaos", "--out", filepath.Join(dir, "run")}, &out, &errb)
+	if code != exitInfra || !strings.Contains(errb.String(), "target unreachable: node 1") || !strings.Contains(errb.String(), addr) {
+		t.Fatalf("exit %d, stderr %q; want exit 3 naming the node", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "secret") {
+		t.Errorf("the password was printed: %s", errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
+		t.Error("an unreachable target left a run directory behind")
+	}
+}
+
+// The noop workload needs no database: the whole pipeline (pacer, recorder, files)
+// runs, and its numbers add up.
+func TestLoadNoopWritesResults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	var out, errb bytes.Buffer
+	if code := run([]string{"load", "--workload", "noop", "--rate", "2000", "--duration", "2s", "--out", dir}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	sum, err := results.ReadSummary(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Ops) != 1 || sum.Ops[0].Count != 4000 || sum.Ops[0].ErrorsTotal != 0 {
+		t.Fatalf("summary %+v, want 4000 noop successes", sum.Ops)
+	}
+	for _, f := range []string{"noop.hlog", "intervals.jsonl", "ledger.json"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s missing or empty: %v", f, err)
+		}
+	}
+	if !strings.Contains(out.String(), "noop") || !strings.Contains(out.String(), "4000") {
+		t.Errorf("summary table: %s", out.String())
+	}
+}
+
+// Against a real cluster, by name: setup, load, a summary with every op on every node.
+func TestLoadAgainstACluster(t *testing.T) {
+	engineOrSkip(t)
+	name := testPrefix + "load"
+	if r := htapchaos(t, nil, "cluster", "up", "--topology", "single", "--name", name); r.code != 0 {
+		t.Fatalf("cluster up: %s", r.stderr)
+	}
+	t.Cleanup(func() { htapchaos(t, nil, "cluster", "down", name) })
+	dir := filepath.Join(t.TempDir(), "run")
+	r := htapchaos(t, nil, "load", "--cluster", name, "--workload", "oltp", "--rate", "200", "--duration", "3s",
+		"--users", "500", "--orders", "5000", "--out", dir)
+	if r.code != 0 {
+		t.Fatalf("load: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "setup: seeded 500 users and 5000 orders") {
+		t.Errorf("no seeding report: %s", r.stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum results.Summary
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ops := map[string]bool{}
+	for _, o := range sum.Ops {
+		total += o.Count + o.ErrorsTotal + o.Dropped
+		ops[o.Op] = true
+	}
+	if total != 600 || len(ops) != 4 {
+		t.Errorf("%d ops over %v, want 600 over the 4 oltp ops", total, ops)
+	}
+	// A second run reuses the seeded data.
+	r = htapchaos(t, nil, "load", "--cluster", name, "--workload", "analytics", "--rate", "5", "--duration", "1s",
+		"--users", "500", "--orders", "5000", "--out", dir+"2")
+	if r.code != 0 || strings.Contains(r.stderr, "seeded") {
+		t.Errorf("second load: exit %d, %s", r.code, r.stderr)
+	}
+}
