@@ -279,6 +279,8 @@ func TestSingleNode(t *testing.T) {
 		}
 	})
 
+	defer t.Run("reconnects-after-the-node-restarts", func(t *testing.T) { reconnectAfterRestart(t, c, targets, data) })
+
 	t.Run("ledger-holds-exactly-the-acknowledged-inserts", func(t *testing.T) {
 		dir := t.TempDir()
 		res, err := Run(context.Background(), Config{Targets: targets, Out: dir, Params: Params{Data: data, BatchRows: 50},
@@ -317,6 +319,39 @@ func TestSingleNode(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Run last in TestSingleNode: it kills the node.
+func reconnectAfterRestart(t *testing.T, c *htc.Cluster, targets []Target, data Data) {
+	n := c.Nodes[0]
+	var faultErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		time.Sleep(2 * time.Second)
+		if faultErr = n.Kill(context.Background()); faultErr != nil {
+			return
+		}
+		time.Sleep(time.Second)
+		faultErr = n.Start(context.Background())
+	})
+	res, err := Run(context.Background(), Config{Targets: targets, Params: Params{Data: data},
+		Workloads: []Spec{{Workload: OLTP(), Mix: map[string]int{"point-read": 1}, Phases: []Phase{{Duration: 10 * time.Second, Rate: 100}}, OpTimeout: 2 * time.Second}}})
+	wg.Wait()
+	if err != nil || faultErr != nil {
+		t.Fatal(err, faultErr)
+	}
+	o := opSummary(t, res.Summary, "point-read")
+	t.Logf("%d ok, errors %v", o.Count, o.Errors)
+	if o.Errors[results.ClassConnection] == 0 {
+		t.Errorf("no connection errors while the node was dead: %+v", o.Errors)
+	}
+	if len(res.Summary.Gaps) != 1 || len(res.Summary.Gaps[0].Gaps) != 1 {
+		t.Fatalf("gaps %+v, want one", res.Summary.Gaps)
+	}
+	g := res.Summary.Gaps[0].Gaps[0]
+	if g.Ongoing || g.Failed == 0 || g.Duration < 1 || g.Duration > 8 {
+		t.Errorf("gap %+v: want a closed gap of a few seconds with failures inside (the client reconnected)", g)
+	}
 }
 
 func startLatencyProxy(t *testing.T, upstream string, delay time.Duration) string {

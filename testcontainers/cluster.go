@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -294,6 +295,17 @@ func (c *Cluster) startContainer(ctx context.Context, n *Node, image string, ent
 	if c.engine.local {
 		hostIP = loopback
 	}
+	// A host port of our choosing, not an ephemeral one: the engine keeps it across
+	// restarts, so DSNs handed out earlier (to a running load generator, to a user)
+	// still reach the node after Kill and Start.
+	hostPort := "0"
+	if c.engine.local {
+		p, err := freeLoopbackPort()
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+		hostPort = strconv.Itoa(p)
+	}
 	req := tc.ContainerRequest{
 		Image:          image,
 		Name:           n.Name,
@@ -311,7 +323,7 @@ func (c *Cluster) startContainer(ctx context.Context, n *Node, image string, ent
 				hc.NanoCPUs = int64(cfg.CPUs * 1e9)
 			}
 			hc.CapAdd = []string{"NET_ADMIN"} // tc qdiscs for bandwidth faults
-			hc.PortBindings = network.PortMap{mysqlPort: {{HostIP: hostIP, HostPort: "0"}}}
+			hc.PortBindings = network.PortMap{mysqlPort: {{HostIP: hostIP, HostPort: hostPort}}}
 		},
 	}
 	ctr, err := tc.GenericContainer(ctx, tc.GenericContainerRequest{ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger()})
@@ -379,6 +391,16 @@ func (c *Cluster) Terminate(ctx context.Context) error {
 	}
 	_, err := Remove(ctx, c.engine, c.Name)
 	return err
+}
+
+// freeLoopbackPort asks the kernel for a free port on loopback.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomName() string {

@@ -187,7 +187,10 @@ func TestGalera(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := waitGalera(wctx, t, n2, "Synced with size 3", func(g GaleraStatus) bool { return g.Size == 3 && g.Synced() })
-		t.Logf("n2 rejoined: %v (port %d -> %d)", g, oldPort, n2.Port())
+		t.Logf("n2 rejoined: %v", g)
+		if n2.Port() != oldPort {
+			t.Errorf("port changed across the restart (%d -> %d): DSNs handed out earlier are dead", oldPort, n2.Port())
+		}
 		if got := readNote(ctx, t, n2, 3); got != "while n2 dead, on n3" {
 			t.Fatalf("rejoined n2 read %q", got)
 		}
