@@ -8,11 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"reflect"
-	"slices"
 	"strconv"
-	"sync"
-	"unsafe"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -206,51 +202,11 @@ func appendZigZag(dst []byte, v int64) []byte {
 	return append(dst, byte(u)) // the ninth byte: the remaining 8 bits
 }
 
-// histCounts returns the counts array of h (not a copy: read only, and only
-// while h does not change) and its conversion ratio as stored (0 = the
-// default of 1).
-//
-// hdr.Histogram has no accessor for its counts that does not copy them
-// (Export copies the whole array: 24,576 counts, 192 KiB, for our geometry).
-// histCounts reads the unexported fields counts ([]int64) and
-// conversionRatio (float64) at the offsets reflect reports. The first call
-// checks, on a probe histogram, that what it reads equals what Export
-// returns; if the fields are missing, of another type, or read differently
-// (a future version of the library), it falls back to Export.
+// histCounts returns the counts of h and its conversion ratio (0 = the default
+// of 1). Export copies the counts (192 KiB for our geometry): the library has no
+// accessor that does not, and reading its unexported fields would break silently
+// with a new version. The copy is short-lived garbage, once per histogram per tick.
 func histCounts(h *hdr.Histogram) ([]int64, float64) {
-	fieldsOnce.Do(findFields)
-	if !fieldsOK {
-		s := h.Export()
-		return s.Counts, s.IntegerToDoubleConversionRatio
-	}
-	p := unsafe.Pointer(h)
-	return *(*[]int64)(unsafe.Add(p, countsOffset)), *(*float64)(unsafe.Add(p, ratioOffset))
-}
-
-var (
-	fieldsOnce                sync.Once
-	fieldsOK                  bool
-	countsOffset, ratioOffset uintptr
-)
-
-func findFields() {
-	t := reflect.TypeFor[hdr.Histogram]()
-	c, ok1 := t.FieldByName("counts")
-	r, ok2 := t.FieldByName("conversionRatio")
-	if !ok1 || !ok2 || len(c.Index) != 1 || len(r.Index) != 1 ||
-		c.Type != reflect.TypeFor[[]int64]() || r.Type != reflect.TypeFor[float64]() {
-		return
-	}
-	countsOffset, ratioOffset = c.Offset, r.Offset
-	// Probe: read a histogram with counts in the first, a middle and the
-	// last bucket and compare with Export.
-	probe := newHist()
-	for i, v := range []int64{histLow, histLow + 1, 123_456_789, histHigh} {
-		_ = probe.RecordValues(v, int64(i+1))
-	}
-	p := unsafe.Pointer(probe)
-	counts := *(*[]int64)(unsafe.Add(p, countsOffset))
-	ratio := *(*float64)(unsafe.Add(p, ratioOffset))
-	s := probe.Export()
-	fieldsOK = slices.Equal(counts, s.Counts) && ratio == s.IntegerToDoubleConversionRatio
+	s := h.Export()
+	return s.Counts, s.IntegerToDoubleConversionRatio
 }
