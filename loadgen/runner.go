@@ -311,7 +311,7 @@ func (r *run) prepare(i int, s Spec, pools map[poolKey]*sql.DB) (*workloadRun, e
 
 func (w *workloadRun) newWorker() *Worker {
 	id := int(w.r.nextWorker.Add(1))
-	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger}
+	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger, conns: conns{}}
 }
 
 func (w *workloadRun) run(ctx context.Context) {
@@ -340,6 +340,7 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 		for range w.spec.Workers {
 			wk := w.newWorker()
 			wg.Go(func() {
+				defer wk.conns.closeAll()
 				for j := range q {
 					if ctx.Err() != nil {
 						continue // shutting down: queued operations never start
@@ -401,6 +402,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 	for id := range conc {
 		wk := w.newWorker()
 		wg.Go(func() {
+			defer wk.conns.closeAll()
 			for ctx.Err() == nil {
 				now := time.Now()
 				p := w.sched.PhaseAt(now)
@@ -463,16 +465,16 @@ func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) 
 	op := w.mix.ops[opIdx]
 	actx, cancel := context.WithTimeout(ctx, w.spec.OpTimeout)
 	defer cancel()
-	var q Querier
-	if !w.spec.Workload.NoDB {
-		conn, err := w.pools[node].Conn(actx)
-		if err != nil {
-			return w.outcome(ctx, actx, err)
-		}
-		defer conn.Close()
-		q = conn
+	if w.spec.Workload.NoDB {
+		return w.outcome(ctx, actx, op.Run(actx, nil, wk))
 	}
-	return w.outcome(ctx, actx, op.Run(actx, q, wk))
+	c, err := wk.conns.get(actx, node, w.pools[node])
+	if err == nil {
+		err = op.Run(actx, c, wk)
+	}
+	err = w.outcome(ctx, actx, err)
+	wk.conns.drop(node, err)
+	return err
 }
 
 // outcome names why an attempt ended: our shutdown (canceled), its own timeout, or

@@ -27,12 +27,11 @@ func usageErr(field, format string, args ...any) error {
 	return &UsageError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Querier is what an operation runs on: one dedicated connection (*sql.Conn), so an
-// operation is exactly one attempt (database/sql retries silently on a *sql.DB).
+// Querier is what an operation runs on: the worker's own connection to the node, so
+// an operation is exactly one attempt (database/sql retries silently on a *sql.DB).
 type Querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // Worker is the per-goroutine state an operation may use. It is not shared.
@@ -43,6 +42,7 @@ type Worker struct {
 	ids    *IDs
 	seq    uint64
 	ledger *results.Ledger
+	conns  conns
 }
 
 // NextID returns a fresh order id owned by this worker (see IDs).

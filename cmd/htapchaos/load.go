@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,6 +45,7 @@ type loadFlags struct {
 	seed        uint64
 	gap, late   time.Duration
 	timeouts    loadgen.Timeouts
+	cpuProfile  string
 }
 
 func (a *app) loadCmd() *cobra.Command {
@@ -98,6 +100,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.DurationVar(&f.timeouts.Dial, "dial-timeout", loadgen.DefaultTimeouts.Dial, "connect timeout, where the DSN sets none")
 	fl.DurationVar(&f.timeouts.Read, "read-timeout", loadgen.DefaultTimeouts.Read, "read timeout, where the DSN sets none")
 	fl.DurationVar(&f.timeouts.Write, "write-timeout", loadgen.DefaultTimeouts.Write, "write timeout, where the DSN sets none")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of htapchaos itself to this file")
 	return cmd
 }
 
@@ -213,6 +216,17 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	prog := newProgressPrinter(a.stderr)
 	cfg.Progress = prog.update
 	a.progress("load: %s against %d node(s), %s; writing %s", wl.Name, max(len(targets), 1), describePhases(phases), out)
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return usagef("--cpuprofile: %v", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := loadgen.Run(ctx, cfg)
 	prog.done()
 	if res != nil && res.Summary != nil {
