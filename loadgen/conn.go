@@ -3,6 +3,11 @@ package loadgen
 import (
 	"context"
 	"database/sql"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/htapchaos/htapchaos/results"
 )
@@ -96,4 +101,78 @@ func (cs conns) closeAll() {
 		c.close()
 		delete(cs, n)
 	}
+}
+
+// connTracker dials a run's connections and closes them all when the run is
+// cancelled. Operations run their queries without a cancellable context (see
+// attempt), so this is how a Ctrl-C reaches a query waiting on a frozen node.
+type connTracker struct {
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func newConnTracker() *connTracker { return &connTracker{conns: map[*trackedConn]struct{}{}} }
+
+func (t *connTracker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		_ = tcp.SetKeepAlive(true)
+	}
+	tc := &trackedConn{Conn: c, t: t}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	t.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+// closeAll closes every connection and refuses new ones.
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	t.closed = true
+	conns := t.conns
+	t.conns = map[*trackedConn]struct{}{}
+	t.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	t *connTracker
+}
+
+func (c *trackedConn) Close() error {
+	c.t.mu.Lock()
+	delete(c.t.conns, c)
+	c.t.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// openPool opens a node's pool for one workload: the target's DSN with every read and
+// write bounded by the operation timeout, dialled through the run's tracker.
+func openPool(dsn string, opTimeout time.Duration, tracker *connTracker, conns int) (*sql.DB, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ReadTimeout, cfg.WriteTimeout = opTimeout, opTimeout
+	cfg.DialFunc = tracker.dial
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	return db, nil
 }

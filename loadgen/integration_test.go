@@ -121,6 +121,28 @@ func TestPauseShowsAsAGapOnItsNodeOnly(t *testing.T) {
 		}
 	}
 
+	t.Run("cancel-reaches-queries-on-a-frozen-node", func(t *testing.T) {
+		if err := n2.Pause(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer n2.Unpause(context.Background())
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(time.Second, cancel)
+		start := time.Now()
+		res, err := Run(ctx, Config{Targets: targets, Params: Params{Data: data},
+			Workloads: []Spec{{Workload: OLTP(), Mix: map[string]int{"point-read": 1}, Route: Route{Nodes: []int{2}}, Phases: []Phase{{Duration: time.Minute, Rate: 50}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("Run took %v to return after a cancel at 1s, with queries stuck on a frozen node", took)
+		}
+		o := opSummary(t, res.Summary, "point-read")
+		if o.ErrorsTotal != 0 || o.Canceled == 0 {
+			t.Errorf("errors %d canceled %d: want the stuck queries counted as canceled, not as errors", o.ErrorsTotal, o.Canceled)
+		}
+	})
+
 	t.Run("not-ready-1047-is-classed", func(t *testing.T) {
 		n1 := c.Nodes[0]
 		db, err := n1.DB()

@@ -134,12 +134,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Interval = time.Second
 	}
 	needDB := slices.ContainsFunc(cfg.Workloads, func(s Spec) bool { return !s.Workload.NoDB })
-	pools := map[poolKey]*sql.DB{}
-	defer func() {
-		for _, db := range pools {
-			db.Close()
-		}
-	}()
 	runTag := cfg.RunTag
 	if runTag == 0 {
 		runTag = 1
@@ -161,16 +155,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	ledger := results.NewLedger()
-	r := &run{cfg: cfg, rec: rec, ledger: ledger, ids: NewIDs(runTag), start: start}
-
+	r := &run{cfg: cfg, rec: rec, ledger: ledger, ids: NewIDs(runTag), start: start, tracker: newConnTracker()}
+	stopTracker := context.AfterFunc(ctx, r.tracker.closeAll)
+	defer stopTracker()
+	defer func() {
+		for _, w := range r.workloads {
+			for _, db := range w.pools {
+				db.Close()
+			}
+		}
+	}()
+	// Prepare every workload before starting any, so a failure leaves nothing running.
 	var total time.Duration
-	var wg sync.WaitGroup
-	for i, s := range cfg.Workloads {
-		w, err := r.prepare(i, s, pools)
+	for _, s := range cfg.Workloads {
+		w, err := r.prepare(s)
 		if err != nil {
+			_, _ = rec.Close(time.Now())
 			return nil, err
 		}
 		total = max(total, w.sched.End().Sub(start))
+	}
+	var wg sync.WaitGroup
+	for _, w := range r.workloads {
 		wg.Go(func() { w.run(ctx) })
 	}
 	done := make(chan struct{})
@@ -216,11 +222,6 @@ func writes(s Spec) bool {
 	return slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Writes })
 }
 
-type poolKey struct {
-	workload int
-	node     int
-}
-
 type run struct {
 	cfg        Config
 	rec        *results.Recorder
@@ -229,6 +230,7 @@ type run struct {
 	start      time.Time
 	nextWorker atomic.Int64
 	workloads  []*workloadRun
+	tracker    *connTracker
 }
 
 func (r *run) phaseName(now time.Time) string {
@@ -252,7 +254,7 @@ type workloadRun struct {
 	issued  atomic.Int64
 }
 
-func (r *run) prepare(i int, s Spec, pools map[poolKey]*sql.DB) (*workloadRun, error) {
+func (r *run) prepare(s Spec) (*workloadRun, error) {
 	if s.Workers == 0 {
 		s.Workers = 32
 	}
@@ -285,6 +287,7 @@ func (r *run) prepare(i int, s Spec, pools map[poolKey]*sql.DB) (*workloadRun, e
 	}
 	w := &workloadRun{r: r, spec: s, mix: mix, router: &router{nodes: s.Route.Nodes},
 		sched: NewSchedule(r.start, s.Phases), handles: map[int][]*results.Handle{}, pools: map[int]*sql.DB{}}
+	r.workloads = append(r.workloads, w) // now, so its pools are closed whatever happens
 	for _, n := range s.Route.Nodes {
 		for _, op := range mix.Ops() {
 			w.handles[n] = append(w.handles[n], r.rec.Handle(results.Key{Workload: s.Workload.Name, Op: op.Name, Node: n}))
@@ -292,20 +295,16 @@ func (r *run) prepare(i int, s Spec, pools map[poolKey]*sql.DB) (*workloadRun, e
 		if s.Workload.NoDB {
 			continue
 		}
-		db, err := sql.Open("mysql", r.cfg.Targets[n-1].DSN)
-		if err != nil {
-			return nil, err
-		}
 		conns := s.Workers
 		if s.Closed {
 			conns = max(conc, 1)
 		}
-		db.SetMaxOpenConns(conns)
-		db.SetMaxIdleConns(conns)
-		pools[poolKey{i, n}] = db
+		db, err := openPool(r.cfg.Targets[n-1].DSN, s.OpTimeout, r.tracker, conns)
+		if err != nil {
+			return nil, err
+		}
 		w.pools[n] = db
 	}
-	r.workloads = append(r.workloads, w)
 	return w, nil
 }
 
@@ -459,34 +458,41 @@ func retryable(err error) bool {
 	return true
 }
 
-// attempt makes exactly one attempt on one dedicated connection of the node's pool.
-// A connection that failed is discarded by the pool, so the next attempt reconnects.
+// attempt makes exactly one attempt on the worker's own connection to the node.
+//
+// The query itself runs without a cancellable context: with one, the driver hands
+// every query to a watcher goroutine and back, which cost a fifth of the client's CPU
+// per point read. The operation timeout is the connection's read and write timeout
+// instead (openPool), and a cancelled run closes the connections (connTracker).
 func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) error {
 	op := w.mix.ops[opIdx]
-	actx, cancel := context.WithTimeout(ctx, w.spec.OpTimeout)
-	defer cancel()
+	start := time.Now()
 	if w.spec.Workload.NoDB {
-		return w.outcome(ctx, actx, op.Run(actx, nil, wk))
+		actx, cancel := context.WithTimeout(ctx, w.spec.OpTimeout)
+		defer cancel()
+		return w.outcome(ctx, start, op.Run(actx, nil, wk))
 	}
-	c, err := wk.conns.get(actx, node, w.pools[node])
+	c, err := wk.conns.get(ctx, node, w.pools[node])
 	if err == nil {
-		err = op.Run(actx, c, wk)
+		err = op.Run(context.WithoutCancel(ctx), c, wk)
 	}
-	err = w.outcome(ctx, actx, err)
+	err = w.outcome(ctx, start, err)
 	wk.conns.drop(node, err)
 	return err
 }
 
 // outcome names why an attempt ended: our shutdown (canceled), its own timeout, or
-// what the database said.
-func (w *workloadRun) outcome(ctx, actx context.Context, err error) error {
+// what the database said. The driver reports its read and write timeouts as a lost
+// connection: one that failed after the whole operation timeout timed out.
+func (w *workloadRun) outcome(ctx context.Context, start time.Time, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("%w: %v", context.Canceled, err)
-	case errors.Is(actx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("operation timeout %v: %w", w.spec.OpTimeout, context.DeadlineExceeded)
+	case errors.Is(err, context.DeadlineExceeded),
+		results.Classify(err).Class == results.ClassConnection && time.Since(start) >= w.spec.OpTimeout:
+		return fmt.Errorf("operation timeout %v: %w (%v)", w.spec.OpTimeout, context.DeadlineExceeded, err)
 	}
 	return err
 }

@@ -68,7 +68,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
-			return a.load(cmd.Context(), reg, f, flags.Changed("rate"), flags.Changed("concurrency"))
+			return a.load(cmd.Context(), reg, f, flags.Changed("rate"), flags.Changed("concurrency"), flags.Changed("route"))
 		},
 	}
 	fl := cmd.Flags()
@@ -104,7 +104,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	return cmd
 }
 
-func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rateSet, concSet bool) error {
+func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rateSet, concSet, routeSet bool) error {
 	wl, err := reg.Get(f.workload)
 	if err != nil {
 		return err
@@ -162,6 +162,11 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 					return usageError{err}
 				}
 				return err
+			}
+			if c.Topology == testcontainers.PrimaryReplica && !routeSet {
+				// Writes on an asynchronous replica would fork its data from the primary's.
+				f.route = "node=1"
+				a.progress("load: %s is primary-replica: sending everything to the primary (node 1); --route reads from replicas", c.Name)
 			}
 			for _, n := range c.Nodes {
 				t, err := loadgen.NewTarget(n.Index, n.DSN(), f.timeouts)
