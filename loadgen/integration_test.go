@@ -301,6 +301,29 @@ func TestSingleNode(t *testing.T) {
 		}
 	})
 
+	t.Run("retries-turn-a-dead-node-into-latency", func(t *testing.T) {
+		setup(t, targets[0], data)
+		dead, _ := NewTarget(2, fmt.Sprintf("root:x@tcp(%s)/htapchaos", closedPort(t)), DefaultTimeouts)
+		const backoff = 50 * time.Millisecond
+		res, err := Run(context.Background(), Config{Targets: []Target{targets[0], dead}, Params: Params{Data: data},
+			Workloads: []Spec{{Workload: OLTP(), Mix: map[string]int{"point-read": 1}, Retry: Retry{Retries: 2, Backoff: backoff},
+				Phases: []Phase{{Duration: 2 * time.Second, Rate: 50}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Summary.Ops {
+			if o.ErrorsTotal != 0 || o.Count != 50 {
+				t.Errorf("n%d: %d ok, %d errors %v %v: want every request to succeed, retried on node 1 when sent to the dead node 2", o.Node, o.Count, o.ErrorsTotal, o.Errors, o.Other)
+			}
+			if o.Node == 2 && o.Latency.P50 < float64(backoff.Milliseconds()) {
+				t.Errorf("n2 p50 %.1fms: the retry's backoff is missing from what the user saw", o.Latency.P50)
+			}
+			if o.Node == 1 && o.Latency.P50 > 20 {
+				t.Errorf("n1 p50 %.1fms", o.Latency.P50)
+			}
+		}
+	})
+
 	defer t.Run("reconnects-after-the-node-restarts", func(t *testing.T) { reconnectAfterRestart(t, c, targets, data) })
 
 	t.Run("ledger-holds-exactly-the-acknowledged-inserts", func(t *testing.T) {
@@ -308,13 +331,16 @@ func TestSingleNode(t *testing.T) {
 		res, err := Run(context.Background(), Config{Targets: targets, Out: dir, Params: Params{Data: data, BatchRows: 50},
 			Workloads: []Spec{
 				{Workload: OLTP(), Mix: map[string]int{"insert": 1}, Phases: []Phase{{Duration: 2 * time.Second, Rate: 200}}},
-				{Workload: Batch(), Phases: []Phase{{Duration: 2 * time.Second, Rate: 5}}},
+				{Workload: Batch(), Mix: map[string]int{"bulk-insert": 1, "load-data": 1}, Phases: []Phase{{Duration: 2 * time.Second, Rate: 5}}},
 			}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Acked != 400+10*50 || res.Unknown != 0 {
-			t.Fatalf("acked %d unknown %d, want 900 and 0", res.Acked, res.Unknown)
+			t.Fatalf("acked %d unknown %d, want 900 and 0; %+v", res.Acked, res.Unknown, res.Summary.Ops)
+		}
+		if o := opSummary(t, res.Summary, "load-data"); o.Count == 0 || o.ErrorsTotal != 0 {
+			t.Errorf("LOAD DATA LOCAL INFILE: %+v", o)
 		}
 		db := openDB(t, targets[0].DSN)
 		var inDB int64

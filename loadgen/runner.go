@@ -445,7 +445,8 @@ func (w *workloadRun) exec(ctx context.Context, node, op int, wk *Worker) error 
 		case <-t.C:
 		}
 		backoff *= 2
-		err = w.attempt(ctx, w.router.pick(), op, wk)
+		node = w.router.after(node)
+		err = w.attempt(ctx, node, op, wk)
 	}
 	return err
 }

@@ -172,6 +172,17 @@ type router struct {
 	next  atomic.Uint64
 }
 
+// after returns the node that follows node in the route: where a retry goes. It does
+// not move the round-robin, so retries do not skew where new requests go.
+func (r *router) after(node int) int {
+	for i, n := range r.nodes {
+		if n == node {
+			return r.nodes[(i+1)%len(r.nodes)]
+		}
+	}
+	return r.nodes[0]
+}
+
 func (r *router) pick() int {
 	if len(r.nodes) == 1 {
 		return r.nodes[0]

@@ -71,6 +71,9 @@ func TestParseRoute(t *testing.T) {
 	if seen[1] != 3 || seen[2] != 3 || seen[3] != 3 {
 		t.Errorf("round robin %v", seen)
 	}
+	if rt.after(3) != 1 || rt.after(1) != 2 {
+		t.Errorf("after: %d %d", rt.after(3), rt.after(1))
+	}
 }
 
 func TestDDL(t *testing.T) {
