@@ -44,12 +44,12 @@ type loadFlags struct {
 	query       string
 	seed        uint64
 	gap, late   time.Duration
-	timeouts    loadgen.Timeouts
+	timeouts    loadgen.Timeouts // dial from the flag; read and write: the defaults, for setup
 	cpuProfile  string
 }
 
 func (a *app) loadCmd() *cobra.Command {
-	var f loadFlags
+	f := loadFlags{timeouts: loadgen.DefaultTimeouts}
 	reg := loadgen.NewRegistry()
 	cmd := &cobra.Command{
 		Use:   "load (--target DSN[,DSN...] | --cluster NAME) --workload NAME",
@@ -77,7 +77,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.StringVar(&f.workload, "workload", "oltp", "workload: "+strings.Join(reg.Names(), ", "))
 	fl.Float64Var(&f.rate, "rate", 1000, "open loop: operations per second")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "closed loop: fixed workers, each waiting for its last operation (for comparison with peers)")
-	fl.StringVar(&f.phases, "phases", "", "rates (or concurrencies) by phase: DURATION@RATE,... (replaces --rate/--concurrency and --duration)")
+	fl.StringVar(&f.phases, "phases", "", "rates by phase, DURATION@RATE,... (with --concurrency: DURATION@WORKERS,...); replaces --duration")
 	fl.StringArrayVar(&f.mix, "mix", nil, "operation weights, e.g. point-read=70,insert=30 (default: the workload's)")
 	fl.StringVar(&f.route, "route", "all", "all (round-robin), node=N, or nodes=N,M")
 	fl.DurationVar(&f.duration, "duration", 30*time.Second, "how long to run")
@@ -85,7 +85,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.StringVar(&f.out, "out", "", "run directory (default runs/load-TIMESTAMP)")
 	fl.IntVar(&f.workers, "workers", 32, "open loop: connections per node")
 	fl.IntVar(&f.maxInFlight, "max-in-flight", 0, "open loop: operations started or waiting per node before new ones are dropped (default 10 s of the rate)")
-	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "timeout of each attempt")
+	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "timeout of each attempt (every read and write of it)")
 	fl.IntVar(&f.retries, "retries", 0, "client retries after a failed attempt (next node of the route)")
 	fl.DurationVar(&f.backoff, "retry-backoff", 100*time.Millisecond, "wait before the first retry; doubles each time")
 	fl.BoolVar(&f.setup, "setup", true, "create the schema if missing and seed it to --users/--orders first")
@@ -98,8 +98,6 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.DurationVar(&f.gap, "gap-threshold", 500*time.Millisecond, "report a node's unavailability gap when no operation succeeded for this long")
 	fl.DurationVar(&f.late, "late-threshold", 10*time.Millisecond, "an operation starting this much after its intended time is late")
 	fl.DurationVar(&f.timeouts.Dial, "dial-timeout", loadgen.DefaultTimeouts.Dial, "connect timeout, where the DSN sets none")
-	fl.DurationVar(&f.timeouts.Read, "read-timeout", loadgen.DefaultTimeouts.Read, "read timeout, where the DSN sets none")
-	fl.DurationVar(&f.timeouts.Write, "write-timeout", loadgen.DefaultTimeouts.Write, "write timeout, where the DSN sets none")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of htapchaos itself to this file")
 	return cmd
 }
@@ -220,7 +218,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	cfg.Out = out
 	prog := newProgressPrinter(a.stderr)
 	cfg.Progress = prog.update
-	a.progress("load: %s against %d node(s), %s; writing %s", wl.Name, max(len(targets), 1), describePhases(phases), out)
+	a.progress("load: %s against %d node(s), %s; writing %s", wl.Name, max(len(targets), 1), phasesText(phases), out)
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)
 		if err != nil {
@@ -265,14 +263,10 @@ func (a *app) setupData(ctx context.Context, targets []loadgen.Target, d loadgen
 	return nil
 }
 
-func describePhases(ps []loadgen.Phase) string {
+func phasesText(ps []loadgen.Phase) string {
 	s := make([]string, len(ps))
 	for i, p := range ps {
-		if p.Concurrency > 0 {
-			s[i] = fmt.Sprintf("%v at concurrency %d", p.Duration, p.Concurrency)
-		} else {
-			s[i] = fmt.Sprintf("%v at %g ops/s", p.Duration, p.Rate)
-		}
+		s[i] = p.String()
 	}
 	return strings.Join(s, ", then ")
 }
