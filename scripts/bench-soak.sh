@@ -10,7 +10,11 @@ tmp=$(mktemp -d)
 bin=$tmp/htapchaos
 go build -o "$bin" ./cmd/htapchaos
 name=bench-soak-$$
-cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; "$bin" cluster down "$name" >/dev/null 2>&1 || true; rm -rf "$tmp"; }
+cleanup() {
+  if [ -n "${pid:-}" ]; then kill "$pid" 2>/dev/null || true; fi
+  "$bin" cluster down "$name" >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
 trap cleanup EXIT INT TERM
 "$bin" cluster up --topology single --memory 2GiB --name "$name" >/dev/null 2>&1
 "$bin" load --cluster "$name" --workload oltp --rate 1 --duration 1s --out "$tmp/seed" >/dev/null 2>&1
