@@ -37,6 +37,21 @@ func ParseDialect(s string) (Dialect, error) {
 	return "", &UsageError{Field: "--dialect", Msg: fmt.Sprintf("unknown dialect %q (known: mariadb, mysql, singlestore)", s)}
 }
 
+// The columns are the same in every dialect; keys differ.
+const (
+	usersColumns = `  user_id BIGINT NOT NULL,
+  email VARCHAR(255) NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+`
+	ordersColumns = `  order_id BIGINT NOT NULL,
+  user_id BIGINT NOT NULL,
+  amount DECIMAL(12,2) NOT NULL,
+  status VARCHAR(16) NOT NULL,
+  created_at DATETIME(6) NOT NULL,
+`
+)
+
 // DDL returns the statements that create the article's schema, if missing:
 // users (user_id, email, status, created_at) and orders (order_id, user_id, amount,
 // status, created_at; indexed on created_at and user_id).
@@ -45,20 +60,11 @@ func DDL(d Dialect) []string {
 	case SingleStore:
 		return []string{
 			`CREATE ROWSTORE TABLE IF NOT EXISTS users (
-  user_id BIGINT NOT NULL,
-  email VARCHAR(255) NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  created_at DATETIME(6) NOT NULL,
-  PRIMARY KEY (user_id),
+` + usersColumns + `  PRIMARY KEY (user_id),
   SHARD KEY (user_id)
 )`,
 			`CREATE TABLE IF NOT EXISTS orders (
-  order_id BIGINT NOT NULL,
-  user_id BIGINT NOT NULL,
-  amount DECIMAL(12,2) NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  created_at DATETIME(6) NOT NULL,
-  SORT KEY (created_at),
+` + ordersColumns + `  SORT KEY (created_at),
   SHARD KEY (user_id),
   KEY (order_id) USING HASH,
   KEY (user_id) USING HASH
@@ -67,20 +73,11 @@ func DDL(d Dialect) []string {
 	default:
 		return []string{
 			`CREATE TABLE IF NOT EXISTS users (
-  user_id BIGINT NOT NULL,
-  email VARCHAR(255) NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  created_at DATETIME(6) NOT NULL,
-  PRIMARY KEY (user_id),
+` + usersColumns + `  PRIMARY KEY (user_id),
   KEY idx_users_status (status)
 ) ENGINE=InnoDB`,
 			`CREATE TABLE IF NOT EXISTS orders (
-  order_id BIGINT NOT NULL,
-  user_id BIGINT NOT NULL,
-  amount DECIMAL(12,2) NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  created_at DATETIME(6) NOT NULL,
-  PRIMARY KEY (order_id),
+` + ordersColumns + `  PRIMARY KEY (order_id),
   KEY idx_orders_created_at (created_at),
   KEY idx_orders_user_id (user_id)
 ) ENGINE=InnoDB`,
