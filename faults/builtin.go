@@ -1,0 +1,159 @@
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+func builtin() []*Kind {
+	return []*Kind{
+		{
+			Name:        "node-kill",
+			Description: "SIGKILL the node's server; on recover, start it and wait until it has rejoined",
+			Needs:       needs[Killer, Starter](),
+			New:         func(Params) Fault { return &nodeKill{} },
+		},
+		{
+			Name:        "pause",
+			Description: "freeze every process of the node (a stalled VM, a long GC pause); thaw on recover",
+			Needs:       needs[Pauser, Readier](),
+			New:         func(Params) Fault { return &pause{} },
+		},
+		{
+			Name:        "partition",
+			Description: "cut the node off its peers (clients still reach it); heal on recover",
+			Needs:       needs[Partitioner, Readier](),
+			New:         func(Params) Fault { return &partition{} },
+		},
+	}
+}
+
+// needs checks that a node has capabilities A and B.
+func needs[A, B any]() func(Node) error {
+	return func(n Node) error {
+		_, okA := n.(A)
+		_, okB := n.(B)
+		if !okA || !okB {
+			var a *A
+			var b *B
+			return fmt.Errorf("its controller cannot do %T and %T", a, b)
+		}
+		return nil
+	}
+}
+
+// each runs f on every target and joins the errors.
+func each(env *Env, f func(Node) error) error {
+	var errs []error
+	for _, n := range env.Targets {
+		if err := f(n); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Label(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// poll calls f every 200 ms until it holds or ctx ends; what says what was waited for.
+func poll(ctx context.Context, what string, f func() (bool, error)) error {
+	var last error
+	for {
+		ok, err := f()
+		if ok {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("%s: %w (last: %v)", what, context.Cause(ctx), last)
+			}
+			return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+type noSetup struct{}
+
+func (noSetup) Setup(context.Context, *Env) error   { return nil }
+func (noSetup) Cleanup(context.Context, *Env) error { return nil }
+
+func waitReady(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Readier).WaitReady(ctx) })
+}
+
+// stopped waits until the node's process is down (or frozen), where the node can tell.
+func processState(ctx context.Context, env *Env, what string, want func(running, paused bool) bool) error {
+	return each(env, func(n Node) error {
+		s, ok := n.(Stater)
+		if !ok {
+			return nil // a node that cannot tell: trust the command's success
+		}
+		return poll(ctx, what, func() (bool, error) {
+			running, paused, err := s.Running(ctx)
+			return err == nil && want(running, paused), err
+		})
+	})
+}
+
+type nodeKill struct{ noSetup }
+
+func (*nodeKill) Inject(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Killer).Kill(ctx) })
+}
+
+func (*nodeKill) WaitForEffect(ctx context.Context, env *Env) error {
+	return processState(ctx, env, "server still running", func(running, _ bool) bool { return !running })
+}
+
+// Recover starts the node and waits until it has rejoined (Start waits).
+func (*nodeKill) Recover(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Starter).Start(ctx) })
+}
+
+func (*nodeKill) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
+
+type pause struct{ noSetup }
+
+func (*pause) Inject(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Pauser).Pause(ctx) })
+}
+
+func (*pause) WaitForEffect(ctx context.Context, env *Env) error {
+	return processState(ctx, env, "node not frozen", func(_, paused bool) bool { return paused })
+}
+
+func (*pause) Recover(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Pauser).Unpause(ctx) })
+}
+
+func (*pause) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
+
+type partition struct{ noSetup }
+
+func (*partition) Inject(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Partitioner).Disconnect(ctx) })
+}
+
+// WaitForEffect: a Galera node cut off loses the primary component; other nodes give
+// no sign, and the cut is trusted.
+func (*partition) WaitForEffect(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error {
+		m, ok := n.(Membership)
+		if !ok || n.Role() != "galera" {
+			return nil
+		}
+		return poll(ctx, "node still in the primary component", func() (bool, error) {
+			_, primary, err := m.Membership(ctx)
+			return err == nil && !primary, err
+		})
+	})
+}
+
+func (*partition) Recover(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Partitioner).Reconnect(ctx) })
+}
+
+func (*partition) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }

@@ -1,0 +1,190 @@
+// Package faults injects the faults real outages start with, each as a life cycle
+// (set up, inject, wait until it took effect, recover, wait until recovered, clean
+// up) run by a state machine that always recovers: on success, on error, on cancel.
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Fault is one injection. Each step either does its work or says why it could not;
+// the Runner calls them in order and never skips Recover once Inject was called.
+type Fault interface {
+	// Setup checks the targets can take the fault and prepares what it needs.
+	Setup(ctx context.Context, env *Env) error
+	// Inject starts the fault.
+	Inject(ctx context.Context, env *Env) error
+	// WaitForEffect returns once the fault has verifiably taken effect.
+	WaitForEffect(ctx context.Context, env *Env) error
+	// Recover undoes the fault.
+	Recover(ctx context.Context, env *Env) error
+	// WaitForRecovery returns once the targets serve again.
+	WaitForRecovery(ctx context.Context, env *Env) error
+	// Cleanup removes what Setup made.
+	Cleanup(ctx context.Context, env *Env) error
+}
+
+// Env is what a fault acts on and reports to.
+type Env struct {
+	Targets []Node
+	Cluster Cluster
+	Events  *Events
+	Params  Params
+}
+
+// State is where a fault is in its life cycle.
+type State string
+
+const (
+	StateNew       State = "new"
+	StateReady     State = "ready"     // set up
+	StateInjected  State = "injected"  // inject called
+	StateEffective State = "effective" // took effect
+	StateRecovered State = "recovered" // recover called
+	StateHealthy   State = "healthy"   // targets serve again
+	StateCleaned   State = "cleaned"
+	StateFailed    State = "failed" // recovery failed: a person must look
+)
+
+// legal lists the moves the state machine allows.
+var legal = map[State][]State{
+	StateNew:       {StateReady, StateCleaned},
+	StateReady:     {StateInjected, StateCleaned},
+	StateInjected:  {StateEffective, StateRecovered, StateFailed},
+	StateEffective: {StateRecovered, StateFailed},
+	StateRecovered: {StateHealthy, StateFailed},
+	StateHealthy:   {StateCleaned},
+	StateFailed:    {StateCleaned},
+}
+
+// ErrIllegalMove is returned for a step the life cycle does not allow now.
+var ErrIllegalMove = errors.New("illegal fault state change")
+
+// Runner drives one fault through its life cycle.
+type Runner struct {
+	Kind  string
+	Fault Fault
+	Env   *Env
+	// EffectTimeout bounds the wait for the fault to take effect (default 60s).
+	EffectTimeout time.Duration
+
+	mu    sync.Mutex
+	state State
+	// Timings measured by the runner.
+	Injected, Effective, Recovered, Healthy time.Time
+}
+
+// NewRunner wraps a fault.
+func NewRunner(kind string, f Fault, env *Env) *Runner {
+	return &Runner{Kind: kind, Fault: f, Env: env, state: StateNew}
+}
+
+// State reports the current state.
+func (r *Runner) State() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+func (r *Runner) move(to State) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.legalLocked(to); err != nil {
+		return err
+	}
+	r.state = to
+	return nil
+}
+
+func (r *Runner) legalLocked(to State) error {
+	for _, s := range legal[r.state] {
+		if s == to {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s -> %s", ErrIllegalMove, r.state, to)
+}
+
+// step runs one life-cycle step if the state machine allows it now, and moves to its
+// state once it succeeded. An Inject that failed may have half happened (two nodes
+// of three frozen): it counts as injected, so recovery runs.
+func (r *Runner) step(ctx context.Context, name string, to State, f func(context.Context, *Env) error) error {
+	r.mu.Lock()
+	err := r.legalLocked(to)
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	r.Env.Events.Add(r.Kind, name, r.Env.Targets, "")
+	err = f(ctx, r.Env)
+	if err == nil || to == StateInjected {
+		r.mu.Lock()
+		r.state = to
+		r.mu.Unlock()
+	}
+	if err != nil {
+		r.Env.Events.Add(r.Kind, name+"-failed", r.Env.Targets, err.Error())
+		return fmt.Errorf("%s %s: %w", r.Kind, name, err)
+	}
+	return nil
+}
+
+// Run sets the fault up, injects it, waits until it took effect, holds it for hold
+// (or until ctx ends), recovers, waits until the targets serve again and cleans up.
+// Whatever happens after Inject (an error, a cancel, a signal), recovery runs on a
+// context of its own, bounded by recoverTimeout. The error says what failed; a
+// cancel during the hold is not an error of the fault.
+func (r *Runner) Run(ctx context.Context, hold, recoverTimeout time.Duration) error {
+	if err := r.step(ctx, "setup", StateReady, r.Fault.Setup); err != nil {
+		return errors.Join(err, r.cleanup(ctx, recoverTimeout))
+	}
+	err := r.step(ctx, "inject", StateInjected, r.Fault.Inject)
+	r.Injected = time.Now()
+	if err == nil {
+		timeout := r.EffectTimeout
+		if timeout == 0 {
+			timeout = time.Minute
+		}
+		ectx, cancel := context.WithTimeout(ctx, timeout)
+		err = r.step(ectx, "effect", StateEffective, r.Fault.WaitForEffect)
+		cancel()
+		if err == nil {
+			r.Effective = time.Now()
+			t := time.NewTimer(hold)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	return errors.Join(err, r.recover(ctx, recoverTimeout))
+}
+
+// recover runs Recover, WaitForRecovery and Cleanup on a context that outlives a
+// cancelled ctx: a node left frozen or cut off after htapchaos exits is a bug.
+func (r *Runner) recover(ctx context.Context, timeout time.Duration) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := r.step(rctx, "recover", StateRecovered, r.Fault.Recover); err != nil {
+		_ = r.move(StateFailed)
+		return errors.Join(err, r.cleanup(rctx, timeout))
+	}
+	r.Recovered = time.Now()
+	if err := r.step(rctx, "recovered", StateHealthy, r.Fault.WaitForRecovery); err != nil {
+		_ = r.move(StateFailed)
+		return errors.Join(err, r.cleanup(rctx, timeout))
+	}
+	r.Healthy = time.Now()
+	return r.cleanup(rctx, timeout)
+}
+
+func (r *Runner) cleanup(ctx context.Context, timeout time.Duration) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	return r.step(cctx, "cleanup", StateCleaned, r.Fault.Cleanup)
+}

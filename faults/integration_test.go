@@ -1,0 +1,172 @@
+package faults
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"log"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+var testLabels = map[string]string{htc.LabelPurpose: "test-faults"}
+
+func TestMain(m *testing.M) {
+	tclog.SetDefault(tclog.NewNoopLogger())
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if eng, err := htc.Connect(ctx); err == nil {
+		_, _ = htc.RemoveAll(ctx, eng, testLabels)
+	}
+	cancel()
+	os.Exit(m.Run())
+}
+
+// start runs a fault in the background and returns once it has taken effect.
+func start(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold time.Duration) (*Runner, chan error) {
+	t.Helper()
+	k, err := NewRegistry().Get(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := Resolve(c, node, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Check(targets); err != nil {
+		t.Fatal(err)
+	}
+	params, _ := k.Parse(nil)
+	r := NewRunner(kind, k.New(params), &Env{Targets: targets, Cluster: c, Events: NewEvents(nil), Params: params})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, hold, 3*time.Minute) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for r.State() != StateEffective {
+		if s := r.State(); s == StateRecovered || s == StateHealthy || s == StateCleaned || s == StateFailed || time.Now().After(deadline) {
+			t.Fatalf("%s never took effect (state %s): %v", kind, s, <-done)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return r, done
+}
+
+func size(t *testing.T, n *htc.Node) (int, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	g, err := n.GaleraStatus(ctx)
+	if err != nil {
+		return 0, false
+	}
+	return g.Size, g.ClusterStatus == "Primary"
+}
+
+func eventually(t *testing.T, what string, d time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestFaultsOnGalera(t *testing.T) {
+	hc := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
+	c := Containers(hc)
+	n1, n2, n3 := hc.Nodes[0], hc.Nodes[1], hc.Nodes[2]
+	ctx := context.Background()
+
+	t.Run("node-kill", func(t *testing.T) {
+		_, done := start(t, ctx, c, "node-kill", "2", 6*time.Second)
+		conn, err := net.DialTimeout("tcp", n2.Addr(), time.Second)
+		if err == nil {
+			// The engine's proxy may accept and drop at once: no server answers.
+			buf := make([]byte, 1)
+			conn.SetReadDeadline(time.Now().Add(time.Second))
+			_, err = conn.Read(buf)
+			conn.Close()
+		}
+		if err == nil {
+			t.Error("the killed node still answers")
+		}
+		eventually(t, "the survivors see size 2", 20*time.Second, func() bool { s, p := size(t, n1); return s == 2 && p })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if s, p := size(t, n2); s != 3 || !p {
+			t.Errorf("after recovery n2 sees size %d primary %t", s, p)
+		}
+	})
+
+	t.Run("pause-stalls-a-client-for-the-duration", func(t *testing.T) {
+		const hold = 3 * time.Second
+		r, done := start(t, ctx, c, "pause", "3", hold)
+		db, _ := sql.Open("mysql", n3.DSN())
+		defer db.Close()
+		qstart := time.Now()
+		var one int
+		err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+		stalled := time.Since(qstart)
+		if err != nil {
+			t.Fatalf("query after the pause: %v", err)
+		}
+		if ferr := <-done; ferr != nil {
+			t.Fatal(ferr)
+		}
+		// The query was sent right after the pause took effect and answered at the thaw.
+		want := r.Recovered.Sub(r.Effective)
+		if d := stalled - want; d < -500*time.Millisecond || d > 500*time.Millisecond {
+			t.Errorf("the client stalled %v, the node was frozen %v", stalled, want)
+		}
+		if want < hold {
+			t.Errorf("frozen only %v of the %v hold", want, hold)
+		}
+	})
+
+	t.Run("partition-loses-primary-while-the-others-keep-quorum", func(t *testing.T) {
+		_, done := start(t, ctx, c, "partition", "n3", 5*time.Second)
+		if s, p := size(t, n3); p {
+			t.Errorf("cut-off n3 still Primary (size %d)", s)
+		}
+		eventually(t, "n1 keeps quorum with size 2", 20*time.Second, func() bool { s, p := size(t, n1); return s == 2 && p })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "n3 rejoins", 30*time.Second, func() bool { s, p := size(t, n3); return s == 3 && p })
+	})
+
+	// Cancelling in the middle of each fault leaves nothing active.
+	for _, kind := range []string{"pause", "partition", "node-kill"} {
+		t.Run("cancel-"+kind, func(t *testing.T) {
+			cctx, cancel := context.WithCancel(ctx)
+			r, done := start(t, cctx, c, kind, "2", time.Hour)
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(3 * time.Minute):
+				t.Fatal("recovery after cancel did not finish")
+			}
+			if r.State() != StateCleaned {
+				t.Errorf("state %s", r.State())
+			}
+			st, err := n2.State(ctx)
+			if err != nil || !st.Running || st.Paused {
+				t.Errorf("n2 after a cancelled %s: %+v %v", kind, st, err)
+			}
+			if s, p := size(t, n2); s != 3 || !p {
+				t.Errorf("n2 after a cancelled %s: size %d primary %t", kind, s, p)
+			}
+		})
+	}
+}

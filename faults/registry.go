@@ -1,0 +1,177 @@
+package faults
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// UsageError is bad input: an unknown fault or parameter, a value out of range, a
+// fault the targets cannot take. The CLI maps it to exit code 2.
+type UsageError struct {
+	Field string
+	Msg   string
+}
+
+func (e *UsageError) Error() string { return e.Field + ": " + e.Msg }
+
+func usageErr(field, format string, args ...any) error {
+	return &UsageError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ParamType is the type of a fault parameter.
+type ParamType string
+
+const (
+	Duration ParamType = "duration" // 10s, 1m30s; must be positive
+	Percent  ParamType = "percent"  // 1-99
+	Int      ParamType = "int"      // whole number >= 0
+	String   ParamType = "string"
+)
+
+// ParamSpec describes one parameter of a fault kind.
+type ParamSpec struct {
+	Name    string
+	Type    ParamType
+	Default string // "" = no default (optional unless Required)
+	Help    string
+}
+
+// Params are validated parameter values.
+type Params map[string]string
+
+// Duration returns a duration parameter (zero when unset).
+func (p Params) Duration(name string) time.Duration {
+	d, _ := time.ParseDuration(p[name])
+	return d
+}
+
+// Int returns a whole-number or percent parameter.
+func (p Params) Int(name string) int {
+	i, _ := strconv.Atoi(p[name])
+	return i
+}
+
+// Kind is a fault kind in the registry.
+type Kind struct {
+	Name        string
+	Description string
+	Params      []ParamSpec
+	// Needs are the node capabilities the fault uses, checked before anything runs.
+	Needs func(Node) error
+	New   func(Params) Fault
+}
+
+// Registry holds fault kinds by name. Register panics on a duplicate.
+type Registry struct{ m map[string]*Kind }
+
+// NewRegistry returns the builtin fault kinds.
+func NewRegistry() *Registry {
+	r := &Registry{m: map[string]*Kind{}}
+	for _, k := range builtin() {
+		r.Register(k)
+	}
+	return r
+}
+
+// Register adds a kind.
+func (r *Registry) Register(k *Kind) {
+	if _, dup := r.m[k.Name]; dup {
+		panic("faults: kind registered twice: " + k.Name)
+	}
+	r.m[k.Name] = k
+}
+
+// Names lists the kinds, sorted.
+func (r *Registry) Names() []string { return slices.Sorted(maps.Keys(r.m)) }
+
+// Get finds a kind.
+func (r *Registry) Get(name string) (*Kind, error) {
+	if k, ok := r.m[name]; ok {
+		return k, nil
+	}
+	return nil, usageErr("fault", "unknown fault %q (known: %s)", name, strings.Join(r.Names(), ", "))
+}
+
+// Parse validates raw key=value parameters against the kind, fills defaults, and
+// reports every problem at once.
+func (k *Kind) Parse(raw map[string]string) (Params, error) {
+	out := Params{}
+	var errs []error
+	specs := map[string]ParamSpec{}
+	for _, s := range k.Params {
+		specs[s.Name] = s
+		if s.Default != "" {
+			out[s.Name] = s.Default
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(raw)) {
+		v := raw[name]
+		s, ok := specs[name]
+		if !ok {
+			known := make([]string, 0, len(k.Params))
+			for _, p := range k.Params {
+				known = append(known, p.Name)
+			}
+			errs = append(errs, usageErr("--param", "%s has no parameter %q (it has: %s)", k.Name, name, strings.Join(known, ", ")))
+			continue
+		}
+		if err := checkValue(s, v); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[name] = v
+	}
+	return out, errors.Join(errs...)
+}
+
+func checkValue(s ParamSpec, v string) error {
+	switch s.Type {
+	case Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return usageErr("--param", "%s=%s: want a positive duration (e.g. 10s)", s.Name, v)
+		}
+	case Percent:
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 99 {
+			return usageErr("--param", "%s=%s: want a percentage from 1 to 99", s.Name, v)
+		}
+	case Int:
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 {
+			return usageErr("--param", "%s=%s: want a whole number >= 0", s.Name, v)
+		}
+	}
+	return nil
+}
+
+// ParseParams parses --param values of the form key=value.
+func ParseParams(values []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range values {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, usageErr("--param", "%q: want key=value", v)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(val)
+	}
+	return out, nil
+}
+
+// Check says whether every target can take the kind.
+func (k *Kind) Check(targets []Node) error {
+	var errs []error
+	for _, n := range targets {
+		if k.Needs != nil {
+			if err := k.Needs(n); err != nil {
+				errs = append(errs, usageErr("--node", "%s cannot take %s: %v", n.Label(), k.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,163 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// Cluster is what faults act on. Faults only talk to this interface and to the
+// optional node capabilities below, found by type assertion, so a fault works on
+// any cluster whose nodes can do what it needs, and says clearly where they cannot.
+type Cluster interface {
+	Name() string
+	Nodes() []Node
+}
+
+// Node is one database node.
+type Node interface {
+	Index() int    // 1-based
+	Label() string // for people: container or host name
+	Role() string  // galera, primary, replica, single
+}
+
+// Capabilities a node may have.
+type (
+	Killer interface {
+		Kill(ctx context.Context) error
+	}
+	Starter interface {
+		// Start starts a stopped node and waits until it serves again.
+		Start(ctx context.Context) error
+	}
+	Pauser interface {
+		Pause(ctx context.Context) error
+		Unpause(ctx context.Context) error
+	}
+	Partitioner interface {
+		Disconnect(ctx context.Context) error
+		Reconnect(ctx context.Context) error
+	}
+	// Stater reports the node's process state (containers).
+	Stater interface {
+		Running(ctx context.Context) (running, paused bool, err error)
+	}
+	// Membership reports a Galera node's view of the cluster.
+	Membership interface {
+		Membership(ctx context.Context) (size int, primary bool, err error)
+	}
+	// Readier waits until the node serves again.
+	Readier interface {
+		WaitReady(ctx context.Context) error
+	}
+)
+
+// Containers adapts a cluster in containers.
+func Containers(c *htc.Cluster) Cluster { return containerCluster{c} }
+
+type containerCluster struct{ c *htc.Cluster }
+
+func (cc containerCluster) Name() string { return cc.c.Name }
+
+func (cc containerCluster) Nodes() []Node {
+	out := make([]Node, len(cc.c.Nodes))
+	for i, n := range cc.c.Nodes {
+		out[i] = containerNode{n}
+	}
+	return out
+}
+
+type containerNode struct{ n *htc.Node }
+
+func (cn containerNode) Index() int                           { return cn.n.Index }
+func (cn containerNode) Label() string                        { return cn.n.Name }
+func (cn containerNode) Role() string                         { return string(cn.n.Role) }
+func (cn containerNode) Kill(ctx context.Context) error       { return cn.n.Kill(ctx) }
+func (cn containerNode) Start(ctx context.Context) error      { return cn.n.Start(ctx) }
+func (cn containerNode) Pause(ctx context.Context) error      { return cn.n.Pause(ctx) }
+func (cn containerNode) Unpause(ctx context.Context) error    { return cn.n.Unpause(ctx) }
+func (cn containerNode) Disconnect(ctx context.Context) error { return cn.n.Disconnect(ctx) }
+func (cn containerNode) Reconnect(ctx context.Context) error  { return cn.n.Reconnect(ctx) }
+func (cn containerNode) WaitReady(ctx context.Context) error  { return cn.n.WaitReady(ctx) }
+func (cn containerNode) Container() *htc.Node                 { return cn.n }
+func (cn containerNode) Running(ctx context.Context) (bool, bool, error) {
+	st, err := cn.n.State(ctx)
+	return st.Running, st.Paused, err
+}
+
+// Membership is only meaningful on Galera nodes.
+func (cn containerNode) Membership(ctx context.Context) (int, bool, error) {
+	if cn.n.Role != htc.RoleGalera {
+		return 0, false, fmt.Errorf("%s is not a Galera node", cn.n.Name)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	g, err := cn.n.GaleraStatus(qctx)
+	return g.Size, g.ClusterStatus == "Primary", err
+}
+
+// Resolve turns a --node value into nodes: an index ("2"), a name ("n2" or the
+// container name), "random" (seeded), "all-but-one" (every node but the last), or
+// "primary" (primary-replica). Several values may be joined by commas.
+func Resolve(c Cluster, spec string, seed uint64) ([]Node, error) {
+	nodes := c.Nodes()
+	var out []Node
+	seen := map[int]bool{}
+	add := func(n Node) {
+		if !seen[n.Index()] {
+			seen[n.Index()] = true
+			out = append(out, n)
+		}
+	}
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		switch part {
+		case "":
+			return nil, usageErr("--node", "no node given (an index, a name, random, all-but-one or primary)")
+		case "random":
+			add(nodes[rand.New(rand.NewPCG(seed, 0)).IntN(len(nodes))])
+		case "all-but-one":
+			for _, n := range nodes[:len(nodes)-1] {
+				add(n)
+			}
+		case "primary":
+			found := false
+			for _, n := range nodes {
+				if n.Role() == string(htc.RolePrimary) {
+					add(n)
+					found = true
+				}
+			}
+			if !found {
+				return nil, usageErr("--node", "primary: cluster %s has no primary (only primary-replica clusters do)", c.Name())
+			}
+		default:
+			n, err := byIndexOrName(nodes, part)
+			if err != nil {
+				return nil, err
+			}
+			add(n)
+		}
+	}
+	return out, nil
+}
+
+func byIndexOrName(nodes []Node, s string) (Node, error) {
+	if i, err := strconv.Atoi(strings.TrimPrefix(s, "n")); err == nil {
+		if i < 1 || i > len(nodes) {
+			return nil, usageErr("--node", "%s: out of range 1-%d", s, len(nodes))
+		}
+		return nodes[i-1], nil
+	}
+	for _, n := range nodes {
+		if n.Label() == s {
+			return n, nil
+		}
+	}
+	return nil, usageErr("--node", "%q: no such node (use 1-%d or a node name)", s, len(nodes))
+}
