@@ -117,7 +117,11 @@ func (k *Kind) Parse(raw map[string]string) (Params, error) {
 			for _, p := range k.Params {
 				known = append(known, p.Name)
 			}
-			errs = append(errs, usageErr("--param", "%s has no parameter %q (it has: %s)", k.Name, name, strings.Join(known, ", ")))
+			has := "it takes none"
+			if len(known) > 0 {
+				has = "it has: " + strings.Join(known, ", ")
+			}
+			errs = append(errs, usageErr("--param", "%s has no parameter %q (%s)", k.Name, name, has))
 			continue
 		}
 		if err := checkValue(s, v); err != nil {

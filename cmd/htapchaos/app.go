@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
@@ -35,13 +36,14 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 func (a *app) exitCode(ctx context.Context, err error) int {
 	var cfgErr *testcontainers.ConfigError
 	var loadErr *loadgen.UsageError
+	var faultErr *faults.UsageError
 	var uerr usageError
 	switch {
 	case err == nil:
 		return exitOK
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case !a.ran, errors.As(err, &uerr), errors.As(err, &cfgErr), errors.As(err, &loadErr):
+	case !a.ran, errors.As(err, &uerr), errors.As(err, &cfgErr), errors.As(err, &loadErr), errors.As(err, &faultErr):
 		return exitUsage
 	default:
 		return exitInfra
@@ -76,7 +78,7 @@ outages start with, and scores each experiment against known production failure 
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd())
+	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd())
 	return root
 }
 
