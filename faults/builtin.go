@@ -16,6 +16,13 @@ func builtin() []*Kind {
 			New:         func(Params) Fault { return &nodeKill{} },
 		},
 		{
+			Name:        "node-stop",
+			Description: "stop the node's server gracefully (SIGTERM, shutdown); on recover, start it and wait until it has rejoined",
+			Params:      []ParamSpec{{Name: "grace", Type: Duration, Default: "30s", Help: "time to shut down before SIGKILL"}},
+			Needs:       needs[Stopper, Starter](),
+			New:         func(p Params) Fault { return &nodeStop{grace: p.Duration("grace")} },
+		},
+		{
 			Name:        "pause",
 			Description: "freeze every process of the node (a stalled VM, a long GC pause); thaw on recover",
 			Needs:       needs[Pauser, Readier](),
@@ -114,6 +121,25 @@ func (*nodeKill) Recover(ctx context.Context, env *Env) error {
 }
 
 func (*nodeKill) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
+
+type nodeStop struct {
+	noSetup
+	grace time.Duration
+}
+
+func (f *nodeStop) Inject(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Stopper).Stop(ctx, f.grace) })
+}
+
+func (*nodeStop) WaitForEffect(ctx context.Context, env *Env) error {
+	return processState(ctx, env, "server still running", func(running, _ bool) bool { return !running })
+}
+
+func (*nodeStop) Recover(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Starter).Start(ctx) })
+}
+
+func (*nodeStop) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
 
 type pause struct{ noSetup }
 

@@ -106,6 +106,20 @@ func TestFaultsOnGalera(t *testing.T) {
 		}
 	})
 
+	t.Run("node-stop", func(t *testing.T) {
+		_, done := start(t, ctx, c, "node-stop", "3", 3*time.Second)
+		st, err := n3.State(ctx)
+		if err != nil || st.Running || st.ExitCode != 0 {
+			t.Errorf("after a graceful stop: %+v %v, want stopped with exit 0", st, err)
+		}
+		// A graceful leave shrinks the cluster at once, without a suspect timeout.
+		eventually(t, "the others see size 2", 5*time.Second, func() bool { s, p := size(t, n1); return s == 2 && p })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "n3 rejoins", 30*time.Second, func() bool { s, p := size(t, n3); return s == 3 && p })
+	})
+
 	t.Run("pause-stalls-a-client-for-the-duration", func(t *testing.T) {
 		const hold = 3 * time.Second
 		r, done := start(t, ctx, c, "pause", "3", hold)

@@ -31,6 +31,10 @@ type (
 	Killer interface {
 		Kill(ctx context.Context) error
 	}
+	Stopper interface {
+		// Stop shuts the server down gracefully, killing it after grace.
+		Stop(ctx context.Context, grace time.Duration) error
+	}
 	Starter interface {
 		// Start starts a stopped node and waits until it serves again.
 		Start(ctx context.Context) error
@@ -84,7 +88,9 @@ func (cn containerNode) Unpause(ctx context.Context) error    { return cn.n.Unpa
 func (cn containerNode) Disconnect(ctx context.Context) error { return cn.n.Disconnect(ctx) }
 func (cn containerNode) Reconnect(ctx context.Context) error  { return cn.n.Reconnect(ctx) }
 func (cn containerNode) WaitReady(ctx context.Context) error  { return cn.n.WaitReady(ctx) }
-func (cn containerNode) Container() *htc.Node                 { return cn.n }
+func (cn containerNode) Stop(ctx context.Context, grace time.Duration) error {
+	return cn.n.Stop(ctx, grace)
+}
 func (cn containerNode) Running(ctx context.Context) (bool, bool, error) {
 	st, err := cn.n.State(ctx)
 	return st.Running, st.Paused, err
