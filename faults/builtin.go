@@ -105,41 +105,37 @@ func processState(ctx context.Context, env *Env, what string, want func(running,
 	})
 }
 
-type nodeKill struct{ noSetup }
+// downUntilStarted is the part that node-kill and node-stop share: the process is
+// down until Recover starts it, and recovered once the node has rejoined.
+type downUntilStarted struct{ noSetup }
+
+func (downUntilStarted) WaitForEffect(ctx context.Context, env *Env) error {
+	return processState(ctx, env, "server still running", func(running, _ bool) bool { return !running })
+}
+
+// Recover starts the node and waits until it has rejoined (Start waits).
+func (downUntilStarted) Recover(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Starter).Start(ctx) })
+}
+
+func (downUntilStarted) WaitForRecovery(ctx context.Context, env *Env) error {
+	return waitReady(ctx, env)
+}
+
+type nodeKill struct{ downUntilStarted }
 
 func (*nodeKill) Inject(ctx context.Context, env *Env) error {
 	return each(env, func(n Node) error { return n.(Killer).Kill(ctx) })
 }
 
-func (*nodeKill) WaitForEffect(ctx context.Context, env *Env) error {
-	return processState(ctx, env, "server still running", func(running, _ bool) bool { return !running })
-}
-
-// Recover starts the node and waits until it has rejoined (Start waits).
-func (*nodeKill) Recover(ctx context.Context, env *Env) error {
-	return each(env, func(n Node) error { return n.(Starter).Start(ctx) })
-}
-
-func (*nodeKill) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
-
 type nodeStop struct {
-	noSetup
+	downUntilStarted
 	grace time.Duration
 }
 
 func (f *nodeStop) Inject(ctx context.Context, env *Env) error {
 	return each(env, func(n Node) error { return n.(Stopper).Stop(ctx, f.grace) })
 }
-
-func (*nodeStop) WaitForEffect(ctx context.Context, env *Env) error {
-	return processState(ctx, env, "server still running", func(running, _ bool) bool { return !running })
-}
-
-func (*nodeStop) Recover(ctx context.Context, env *Env) error {
-	return each(env, func(n Node) error { return n.(Starter).Start(ctx) })
-}
-
-func (*nodeStop) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
 
 type pause struct{ noSetup }
 

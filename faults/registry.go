@@ -2,26 +2,20 @@ package faults
 
 import (
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/htapchaos/htapchaos/internal/usage"
 )
 
 // UsageError is bad input: an unknown fault or parameter, a value out of range, a
 // fault the targets cannot take. The CLI maps it to exit code 2.
-type UsageError struct {
-	Field string
-	Msg   string
-}
+type UsageError = usage.Error
 
-func (e *UsageError) Error() string { return e.Field + ": " + e.Msg }
-
-func usageErr(field, format string, args ...any) error {
-	return &UsageError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
+var usageErr = usage.Errorf
 
 // ParamType is the type of a fault parameter.
 type ParamType string

@@ -11,21 +11,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/htapchaos/htapchaos/internal/usage"
 	"github.com/htapchaos/htapchaos/results"
 )
 
 // UsageError is bad input (an unknown workload or operation, a rate that is not
 // positive, ...). The CLI maps it to exit code 2.
-type UsageError struct {
-	Field string
-	Msg   string
-}
+type UsageError = usage.Error
 
-func (e *UsageError) Error() string { return e.Field + ": " + e.Msg }
-
-func usageErr(field, format string, args ...any) error {
-	return &UsageError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
+var usageErr = usage.Errorf
 
 // Querier is what an operation runs on: the worker's own connection to the node, so
 // an operation is exactly one attempt (database/sql retries silently on a *sql.DB).

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/htapchaos/htapchaos/internal/usage"
 )
 
 // Topology names a cluster shape.
@@ -39,16 +41,9 @@ const (
 
 // ConfigError is bad input: a topology, count, size or setting that cannot be used.
 // The CLI maps it to exit code 2.
-type ConfigError struct {
-	Field string // the flag or field at fault, e.g. "--set"
-	Msg   string
-}
+type ConfigError = usage.Error
 
-func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
-
-func configErr(field, format string, args ...any) error {
-	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
-}
+var configErr = usage.Errorf
 
 // Config describes a cluster to provision.
 type Config struct {

@@ -9,9 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/htapchaos/htapchaos/faults"
-	"github.com/htapchaos/htapchaos/loadgen"
-	"github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/internal/usage"
 )
 
 // Exit codes.
@@ -34,16 +32,14 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 // exitCode maps an error to the process exit code, in this one place. An error
 // before the command ran (unknown command or flag, wrong arguments) is a usage error.
 func (a *app) exitCode(ctx context.Context, err error) int {
-	var cfgErr *testcontainers.ConfigError
-	var loadErr *loadgen.UsageError
-	var faultErr *faults.UsageError
+	var inputErr *usage.Error
 	var uerr usageError
 	switch {
 	case err == nil:
 		return exitOK
 	case ctx.Err() != nil:
 		return exitInterrupted
-	case !a.ran, errors.As(err, &uerr), errors.As(err, &cfgErr), errors.As(err, &loadErr), errors.As(err, &faultErr):
+	case !a.ran, errors.As(err, &uerr), errors.As(err, &inputErr):
 		return exitUsage
 	default:
 		return exitInfra
