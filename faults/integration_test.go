@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -157,8 +158,30 @@ func TestFaultsOnGalera(t *testing.T) {
 		eventually(t, "n3 rejoins", 30*time.Second, func() bool { s, p := size(t, n3); return s == 3 && p })
 	})
 
+	t.Run("cpu-hog", func(t *testing.T) {
+		_, done := start(t, ctx, c, "cpu-hog", "1", 2*time.Second)
+		// The hog's workers burn CPU inside the node's container (ps: share of a CPU
+		// over each process's life, which is all of this hold).
+		time.Sleep(time.Second)
+		res, err := n1.Exec(ctx, "sh", "-c", `ps -eo stat=,pcpu=,comm= | awk '$1 !~ /^Z/ && $3 ~ /^stress-ng/ {s+=$2} END {print s+0}'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pcpu float64
+		fmt.Sscan(res.Stdout, &pcpu)
+		if pcpu < 50 {
+			t.Errorf("stress-ng uses %.0f%% of a CPU: not hogging", pcpu)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if live, _ := hogs(ctx, Containers(hc).Nodes()[0]); live {
+			t.Error("stress-ng still runs after recovery")
+		}
+	})
+
 	// Cancelling in the middle of each fault leaves nothing active.
-	for _, kind := range []string{"pause", "partition", "node-kill"} {
+	for _, kind := range []string{"pause", "partition", "node-kill", "cpu-hog"} {
 		t.Run("cancel-"+kind, func(t *testing.T) {
 			cctx, cancel := context.WithCancel(ctx)
 			r, done := start(t, cctx, c, kind, "2", time.Hour)
@@ -177,6 +200,9 @@ func TestFaultsOnGalera(t *testing.T) {
 			st, err := n2.State(ctx)
 			if err != nil || !st.Running || st.Paused {
 				t.Errorf("n2 after a cancelled %s: %+v %v", kind, st, err)
+			}
+			if live, _ := hogs(ctx, Containers(hc).Nodes()[1]); live {
+				t.Errorf("stress-ng left running after a cancelled %s", kind)
 			}
 			if s, p := size(t, n2); s != 3 || !p {
 				t.Errorf("n2 after a cancelled %s: size %d primary %t", kind, s, p)

@@ -55,6 +55,10 @@ type (
 	Membership interface {
 		Membership(ctx context.Context) (size int, primary bool, err error)
 	}
+	// Execer runs a command on the node.
+	Execer interface {
+		Exec(ctx context.Context, cmd ...string) (exitCode int, output string, err error)
+	}
 	// Readier waits until the node serves again.
 	Readier interface {
 		WaitReady(ctx context.Context) error
@@ -88,6 +92,10 @@ func (cn containerNode) Unpause(ctx context.Context) error    { return cn.n.Unpa
 func (cn containerNode) Disconnect(ctx context.Context) error { return cn.n.Disconnect(ctx) }
 func (cn containerNode) Reconnect(ctx context.Context) error  { return cn.n.Reconnect(ctx) }
 func (cn containerNode) WaitReady(ctx context.Context) error  { return cn.n.WaitReady(ctx) }
+func (cn containerNode) Exec(ctx context.Context, cmd ...string) (int, string, error) {
+	r, err := cn.n.Exec(ctx, cmd...)
+	return r.ExitCode, r.Stdout + r.Stderr, err
+}
 func (cn containerNode) Stop(ctx context.Context, grace time.Duration) error {
 	return cn.n.Stop(ctx, grace)
 }
