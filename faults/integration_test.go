@@ -4,31 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"os"
 	"testing"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 var testLabels = map[string]string{htc.LabelPurpose: "test-faults"}
 
-func TestMain(m *testing.M) {
-	tclog.SetDefault(tclog.NewNoopLogger())
-	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if eng, err := htc.Connect(ctx); err == nil {
-		_, _ = htc.RemoveAll(ctx, eng, testLabels)
-	}
-	cancel()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(htc.RunTests(m, testLabels)) }
 
 // start runs a fault in the background and returns once it has taken effect.
 func start(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold time.Duration) (*Runner, chan error) {

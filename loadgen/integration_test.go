@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"os"
 	"strings"
@@ -19,7 +17,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
@@ -27,16 +24,7 @@ import (
 
 var testLabels = map[string]string{htc.LabelPurpose: "test-loadgen"}
 
-func TestMain(m *testing.M) {
-	tclog.SetDefault(tclog.NewNoopLogger())
-	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if eng, err := htc.Connect(ctx); err == nil {
-		_, _ = htc.RemoveAll(ctx, eng, testLabels) // a crashed earlier run
-	}
-	cancel()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { os.Exit(htc.RunTests(m, testLabels)) }
 
 func targetsOf(t *testing.T, c *htc.Cluster) []Target {
 	t.Helper()

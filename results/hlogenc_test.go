@@ -309,7 +309,7 @@ func TestIntervalLineMatchesLibrary(t *testing.T) {
 // TestBadTagMatchesLibrary: we refuse the tags the library's writer refuses
 // (its regexp ".[, \r\n]."), with its error message, and only those.
 func TestBadTagMatchesLibrary(t *testing.T) {
-	re := regexp.MustCompile(".[, \\r\\n].")
+	re := regexp.MustCompile(`.[, \r\n].`)
 	alphabet := []string{"a", ",", " ", "\r", "\n", "é", "\xff", "\t"}
 	var tags []string
 	var gen func(prefix string, n int)

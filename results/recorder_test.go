@@ -626,7 +626,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("defaults: %v %v %v %v", r.start, r.interval, r.gapThr, r.lateThr)
 	}
 	k := Key{Workload: "w", Op: "op", Node: 1}
-	if r.Handle(k) != r.Handle(k) || r.Handle(k) == r.Handle(Key{Workload: "w", Op: "op", Node: 2}) {
+	if h1, h2 := r.Handle(k), r.Handle(k); h1 != h2 || h1 == r.Handle(Key{Workload: "w", Op: "op", Node: 2}) {
 		t.Fatal("Handle does not return one handle per key")
 	}
 	// Late is strictly more than the threshold.

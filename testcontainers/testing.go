@@ -3,9 +3,15 @@ package testcontainers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
 // StartForTest starts a cluster for a Go test and removes it when the test ends.
@@ -35,4 +41,32 @@ func StartForTest(t testing.TB, cfg Config) *Cluster {
 		t.Fatalf("start cluster: %v", err)
 	}
 	return c
+}
+
+// RunTests is a TestMain for packages whose tests start clusters labelled with
+// labels: it quiets the libraries' own logging, removes what a crashed earlier run
+// left, runs the tests, and fails the run if anything labelled remains after them (a
+// cleanup bug), removing it. Use: func TestMain(m *testing.M) { os.Exit(RunTests(m, labels)) }
+func RunTests(m *testing.M, labels map[string]string) int {
+	tclog.SetDefault(tclog.NewNoopLogger())
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	eng, err := Connect(ctx)
+	if err == nil {
+		if r, err := RemoveAll(ctx, eng, labels); err == nil && r.Containers+r.Networks > 0 {
+			fmt.Fprintf(os.Stderr, "swept %d container(s), %d network(s) left by an earlier run\n", r.Containers, r.Networks)
+		}
+	}
+	cancel()
+	code := m.Run()
+	if eng != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if left, err := countLabelled(ctx, eng, labels); err != nil || left > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: %d labelled container(s)/network(s) remain after the tests (err=%v)\n", left, err)
+			_, _ = RemoveAll(ctx, eng, labels)
+			code = 1
+		}
+	}
+	return code
 }

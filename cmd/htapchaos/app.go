@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/htapchaos/htapchaos/internal/usage"
+	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // Exit codes.
@@ -76,6 +77,15 @@ outages start with, and scores each experiment against known production failure 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd())
 	return root
+}
+
+// attach finds a cluster started by "cluster up"; an unknown name is bad input.
+func attach(ctx context.Context, name string) (*testcontainers.Cluster, error) {
+	c, err := testcontainers.Attach(ctx, name)
+	if errors.Is(err, testcontainers.ErrNoCluster) {
+		return nil, usageError{err}
+	}
+	return c, err
 }
 
 // group is a command that only holds subcommands; with arguments it is a usage error.

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/htapchaos/htapchaos/faults"
-	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
 func (a *app) faultCmd() *cobra.Command {
@@ -66,11 +65,8 @@ or primary; several joined by commas.`,
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
-			hc, err := testcontainers.Attach(ctx, cluster)
+			hc, err := attach(ctx, cluster)
 			if err != nil {
-				if errors.Is(err, testcontainers.ErrNoCluster) {
-					return usageError{err}
-				}
 				return err
 			}
 			c := faults.Containers(hc)

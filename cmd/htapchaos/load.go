@@ -154,11 +154,8 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	var targets []loadgen.Target
 	if !wl.NoDB {
 		if f.cluster != "" {
-			c, err := testcontainers.Attach(ctx, f.cluster)
+			c, err := attach(ctx, f.cluster)
 			if err != nil {
-				if errors.Is(err, testcontainers.ErrNoCluster) {
-					return usageError{err}
-				}
 				return err
 			}
 			if c.Topology == testcontainers.PrimaryReplica && !routeSet {
