@@ -9,7 +9,7 @@ import (
 )
 
 func builtin() []*Kind {
-	return []*Kind{
+	kinds := []*Kind{
 		{
 			Name:        "node-kill",
 			Description: "SIGKILL the node's server; on recover, start it and wait until it has rejoined",
@@ -42,6 +42,34 @@ func builtin() []*Kind {
 			Needs:       needs[Partitioner, Readier](),
 			New:         func(Params) Fault { return &partition{} },
 		},
+	}
+	for _, more := range [][]*Kind{networkKinds(), memoryKinds(), schemaKinds(), spikeKinds()} {
+		kinds = append(kinds, more...)
+	}
+	return kinds
+}
+
+// needsAll combines capability checks (capability[T]).
+func needsAll(checks ...func(Node) error) func(Node) error {
+	return func(n Node) error {
+		var errs []error
+		for _, c := range checks {
+			if err := c(n); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+}
+
+// capability checks that a node has capability T.
+func capability[T any]() func(Node) error {
+	return func(n Node) error {
+		if _, ok := n.(T); !ok {
+			var t *T
+			return fmt.Errorf("its controller cannot do %T", t)
+		}
+		return nil
 	}
 }
 

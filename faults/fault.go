@@ -28,6 +28,37 @@ type Fault interface {
 	Cleanup(ctx context.Context, env *Env) error
 }
 
+// Measurement is a figure a fault measured about its own effect: the memory
+// percentage it reached, how long an ALTER TABLE ran, the delay a proxy added.
+type Measurement struct {
+	Name  string  `json:"name"`
+	Node  string  `json:"node,omitempty"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit,omitempty"` // s, %, ms, bytes, rows, ...
+	Note  string  `json:"note,omitempty"` // an error, a variant, a method
+}
+
+func (m Measurement) String() string {
+	s := m.Name
+	if m.Node != "" {
+		s += " on " + m.Node
+	}
+	s += fmt.Sprintf(" = %.4g", m.Value)
+	if m.Unit != "" {
+		s += " " + m.Unit
+	}
+	if m.Note != "" {
+		s += " (" + m.Note + ")"
+	}
+	return s
+}
+
+// Measurer is implemented by faults that measure their effect. Measurements is
+// called after recovery; it must be safe while the fault's own goroutines run.
+type Measurer interface {
+	Measurements() []Measurement
+}
+
 // Env is what a fault acts on and reports to.
 type Env struct {
 	Targets []Node
@@ -162,7 +193,19 @@ func (r *Runner) Run(ctx context.Context, hold, recoverTimeout time.Duration) er
 			t.Stop()
 		}
 	}
-	return errors.Join(err, r.recover(ctx, recoverTimeout))
+	err = errors.Join(err, r.recover(ctx, recoverTimeout))
+	for _, m := range r.Measurements() {
+		r.Env.Events.Add(r.Kind, "measured", r.Env.Targets, m.String())
+	}
+	return err
+}
+
+// Measurements returns what the fault measured about its effect, if it measures.
+func (r *Runner) Measurements() []Measurement {
+	if m, ok := r.Fault.(Measurer); ok {
+		return m.Measurements()
+	}
+	return nil
 }
 
 // recover runs Recover, WaitForRecovery and Cleanup on a context that outlives a

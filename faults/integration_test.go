@@ -16,8 +16,15 @@ var testLabels = map[string]string{htc.LabelPurpose: "test-faults"}
 
 func TestMain(m *testing.M) { os.Exit(htc.RunTests(m, testLabels)) }
 
-// start runs a fault in the background and returns once it has taken effect.
+// start runs a fault with its default parameters in the background and returns once
+// it has taken effect.
 func start(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold time.Duration) (*Runner, chan error) {
+	t.Helper()
+	return startWith(t, ctx, c, kind, node, hold, nil)
+}
+
+// startWith is start with parameters (key: value, as --param takes them).
+func startWith(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold time.Duration, raw map[string]string) (*Runner, chan error) {
 	t.Helper()
 	k, err := NewRegistry().Get(kind)
 	if err != nil {
@@ -30,7 +37,10 @@ func start(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold
 	if err := k.Check(targets); err != nil {
 		t.Fatal(err)
 	}
-	params, _ := k.Parse(nil)
+	params, err := k.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := NewRunner(kind, k.New(params), &Env{Targets: targets, Cluster: c, Events: NewEvents(nil), Params: params})
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx, hold, 3*time.Minute) }()

@@ -63,6 +63,23 @@ type (
 	Readier interface {
 		WaitReady(ctx context.Context) error
 	}
+	// MemoryReader reads the node's memory use as `docker stats` computes it.
+	MemoryReader interface {
+		Memory(ctx context.Context) (used, limit uint64, err error)
+	}
+	// SQLNode gives a client DSN for the node. The DSN holds a password: never print
+	// it (loadgen.Redact).
+	SQLNode interface {
+		DSN() string
+	}
+	// Addresser gives the host:port clients use to reach the node.
+	Addresser interface {
+		Addr() string
+	}
+	// CPULimiter caps the node's CPU at a number of cores until restore is called.
+	CPULimiter interface {
+		LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error)
+	}
 )
 
 // Containers adapts a cluster in containers.
@@ -95,6 +112,15 @@ func (cn containerNode) WaitReady(ctx context.Context) error  { return cn.n.Wait
 func (cn containerNode) Exec(ctx context.Context, cmd ...string) (int, string, error) {
 	r, err := cn.n.Exec(ctx, cmd...)
 	return r.ExitCode, r.Stdout + r.Stderr, err
+}
+func (cn containerNode) DSN() string  { return cn.n.DSN() }
+func (cn containerNode) Addr() string { return cn.n.Addr() }
+func (cn containerNode) LimitCPU(ctx context.Context, cores float64) (func(context.Context) error, error) {
+	return cn.n.LimitCPU(ctx, cores)
+}
+func (cn containerNode) Memory(ctx context.Context) (uint64, uint64, error) {
+	m, err := cn.n.MemoryStats(ctx)
+	return m.Usage, m.Limit, err
 }
 func (cn containerNode) Stop(ctx context.Context, grace time.Duration) error {
 	return cn.n.Stop(ctx, grace)

@@ -555,3 +555,39 @@ func shortErr(err error) string {
 	}
 	return s
 }
+
+// LimitCPU caps the node's CPU bandwidth at cores (0.1 is a tenth of one core) until
+// restore is called: the gray failure of a node that still answers, slowly. A node
+// started with a CPU limit (--cpus) keeps it as the engine's NanoCPUs; one without
+// gets a CFS quota, and restore lifts the quota again (-1: none). The engine refuses
+// to mix the two, so each is undone the way it was set.
+func (n *Node) LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error) {
+	if cores <= 0 {
+		return nil, fmt.Errorf("limit cpu of %s: %g cores: must be positive", n.Name, cores)
+	}
+	cli := n.c.engine.Client
+	ins, err := cli.ContainerInspect(ctx, n.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", n.Name, err)
+	}
+	var set, undo container.Resources
+	if old := ins.Container.HostConfig.NanoCPUs; old > 0 {
+		set.NanoCPUs, undo.NanoCPUs = int64(cores*1e9), old
+	} else {
+		const period = 100_000 // µs, the kernel's default CFS period
+		set.CPUPeriod, set.CPUQuota = period, max(int64(cores*period), 1000)
+		undo.CPUQuota = -1
+		if q := ins.Container.HostConfig.CPUQuota; q > 0 {
+			undo.CPUQuota = q
+		}
+	}
+	if _, err := cli.ContainerUpdate(ctx, n.ID, client.ContainerUpdateOptions{Resources: &set}); err != nil {
+		return nil, fmt.Errorf("limit cpu of %s to %g cores: %w", n.Name, cores, err)
+	}
+	return func(ctx context.Context) error {
+		if _, err := cli.ContainerUpdate(ctx, n.ID, client.ContainerUpdateOptions{Resources: &undo}); err != nil {
+			return fmt.Errorf("restore cpu of %s: %w", n.Name, err)
+		}
+		return nil
+	}, nil
+}

@@ -1,0 +1,4 @@
+package faults
+
+// memoryKinds: memory-fill (to be written).
+func memoryKinds() []*Kind { return nil }

@@ -1,0 +1,3 @@
+package faults
+
+func networkKinds() []*Kind { return nil }
