@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,6 +24,17 @@ func builtin() []*Kind {
 			Params:      []ParamSpec{{Name: "grace", Type: Duration, Default: "30s", Help: "time to shut down before SIGKILL"}},
 			Needs:       needs[Stopper, Starter](),
 			New:         func(p Params) Fault { return &nodeStop{grace: p.Duration("grace")} },
+		},
+		{
+			Name:        "node-restart",
+			Description: "restart the node's server (graceful stop, or SIGKILL with signal=kill) and wait until it has rejoined",
+			Params: []ParamSpec{
+				{Name: "grace", Type: Duration, Default: "30s", Help: "time to shut down before SIGKILL"},
+				{Name: "signal", Type: String, Default: "term", Help: "term (graceful) or kill"},
+			},
+			Needs:    needsAll(capability[Stopper](), capability[Killer](), capability[Starter]()),
+			Validate: func(p Params) error { return oneOf("signal", p["signal"], "term", "kill") },
+			New:      func(p Params) Fault { return &nodeRestart{grace: p.Duration("grace"), kill: p["signal"] == "kill"} },
 		},
 		{
 			Name:        "pause",
@@ -47,6 +60,14 @@ func builtin() []*Kind {
 		kinds = append(kinds, more...)
 	}
 	return kinds
+}
+
+// oneOf checks that a string parameter takes one of the allowed values.
+func oneOf(name, v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return usageErr("--param", "%s=%s: want one of %s", name, v, strings.Join(allowed, ", "))
 }
 
 // needsAll combines capability checks (capability[T]).
@@ -171,6 +192,60 @@ type nodeStop struct {
 
 func (f *nodeStop) Inject(ctx context.Context, env *Env) error {
 	return each(env, func(n Node) error { return n.(Stopper).Stop(ctx, f.grace) })
+}
+
+// nodeRestart is down for as long as a restart takes: Inject stops the server and
+// starts it again, and the effect is that the node came back as a new process. The
+// hold is spent with the node serving again; Recover has nothing to undo.
+type nodeRestart struct {
+	noSetup
+	grace time.Duration
+	kill  bool
+
+	mu       sync.Mutex
+	measured []Measurement
+}
+
+func (f *nodeRestart) Inject(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error {
+		start := time.Now()
+		var err error
+		if f.kill {
+			err = n.(Killer).Kill(ctx)
+		} else {
+			err = n.(Stopper).Stop(ctx, f.grace)
+		}
+		if err != nil {
+			return err
+		}
+		stopped := time.Now()
+		if err := n.(Starter).Start(ctx); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.measured = append(f.measured,
+			Measurement{Name: "stop", Node: n.Label(), Value: stopped.Sub(start).Seconds(), Unit: "s"},
+			Measurement{Name: "down until serving", Node: n.Label(), Value: time.Since(start).Seconds(), Unit: "s"})
+		return nil
+	})
+}
+
+// WaitForEffect: Start returned once the node served again.
+func (*nodeRestart) WaitForEffect(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
+
+// Recover starts the node: a no-op after a whole restart, and what brings it back
+// after a restart cut short between stop and start (a cancel, an error).
+func (*nodeRestart) Recover(ctx context.Context, env *Env) error {
+	return each(env, func(n Node) error { return n.(Starter).Start(ctx) })
+}
+
+func (*nodeRestart) WaitForRecovery(ctx context.Context, env *Env) error { return waitReady(ctx, env) }
+
+func (f *nodeRestart) Measurements() []Measurement {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.measured)
 }
 
 type pause struct{ noSetup }

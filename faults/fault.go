@@ -65,6 +65,9 @@ type Env struct {
 	Cluster Cluster
 	Events  *Events
 	Params  Params
+	// Proxies are latency proxies in front of the nodes' client ports, started by
+	// whoever routes load through them; network-latency starts its own when nil.
+	Proxies *Proxies
 }
 
 // State is where a fault is in its life cycle.

@@ -117,6 +117,36 @@ func TestFaultsOnGalera(t *testing.T) {
 		eventually(t, "n3 rejoins", 30*time.Second, func() bool { s, p := size(t, n3); return s == 3 && p })
 	})
 
+	t.Run("node-restart", func(t *testing.T) {
+		before, err := n2.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		r, done := startWith(t, ctx, c, "node-restart", "2", time.Second, map[string]string{"signal": "kill"})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		after, err := n2.State(ctx)
+		if err != nil || !after.StartedAt.After(before.StartedAt) {
+			t.Errorf("n2 started at %v before, %v after (%v): not restarted", before.StartedAt, after.StartedAt, err)
+		}
+		if s, p := size(t, n2); s != 3 || !p {
+			t.Errorf("after the restart n2 sees size %d primary %t", s, p)
+		}
+		var down float64
+		for _, m := range r.Measurements() {
+			if m.Name == "down until serving" {
+				down = m.Value
+			}
+		}
+		// The restart happens inside Inject: it was down for part of the time until the
+		// fault took effect.
+		if took := r.Effective.Sub(began).Seconds(); down <= 0 || down > took {
+			t.Errorf("measured down %.2fs; the fault took effect %.2fs after it began", down, took)
+		}
+	})
+
 	t.Run("pause-stalls-a-client-for-the-duration", func(t *testing.T) {
 		const hold = 3 * time.Second
 		r, done := start(t, ctx, c, "pause", "3", hold)
@@ -177,7 +207,7 @@ func TestFaultsOnGalera(t *testing.T) {
 	})
 
 	// Cancelling in the middle of each fault leaves nothing active.
-	for _, kind := range []string{"pause", "partition", "node-kill", "cpu-hog"} {
+	for _, kind := range []string{"pause", "partition", "node-kill", "node-restart", "cpu-hog"} {
 		t.Run("cancel-"+kind, func(t *testing.T) {
 			cctx, cancel := context.WithCancel(ctx)
 			r, done := start(t, cctx, c, kind, "2", time.Hour)

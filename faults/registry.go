@@ -57,7 +57,10 @@ type Kind struct {
 	Params      []ParamSpec
 	// Needs are the node capabilities the fault uses, checked before anything runs.
 	Needs func(Node) error
-	New   func(Params) Fault
+	// Validate checks the parameters together (one of a set, one given with
+	// another), after each was checked against its type.
+	Validate func(Params) error
+	New      func(Params) Fault
 }
 
 // Registry holds fault kinds by name. Register panics on a duplicate.
@@ -123,6 +126,9 @@ func (k *Kind) Parse(raw map[string]string) (Params, error) {
 			continue
 		}
 		out[name] = v
+	}
+	if len(errs) == 0 && k.Validate != nil {
+		errs = append(errs, k.Validate(out))
 	}
 	return out, errors.Join(errs...)
 }

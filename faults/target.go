@@ -76,6 +76,11 @@ type (
 	Addresser interface {
 		Addr() string
 	}
+	// ClusterHoster gives the host name the node's peers reach it by (its alias on
+	// the cluster network).
+	ClusterHoster interface {
+		ClusterHost() string
+	}
 	// CPULimiter caps the node's CPU at a number of cores until restore is called.
 	CPULimiter interface {
 		LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error)
@@ -113,8 +118,9 @@ func (cn containerNode) Exec(ctx context.Context, cmd ...string) (int, string, e
 	r, err := cn.n.Exec(ctx, cmd...)
 	return r.ExitCode, r.Stdout + r.Stderr, err
 }
-func (cn containerNode) DSN() string  { return cn.n.DSN() }
-func (cn containerNode) Addr() string { return cn.n.Addr() }
+func (cn containerNode) DSN() string         { return cn.n.DSN() }
+func (cn containerNode) ClusterHost() string { return cn.n.Alias }
+func (cn containerNode) Addr() string        { return cn.n.Addr() }
 func (cn containerNode) LimitCPU(ctx context.Context, cores float64) (func(context.Context) error, error) {
 	return cn.n.LimitCPU(ctx, cores)
 }

@@ -6,9 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/go-sql-driver/mysql"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -43,17 +51,25 @@ func StartForTest(t testing.TB, cfg Config) *Cluster {
 	return c
 }
 
+// LabelOwner marks the clusters a test process started: "pid@host".
+const LabelOwner = "org.htapchaos.owner"
+
 // RunTests is a TestMain for packages whose tests start clusters labelled with
 // labels: it quiets the libraries' own logging, removes what a crashed earlier run
-// left, runs the tests, and fails the run if anything labelled remains after them (a
-// cleanup bug), removing it. Use: func TestMain(m *testing.M) { os.Exit(RunTests(m, labels)) }
+// left, runs the tests, and fails the run if anything it started remains after them
+// (a cleanup bug), removing it. It adds an owner label to labels, so the clusters
+// its tests start carry it: test runs side by side on one engine leave each other's
+// clusters alone, and only those of a process that is gone are swept.
+// Use: func TestMain(m *testing.M) { os.Exit(RunTests(m, labels)) }
 func RunTests(m *testing.M, labels map[string]string) int {
 	tclog.SetDefault(tclog.NewNoopLogger())
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+	purpose := maps.Clone(labels)
+	labels[LabelOwner] = owner()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	eng, err := Connect(ctx)
 	if err == nil {
-		if r, err := RemoveAll(ctx, eng, labels); err == nil && r.Containers+r.Networks > 0 {
+		if r, err := sweepOrphans(ctx, eng, purpose); err == nil && r.Containers+r.Networks > 0 {
 			fmt.Fprintf(os.Stderr, "swept %d container(s), %d network(s) left by an earlier run\n", r.Containers, r.Networks)
 		}
 	}
@@ -69,4 +85,69 @@ func RunTests(m *testing.M, labels map[string]string) int {
 		}
 	}
 	return code
+}
+
+func owner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%d@%s", os.Getpid(), host)
+}
+
+// ownerAlive says whether the process named by an owner label still runs. An owner
+// on another host, or one that cannot be read, counts as alive: never sweep what may
+// be in use.
+func ownerAlive(o string) bool {
+	pidText, host, ok := strings.Cut(o, "@")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil {
+		return false // no owner: left by a run from before owner labels
+	}
+	if me, _ := os.Hostname(); host != me {
+		return true
+	}
+	err = syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// sweepOrphans removes the clusters with the labels whose owner is gone.
+func sweepOrphans(ctx context.Context, e *Engine, labels map[string]string) (RemoveResult, error) {
+	var total RemoveResult
+	ctrs, err := listContainers(ctx, e, labels)
+	if err != nil {
+		return total, err
+	}
+	nets, err := e.Client.NetworkList(ctx, client.NetworkListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return total, err
+	}
+	orphans := map[string]bool{}
+	for _, l := range append(labelsOf(ctrs), labelsOfNets(nets.Items)...) {
+		if !ownerAlive(l[LabelOwner]) {
+			orphans[l[LabelCluster]] = true
+		}
+	}
+	var errs []error
+	for name := range orphans {
+		r, err := Remove(ctx, e, name)
+		errs = append(errs, err)
+		total.Clusters = append(total.Clusters, r.Clusters...)
+		total.Containers += r.Containers
+		total.Networks += r.Networks
+	}
+	return total, errors.Join(errs...)
+}
+
+func labelsOf(ctrs []container.Summary) []map[string]string {
+	out := make([]map[string]string, len(ctrs))
+	for i, c := range ctrs {
+		out[i] = c.Labels
+	}
+	return out
+}
+
+func labelsOfNets(nets []network.Summary) []map[string]string {
+	out := make([]map[string]string, len(nets))
+	for i, n := range nets {
+		out[i] = n.Labels
+	}
+	return out
 }
