@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -83,30 +84,31 @@ func needsAll(checks ...func(Node) error) func(Node) error {
 	}
 }
 
-// capability checks that a node has capability T.
+// capability checks that a node has capability T, and where the node's controller
+// can lack one it has the methods of (an exec target without the command), that it
+// does not lack it.
 func capability[T any]() func(Node) error {
 	return func(n Node) error {
+		typ := reflect.TypeFor[T]()
 		if _, ok := n.(T); !ok {
-			var t *T
-			return fmt.Errorf("its controller cannot do %T", t)
+			return fmt.Errorf("its controller cannot do %s", typ.Name())
+		}
+		if l, ok := n.(lacker); ok {
+			if err := l.Lacks(typ); err != nil {
+				return fmt.Errorf("its controller cannot do %s: %w", typ.Name(), err)
+			}
 		}
 		return nil
 	}
 }
 
-// needs checks that a node has capabilities A and B.
-func needs[A, B any]() func(Node) error {
-	return func(n Node) error {
-		_, okA := n.(A)
-		_, okB := n.(B)
-		if !okA || !okB {
-			var a *A
-			var b *B
-			return fmt.Errorf("its controller cannot do %T and %T", a, b)
-		}
-		return nil
-	}
+// lacker is a node that has a capability's methods but may not be able to use them.
+type lacker interface {
+	Lacks(capability reflect.Type) error
 }
+
+// needs checks that a node has capabilities A and B.
+func needs[A, B any]() func(Node) error { return needsAll(capability[A](), capability[B]()) }
 
 // each runs f on every target and joins the errors.
 func each(env *Env, f func(Node) error) error {

@@ -22,7 +22,8 @@ func networkKinds() []*Kind {
 				{Name: "jitter", Type: Duration, Help: "random extra delay, up to this much either way"},
 				{Name: "reset", Type: Percent, Help: "percent of connections reset (dropped) while the fault holds"},
 			},
-			Needs: needsAll(capability[Addresser](), capability[SQLNode]()),
+			Needs:    needsAll(capability[Addresser](), capability[SQLNode]()),
+			Harmless: true,
 			New: func(p Params) Fault {
 				return &netLatency{delay: p.Duration("delay"), jitter: p.Duration("jitter"), reset: p.Int("reset")}
 			},

@@ -57,6 +57,9 @@ type Kind struct {
 	Params      []ParamSpec
 	// Needs are the node capabilities the fault uses, checked before anything runs.
 	Needs func(Node) error
+	// Harmless marks a fault that cannot hurt a cluster (it only slows htapchaos's
+	// own proxy): it needs no consent on clusters htapchaos did not create.
+	Harmless bool
 	// Validate checks the parameters together (one of a set, one given with
 	// another), after each was checked against its type.
 	Validate func(Params) error
@@ -175,6 +178,31 @@ func (k *Kind) Check(targets []Node) error {
 			if err := k.Needs(n); err != nil {
 				errs = append(errs, usageErr("--node", "%s cannot take %s: %v", n.Label(), k.Name, err))
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// External is implemented by clusters htapchaos did not create (exec targets).
+type External interface {
+	External() bool
+}
+
+// CheckConsent refuses a fault that can hurt a cluster htapchaos did not create
+// unless the user allowed destructive faults and named each node explicitly (an
+// index or a name, not random, all-but-one or primary).
+func CheckConsent(c Cluster, k *Kind, nodeSpec string, allow bool) error {
+	if e, ok := c.(External); !ok || !e.External() || k.Harmless {
+		return nil
+	}
+	var errs []error
+	if !allow {
+		errs = append(errs, usageErr("--allow-destructive", "%s on %s, a cluster htapchaos did not create: pass --allow-destructive to confirm", k.Name, c.Name()))
+	}
+	for _, part := range strings.Split(nodeSpec, ",") {
+		switch strings.TrimSpace(part) {
+		case "random", "all-but-one", "primary":
+			errs = append(errs, usageErr("--node", "%s: on a cluster htapchaos did not create, name each node (an index or a name)", part))
 		}
 	}
 	return errors.Join(errs...)

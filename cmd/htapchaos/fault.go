@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,6 +19,9 @@ func (a *app) faultCmd() *cobra.Command {
 	reg := faults.NewRegistry()
 	var (
 		cluster  string
+		target   string
+		allow    bool
+		out      string
 		node     string
 		duration time.Duration
 		params   []string
@@ -23,10 +30,10 @@ func (a *app) faultCmd() *cobra.Command {
 	var kinds strings.Builder
 	for _, name := range reg.Names() {
 		k, _ := reg.Get(name)
-		fmt.Fprintf(&kinds, "  %-10s %s\n", name, k.Description)
+		fmt.Fprintf(&kinds, "  %-18s %s\n", name, k.Description)
 	}
 	cmd := &cobra.Command{
-		Use:   "fault KIND --cluster NAME --node N",
+		Use:   "fault KIND (--cluster NAME | --target FILE) --node N",
 		Short: "Inject one fault now, hold it, recover, and report what happened",
 		Long: `Inject one fault into a cluster started by "htapchaos cluster up", wait until it
 verifiably took effect, hold it for --duration, recover, and wait until the nodes
@@ -35,10 +42,22 @@ serve again. Recovery always runs: on error, and on Ctrl-C.
 Faults:
 ` + kinds.String() + `
 --node takes an index (2), a name (n2 or the container name), random, all-but-one,
-or primary; several joined by commas.`,
+or primary; several joined by commas.
+
+--target FILE controls a cluster htapchaos did not create (a game day): a YAML
+file with a shell command per action (kill, stop, start, pause, resume,
+partition, heal, ready) and per node a name, role, DSN and variables for the
+commands. Faults that can hurt it need --allow-destructive and nodes named one
+by one. DSN passwords are never printed.
+
+--out DIR writes events.jsonl (every step, as it happens) and fault.json (what
+happened and what was measured).`,
 		Example: `  htapchaos fault node-kill --cluster demo --node 2 --duration 20s
   htapchaos fault pause --cluster demo --node random --duration 5s
-  htapchaos fault partition --cluster demo --node 3 --duration 30s`,
+  htapchaos fault partition --cluster demo --node 3 --duration 30s
+  htapchaos fault memory-fill --cluster demo --node 1 --param percent=90 --duration 1m
+  htapchaos fault network-latency --cluster demo --node 2 --param delay=50ms --duration 1m
+  htapchaos fault node-kill --target staging.yaml --node db2 --allow-destructive`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -56,8 +75,8 @@ or primary; several joined by commas.`,
 			if duration <= 0 {
 				errs = append(errs, usagef("--duration %v: must be positive", duration))
 			}
-			if cluster == "" {
-				errs = append(errs, usagef("--cluster: name the cluster (htapchaos cluster ls)"))
+			if (cluster == "") == (target == "") {
+				errs = append(errs, usagef("--cluster or --target: give one (htapchaos cluster ls lists clusters)"))
 			}
 			if node == "" {
 				errs = append(errs, usagef("--node: name the node(s) to hurt"))
@@ -65,19 +84,35 @@ or primary; several joined by commas.`,
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
-			hc, err := attach(ctx, cluster)
-			if err != nil {
-				return err
+			var c faults.Cluster
+			if target != "" {
+				t, err := faults.LoadExecTarget(target)
+				if err != nil {
+					return err
+				}
+				c = t.Cluster()
+			} else {
+				hc, err := attach(ctx, cluster)
+				if err != nil {
+					return err
+				}
+				c = faults.Containers(hc)
 			}
-			c := faults.Containers(hc)
 			targets, err := faults.Resolve(c, node, seed)
 			if err != nil {
 				return err
 			}
-			if err := kind.Check(targets); err != nil {
+			if err := errors.Join(kind.Check(targets), faults.CheckConsent(c, kind, node, allow)); err != nil {
 				return err
 			}
-			events := faults.NewEvents(nil)
+			var rec *faultRecord
+			if out != "" {
+				if rec, err = newFaultRecord(out); err != nil {
+					return err
+				}
+				defer rec.close()
+			}
+			events := faults.NewEvents(rec.eventsWriter())
 			start := time.Now()
 			events.OnEvent = func(e faults.Event) {
 				line := fmt.Sprintf("%6.1fs %-10s %-10s %s", e.Time.Sub(start).Seconds(), e.Fault, e.Step, strings.Join(e.Nodes, ","))
@@ -96,6 +131,16 @@ or primary; several joined by commas.`,
 				}
 				fmt.Fprintln(a.stdout)
 			}
+			for _, m := range r.Measurements() {
+				fmt.Fprintf(a.stdout, "  %s\n", m)
+			}
+			if rec != nil {
+				if werr := rec.write(r, targets, p, err); werr != nil {
+					err = errors.Join(err, werr)
+				} else {
+					fmt.Fprintf(a.stderr, "results in %s (fault.json, events.jsonl)\n", out)
+				}
+			}
 			if ctx.Err() != nil && err == nil && r.State() == faults.StateCleaned {
 				fmt.Fprintln(a.stderr, "interrupted: the fault was recovered")
 			}
@@ -103,7 +148,10 @@ or primary; several joined by commas.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cluster, "cluster", "", "cluster name")
+	f.StringVar(&cluster, "cluster", "", "cluster name (htapchaos cluster ls)")
+	f.StringVar(&target, "target", "", "exec target file: a cluster htapchaos did not create")
+	f.BoolVar(&allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
+	f.StringVar(&out, "out", "", "directory for events.jsonl and fault.json")
 	f.StringVar(&node, "node", "", "node(s): index, name, random, all-but-one, primary")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to hold the fault")
 	f.StringArrayVar(&params, "param", nil, "fault parameter key=value (repeatable)")
@@ -117,4 +165,76 @@ func nodeNames(ns []faults.Node) string {
 		s[i] = n.Label()
 	}
 	return strings.Join(s, ",")
+}
+
+// faultRecord writes a fault's events as they happen and a summary at the end.
+type faultRecord struct {
+	dir    string
+	events *os.File
+}
+
+func newFaultRecord(dir string) (*faultRecord, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, usagef("--out %s: %v", dir, err)
+	}
+	f, err := os.Create(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		return nil, usagef("--out %s: %v", dir, err)
+	}
+	return &faultRecord{dir: dir, events: f}, nil
+}
+
+func (r *faultRecord) eventsWriter() io.Writer {
+	if r == nil {
+		return nil
+	}
+	return r.events
+}
+
+func (r *faultRecord) close() { r.events.Close() }
+
+// faultResult is fault.json.
+type faultResult struct {
+	Version      int                  `json:"version"`
+	Fault        string               `json:"fault"`
+	Nodes        []string             `json:"nodes"`
+	Params       map[string]string    `json:"params"`
+	State        string               `json:"state"`
+	Injected     *time.Time           `json:"injected,omitempty"`
+	Effective    *time.Time           `json:"effective,omitempty"`
+	Recovered    *time.Time           `json:"recovered,omitempty"`
+	Healthy      *time.Time           `json:"healthy,omitempty"`
+	Measurements []faults.Measurement `json:"measurements"`
+	Error        string               `json:"error,omitempty"`
+}
+
+// write writes fault.json through a temporary file, so a reader never sees half.
+func (r *faultRecord) write(run *faults.Runner, targets []faults.Node, p faults.Params, ferr error) error {
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	res := faultResult{Version: 1, Fault: run.Kind, Params: p, State: string(run.State()),
+		Injected: at(run.Injected), Effective: at(run.Effective), Recovered: at(run.Recovered), Healthy: at(run.Healthy),
+		Measurements: run.Measurements()}
+	for _, n := range targets {
+		res.Nodes = append(res.Nodes, n.Label())
+	}
+	if res.Measurements == nil {
+		res.Measurements = []faults.Measurement{}
+	}
+	if ferr != nil {
+		res.Error = ferr.Error()
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(r.dir, ".fault.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(r.dir, "fault.json"))
 }

@@ -1,0 +1,124 @@
+package faults
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseExecTarget(t *testing.T) {
+	good := `name: staging
+timeout: 30s
+actions:
+  kill: echo kill {{.Name}} {{.Vars.host}} >> LOG
+  start: echo start {{.Index}} >> LOG
+nodes:
+  - name: db1
+    role: galera
+    dsn: app:secret@tcp(127.0.0.1:3306)/app
+    vars: {host: a}
+  - name: db2
+    role: galera
+    vars: {host: b}
+    actions:
+      stop: echo stop {{.Name}} {{.Grace}} >> LOG
+`
+	tg, err := ParseExecTarget("t.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := tg.Cluster().Nodes()
+	if len(nodes) != 2 || nodes[0].Label() != "db1" || nodes[1].Role() != "galera" {
+		t.Fatalf("nodes %v", nodes)
+	}
+	k, _ := NewRegistry().Get("node-stop")
+	if err := k.Check(nodes[:1]); err == nil || !strings.Contains(err.Error(), "t.yaml gives no stop command") {
+		t.Errorf("node-stop on db1 (no stop command): %v", err)
+	}
+	if err := k.Check(nodes[1:]); err != nil {
+		t.Errorf("node-stop on db2: %v", err)
+	}
+	if err := CheckConsent(tg.Cluster(), k, "db2", false); err == nil {
+		t.Error("no consent needed on an exec target")
+	}
+	if err := CheckConsent(tg.Cluster(), k, "db2,all-but-one", true); err == nil || !strings.Contains(err.Error(), "all-but-one") {
+		t.Errorf("all-but-one on an exec target: %v", err)
+	}
+	if err := CheckConsent(tg.Cluster(), k, "db2", true); err != nil {
+		t.Error(err)
+	}
+
+	bad := `name: x
+timeout: soon
+colour: blue
+actions:
+  explode: boom
+  kill: "{{.Nmae}}"
+nodes:
+  - name: db1
+    role: leader
+    dsn: "not a dsn"
+  - name: db1
+    actions:
+      stop: "{{.Vars.host}}"
+  - role: galera
+`
+	_, err = ParseExecTarget("bad.yaml", []byte(bad))
+	if err == nil {
+		t.Fatal("bad file accepted")
+	}
+	for _, want := range []string{
+		`bad.yaml: line 2: "soon": want a positive duration`,
+		`bad.yaml: line 3: field colour not found`,
+		`unknown action "explode"`,
+		`bad.yaml:8: node 1: role "leader"`,
+		`bad.yaml:8: node 1: dsn:`,
+		`bad.yaml:8: node 1: action kill:`, // .Nmae does not exist
+		`bad.yaml:11: node 2: name "db1" used twice`,
+		`bad.yaml:11: node 2: action stop:`, // no var host
+		`bad.yaml:14: node 3: no name`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Error("an error shows a DSN password")
+	}
+}
+
+// The exec controller runs the user's commands with the node's values.
+func TestExecTargetRunsCommands(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	src := strings.ReplaceAll(`actions:
+  stop: echo stop {{.Name}} {{.Grace}} {{.Vars.host}} >> LOG
+  start: echo start {{.Index}} >> LOG
+  ready: test -f LOG
+  pause: "false"
+nodes:
+  - name: db1
+    vars: {host: h1}
+`, "LOG", log)
+	tg, err := ParseExecTarget(filepath.Join(dir, "t.yaml"), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tg.Cluster().Nodes()[0]
+	ctx := context.Background()
+	if err := n.(Stopper).Stop(ctx, 30e9); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.(Starter).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(log)
+	if string(b) != "stop db1 30 h1\nstart 1\n" {
+		t.Errorf("commands ran as %q", b)
+	}
+	if err := n.(Pauser).Pause(ctx); err == nil || !strings.Contains(err.Error(), "pause command for db1: exit status 1") {
+		t.Errorf("a failing command: %v", err)
+	}
+}
