@@ -138,6 +138,40 @@ func TestNetworkLatency(t *testing.T) {
 	})
 }
 
+// Cancelling a network-latency fault in the middle: the toxics go, the
+// proxy the caller gave stays, and load through it is fast again.
+func TestNetworkLatencyCancel(t *testing.T) {
+	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 512 << 20, Labels: testLabels})
+	c := Containers(hc)
+	px := NewProxies()
+	defer px.Close()
+	if _, err := px.Start(c.Nodes()[0]); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := NewRegistry().Get("network-latency")
+	params, _ := k.Parse(map[string]string{"delay": "200ms", "reset": "10"})
+	f := k.New(params).(*netLatency)
+	r := NewRunner(k.Name, f, &Env{Targets: c.Nodes(), Cluster: c, Events: NewEvents(nil), Params: params, Proxies: px})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx, time.Hour, time.Minute) }()
+	eventually(t, "the delay takes effect", 30*time.Second, func() bool { return r.State() == StateEffective })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if r.State() != StateCleaned {
+		t.Errorf("state %s", r.State())
+	}
+	if toxics := px.proxy(1).Toxics.GetToxicArray(); len(toxics) != 0 {
+		t.Errorf("toxics left after a cancel: %v", toxics)
+	}
+	rtt, _, err := f.probe(context.Background(), c.Nodes()[0], 5)
+	if err != nil || rtt > 50*time.Millisecond {
+		t.Errorf("round trip through the proxy after a cancel: %v %v", rtt, err)
+	}
+}
+
 // galeraCounter reads a numeric status variable.
 func galeraCounter(t *testing.T, n *htc.Node, name string) float64 {
 	t.Helper()
