@@ -43,8 +43,12 @@ func (m Measurement) String() string {
 	if m.Node != "" {
 		s += " on " + m.Node
 	}
-	s += fmt.Sprintf(" = %.4g", m.Value)
-	if m.Unit != "" {
+	if m.Unit == "unix-s" { // a point in time
+		s += " = " + time.Unix(0, int64(m.Value*1e9)).UTC().Format("15:04:05.000")
+	} else {
+		s += fmt.Sprintf(" = %.4g", m.Value)
+	}
+	if m.Unit != "" && m.Unit != "unix-s" {
 		s += " " + m.Unit
 	}
 	if m.Note != "" {

@@ -1,0 +1,323 @@
+package faults
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/htapchaos/htapchaos/loadgen"
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// Bad parameters are usage errors, all reported at once, when the parameters are
+// parsed; Setup refuses them too, before anything runs.
+func TestSpikeRefusesBadParams(t *testing.T) {
+	reg := NewRegistry()
+	cases := []struct {
+		kind string
+		raw  map[string]string
+		want []string // in the error; none: valid parameters
+	}{
+		{"batch-spike", map[string]string{"times": "0"}, []string{"times=0"}},
+		{"batch-spike", map[string]string{"rate": "0"}, []string{"rate=0"}},
+		{"batch-spike", map[string]string{"rate": "0", "times": "0", "rows": "0"}, []string{"rate=0", "times=0", "rows=0"}},
+		{"batch-spike", map[string]string{"rows": "1000000"}, []string{"rows=1000000"}},
+		{"analytics-spike", map[string]string{"times": "0"}, []string{"times=0"}},
+		{"analytics-spike", map[string]string{"rate": "0"}, []string{"rate=0"}},
+		{"analytics-spike", map[string]string{"mix": "bogus-scan"}, []string{"mix=bogus-scan", `no operation "bogus-scan"`}},
+		{"analytics-spike", map[string]string{"mix": "fraud-scan=x"}, []string{"mix=fraud-scan=x"}},
+		{"analytics-spike", map[string]string{"mix": "sql"}, []string{"mix=sql", "query of your own"}},
+		{"analytics-spike", map[string]string{"mix": "fraud-scan"}, nil},
+		{"analytics-spike", map[string]string{"mix": "dashboard=3, fraud-scan=1", "rate": "1", "times": "1"}, nil},
+		{"batch-spike", nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprint(tc.kind, tc.raw), func(t *testing.T) {
+			k, err := reg.Get(tc.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, perr := k.Parse(tc.raw)
+			if tc.want == nil && perr != nil {
+				t.Fatalf("valid parameters refused: %v", perr)
+			}
+			if tc.want != nil {
+				checkParamError(t, "Parse", perr, tc.want)
+				p = Params(tc.raw)
+			}
+			err = k.New(p).Setup(context.Background(), &Env{})
+			if tc.want == nil {
+				var ue *UsageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no node chosen") {
+					t.Errorf("valid parameters: Setup error %v, want the missing node", err)
+				}
+				return
+			}
+			checkParamError(t, "Setup", err, tc.want)
+		})
+	}
+	// A batch spike has no mix; an analytics spike has no rows.
+	k, _ := reg.Get("batch-spike")
+	if _, err := k.Parse(map[string]string{"mix": "bulk-insert"}); err == nil {
+		t.Error("batch-spike took mix")
+	}
+	k, _ = reg.Get("analytics-spike")
+	if _, err := k.Parse(map[string]string{"rows": "10"}); err == nil {
+		t.Error("analytics-spike took rows")
+	}
+}
+
+func TestSpikeMixParses(t *testing.T) {
+	mix, err := spikeMix(loadgen.Analytics(), "fraud-scan, dashboard=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mix["fraud-scan"] != 1 || mix["dashboard"] != 3 || len(mix) != 2 {
+		t.Errorf("mix %v", mix)
+	}
+}
+
+func spikeCountOrders(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	var n int64
+	if err := db.QueryRow("SELECT COUNT(*) FROM orders").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// spikeRunning counts the statements of a spike of the kind running on the server.
+func spikeRunning(t *testing.T, db *sql.DB, kind string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?", "/* htapchaos "+kind+" %").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func spikeValue(t *testing.T, ms []Measurement, name string) float64 {
+	t.Helper()
+	m, ok := scMeasurement(ms, name)
+	if !ok {
+		t.Fatalf("no %q measured (have %v)", name, ms)
+	}
+	return m.Value
+}
+
+// spikePointReads reads orders by primary key one after another on a connection of its
+// own until stop is called (at most 30000 reads, 60 s), and returns each read's start
+// and latency.
+func spikePointReads(t *testing.T, dsn string, orders int64) (stop func() []scSample) {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	quit := make(chan struct{})
+	var samples []scSample
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer db.Close()
+		defer conn.Close()
+		deadline := time.Now().Add(60 * time.Second)
+		for i := int64(0); i < 30000 && time.Now().Before(deadline); i++ {
+			start := time.Now()
+			var amount float64
+			err := conn.QueryRowContext(context.Background(), "SELECT amount FROM orders WHERE order_id = ?", 1+(i*7919)%orders).Scan(&amount)
+			samples = append(samples, scSample{start, time.Since(start), err})
+			select {
+			case <-quit:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	return func() []scSample {
+		close(quit)
+		wg.Wait()
+		return samples
+	}
+}
+
+// spikeP99 is the 99th percentile latency of the samples that started in [from, to].
+func spikeP99(samples []scSample, from, to time.Time) (time.Duration, int) {
+	var lat []time.Duration
+	for _, s := range samples {
+		if !s.start.Before(from) && !s.start.After(to) && s.err == nil {
+			lat = append(lat, s.took)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	return lat[int(math.Ceil(0.99*float64(len(lat))))-1], len(lat)
+}
+
+func TestSpikeOnASingleNode(t *testing.T) {
+	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 1 << 30, Labels: testLabels})
+	c := Containers(hc)
+	n := hc.Nodes[0]
+	ctx := context.Background()
+	db, err := sql.Open("mysql", n.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	t.Run("refused-without-the-load-schema", func(t *testing.T) {
+		k, _ := NewRegistry().Get("batch-spike")
+		p, _ := k.Parse(nil)
+		r := NewRunner(k.Name, k.New(p), &Env{Targets: c.Nodes(), Cluster: c, Events: NewEvents(nil), Params: p})
+		err := r.Run(ctx, time.Second, time.Minute)
+		if err == nil || !strings.Contains(err.Error(), "needs the load schema") {
+			t.Errorf("a node without the schema: %v, want a refusal", err)
+		}
+		if !r.Injected.IsZero() {
+			t.Error("injected without the schema")
+		}
+	})
+
+	const seeded = 100_000
+	if _, err := loadgen.Setup(ctx, db, loadgen.MariaDB, loadgen.Data{Users: 5000, Orders: seeded}); err != nil {
+		t.Fatal(err)
+	}
+
+	// rate 2 x 5 = 10 INSERTs of 100 rows a second, for 3 s.
+	t.Run("batch-spike-inserts-at-its-rate", func(t *testing.T) {
+		const rate, rows = 10.0, 100
+		before := spikeCountOrders(t, db)
+		r, done := startWith(t, ctx, c, "batch-spike", "1", 3*time.Second, map[string]string{"rate": "2", "times": "5", "rows": "100"})
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		grew := spikeCountOrders(t, db) - before
+		ms := r.Measurements()
+		for _, m := range ms {
+			t.Log(m)
+		}
+		// The spike ran from Inject to Recover: the runner's clock bounds it.
+		ran := r.Recovered.Sub(r.Injected).Seconds()
+		want := rate * rows * ran
+		t.Logf("orders grew %d rows in %.2fs, %.0f expected at %g statements/s", grew, ran, want, rate)
+		if float64(grew) < 0.8*want || float64(grew) > 1.1*want {
+			t.Errorf("orders grew %d rows in %.2fs: want about %.0f (%g x %d rows a second)", grew, ran, want, rate, rows)
+		}
+		if acked := spikeValue(t, ms, "spike rows"); int64(acked) != grew {
+			t.Errorf("spike rows %v acknowledged, the table grew %d", acked, grew)
+		}
+		if got := spikeValue(t, ms, "spike rate"); math.Abs(got-rate) > 0.15*rate {
+			t.Errorf("spike rate %.2f ops/s, want %g", got, rate)
+		}
+		if e := spikeValue(t, ms, "spike errors"); e > 0 {
+			t.Errorf("%v spike errors", e)
+		}
+		if p99 := spikeValue(t, ms, "spike p99 bulk-insert"); p99 <= 0 {
+			t.Errorf("p99 %v", p99)
+		}
+	})
+
+	// rate 1 x 5 = 5 fraud scans a second over 100K orders (about 80 ms each here),
+	// beside a point-read client. The spike's statements carry its tag in the server's
+	// process list: that is how Recover finds what the client left running.
+	t.Run("analytics-spike", func(t *testing.T) {
+		const rate = 5.0
+		stop := spikePointReads(t, n.DSN(), seeded)
+		time.Sleep(2 * time.Second) // the reader's baseline
+		r, done := startWith(t, ctx, c, "analytics-spike", "1", 3*time.Second, map[string]string{"rate": "1", "times": "5", "mix": "fraud-scan"})
+		eventually(t, "a tagged fraud scan in the process list", 2*time.Second, func() bool { return spikeRunning(t, db, "analytics-spike") > 0 })
+		err := <-done
+		samples := stop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms := r.Measurements()
+		for _, m := range ms {
+			t.Log(m)
+		}
+		ops := spikeValue(t, ms, "spike ops")
+		ran := r.Recovered.Sub(r.Injected).Seconds()
+		if ops < 0.8*rate*(ran-0.5) || ops > 1.1*rate*ran {
+			t.Errorf("%v fraud scans in %.2fs: want about %g a second", ops, ran, rate)
+		}
+		if got := spikeValue(t, ms, "spike rate"); math.Abs(got-rate) > 0.2*rate {
+			t.Errorf("spike rate %.2f ops/s, want %g", got, rate)
+		}
+		if p99 := spikeValue(t, ms, "spike p99 fraud-scan"); p99 <= 0 {
+			t.Errorf("fraud-scan p99 %v", p99)
+		}
+		base, nb := spikeP99(samples, r.Injected.Add(-2*time.Second), r.Injected)
+		during, nd := spikeP99(samples, r.Effective, r.Recovered)
+		// Logged, not asserted: on this 2-core machine, shared with other jobs, the
+		// inflation ranged from 2x to 60x between runs.
+		t.Logf("point reads p99: %v before the spike (%d reads), %v during it (%d reads)", base, nb, during, nd)
+		if n := spikeRunning(t, db, "analytics-spike"); n > 0 {
+			t.Errorf("%d fraud scans still run after recovery", n)
+		}
+	})
+
+	// Scans in flight when the run is cancelled end on the server too.
+	t.Run("cancel-analytics-spike-leaves-nothing-running", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		r, done := startWith(t, cctx, c, "analytics-spike", "1", time.Hour, map[string]string{"rate": "4", "times": "5", "mix": "fraud-scan"})
+		eventually(t, "a tagged fraud scan in the process list", 2*time.Second, func() bool { return spikeRunning(t, db, "analytics-spike") > 0 })
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("recovery after cancel did not finish")
+		}
+		if n := spikeRunning(t, db, "analytics-spike"); n > 0 {
+			t.Errorf("%d fraud scans still run after the cancelled spike returned", n)
+		}
+		if r.State() != StateCleaned {
+			t.Errorf("state %s", r.State())
+		}
+	})
+
+	t.Run("cancel-batch-spike-leaves-nothing-running", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		r, done := startWith(t, cctx, c, "batch-spike", "1", time.Hour, map[string]string{"rate": "5", "times": "4", "rows": "500"})
+		time.Sleep(500 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("recovery after cancel did not finish")
+		}
+		if r.State() != StateCleaned {
+			t.Errorf("state %s", r.State())
+		}
+		after := spikeCountOrders(t, db)
+		time.Sleep(time.Second)
+		if later := spikeCountOrders(t, db); later != after {
+			t.Errorf("orders grew by %d rows in the second after the cancelled spike returned", later-after)
+		}
+		if running := spikeRunning(t, db, "batch-spike"); running > 0 {
+			t.Errorf("%d spike statements still run", running)
+		}
+		if ops := spikeValue(t, r.Measurements(), "spike ops"); ops == 0 {
+			t.Error("the cancelled spike did nothing")
+		}
+	})
+}
