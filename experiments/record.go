@@ -1,0 +1,198 @@
+package experiments
+
+import (
+	"time"
+
+	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/results"
+)
+
+// The failure modes of the catalog (../shared/failure-modes.md), by stable id.
+const (
+	ModeMemoryHeadroom = "memory-headroom"
+	ModeDataMovement   = "data-movement"
+	ModeHTAPContention = "htap-contention"
+	ModeSchemaChange   = "schema-change"
+	ModeFailover       = "failover"
+	ModeFailSideways   = "fail-sideways"
+	ModeDurability     = "durability"
+	ModeFreshness      = "freshness"
+)
+
+// Modes lists every failure-mode id, in catalog order.
+var Modes = []string{ModeMemoryHeadroom, ModeDataMovement, ModeHTAPContention, ModeSchemaChange,
+	ModeFailover, ModeFailSideways, ModeDurability, ModeFreshness}
+
+// Window is a named span of the run: a phase (baseline, a fault window, recovery,
+// after) or any span evidence points at.
+type Window struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Contains says whether t falls in [Start, End).
+func (w Window) Contains(t time.Time) bool { return !t.Before(w.Start) && t.Before(w.End) }
+
+// Duration is the window's length.
+func (w Window) Duration() time.Duration { return w.End.Sub(w.Start) }
+
+// Phase names the runner gives its windows. A fault window is named after its fault:
+// "fault:<name>" (the fault's name in the spec).
+const (
+	PhaseWarmup   = "warmup"
+	PhaseBaseline = "baseline"
+	PhaseRecovery = "recovery"
+	PhaseAfter    = "after"
+	FaultPrefix   = "fault:"
+)
+
+// Sample is one node's leading indicators at one second. Counters are deltas since
+// the node's previous sample; a field the node cannot give is left at its zero value
+// and named in Missing once per run (see Indicators.Missing).
+type Sample struct {
+	T    time.Time `json:"t"`
+	Node int       `json:"node"`
+	// Up: the node answered a query this second.
+	Up bool `json:"up"`
+
+	// Galera (wsrep_*).
+	ClusterSize   int     `json:"cluster_size,omitempty"`
+	Primary       bool    `json:"primary,omitempty"`
+	Ready         bool    `json:"ready,omitempty"`
+	State         string  `json:"state,omitempty"`          // Synced, Donor/Desynced, Joining, ...
+	FCPausedMs    float64 `json:"fc_paused_ms,omitempty"`   // delta of wsrep_flow_control_paused_ns, in ms
+	FCSent        int64   `json:"fc_sent,omitempty"`        // delta of wsrep_flow_control_sent
+	RecvQueue     int64   `json:"recv_queue,omitempty"`     // wsrep_local_recv_queue
+	SendQueue     int64   `json:"send_queue,omitempty"`     // wsrep_local_send_queue
+	LastCommitted int64   `json:"last_committed,omitempty"` // wsrep_last_committed
+
+	// Primary-replica.
+	ReplicaLagS *float64 `json:"replica_lag_s,omitempty"` // Seconds_Behind_Master; nil: not a replica or unknown
+
+	// Container (the engine's stats and state).
+	MemoryPct  float64 `json:"memory_pct,omitempty"`
+	OOMKilled  bool    `json:"oom_killed,omitempty"`
+	Restarts   int     `json:"restarts,omitempty"`
+	Running    bool    `json:"running,omitempty"`
+	Paused     bool    `json:"paused,omitempty"`
+	NetRxBytes int64   `json:"net_rx_bytes,omitempty"` // delta
+	NetTxBytes int64   `json:"net_tx_bytes,omitempty"` // delta
+
+	// Server.
+	ThreadsRunning   int64 `json:"threads_running,omitempty"`
+	ThreadsConnected int64 `json:"threads_connected,omitempty"`
+
+	// Freshness: now minus the newest heartbeat visible on this node, in ms; nil where
+	// not measured.
+	StalenessMs *float64 `json:"staleness_ms,omitempty"`
+}
+
+// FaultRecord is what happened to one fault of the spec.
+type FaultRecord struct {
+	Name         string               `json:"name"` // the fault's name in the spec
+	Kind         string               `json:"kind"`
+	Nodes        []int                `json:"nodes"`
+	NodeLabels   []string             `json:"node_labels"`
+	Params       map[string]string    `json:"params"`
+	Planned      Window               `json:"planned"` // when the spec said
+	Injected     time.Time            `json:"injected,omitzero"`
+	Effective    time.Time            `json:"effective,omitzero"` // zero: never took effect
+	Recovered    time.Time            `json:"recovered,omitzero"`
+	Healthy      time.Time            `json:"healthy,omitzero"` // zero: the nodes never served again in the run
+	State        string               `json:"state"`
+	Error        string               `json:"error,omitempty"`
+	Measurements []faults.Measurement `json:"measurements"`
+}
+
+// TookEffect says whether the fault verifiably happened.
+func (f FaultRecord) TookEffect() bool { return !f.Effective.IsZero() }
+
+// Window is the span the fault held: from effect to recover (or the run's end).
+func (f FaultRecord) Window(runEnd time.Time) Window {
+	end := f.Recovered
+	if end.IsZero() {
+		end = runEnd
+	}
+	return Window{Name: FaultPrefix + f.Name, Start: f.Effective, End: end}
+}
+
+// PhaseStats are one workload x op x node's figures over one window, merged from the
+// per-second interval histograms. Node 0: merged over nodes.
+type PhaseStats struct {
+	Phase    string                  `json:"phase"`
+	Workload string                  `json:"workload"`
+	Op       string                  `json:"op"` // "" = every op of the workload
+	Node     int                     `json:"node"`
+	Seconds  float64                 `json:"seconds"`
+	Count    int64                   `json:"count"`
+	Rate     float64                 `json:"rate"`
+	Errors   int64                   `json:"errors"`
+	Late     int64                   `json:"late"`
+	Dropped  int64                   `json:"dropped"`
+	Latency  results.Percentiles     `json:"latency"`
+	ByClass  map[results.Class]int64 `json:"by_class,omitempty"`
+}
+
+// Audit is the durability audit: every acknowledged write read back.
+type Audit struct {
+	Acked      int64   `json:"acked"`      // writes the database acknowledged
+	Unknown    int64   `json:"unknown"`    // writes whose outcome the client could not know
+	Lost       int64   `json:"lost"`       // acknowledged and missing
+	Unexpected int64   `json:"unexpected"` // present but never acknowledged (from the unknown ones, or not)
+	FirstLost  []int64 `json:"first_lost,omitempty"`
+	FirstExtra []int64 `json:"first_unexpected,omitempty"`
+	Node       int     `json:"node"` // where it read back
+	Error      string  `json:"error,omitempty"`
+}
+
+// Verdict of a finding.
+type Verdict string
+
+const (
+	Pass         Verdict = "pass"
+	Fail         Verdict = "fail"
+	Inconclusive Verdict = "inconclusive"
+)
+
+// Evidence says where a finding's figure comes from.
+type Evidence struct {
+	Workload string    `json:"workload,omitempty"`
+	Op       string    `json:"op,omitempty"`
+	Node     int       `json:"node,omitempty"`
+	Phase    string    `json:"phase,omitempty"`
+	From     time.Time `json:"from,omitzero"`
+	To       time.Time `json:"to,omitzero"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// Finding is one scored measurement against a failure mode.
+type Finding struct {
+	Mode      string     `json:"mode"`
+	Name      string     `json:"name"` // what was measured, e.g. "oltp p99 inflation"
+	Verdict   Verdict    `json:"verdict"`
+	Value     float64    `json:"value"`
+	Unit      string     `json:"unit,omitempty"`
+	Budget    float64    `json:"budget"`
+	Op        string     `json:"op"`               // how Value is held to Budget: "<=" or ">="
+	Reason    string     `json:"reason,omitempty"` // why inconclusive or fail, in words
+	Evidence  []Evidence `json:"evidence,omitempty"`
+	Reference string     `json:"reference,omitempty"` // the article's figure
+	Notes     []string   `json:"notes,omitempty"`     // further figures (per stream, chain, formula)
+}
+
+// Recorded is everything a run measured, what the scorers read.
+type Recorded struct {
+	Spec       *Spec
+	Topology   string // galera, primary-replica, single, external
+	Nodes      int
+	Start, End time.Time
+	Phases     []Window
+	Faults     []FaultRecord
+	Summary    *results.Summary
+	Phase      []PhaseStats // per phase x workload x op x node, and merged (Op "", Node 0)
+	Indicators []Sample
+	Audit      *Audit
+	// Rates the spec asked for, per workload, per phase (open loop).
+	TargetRate map[string]float64
+}

@@ -1,0 +1,161 @@
+package experiments
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Spec is an experiment file: what cluster, what data, which phases, which
+// workloads and faults on one clock, which failure modes to score and against
+// which budgets.
+type Spec struct {
+	Name        string   `yaml:"name" json:"name"`
+	Description string   `yaml:"description" json:"description"`
+	Modes       []string `yaml:"modes" json:"modes"` // failure-mode ids scored
+
+	// Cluster to start in containers; or Target, an exec target file (a cluster
+	// htapchaos did not create). --cluster NAME on the command line uses a running
+	// cluster instead of either.
+	Cluster *ClusterSpec `yaml:"cluster" json:"cluster,omitempty"`
+	Target  string       `yaml:"target" json:"target,omitempty"`
+
+	Data      DataSpec             `yaml:"data" json:"data"`
+	Phases    []PhaseSpec          `yaml:"phases" json:"phases"`
+	Workloads []WorkloadSpec       `yaml:"workloads" json:"workloads"`
+	Faults    []FaultSpec          `yaml:"faults" json:"faults"`
+	Heartbeat *HeartbeatSpec       `yaml:"heartbeat" json:"heartbeat,omitempty"`
+	Budgets   map[string]BudgetSet `yaml:"budgets" json:"budgets,omitempty"` // mode -> key -> value
+
+	// Quick is the --quick profile: overrides applied before --set, as --set takes
+	// them (path: value), to keep the experiment short enough for CI.
+	Quick map[string]string `yaml:"quick" json:"quick,omitempty"`
+
+	file  string
+	lines map[string]int // path -> line, for errors
+}
+
+// BudgetSet is one mode's budget overrides: key -> value in human units.
+type BudgetSet map[string]string
+
+// ClusterSpec is a cluster to start in containers.
+type ClusterSpec struct {
+	Topology string            `yaml:"topology" json:"topology"` // galera, primary-replica, single
+	Nodes    int               `yaml:"nodes" json:"nodes"`
+	Memory   Size              `yaml:"memory" json:"memory"` // per node
+	CPUs     float64           `yaml:"cpus" json:"cpus,omitempty"`
+	Settings map[string]string `yaml:"settings" json:"settings,omitempty"` // every node
+	// NodeSettings are per node: index -> key -> value.
+	NodeSettings map[int]map[string]string `yaml:"node_settings" json:"node_settings,omitempty"`
+	LB           bool                      `yaml:"lb" json:"lb,omitempty"`
+}
+
+// DataSpec sizes the load generator's tables.
+type DataSpec struct {
+	Users  int64 `yaml:"users" json:"users"`
+	Orders int64 `yaml:"orders" json:"orders"`
+}
+
+// PhaseSpec is one step of the timeline. Phases run one after the other; the
+// runner's baseline, recovery and after windows are the phases of those names.
+type PhaseSpec struct {
+	Name     string `yaml:"name" json:"name"`
+	Duration Dur    `yaml:"duration" json:"duration"`
+}
+
+// WorkloadSpec is one workload stream.
+type WorkloadSpec struct {
+	Name        string         `yaml:"name" json:"name"` // default: the kind
+	Kind        string         `yaml:"kind" json:"kind"` // oltp, analytics, batch (loadgen registry)
+	Rate        float64        `yaml:"rate" json:"rate,omitempty"`
+	Concurrency int            `yaml:"concurrency" json:"concurrency,omitempty"`
+	Mix         map[string]int `yaml:"mix" json:"mix,omitempty"`
+	Route       string         `yaml:"route" json:"route,omitempty"` // all, node=N, nodes=N,M
+	Timeout     Dur            `yaml:"timeout" json:"timeout,omitempty"`
+	Retries     int            `yaml:"retries" json:"retries,omitempty"`
+	Backoff     Dur            `yaml:"backoff" json:"backoff,omitempty"`
+	BatchRows   int            `yaml:"batch_rows" json:"batch_rows,omitempty"`
+	Query       string         `yaml:"query" json:"query,omitempty"` // analytics "sql"
+	// During limits the workload to these phases (default: all); PhaseRates change
+	// its rate (or concurrency, in closed loop) by phase.
+	During     []string           `yaml:"during" json:"during,omitempty"`
+	PhaseRates map[string]float64 `yaml:"phase_rates" json:"phase_rates,omitempty"`
+}
+
+// Closed says whether the workload runs closed-loop.
+func (w WorkloadSpec) Closed() bool { return w.Concurrency > 0 }
+
+// FaultSpec is one fault on the timeline.
+type FaultSpec struct {
+	Name   string            `yaml:"name" json:"name"` // default: the kind
+	Kind   string            `yaml:"kind" json:"kind"`
+	Phase  string            `yaml:"phase" json:"phase"`             // starts with this phase
+	Offset Dur               `yaml:"offset" json:"offset,omitempty"` // after the phase starts
+	For    Dur               `yaml:"for" json:"for,omitempty"`       // hold; default: the rest of the phase
+	Node   string            `yaml:"node" json:"node"`               // as --node takes it
+	Params map[string]string `yaml:"params" json:"params,omitempty"` // as --param takes them
+	Expect string            `yaml:"expect" json:"expect,omitempty"` // "" or "no-effect": built to not take effect
+}
+
+// HeartbeatSpec is the freshness heartbeat: a row written on one node every
+// Every, read on the others.
+type HeartbeatSpec struct {
+	Node  int `yaml:"node" json:"node"`
+	Every Dur `yaml:"every" json:"every"`
+}
+
+// Dur is a duration written in human units ("30s", "1m30s").
+type Dur time.Duration
+
+func (d *Dur) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q: want a duration such as 30s or 1m30s", n.Line, n.Value)}}
+	}
+	*d = Dur(v)
+	return nil
+}
+
+func (d Dur) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
+}
+
+// D is the duration as a time.Duration.
+func (d Dur) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte size written in human units ("512MiB", "1GiB", "64M").
+type Size int64
+
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*s = Size(v)
+	return nil
+}
+
+// ParseSize parses 512MiB, 1GiB, 64M, 1G, 1048576.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f <= 0 || f*float64(mult) > 1<<50 {
+		return 0, fmt.Errorf("%q: want a size such as 512MiB or 2GiB", s)
+	}
+	return int64(f * float64(mult)), nil
+}
