@@ -26,6 +26,9 @@ type Retry struct {
 // Spec is one workload's part of a run.
 type Spec struct {
 	Workload *Workload
+	// Name is the stream's name in the results (default: the workload's name), so
+	// that two streams of one workload are told apart.
+	Name string
 	Mix      map[string]int // op weights; empty: the workload's defaults
 	// Closed selects the closed loop: Phases give Concurrency (fixed workers, each
 	// waiting for its previous operation). Otherwise the open loop: Phases give Rate.
@@ -45,6 +48,13 @@ type Spec struct {
 	MaxOps int64
 	// Seed makes operation choices reproducible.
 	Seed uint64
+}
+
+func (s Spec) streamName() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.Workload.Name
 }
 
 // Config is a whole load run.
@@ -290,7 +300,7 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 	r.workloads = append(r.workloads, w) // now, so its pools are closed whatever happens
 	for _, n := range s.Route.Nodes {
 		for _, op := range mix.Ops() {
-			w.handles[n] = append(w.handles[n], r.rec.Handle(results.Key{Workload: s.Workload.Name, Op: op.Name, Node: n}))
+			w.handles[n] = append(w.handles[n], r.rec.Handle(results.Key{Workload: s.streamName(), Op: op.Name, Node: n}))
 		}
 		if s.Workload.NoDB {
 			continue

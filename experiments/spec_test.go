@@ -1,0 +1,167 @@
+package experiments
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const goodSpec = `name: demo
+description: a demo
+modes: [failover, durability]
+cluster: {topology: galera, nodes: 3, memory: 512MiB, settings: {innodb_buffer_pool_size: 128M}}
+data: {users: 100, orders: 1000}
+phases:
+  - {name: baseline, duration: 10s}
+  - {name: fault, duration: 20s}
+  - {name: recovery, duration: 30s}
+workloads:
+  - {kind: oltp, rate: 100, mix: {point-read: 3, insert: 1}, route: all, timeout: 2s}
+  - {name: scans, kind: analytics, concurrency: 2, during: [fault], phase_rates: {fault: 4}}
+faults:
+  - {kind: node-kill, phase: fault, offset: 2s, node: "2"}
+heartbeat: {node: 1}
+quick:
+  phases.baseline.duration: 3s
+  workloads.oltp.rate: "50"
+`
+
+func TestParseSpecGood(t *testing.T) {
+	s, err := ParseSpec("demo.yaml", []byte(goodSpec), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Cluster.Memory != 512<<20 || s.Nodes() != 3 || s.Total() != time.Minute {
+		t.Errorf("memory %d nodes %d total %v", s.Cluster.Memory, s.Nodes(), s.Total())
+	}
+	if s.Workloads[0].Name != "oltp" || s.Faults[0].Name != "node-kill" || s.Heartbeat.Every.D() != 100*time.Millisecond {
+		t.Errorf("defaults: %+v %+v %+v", s.Workloads[0], s.Faults[0], s.Heartbeat)
+	}
+	if start, dur := s.PhaseStart("fault"); start != 10*time.Second || dur != 20*time.Second {
+		t.Errorf("fault phase at %v for %v", start, dur)
+	}
+	q, err := ParseSpec("demo.yaml", []byte(goodSpec), ParseOptions{Quick: true, Set: []string{"workloads.scans.concurrency=3", "cluster.nodes=5", "budgets.failover.gap=2s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Phases[0].Duration.D() != 3*time.Second || q.Workloads[0].Rate != 50 || q.Workloads[1].Concurrency != 3 || q.Nodes() != 5 || q.Budgets["failover"]["gap"] != "2s" {
+		t.Errorf("quick and --set not applied: %+v %+v %d %v", q.Phases[0], q.Workloads, q.Nodes(), q.Budgets)
+	}
+}
+
+// Every problem at once, each with the file and line.
+func TestParseSpecBad(t *testing.T) {
+	cases := []struct {
+		name string
+		src  string
+		set  []string
+		want []string
+	}{
+		{"syntax", "name: [", nil, []string{"x.yaml: line 1"}},
+		{"unknown keys and bad units", `name: x
+modes: [failover]
+colour: blue
+cluster: {topology: galera, memory: lots}
+phases:
+  - {name: a, duration: soon}
+`, nil, []string{"x.yaml: line 3: field colour not found", `x.yaml: line 4: "lots": want a size`, `x.yaml: line 6: "soon": want a duration`}},
+		{"meaning", `name: x
+modes: [failover, wishful-thinking]
+cluster: {topology: ring, nodes: 3}
+phases:
+  - {name: a, duration: 10s}
+  - {name: a, duration: 0s}
+workloads:
+  - {kind: oltp}
+  - {kind: olap, rate: 5}
+  - {name: w3, kind: oltp, rate: 1, concurrency: 2, route: node=9, during: [nope], mix: {teleport: 1}}
+faults:
+  - {kind: meteor, phase: a, node: "1"}
+  - {name: k, kind: node-kill, phase: zz, node: "7"}
+  - {name: p, kind: pause, phase: a, offset: 20s}
+  - {name: m, kind: memory-fill, phase: a, node: "1", params: {percent: "100"}}
+budgets: {nonsense: {x: "1"}}
+`, nil, []string{
+			`x.yaml:2: unknown failure mode "wishful-thinking"`,
+			`x.yaml:3: `, // topology ring
+			`x.yaml:6: phase "a" twice`,
+			`x.yaml:6: phase "a": duration must be positive`,
+			`x.yaml:8: oltp: give a rate (ops/s) or a concurrency`,
+			`x.yaml:9: unknown workload "olap"`,
+			`x.yaml:10: w3: give a rate (open loop) or a concurrency (closed loop), not both`,
+			`w3: no phase "nope"`,
+			`teleport`,
+			`x.yaml:12: unknown fault "meteor"`,
+			`x.yaml:13: k: no phase "zz"`,
+			`k: node 7: out of range 1-3`,
+			`x.yaml:14: p: offset 20s is past the end of phase a`,
+			`x.yaml:14: p: no node`,
+			`m: percent=100: want a percentage from 1 to 99`,
+			`unknown failure mode "nonsense"`,
+		}},
+		{"bad set", goodSpec, []string{"workloads.nope.rate=5", "novalue", "cluster.colour=blue"}, []string{
+			`--set: workloads.nope.rate=5: no list item named "nope"`, `"novalue": want path=value`,
+		}},
+		{"set to an unknown key", goodSpec, []string{"cluster.colour=blue"}, []string{"(after --quick and --set): line", "field colour not found"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSpec("x.yaml", []byte(tc.src), ParseOptions{Set: tc.set})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// Every builtin parses, with and without the quick profile, and the quick profile
+// is shorter.
+func TestBuiltinsParse(t *testing.T) {
+	names := BuiltinNames()
+	for _, want := range []string{"memory-headroom", "htap-contention", "schema-change", "failover-kill", "failover-pause", "partition", "fail-sideways"} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("no builtin %s (have %v)", want, names)
+		}
+	}
+	for _, n := range names {
+		full, err := Builtin(n, ParseOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		quick, err := Builtin(n, ParseOptions{Quick: true})
+		if err != nil {
+			t.Fatalf("%s --quick: %v", n, err)
+		}
+		if quick.Total() >= full.Total() || quick.Total() > 75*time.Second {
+			t.Errorf("%s: quick %v, full %v", n, quick.Total(), full.Total())
+		}
+		if full.Description == "" || len(full.Modes) == 0 {
+			t.Errorf("%s: no description or modes", n)
+		}
+	}
+}
+
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte(goodSpec))
+	f.Add([]byte("name: x\nphases: [{name: a, duration: 1s}]\n"))
+	f.Add([]byte("{"))
+	for _, n := range BuiltinNames() {
+		b, _ := BuiltinSource(n)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSpec("fuzz.yaml", b, ParseOptions{Quick: true})
+		if err == nil && (s.Name == "" || len(s.Phases) == 0 || len(s.Workloads) == 0 || s.Total() <= 0) {
+			t.Errorf("accepted an incomplete spec: %+v", s)
+		}
+	})
+}
