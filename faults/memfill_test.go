@@ -165,26 +165,10 @@ func memGrow(t *testing.T, db *sql.DB, size int) {
 	t.Cleanup(func() { _, _ = db.Exec("DROP TABLE IF EXISTS memfill_test_grow") })
 }
 
-func measured(ms []Measurement, name string) (Measurement, bool) {
-	for _, m := range ms {
-		if m.Name == name {
-			return m, true
-		}
-	}
-	return Measurement{}, false
-}
-
 func TestMemoryFill(t *testing.T) {
 	const limit = 512 << 20
-	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: limit, Labels: testLabels})
-	c := Containers(hc)
-	n := hc.Nodes[0]
+	c, n, db := startSingle(t, limit)
 	ctx := context.Background()
-	db, err := sql.Open("mysql", n.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	answers := func() error {
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -253,12 +237,12 @@ func TestMemoryFill(t *testing.T) {
 		}
 
 		ms := r.Measurements()
-		if m, ok := measured(ms, "memory reached"); !ok || math.Abs(m.Value-target) > memfillBand {
+		if m, ok := measurement(ms, "memory reached"); !ok || math.Abs(m.Value-target) > memfillBand {
 			t.Errorf("memory reached %+v, want %.0f±%.0f", m, target, memfillBand)
 		}
 		// The hog held what the database did not: the target minus the use before, roughly.
 		want := (target - before) / 100 * limit
-		if m, ok := measured(ms, "hog size"); !ok || m.Value < want*0.8 || m.Value > want*1.2 {
+		if m, ok := measurement(ms, "hog size"); !ok || m.Value < want*0.8 || m.Value > want*1.2 {
 			t.Errorf("hog size %+v, want about %.0f MiB", m, want/(1<<20))
 		}
 		if after > 80 || after > before+10 {
@@ -279,15 +263,7 @@ func TestMemoryFill(t *testing.T) {
 		if p := memPercent(t, n); math.Abs(p-85) > memfillBand {
 			t.Errorf("at effect the engine reports %.1f%%, want 85±%.0f", p, memfillBand)
 		}
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("recovery after cancel did not finish")
-		}
+		cancelAndWait(t, cancel, done)
 		if r.State() != StateCleaned {
 			t.Errorf("state %s", r.State())
 		}
@@ -304,12 +280,8 @@ func TestMemoryFill(t *testing.T) {
 
 	t.Run("sql-reaches-and-drops-its-tables", func(t *testing.T) {
 		const target = 60.0
-		tables := func() int {
-			var k int
-			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'htapchaos\_memfill\_%'`).Scan(&k); err != nil {
-				t.Fatal(err)
-			}
-			return k
+		tables := func() int64 {
+			return queryCount(t, db, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'htapchaos\_memfill\_%'`)
 		}
 		before := memPercent(t, n)
 		r, done := startWith(t, ctx, c, "memory-fill", "1", 3*time.Second, map[string]string{"percent": "60", "method": "sql"})
@@ -339,7 +311,7 @@ func TestMemoryFill(t *testing.T) {
 		if after > target-memfillMargin || after > before+10 {
 			t.Errorf("after recovery the engine reports %.1f%%: not released (before: %.1f%%)", after, before)
 		}
-		if m, ok := measured(r.Measurements(), "memory-table size"); !ok || m.Value < (target-before-10)/100*limit {
+		if m, ok := measurement(r.Measurements(), "memory-table size"); !ok || m.Value < (target-before-10)/100*limit {
 			t.Errorf("memory-table size %+v: less than the fill", m)
 		}
 	})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,40 +33,7 @@ func TestSchemaChangeRefusesBadParams(t *testing.T) {
 		{nil, nil},
 	}
 	for _, tc := range cases {
-		t.Run(fmt.Sprint(tc.raw), func(t *testing.T) {
-			p, perr := k.Parse(tc.raw)
-			if tc.want == nil && perr != nil {
-				t.Fatalf("valid parameters refused: %v", perr)
-			}
-			if tc.want != nil {
-				checkParamError(t, "Parse", perr, tc.want)
-				p = Params(tc.raw)
-			}
-			// No targets: valid parameters get as far as the node count.
-			err := k.New(p).Setup(context.Background(), &Env{})
-			if tc.want == nil {
-				var ue *UsageError
-				if !errors.As(err, &ue) || !strings.Contains(err.Error(), "choose one node") {
-					t.Errorf("valid parameters: Setup error %v, want the node count", err)
-				}
-				return
-			}
-			checkParamError(t, "Setup", err, tc.want)
-		})
-	}
-}
-
-// checkParamError checks that err is a usage error that says each of want.
-func checkParamError(t *testing.T, step string, err error, want []string) {
-	t.Helper()
-	var ue *UsageError
-	if !errors.As(err, &ue) {
-		t.Fatalf("%s: error %v, want a usage error", step, err)
-	}
-	for _, w := range want {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("%s: error %q does not say %q", step, err, w)
-		}
+		t.Run(fmt.Sprint(tc.raw), func(t *testing.T) { checkParams(t, k, tc.raw, tc.want, "choose one node") })
 	}
 }
 
@@ -88,54 +54,20 @@ func TestSchemaChangeInstantDetection(t *testing.T) {
 	}
 }
 
-// scSample is one insert of the test's writer.
-type scSample struct {
-	start time.Time
-	took  time.Duration
-	err   error
-}
-
 // scStartWriter inserts one order every ~10 ms on a connection of its own until stop
 // is called (at most 6000 inserts, 90 s). Its ids start at base.
-func scStartWriter(t *testing.T, dsn string, base int64) (stop func() []scSample) {
+func scStartWriter(t *testing.T, dsn string, base int64) (stop func() []opSample) {
 	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	quit := make(chan struct{})
-	var samples []scSample
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer db.Close()
-		defer conn.Close()
-		deadline := time.Now().Add(90 * time.Second)
-		for i := int64(0); i < 6000 && time.Now().Before(deadline); i++ {
-			start := time.Now()
-			_, err := conn.ExecContext(context.Background(),
-				"INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (?, 1, 1.00, 'pending', NOW(6))", base+i)
-			samples = append(samples, scSample{start, time.Since(start), err})
-			select {
-			case <-quit:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+	return sampleOps(t, dsn, 6000, 90*time.Second, 10*time.Millisecond, func(ctx context.Context, conn *sql.Conn, i int64) error {
+		_, err := conn.ExecContext(ctx,
+			"INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (?, 1, 1.00, 'pending', NOW(6))", base+i)
+		return err
 	})
-	return func() []scSample {
-		close(quit)
-		wg.Wait()
-		return samples
-	}
 }
 
 // scWorst is the longest insert that started in [from, to], the count of those
 // inserts and of failed ones.
-func scWorst(samples []scSample, from, to time.Time) (worst time.Duration, n, failed int) {
+func scWorst(samples []opSample, from, to time.Time) (worst time.Duration, n, failed int) {
 	for _, s := range samples {
 		if s.start.Before(from) || s.start.After(to) {
 			continue
@@ -149,15 +81,6 @@ func scWorst(samples []scSample, from, to time.Time) (worst time.Duration, n, fa
 	return worst, n, failed
 }
 
-func scMeasurement(ms []Measurement, name string) (Measurement, bool) {
-	for _, m := range ms {
-		if m.Name == name {
-			return m, true
-		}
-	}
-	return Measurement{}, false
-}
-
 func scFromUnix(s float64) time.Time {
 	return time.Unix(0, int64(s*1e9))
 }
@@ -165,38 +88,22 @@ func scFromUnix(s float64) time.Time {
 // scLeft asks the server whether what schema-change adds is on orders.
 func scLeft(t *testing.T, db *sql.DB) (column, index bool) {
 	t.Helper()
-	var c, i int
-	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders' AND COLUMN_NAME = ?", schemaColumn).Scan(&c); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders' AND INDEX_NAME = ?", schemaIndex).Scan(&i); err != nil {
-		t.Fatal(err)
-	}
-	return c > 0, i > 0
+	column = queryCount(t, db, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders' AND COLUMN_NAME = ?", schemaColumn) > 0
+	index = queryCount(t, db, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders' AND INDEX_NAME = ?", schemaIndex) > 0
+	return column, index
 }
 
-func scAltersRunning(t *testing.T, db *sql.DB) int {
+func scAltersRunning(t *testing.T, db *sql.DB) int64 {
 	t.Helper()
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'ALTER TABLE%'").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return queryCount(t, db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'ALTER TABLE%'")
 }
 
 // On one node with 400K orders and a writer inserting every 10 ms: the forced
 // rebuild stalls the writer for about the ALTER's duration, the instant ADD COLUMN
 // does not, and every variant leaves nothing behind.
 func TestSchemaChangeOnASingleNode(t *testing.T) {
-	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 1 << 30, Labels: testLabels})
-	c := Containers(hc)
-	n := hc.Nodes[0]
+	c, n, db := startSingle(t, 1<<30)
 	ctx := context.Background()
-	db, err := sql.Open("mysql", n.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	rep, err := loadgen.Setup(ctx, db, loadgen.MariaDB, loadgen.Data{Users: 10_000, Orders: 400_000})
 	if err != nil {
 		t.Fatal(err)
@@ -241,15 +148,15 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 		for _, m := range ms {
 			t.Log(m)
 		}
-		d, ok := scMeasurement(ms, "alter duration")
+		d, ok := measurement(ms, "alter duration")
 		if !ok {
 			t.Fatal("no alter duration measured")
 		}
 		if strings.Contains(d.Note, "error") || !strings.Contains(d.Note, "variant="+variant) {
 			t.Errorf("alter duration note %q: want the variant and no error", d.Note)
 		}
-		s, _ := scMeasurement(ms, "alter start")
-		e, _ := scMeasurement(ms, "alter end")
+		s, _ := measurement(ms, "alter start")
+		e, _ := measurement(ms, "alter end")
 		start, end := scFromUnix(s.Value), scFromUnix(e.Value)
 		if start.Before(t0) || end.After(t1) || end.Before(start) {
 			t.Errorf("ALTER %v .. %v lies outside the run %v .. %v", start, end, t0, t1)
@@ -257,7 +164,7 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 		if diff := end.Sub(start).Seconds() - d.Value; diff < -1e-3 || diff > 1e-3 {
 			t.Errorf("alter duration %.3fs, but it ran from %v to %v", d.Value, start, end)
 		}
-		if rows, _ := scMeasurement(ms, "table rows"); rows.Value < 300_000 {
+		if rows, _ := measurement(ms, "table rows"); rows.Value < 300_000 {
 			t.Errorf("table rows %v, want about 400K", rows.Value)
 		}
 		worst, writes, failed := scWorst(samples, t0, t1)
@@ -336,20 +243,12 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 			t.Fatal("no ALTER running 300ms into the rebuild")
 		}
 		cancelled := time.Now()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("recovery after cancel did not finish")
-		}
+		cancelAndWait(t, cancel, done)
 		took := time.Since(cancelled)
 		if r.State() != StateCleaned {
 			t.Errorf("state %s", r.State())
 		}
-		d, _ := scMeasurement(r.Measurements(), "alter duration")
+		d, _ := measurement(r.Measurements(), "alter duration")
 		t.Logf("cancelled: recovered %v after the cancel; %s", took, d)
 		if !strings.Contains(d.Note, "killed") {
 			t.Errorf("alter duration note %q: want killed", d.Note)

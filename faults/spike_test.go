@@ -3,17 +3,14 @@ package faults
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/htapchaos/htapchaos/loadgen"
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // Bad parameters are usage errors, all reported at once, when the parameters are
@@ -44,23 +41,7 @@ func TestSpikeRefusesBadParams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, perr := k.Parse(tc.raw)
-			if tc.want == nil && perr != nil {
-				t.Fatalf("valid parameters refused: %v", perr)
-			}
-			if tc.want != nil {
-				checkParamError(t, "Parse", perr, tc.want)
-				p = Params(tc.raw)
-			}
-			err = k.New(p).Setup(context.Background(), &Env{})
-			if tc.want == nil {
-				var ue *UsageError
-				if !errors.As(err, &ue) || !strings.Contains(err.Error(), "no node chosen") {
-					t.Errorf("valid parameters: Setup error %v, want the missing node", err)
-				}
-				return
-			}
-			checkParamError(t, "Setup", err, tc.want)
+			checkParams(t, k, tc.raw, tc.want, "no node chosen")
 		})
 	}
 	// A batch spike has no mix; an analytics spike has no rows.
@@ -86,26 +67,18 @@ func TestSpikeMixParses(t *testing.T) {
 
 func spikeCountOrders(t *testing.T, db *sql.DB) int64 {
 	t.Helper()
-	var n int64
-	if err := db.QueryRow("SELECT COUNT(*) FROM orders").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return queryCount(t, db, "SELECT COUNT(*) FROM orders")
 }
 
 // spikeRunning counts the statements of a spike of the kind running on the server.
-func spikeRunning(t *testing.T, db *sql.DB, kind string) int {
+func spikeRunning(t *testing.T, db *sql.DB, kind string) int64 {
 	t.Helper()
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?", "/* htapchaos "+kind+" %").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return queryCount(t, db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?", "/* htapchaos "+kind+" %")
 }
 
 func spikeValue(t *testing.T, ms []Measurement, name string) float64 {
 	t.Helper()
-	m, ok := scMeasurement(ms, name)
+	m, ok := measurement(ms, name)
 	if !ok {
 		t.Fatalf("no %q measured (have %v)", name, ms)
 	}
@@ -115,44 +88,16 @@ func spikeValue(t *testing.T, ms []Measurement, name string) float64 {
 // spikePointReads reads orders by primary key one after another on a connection of its
 // own until stop is called (at most 30000 reads, 60 s), and returns each read's start
 // and latency.
-func spikePointReads(t *testing.T, dsn string, orders int64) (stop func() []scSample) {
+func spikePointReads(t *testing.T, dsn string, orders int64) (stop func() []opSample) {
 	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	quit := make(chan struct{})
-	var samples []scSample
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer db.Close()
-		defer conn.Close()
-		deadline := time.Now().Add(60 * time.Second)
-		for i := int64(0); i < 30000 && time.Now().Before(deadline); i++ {
-			start := time.Now()
-			var amount float64
-			err := conn.QueryRowContext(context.Background(), "SELECT amount FROM orders WHERE order_id = ?", 1+(i*7919)%orders).Scan(&amount)
-			samples = append(samples, scSample{start, time.Since(start), err})
-			select {
-			case <-quit:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
+	return sampleOps(t, dsn, 30000, 60*time.Second, 5*time.Millisecond, func(ctx context.Context, conn *sql.Conn, i int64) error {
+		var amount float64
+		return conn.QueryRowContext(ctx, "SELECT amount FROM orders WHERE order_id = ?", 1+(i*7919)%orders).Scan(&amount)
 	})
-	return func() []scSample {
-		close(quit)
-		wg.Wait()
-		return samples
-	}
 }
 
 // spikeP99 is the 99th percentile latency of the samples that started in [from, to].
-func spikeP99(samples []scSample, from, to time.Time) (time.Duration, int) {
+func spikeP99(samples []opSample, from, to time.Time) (time.Duration, int) {
 	var lat []time.Duration
 	for _, s := range samples {
 		if !s.start.Before(from) && !s.start.After(to) && s.err == nil {
@@ -167,15 +112,8 @@ func spikeP99(samples []scSample, from, to time.Time) (time.Duration, int) {
 }
 
 func TestSpikeOnASingleNode(t *testing.T) {
-	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 1 << 30, Labels: testLabels})
-	c := Containers(hc)
-	n := hc.Nodes[0]
+	c, n, db := startSingle(t, 1<<30)
 	ctx := context.Background()
-	db, err := sql.Open("mysql", n.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 
 	t.Run("refused-without-the-load-schema", func(t *testing.T) {
 		k, _ := NewRegistry().Get("batch-spike")
@@ -274,15 +212,7 @@ func TestSpikeOnASingleNode(t *testing.T) {
 		defer cancel()
 		r, done := startWith(t, cctx, c, "analytics-spike", "1", time.Hour, map[string]string{"rate": "4", "times": "5", "mix": "fraud-scan"})
 		eventually(t, "a tagged fraud scan in the process list", 2*time.Second, func() bool { return spikeRunning(t, db, "analytics-spike") > 0 })
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("recovery after cancel did not finish")
-		}
+		cancelAndWait(t, cancel, done)
 		if n := spikeRunning(t, db, "analytics-spike"); n > 0 {
 			t.Errorf("%d fraud scans still run after the cancelled spike returned", n)
 		}
@@ -296,15 +226,7 @@ func TestSpikeOnASingleNode(t *testing.T) {
 		defer cancel()
 		r, done := startWith(t, cctx, c, "batch-spike", "1", time.Hour, map[string]string{"rate": "5", "times": "4", "rows": "500"})
 		time.Sleep(500 * time.Millisecond)
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("recovery after cancel did not finish")
-		}
+		cancelAndWait(t, cancel, done)
 		if r.State() != StateCleaned {
 			t.Errorf("state %s", r.State())
 		}
