@@ -1,0 +1,367 @@
+package experiments
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+func TestSamplerParseNetDev(t *testing.T) {
+	const dev = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0
+  eth0:     472       6    0    0    0     0          0         0      182       3    0    0    0     0       0          0
+  eth1: 9000000000 6    0    0    0     0          0         0  7000     3    0    0    0     0       0          0
+`
+	got := parseNetDev(dev)
+	want := map[string][2]int64{"eth0": {472, 182}, "eth1": {9000000000, 7000}}
+	if !maps.Equal(got, want) {
+		t.Errorf("parseNetDev = %v, want %v", got, want)
+	}
+	const addrs = `1: lo    inet 127.0.0.1/8 scope host lo\       valid_lft forever preferred_lft forever
+2500: eth0    inet 172.17.0.2/16 brd 172.17.255.255 scope global eth0\       valid_lft forever preferred_lft forever
+2502: eth1@if2503    inet 172.19.0.3/16 brd 172.19.255.255 scope global eth1\       valid_lft forever preferred_lft forever
+`
+	if got := clusterIface(addrs, "172.19.0.3      n3\n"); got != "eth1" {
+		t.Errorf("clusterIface = %q, want eth1", got)
+	}
+	if got := clusterIface(addrs, ""); got != "" {
+		t.Errorf("clusterIface with no alias address = %q, want none", got)
+	}
+}
+
+func TestSamplerCounterDeltas(t *testing.T) {
+	if d := counterDelta(100, 150); d != 50 {
+		t.Errorf("delta %d, want 50", d)
+	}
+	if d := counterDelta(100, 30); d != 30 {
+		t.Errorf("delta after a reset %d, want the new value 30", d)
+	}
+	prev := map[string][2]int64{"eth0": {100, 10}, "eth1": {1000, 500}}
+	cur := map[string][2]int64{"eth0": {150, 20}, "eth2": {7, 3}} // eth1 gone, eth2 new
+	if rx, tx := netDelta(prev, cur, nil); rx != 57 || tx != 13 {
+		t.Errorf("netDelta all = %d/%d, want 57/13", rx, tx)
+	}
+	if rx, tx := netDelta(prev, cur, []string{"eth1"}); rx != 0 || tx != 0 {
+		t.Errorf("netDelta of a vanished interface = %d/%d, want 0/0", rx, tx)
+	}
+	cur["eth1"] = [2]int64{40, 600} // re-created: rx reset
+	if rx, tx := netDelta(prev, cur, []string{"eth1"}); rx != 40 || tx != 100 {
+		t.Errorf("netDelta after a reset = %d/%d, want 40/100", rx, tx)
+	}
+}
+
+// byNode splits samples per node.
+func byNode(ss []Sample) map[int][]Sample {
+	out := map[int][]Sample{}
+	for _, s := range ss {
+		out[s.Node] = append(out[s.Node], s)
+	}
+	return out
+}
+
+// The sampler on a 3-node Galera cluster: a sample per node per second; a frozen
+// node shows as down (and paused) without delaying the others; write load shows as
+// last_committed rising and network bytes; memory is plausible; a CPU-starved node
+// makes flow control show.
+func TestSamplerGalera(t *testing.T) {
+	c := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+	db1, err := sql.Open("mysql", n1.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db1.Close()
+	db1.SetMaxOpenConns(8)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := db1.ExecContext(ctx, "CREATE TABLE load_t (id BIGINT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB"); err != nil {
+		t.Fatal(err)
+	}
+
+	var buf bytes.Buffer
+	s := NewSampler(ContainerIndicatorNodes(c), &buf, time.Second)
+	sctx, stop := context.WithCancel(ctx)
+	var runErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { runErr = s.Run(sctx) })
+	defer func() { stop(); wg.Wait() }()
+	sleep := func(d time.Duration) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("test timed out")
+		case <-time.After(d):
+		}
+	}
+
+	// Write load: bounded insert loops on n1, until loadStop.
+	var inserted atomic.Int64
+	load := func(lctx context.Context, workers int) *sync.WaitGroup {
+		var lw sync.WaitGroup
+		for range workers {
+			lw.Go(func() {
+				for i := 0; i < 200_000 && lctx.Err() == nil; i++ {
+					qctx, cancel := context.WithTimeout(lctx, 5*time.Second)
+					_, err := db1.ExecContext(qctx, "INSERT INTO load_t (v) VALUES (REPEAT('x', 150))")
+					cancel()
+					if err == nil {
+						inserted.Add(1)
+					}
+				}
+			})
+		}
+		return &lw
+	}
+	start := time.Now()
+	lctx, loadStop := context.WithCancel(ctx)
+	lw := load(lctx, 2)
+	sleep(5 * time.Second)
+	loadEnd := time.Now()
+	loadStop()
+	lw.Wait()
+
+	// Freeze n2 for 3 s (not long enough for Galera to evict it).
+	if err := n2.Pause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pausedAt := time.Now()
+	sleep(3 * time.Second)
+	if err := n2.Unpause(ctx); err != nil {
+		t.Fatal(err)
+	}
+	unpausedAt := time.Now()
+	sleep(4 * time.Second)
+
+	// Slow node: n3 starved of CPU while n1 takes writes: flow control.
+	restore, err := n3.LimitCPU(ctx, 0.03)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fcStart := time.Now()
+	lctx, loadStop = context.WithCancel(ctx)
+	lw = load(lctx, 4)
+	sleep(8 * time.Second)
+	loadStop()
+	lw.Wait()
+	if err := restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fcEnd := time.Now()
+	sleep(2 * time.Second)
+	stop()
+	wg.Wait()
+	end := time.Now()
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+
+	all := s.Samples()
+	per := byNode(all)
+	t.Logf("%d samples over %v; %d rows inserted; missing: %q", len(all), end.Sub(start).Round(time.Millisecond), inserted.Load(), s.Missing())
+
+	t.Run("json lines", func(t *testing.T) {
+		sc := bufio.NewScanner(&buf)
+		lines := 0
+		for sc.Scan() {
+			var smp Sample
+			if err := json.Unmarshal(sc.Bytes(), &smp); err != nil {
+				t.Fatalf("line %d: %v: %s", lines+1, err, sc.Text())
+			}
+			lines++
+		}
+		if lines != len(all) {
+			t.Errorf("%d JSON lines, %d samples", lines, len(all))
+		}
+	})
+
+	t.Run("cadence", func(t *testing.T) {
+		secs := end.Sub(start).Seconds()
+		var worst time.Duration
+		for node := 1; node <= 3; node++ {
+			ss := per[node]
+			if n := float64(len(ss)); n < secs-2 || n > secs+2 {
+				t.Errorf("n%d: %d samples in %.1fs, want one a second", node, len(ss), secs)
+			}
+			for i := 1; i < len(ss); i++ {
+				d := ss[i].T.Sub(ss[i-1].T)
+				worst = max(worst, (d - time.Second).Abs())
+				if d < 500*time.Millisecond || d > 1500*time.Millisecond {
+					t.Errorf("n%d: samples %v apart at %v", node, d, ss[i].T.Sub(start).Round(time.Millisecond))
+				}
+			}
+		}
+		t.Logf("worst tick deviation from 1s: %v", worst)
+	})
+
+	t.Run("pause", func(t *testing.T) {
+		down := 0
+		for _, smp := range per[2] {
+			// Well inside the pause: down and paused.
+			if smp.T.After(pausedAt.Add(300*time.Millisecond)) && smp.T.Before(unpausedAt.Add(-1100*time.Millisecond)) {
+				down++
+				if smp.Up || !smp.Paused {
+					t.Errorf("n2 at %v into the pause: up %t paused %t, want down and paused", smp.T.Sub(pausedAt).Round(time.Millisecond), smp.Up, smp.Paused)
+				}
+			}
+		}
+		if down < 1 {
+			t.Errorf("no n2 sample inside the pause")
+		}
+		for _, node := range []int{1, 3} {
+			for _, smp := range per[node] {
+				if !smp.Up && smp.T.Before(fcStart) {
+					t.Errorf("n%d down at %v (pause at %v)", node, smp.T.Sub(start).Round(time.Millisecond), pausedAt.Sub(start).Round(time.Millisecond))
+				}
+			}
+		}
+		for _, smp := range per[2] {
+			if smp.T.After(unpausedAt.Add(2*time.Second)) && smp.T.Before(fcStart) && !smp.Up {
+				t.Errorf("n2 still down %v after the unpause", smp.T.Sub(unpausedAt).Round(time.Millisecond))
+			}
+		}
+	})
+
+	t.Run("load", func(t *testing.T) {
+		var first, last int64
+		var tx int64
+		for _, smp := range per[1] {
+			if !smp.Up || smp.T.After(loadEnd) {
+				continue
+			}
+			if first == 0 {
+				first = smp.LastCommitted
+			}
+			last = smp.LastCommitted
+			tx += smp.NetTxBytes
+			if smp.ClusterSize != 3 || !smp.Primary || !smp.Ready || smp.State != "Synced" {
+				t.Errorf("n1 at %v: size %d primary %t ready %t state %q", smp.T.Sub(start).Round(time.Millisecond), smp.ClusterSize, smp.Primary, smp.Ready, smp.State)
+			}
+		}
+		t.Logf("n1 last_committed %d -> %d; cluster-network tx %d bytes", first, last, tx)
+		if last-first < 100 {
+			t.Errorf("last_committed %d -> %d under write load, want it rising", first, last)
+		}
+		if tx < 100*150 {
+			t.Errorf("n1 sent %d bytes on the cluster network under write load, want the writesets", tx)
+		}
+	})
+
+	t.Run("memory and threads", func(t *testing.T) {
+		for node, ss := range per {
+			with := 0
+			for _, smp := range ss {
+				if smp.MemoryPct != 0 {
+					with++
+					if smp.MemoryPct < 0 || smp.MemoryPct > 100 {
+						t.Errorf("n%d memory %.1f%%", node, smp.MemoryPct)
+					}
+				}
+				if smp.Up && smp.ThreadsConnected < 1 {
+					t.Errorf("n%d: threads connected %d", node, smp.ThreadsConnected)
+				}
+			}
+			if with < len(ss)/2 {
+				t.Errorf("n%d: memory in %d of %d samples", node, with, len(ss))
+			}
+			t.Logf("n%d memory %.1f%% at the end", node, ss[len(ss)-1].MemoryPct)
+		}
+		for _, m := range s.Missing() {
+			if !strings.Contains(m, "replica lag: not a replica") {
+				t.Errorf("missing %q", m)
+			}
+		}
+		if n := len(s.Missing()); n != 3 {
+			t.Errorf("missing %q, want the replica lag of each node", s.Missing())
+		}
+	})
+
+	t.Run("flow control", func(t *testing.T) {
+		var paused float64
+		var sent, queue int64
+		for _, smp := range all {
+			if smp.T.After(fcStart) && smp.T.Before(fcEnd.Add(2*time.Second)) {
+				paused += smp.FCPausedMs
+				sent += smp.FCSent
+				queue = max(queue, smp.RecvQueue)
+			}
+		}
+		t.Logf("with n3 at 0.03 CPU: flow control paused %.0fms in total, %d FC messages sent, max recv queue %d", paused, sent, queue)
+		if paused <= 0 {
+			t.Errorf("no flow control pause while n3 was starved")
+		}
+	})
+}
+
+// On primary-replica nodes given only by DSN (as an exec target gives them): the
+// replicas are found out and show their lag, the primary does not; nothing Galera
+// or container is sampled, and Missing says so; the heartbeat on the primary is
+// read on the replicas.
+func TestSamplerPrimaryReplicaByDSN(t *testing.T) {
+	c := htc.StartForTest(t, htc.Config{Topology: htc.PrimaryReplica, Memory: 512 << 20, Labels: testLabels})
+	var nodes []IndicatorNode
+	for _, n := range c.Nodes {
+		nodes = append(nodes, IndicatorNode{Index: n.Index, Label: n.Name, DSN: n.DSN()})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hb := NewHeartbeat(nodes[0], 0)
+	s := NewSampler(nodes, nil, 500*time.Millisecond, WithHeartbeat(hb))
+	rctx, stop := context.WithTimeout(ctx, 4*time.Second)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = hb.Run(rctx) })
+	if err := s.Run(rctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	per := byNode(s.Samples())
+	for node := 1; node <= 3; node++ {
+		ss := per[node]
+		if len(ss) < 6 {
+			t.Fatalf("n%d: %d samples in 4s at 500ms", node, len(ss))
+		}
+		last := ss[len(ss)-1]
+		if !last.Up || last.ClusterSize != 0 || last.MemoryPct != 0 {
+			t.Errorf("n%d last sample %+v", node, last)
+		}
+		if node == 1 && last.ReplicaLagS != nil {
+			t.Errorf("primary has a replica lag %v", *last.ReplicaLagS)
+		}
+		if node > 1 {
+			if last.ReplicaLagS == nil || *last.ReplicaLagS > 2 {
+				t.Errorf("n%d replica lag %v, want a small number", node, last.ReplicaLagS)
+			}
+			if last.StalenessMs == nil || *last.StalenessMs > 1000 {
+				t.Errorf("n%d staleness %v, want under 1s", node, last.StalenessMs)
+			} else {
+				t.Logf("n%d: replica lag %.0fs, staleness %.1fms", node, *last.ReplicaLagS, *last.StalenessMs)
+			}
+		}
+	}
+	want := []string{"n1: replica lag: not a replica"}
+	for node := 1; node <= 3; node++ {
+		for _, f := range []string{"container state", "galera", "memory", "network bytes"} {
+			why := "not a container"
+			if f == "galera" {
+				why = "not a Galera node (no wsrep provider)"
+			}
+			want = append(want, fmt.Sprintf("n%d: %s: %s", node, f, why))
+		}
+	}
+	slices.Sort(want)
+	if got := s.Missing(); !slices.Equal(got, want) {
+		t.Errorf("missing\n%q\nwant\n%q", got, want)
+	}
+}
