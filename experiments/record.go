@@ -195,4 +195,9 @@ type Recorded struct {
 	Audit      *Audit
 	// Rates the spec asked for, per workload, per phase (open loop).
 	TargetRate map[string]float64
+	// Seconds are the per-second lines of intervals.jsonl (results.ReadIntervals):
+	// per workload x op x node, the successes, errors by class, late, dropped and
+	// p50/p99/max of each interval. The scorers read recovery times and first
+	// breaches from them; nil: those are reported as not measured.
+	Seconds []results.IntervalLine
 }

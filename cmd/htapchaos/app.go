@@ -35,11 +35,14 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 func (a *app) exitCode(ctx context.Context, err error) int {
 	var inputErr *usage.Error
 	var uerr usageError
+	var verr verdictError
 	switch {
 	case err == nil:
 		return exitOK
 	case ctx.Err() != nil:
 		return exitInterrupted
+	case errors.As(err, &verr):
+		return exitVerdictFail
 	case !a.ran, errors.As(err, &uerr), errors.As(err, &inputErr):
 		return exitUsage
 	default:
@@ -75,7 +78,8 @@ outages start with, and scores each experiment against known production failure 
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd())
+	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd(),
+		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd())
 	return root
 }
 

@@ -292,8 +292,12 @@ func (p *progressPrinter) update(pr loadgen.Progress) {
 	if secs <= 0 {
 		secs = 1
 	}
-	line := fmt.Sprintf("%s %4.0fs/%.0fs  %7.0f ops/s  p99 %8s  errors %d  late %d  dropped %d",
-		pr.Phase, pr.Elapsed.Seconds(), pr.Total.Seconds(), float64(iv.Ops)/secs, fmtDur(iv.P99), iv.Errors, iv.Late, iv.Dropped)
+	p.show(fmt.Sprintf("%s %4.0fs/%.0fs  %7.0f ops/s  p99 %8s  errors %d  late %d  dropped %d",
+		pr.Phase, pr.Elapsed.Seconds(), pr.Total.Seconds(), float64(iv.Ops)/secs, fmtDur(iv.P99), iv.Errors, iv.Late, iv.Dropped))
+}
+
+// show puts line on the live line (a terminal) or prints it if 10 s have passed.
+func (p *progressPrinter) show(line string) {
 	switch {
 	case p.tty:
 		fmt.Fprintf(p.w, "\r\033[K%s", line)

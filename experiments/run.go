@@ -1,0 +1,628 @@
+package experiments
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/loadgen"
+	"github.com/htapchaos/htapchaos/results"
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// Options say where an experiment runs and how it reports.
+type Options struct {
+	// Out is the run directory (created; must be empty or absent).
+	Out string
+	// Seed drives every random choice (node random, operation mixes).
+	Seed uint64
+	// Cluster runs the experiment on a running cluster instead of the spec's.
+	Cluster *htc.Cluster
+	// Target runs it on an exec target (a cluster htapchaos did not create).
+	Target *faults.ExecTarget
+	// AllowDestructive is the consent faults on a Target need.
+	AllowDestructive bool
+	// Labels go on a cluster the run starts (tests: to find leftovers).
+	Labels map[string]string
+	// Progress receives a status line about every second.
+	Progress func(Progress)
+	// Log receives plain lines about what the run does.
+	Log func(format string, args ...any)
+}
+
+// Progress is the run's state for a live line.
+type Progress struct {
+	Phase          string
+	Elapsed, Total time.Duration
+	OpsPerSec      float64
+	P99            time.Duration
+	Errors         int64
+	ActiveFaults   []string
+}
+
+// Result is what a run produced.
+type Result struct {
+	Dir      string
+	Recorded *Recorded
+	Findings []Finding
+	// Interrupted: the run was cancelled; what was measured is kept and scored.
+	Interrupted bool
+}
+
+// Verdict is the run's worst verdict: fail if any finding failed, inconclusive if
+// any was inconclusive, else pass.
+func (r *Result) Verdict() Verdict { return Worst(r.Findings) }
+
+// Worst is the worst verdict of findings.
+func Worst(fs []Finding) Verdict {
+	v := Pass
+	for _, f := range fs {
+		switch f.Verdict {
+		case Fail:
+			return Fail
+		case Inconclusive:
+			v = Inconclusive
+		}
+	}
+	return v
+}
+
+// runVersion is the version of run.json.
+const runVersion = 1
+
+// RunFile is run.json: the spec, the cluster, the timeline, the faults and the
+// findings.
+type RunFile struct {
+	Version     int           `json:"version"`
+	Tool        string        `json:"tool"`
+	Spec        *Spec         `json:"spec"`
+	Seed        uint64        `json:"seed"`
+	Cluster     *htc.Info     `json:"cluster,omitempty"`
+	Target      string        `json:"target,omitempty"`
+	Start       time.Time     `json:"start"`
+	End         time.Time     `json:"end"`
+	Phases      []Window      `json:"phases"`
+	Faults      []FaultRecord `json:"faults"`
+	Audit       *Audit        `json:"audit,omitempty"`
+	PhaseStats  []PhaseStats  `json:"phase_stats"`
+	Findings    []Finding     `json:"findings"`
+	Verdict     Verdict       `json:"verdict"`
+	Interrupted bool          `json:"interrupted,omitempty"`
+	Missing     []string      `json:"indicators_missing,omitempty"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// Run runs one experiment: provision or connect, seed, run workloads and faults on
+// one clock while sampling every node's indicators, audit durability, score.
+// Cancelling ctx stops the load, recovers the faults, tears down and returns what
+// was measured, scored, with Interrupted set.
+func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if o.Out == "" {
+		return nil, &UsageError{Field: "--out", Msg: "no run directory"}
+	}
+	if entries, err := os.ReadDir(o.Out); err == nil && len(entries) > 0 {
+		return nil, &UsageError{Field: "--out", Msg: fmt.Sprintf("%s is not empty: give a new directory", o.Out)}
+	}
+
+	// The cluster: given, the spec's own, or an exec target.
+	var (
+		hc      *htc.Cluster
+		fc      faults.Cluster
+		nodes   []nodeRef
+		started bool
+	)
+	switch {
+	case o.Cluster != nil:
+		hc = o.Cluster
+	case o.Target != nil:
+		fc = o.Target.Cluster()
+	case spec.Cluster != nil:
+		cfg := spec.ClusterConfig()
+		cfg.Labels = o.Labels
+		cfg.Progress = func(format string, args ...any) { logf(format, args...) }
+		logf("starting a %s cluster of %d node(s)", cfg.Topology, cfg.Nodes)
+		hc, err = htc.Run(ctx, cfg)
+		if hc != nil {
+			started = true
+			defer func() {
+				tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+				defer cancel()
+				if terr := hc.Terminate(tctx); terr != nil {
+					err = errors.Join(err, fmt.Errorf("remove cluster %s: %w", hc.Name, terr))
+				}
+			}()
+		}
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, &UsageError{Field: "--cluster", Msg: fmt.Sprintf("%s names no cluster and no target: give --cluster NAME or --target FILE", spec.Name)}
+	}
+	_ = started
+	if hc != nil {
+		fc = faults.Containers(hc)
+		for _, n := range hc.Nodes {
+			nodes = append(nodes, nodeRef{index: n.Index, label: n.Name, dsn: n.DSN(), container: n})
+		}
+	} else {
+		for _, n := range fc.Nodes() {
+			sn, ok := n.(faults.SQLNode)
+			if !ok || sn.DSN() == "" {
+				return nil, &UsageError{Field: "--target", Msg: fmt.Sprintf("node %s has no dsn: the load needs one", n.Label())}
+			}
+			nodes = append(nodes, nodeRef{index: n.Index(), label: n.Label(), dsn: sn.DSN()})
+		}
+	}
+	// What needs the node count, now that it is known.
+	if err := checkAgainst(spec, len(nodes), fc, o); err != nil {
+		return nil, err
+	}
+
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("run directory: %w", err)
+	}
+	rf := &RunFile{Version: runVersion, Tool: toolVersion(), Spec: spec, Seed: o.Seed}
+	if hc != nil {
+		info := hc.Info()
+		for i := range info.Nodes {
+			info.Nodes[i].DSN = loadgen.Redact(info.Nodes[i].DSN)
+		}
+		rf.Cluster = &info
+	} else {
+		rf.Target = o.Target.Name
+	}
+
+	// Load goes through latency proxies when a fault adds latency on the client path.
+	var proxies *faults.Proxies
+	if slices.ContainsFunc(spec.Faults, func(f FaultSpec) bool { return f.Kind == "network-latency" }) {
+		proxies = faults.NewProxies()
+		defer proxies.Close()
+		for _, n := range fc.Nodes() {
+			if _, err := proxies.Start(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var targets []loadgen.Target
+	for _, n := range nodes {
+		dsn := n.dsn
+		if proxies != nil {
+			if dsn, err = proxies.DSN(n.index, n.dsn); err != nil {
+				return nil, err
+			}
+		}
+		t, err := loadgen.NewTarget(n.index, dsn, loadgen.DefaultTimeouts)
+		if err != nil {
+			return nil, err
+		}
+		t.Name = n.label
+		targets = append(targets, t)
+	}
+	if err := loadgen.CheckReachable(ctx, targets); err != nil {
+		return nil, err
+	}
+
+	// Seed, on the node that takes writes, and wait for the others to have it.
+	dialect := loadgen.MariaDB
+	data := loadgen.Data{Users: spec.Data.Users, Orders: spec.Data.Orders}
+	db, err := sql.Open("mysql", nodes[0].dsn)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	logf("seeding %d users and %d orders", data.Users, data.Orders)
+	rep, err := loadgen.Setup(ctx, db, dialect, data)
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	if rep.UsersAdded+rep.OrdersAdded > 0 {
+		logf("seeded %d users and %d orders (%.0f rows/s)", rep.UsersAdded, rep.OrdersAdded, rep.RowsPerSecond())
+	}
+	if err := loadgen.WaitSettled(ctx, targets, 5*time.Minute); err != nil {
+		return nil, fmt.Errorf("wait for the nodes to have the data: %w", err)
+	}
+	runTag, err := loadgen.PickRunTag(ctx, db, rand.New(rand.NewPCG(o.Seed, 1)))
+	if err != nil {
+		return nil, err
+	}
+	idLo, idHi := loadgen.NewIDs(runTag).Range()
+
+	// One clock from here.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ev, err := os.Create(filepath.Join(o.Out, "events.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer ev.Close()
+	events := faults.NewEvents(ev)
+	events.OnEvent = func(e faults.Event) {
+		line := e.Fault + " " + e.Step + " " + strings.Join(e.Nodes, ",")
+		if e.Details != "" {
+			line += ": " + e.Details
+		}
+		logf("%s", line)
+	}
+
+	// Indicators.
+	ind, err := os.Create(filepath.Join(o.Out, "indicators.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer ind.Close()
+	inodes := make([]IndicatorNode, len(nodes))
+	for i, n := range nodes {
+		inodes[i] = IndicatorNode{Index: n.index, Label: n.label, DSN: n.dsn, Container: n.container}
+	}
+	var sopts []SamplerOption
+	if spec.Heartbeat != nil {
+		hb := NewHeartbeat(inodes[spec.Heartbeat.Node-1], spec.Heartbeat.Every.D())
+		if err := hb.Setup(rctx); err != nil {
+			return nil, fmt.Errorf("heartbeat: %w", err)
+		}
+		sopts = append(sopts, WithHeartbeat(hb))
+		hctx, stopHB := context.WithCancel(rctx)
+		defer stopHB()
+		go func() { _ = hb.Run(hctx) }()
+	}
+	sampler := NewSampler(inodes, ind, time.Second, sopts...)
+	sctx, stopSampler := context.WithCancel(rctx)
+	defer stopSampler()
+	var swg sync.WaitGroup
+	swg.Go(func() { _ = sampler.Run(sctx) })
+
+	start := time.Now()
+	rf.Start = start
+	total := spec.Total()
+	phases := plannedPhases(spec, start)
+	rf.Phases = phases
+
+	// Faults, each on its own goroutine at its time.
+	fr := faults.NewRegistry()
+	var (
+		fmu     sync.Mutex
+		records = make([]FaultRecord, len(spec.Faults))
+		active  = map[string]bool{}
+		fwg     sync.WaitGroup
+	)
+	for i, f := range spec.Faults {
+		kind, _ := fr.Get(f.Kind)
+		params, _ := kind.Parse(f.Params)
+		targetsF, err := faults.Resolve(fc, f.Node, o.Seed+uint64(i))
+		if err != nil {
+			stopSampler()
+			swg.Wait()
+			return nil, err
+		}
+		pstart, pdur := spec.PhaseStart(f.Phase)
+		at := start.Add(pstart + f.Offset.D())
+		hold := f.For.D()
+		if hold == 0 {
+			hold = pdur - f.Offset.D()
+		}
+		rec := FaultRecord{Name: f.Name, Kind: f.Kind, Params: params, Planned: Window{Name: FaultPrefix + f.Name, Start: at, End: at.Add(hold)}}
+		for _, n := range targetsF {
+			rec.Nodes = append(rec.Nodes, n.Index())
+			rec.NodeLabels = append(rec.NodeLabels, n.Label())
+		}
+		records[i] = rec
+		runner := faults.NewRunner(f.Kind, kind.New(params), &faults.Env{Targets: targetsF, Cluster: fc, Events: events, Params: params, Proxies: proxies})
+		fwg.Go(func() {
+			if !sleepCtx(rctx, time.Until(at)) {
+				return
+			}
+			fmu.Lock()
+			active[f.Name] = true
+			fmu.Unlock()
+			ferr := runner.Run(rctx, hold, 5*time.Minute)
+			fmu.Lock()
+			defer fmu.Unlock()
+			delete(active, f.Name)
+			r := &records[i]
+			r.Injected, r.Effective, r.Recovered, r.Healthy = runner.Injected, runner.Effective, runner.Recovered, runner.Healthy
+			r.State = string(runner.State())
+			r.Measurements = runner.Measurements()
+			if ferr != nil {
+				r.Error = ferr.Error()
+			}
+		})
+	}
+
+	// The load.
+	lcfg := loadgen.Config{
+		Targets: targets, Out: o.Out, RunTag: runTag,
+		Params: loadgen.Params{Dialect: dialect, Data: data},
+	}
+	reg := loadgen.NewRegistry()
+	for i, w := range spec.Workloads {
+		wl, _ := reg.Get(w.Kind)
+		route, _ := loadgen.ParseRoute(w.Route, len(nodes))
+		ls := loadgen.Spec{Workload: wl, Name: w.Name, Mix: w.Mix, Closed: w.Closed(), Route: route, OpTimeout: w.Timeout.D(),
+			Retry: loadgen.Retry{Retries: w.Retries, Backoff: w.Backoff.D()}, Seed: o.Seed + 1000 + uint64(i)}
+		for _, p := range spec.Phases {
+			lp := loadgen.Phase{Name: p.Name, Duration: p.Duration.D()}
+			level := w.Rate
+			if w.Closed() {
+				level = float64(w.Concurrency)
+			}
+			if v, ok := w.PhaseRates[p.Name]; ok {
+				level = v
+			}
+			if len(w.During) > 0 && !slices.Contains(w.During, p.Name) {
+				level = 0
+			}
+			if w.Closed() {
+				lp.Concurrency = int(level)
+			} else {
+				lp.Rate = level
+			}
+			ls.Phases = append(ls.Phases, lp)
+		}
+		if w.BatchRows > 0 {
+			lcfg.Params.BatchRows = w.BatchRows
+		}
+		if w.Query != "" {
+			lcfg.Params.Query = w.Query
+		}
+		lcfg.Workloads = append(lcfg.Workloads, ls)
+	}
+	lcfg.Progress = func(p loadgen.Progress) {
+		if o.Progress == nil {
+			return
+		}
+		fmu.Lock()
+		act := slices.Sorted(maps.Keys(active))
+		fmu.Unlock()
+		secs := p.Interval.End.Sub(p.Interval.Start).Seconds()
+		ops := 0.0
+		if secs > 0 {
+			ops = float64(p.Interval.Ops) / secs
+		}
+		o.Progress(Progress{Phase: phaseAt(phases, time.Now()), Elapsed: p.Elapsed, Total: total, OpsPerSec: ops,
+			P99: p.Interval.P99, Errors: p.Interval.Errors, ActiveFaults: act})
+	}
+	logf("running %s: %s", spec.Name, timelineText(spec))
+	lres, lerr := loadgen.Run(rctx, lcfg)
+	// Faults that are still holding (a run cut short) recover now.
+	if rctx.Err() == nil && lerr != nil {
+		cancel(lerr)
+	}
+	if ctx.Err() != nil {
+		cancel(context.Cause(ctx))
+	}
+	fwg.Wait()
+	end := time.Now()
+	stopSampler()
+	swg.Wait()
+	rf.End = end
+	rf.Faults = records
+	rf.Missing = sampler.Missing()
+
+	res = &Result{Dir: o.Out, Interrupted: ctx.Err() != nil}
+	rec := &Recorded{Spec: spec, Nodes: len(nodes), Start: start, End: end, Phases: phases, Faults: records,
+		Indicators: sampler.Samples(), TargetRate: map[string]float64{}}
+	if hc != nil {
+		rec.Topology = string(hc.Topology)
+	} else {
+		rec.Topology = "external"
+	}
+	for _, w := range spec.Workloads {
+		rec.TargetRate[w.Name] = w.Rate
+	}
+	if lres != nil {
+		rec.Summary = lres.Summary
+		// Durability: read every acknowledged write back, on the first node that serves.
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		rec.Audit = auditOnAServingNode(actx, nodes, lres.Ledger, idLo, idHi)
+		acancel()
+		rf.Audit = rec.Audit
+	}
+	windows := append([]Window(nil), phases...)
+	for _, f := range records {
+		if f.TookEffect() {
+			windows = append(windows, f.Window(end))
+		}
+	}
+	ps, perr := phaseStats(o.Out, windows)
+	if perr != nil {
+		logf("latency by phase: %v", perr)
+	}
+	rec.Phase = ps
+	if secs, err := results.ReadIntervals(o.Out); err == nil {
+		rec.Seconds = secs
+	} else {
+		logf("per-second figures: %v", err)
+	}
+	rf.PhaseStats = ps
+	res.Recorded = rec
+	res.Findings = NewScorers().Score(rec)
+	rf.Findings = res.Findings
+	rf.Verdict = res.Verdict()
+	rf.Interrupted = res.Interrupted
+	if lerr != nil && !res.Interrupted {
+		rf.Error = lerr.Error()
+	}
+	if werr := writeJSON(filepath.Join(o.Out, "run.json"), rf); werr != nil {
+		return res, werr
+	}
+	if lerr != nil && !res.Interrupted {
+		return res, lerr
+	}
+	if res.Interrupted {
+		return res, context.Cause(ctx)
+	}
+	return res, nil
+}
+
+// nodeRef is a node as the runner uses it.
+type nodeRef struct {
+	index     int
+	label     string
+	dsn       string
+	container *htc.Node
+}
+
+// checkAgainst checks what the spec says about nodes against the real cluster.
+func checkAgainst(spec *Spec, n int, fc faults.Cluster, o Options) error {
+	var errs []error
+	bad := func(path, format string, a ...any) {
+		errs = append(errs, &UsageError{Field: "experiment", Msg: spec.at(path) + ": " + fmt.Sprintf(format, a...)})
+	}
+	for i, w := range spec.Workloads {
+		if _, err := loadgen.ParseRoute(w.Route, n); err != nil {
+			bad(fmt.Sprintf("workloads[%d].route", i), "%s (the cluster has %d nodes)", usageMsg(err), n)
+		}
+	}
+	fr := faults.NewRegistry()
+	for i, f := range spec.Faults {
+		kind, err := fr.Get(f.Kind)
+		if err != nil {
+			continue
+		}
+		ts, err := faults.Resolve(fc, f.Node, o.Seed+uint64(i))
+		if err != nil {
+			bad(fmt.Sprintf("faults[%d].node", i), "%s", usageMsg(err))
+			continue
+		}
+		if err := kind.Check(ts); err != nil {
+			bad(fmt.Sprintf("faults[%d]", i), "%s", usageMsg(err))
+		}
+		if err := faults.CheckConsent(fc, kind, f.Node, o.AllowDestructive); err != nil {
+			for _, e := range unjoin(err) {
+				bad(fmt.Sprintf("faults[%d]", i), "%s", usageMsg(e))
+			}
+		}
+	}
+	if spec.Heartbeat != nil && (spec.Heartbeat.Node < 1 || spec.Heartbeat.Node > n) {
+		bad("heartbeat.node", "node %d: out of range 1-%d", spec.Heartbeat.Node, n)
+	}
+	return errors.Join(errs...)
+}
+
+// plannedPhases lays the spec's phases on the clock.
+func plannedPhases(spec *Spec, start time.Time) []Window {
+	var out []Window
+	t := start
+	for _, p := range spec.Phases {
+		out = append(out, Window{Name: p.Name, Start: t, End: t.Add(p.Duration.D())})
+		t = t.Add(p.Duration.D())
+	}
+	return out
+}
+
+func phaseAt(ws []Window, t time.Time) string {
+	for _, w := range ws {
+		if w.Contains(t) {
+			return w.Name
+		}
+	}
+	if len(ws) > 0 && !t.Before(ws[len(ws)-1].End) {
+		return "ending"
+	}
+	return ""
+}
+
+func timelineText(spec *Spec) string {
+	var parts []string
+	for _, p := range spec.Phases {
+		parts = append(parts, fmt.Sprintf("%s %v", p.Name, p.Duration.D()))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// auditOnAServingNode runs the durability audit on the first node that answers.
+func auditOnAServingNode(ctx context.Context, nodes []nodeRef, ledger *results.Ledger, lo, hi int64) *Audit {
+	var last error
+	for _, n := range nodes {
+		db, err := sql.Open("mysql", n.dsn)
+		if err != nil {
+			last = err
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = db.PingContext(pctx)
+		cancel()
+		if err != nil {
+			db.Close()
+			last = err
+			continue
+		}
+		a, err := AuditLedger(ctx, db, ledger, lo, hi)
+		db.Close()
+		if err != nil {
+			last = err
+			continue
+		}
+		a.Node = n.index
+		return a
+	}
+	return &Audit{Error: fmt.Sprintf("no node answered for the audit: %v", last)}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// writeJSON writes v through a temporary file and a rename: a reader never sees half.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func toolVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return "htapchaos " + bi.Main.Version
+	}
+	return "htapchaos"
+}
+
+// phaseStats splits latency by window from the run directory's interval logs.
+func phaseStats(dir string, windows []Window) ([]PhaseStats, error) {
+	rw := make([]results.Window, len(windows))
+	for i, w := range windows {
+		rw[i] = results.Window{Name: w.Name, Start: w.Start, End: w.End}
+	}
+	ws, err := results.WindowStats(dir, rw)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PhaseStats, len(ws))
+	for i, w := range ws {
+		out[i] = PhaseStats{Phase: w.Window, Workload: w.Workload, Op: w.Op, Node: w.Node, Seconds: w.Seconds, Count: w.Count,
+			Rate: w.Rate, Errors: w.Errors, Late: w.Late, Dropped: w.Dropped, Latency: w.Latency, ByClass: w.ByClass}
+	}
+	return out, nil
+}

@@ -1,0 +1,744 @@
+package experiments
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/results"
+)
+
+// The recorded runs below are built by hand on one clock: st0 is the run's
+// start; at(s) is s seconds later.
+var st0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(s float64) time.Time { return st0.Add(time.Duration(s * float64(time.Second))) }
+
+// run returns a three-node Galera run of 90 s: baseline 0-30 s, the phase
+// named middle 30-60 s, recovery 60-90 s; an oltp workload (route all) and the
+// faults given, each starting with the middle phase.
+func run(middle string, fs ...FaultSpec) *Recorded {
+	spec := &Spec{
+		Name:      "test",
+		Workloads: []WorkloadSpec{{Name: "oltp", Kind: "oltp", Rate: 300, Route: "all"}},
+		Faults:    fs,
+	}
+	return &Recorded{
+		Spec: spec, Topology: "galera", Nodes: 3, Start: at(0), End: at(90),
+		Phases: []Window{
+			{Name: PhaseBaseline, Start: at(0), End: at(30)},
+			{Name: middle, Start: at(30), End: at(60)},
+			{Name: PhaseRecovery, Start: at(60), End: at(90)},
+		},
+		Summary: &results.Summary{Start: at(0), End: at(90)},
+	}
+}
+
+// stat adds a phase x workload x op x node's figures: count successes of p99
+// (p99.9 at 1.5 p99, mean at p99/2), errors timeouts.
+func (r *Recorded) addStat(phase, workload, op string, node int, count, errors int64, p99 float64) {
+	w, _ := r.phase(phase)
+	s := PhaseStats{Phase: phase, Workload: workload, Op: op, Node: node, Seconds: w.Duration().Seconds(), Count: count, Errors: errors,
+		Latency: results.Percentiles{P50: p99 / 3, P99: p99, P999: 1.5 * p99, Max: 2 * p99, Mean: p99 / 2}}
+	s.Rate = ratio(float64(count), s.Seconds)
+	if errors > 0 {
+		s.ByClass = map[results.Class]int64{results.ClassTimeout: errors}
+	}
+	r.Phase = append(r.Phase, s)
+}
+
+// addSeconds adds per-second lines for the intervals ending in (from, to]
+// seconds: count successes of p99 each.
+func (r *Recorded) addSeconds(workload, op string, node, from, to int, count int64, p99 float64) {
+	for i := from + 1; i <= to; i++ {
+		r.Seconds = append(r.Seconds, results.IntervalLine{T: at(float64(i)).UnixMilli(), Workload: workload, Op: op, Node: node,
+			Count: count, Errors: map[results.Class]int64{}, P99Ms: p99})
+	}
+}
+
+// addGaps adds a stream's gaps.
+func (r *Recorded) addGaps(workload string, node int, gaps ...results.Gap) {
+	sg := results.StreamGaps{Workload: workload, Node: node, Gaps: gaps}
+	for _, g := range gaps {
+		sg.Longest = max(sg.Longest, g.Duration)
+	}
+	r.Summary.Gaps = append(r.Summary.Gaps, sg)
+}
+
+func gap(from, to float64, ongoing bool) results.Gap {
+	return results.Gap{Start: at(from), End: at(to), Duration: to - from, Failed: 7, Late: 2, Ongoing: ongoing}
+}
+
+// sample adds one indicator sample.
+func (r *Recorded) sample(node int, t float64, set func(s *Sample)) {
+	s := Sample{T: at(t), Node: node, Up: true, Running: true, ClusterSize: 3, Primary: true, Ready: true}
+	if set != nil {
+		set(&s)
+	}
+	r.Indicators = append(r.Indicators, s)
+}
+
+// score scores r's mode with the default budgets and the overrides.
+func score(t *testing.T, mode string, r *Recorded, overrides BudgetSet) []Finding {
+	t.Helper()
+	reg := NewScorers()
+	s, ok := reg.Get(mode)
+	if !ok {
+		t.Fatalf("no scorer for %s", mode)
+	}
+	b, err := reg.Budgets(mode, overrides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := s.Score(r, b)
+	for _, f := range fs {
+		if f.Mode != mode || f.Name == "" || f.Verdict == "" || f.Reference == "" {
+			t.Errorf("incomplete finding %+v", f)
+		}
+		if f.Verdict == Inconclusive && f.Reason == "" {
+			t.Errorf("%s: inconclusive without a reason", f.Name)
+		}
+		if _, err := json.Marshal(f); err != nil {
+			t.Errorf("%s: %v", f.Name, err)
+		}
+	}
+	return fs
+}
+
+// want finds the finding named name and checks its verdict and (unless
+// value < 0) its value within 1e-6; then that every note fragment is there.
+func want(t *testing.T, fs []Finding, name string, v Verdict, value float64, fragments ...string) Finding {
+	t.Helper()
+	i := slices.IndexFunc(fs, func(f Finding) bool { return f.Name == name })
+	if i < 0 {
+		var names []string
+		for _, f := range fs {
+			names = append(names, f.Name)
+		}
+		t.Fatalf("no finding %q in %q", name, names)
+	}
+	f := fs[i]
+	if f.Verdict != v || value >= 0 && (f.Value-value > 1e-6 || value-f.Value > 1e-6) {
+		t.Errorf("%s: %s %g (reason %q), want %s %g", name, f.Verdict, f.Value, f.Reason, v, value)
+	}
+	text := f.Reason + "\n" + strings.Join(f.Notes, "\n")
+	for _, fr := range fragments {
+		if !strings.Contains(text, fr) {
+			t.Errorf("%s: no %q in\n%s", name, fr, text)
+		}
+	}
+	return f
+}
+
+func TestScorerRegistry(t *testing.T) {
+	reg := NewScorers()
+	for _, m := range Modes {
+		s, ok := reg.Get(m)
+		if !ok || s.Mode() != m {
+			t.Fatalf("no scorer for %s", m)
+		}
+		if _, err := reg.Budgets(m, nil); err != nil {
+			t.Errorf("%s defaults: %v", m, err)
+		}
+	}
+	defaults := map[string]map[string]float64{
+		ModeFailover:       {"gap": 5},
+		ModeHTAPContention: {"p99-inflation": 3, "error-rate": 0.001},
+		ModeSchemaChange:   {"write-stall": 1, "write-stall-rebuild": 0},
+		ModeFailSideways:   {"p99-inflation": 3},
+		ModeFreshness:      {"staleness-p99": 0},
+		ModeMemoryHeadroom: {"oltp-error-rate": 0.001},
+		ModeDataMovement:   {"movement-ratio": 1000},
+	}
+	for m, kv := range defaults {
+		b, _ := reg.Budgets(m, nil)
+		for k, v := range kv {
+			if got, ok := b[k]; !ok || got != v {
+				t.Errorf("%s.%s = %g (%v), want %g", m, k, got, ok, v)
+			}
+		}
+	}
+	b, err := reg.Budgets(ModeFailover, BudgetSet{"gap": "2s"})
+	if err != nil || b.Get("gap") != 2 {
+		t.Errorf("override: %v %v", b, err)
+	}
+	if _, err := reg.Budgets(ModeFailover, BudgetSet{"gapp": "2s"}); err == nil || !strings.Contains(err.Error(), "gap") {
+		t.Errorf("unknown key: %v", err)
+	}
+	// Score runs durability always.
+	r := run("fault")
+	r.Spec.Modes = []string{ModeFreshness}
+	fs := reg.Score(r)
+	if len(fs) != 2 || fs[0].Mode != ModeFreshness || fs[1].Mode != ModeDurability {
+		t.Errorf("Score: %+v", fs)
+	}
+}
+
+// failoverRun: node 2 killed at 30 s, recovered at 45 s, serving again at 50 s;
+// each node serves 100 ops/s, node 2 none from 30 to 50 s (10 errors a second
+// to 45 s; the fault phase's figures say 150 errors too); the streams of
+// nodes 1 and 3 see gaps of n1 and n3 s at 30 s, node 2's a 20 s gap.
+func failoverRun(n1, n3 float64) *Recorded {
+	r := run("fault", FaultSpec{Name: "node-kill", Kind: "node-kill", Phase: "fault", Node: "2"})
+	r.Faults = []FaultRecord{{Name: "node-kill", Kind: "node-kill", Nodes: []int{2}, Injected: at(29.9), Effective: at(30),
+		Recovered: at(45), Healthy: at(50), State: "recovered"}}
+	for n := 1; n <= 3; n++ {
+		r.addStat(PhaseBaseline, "oltp", "", n, 3000, 0, 5)
+		r.addStat("fault", "oltp", "", n, 3000, 0, 6)
+		if n == 2 {
+			r.addSeconds("oltp", "point-read", n, 0, 30, 100, 5)
+			r.addSeconds("oltp", "point-read", n, 50, 90, 100, 5)
+			for i := 31; i <= 45; i++ { // 150 failed
+				r.Seconds = append(r.Seconds, results.IntervalLine{T: at(float64(i)).UnixMilli(), Workload: "oltp", Op: "point-read", Node: 2,
+					Errors: map[results.Class]int64{results.ClassConnection: 10}})
+			}
+		} else {
+			r.addSeconds("oltp", "point-read", n, 0, 90, 100, 5)
+		}
+	}
+	r.addStat(PhaseBaseline, "oltp", "", 0, 9000, 0, 5)
+	r.addStat("fault", "oltp", "", 0, 7000, 150, 6)
+	r.addGaps("oltp", 1, gap(30, 30+n1, false))
+	r.addGaps("oltp", 2, gap(29.9, 50, false))
+	r.addGaps("oltp", 3, gap(30.2, 30.2+n3, false))
+	for n := 1; n <= 3; n++ {
+		for s := 1; s < 90; s++ {
+			size := 3
+			if s >= 33 && s < 50 {
+				size = 2
+			}
+			up := n != 2 || s < 30 || s >= 50
+			r.sample(n, float64(s), func(x *Sample) { x.ClusterSize, x.Up = size, up })
+		}
+	}
+	return r
+}
+
+func TestScoreFailover(t *testing.T) {
+	t.Run("pass", func(t *testing.T) {
+		fs := score(t, ModeFailover, failoverRun(0.8, 1.2), nil)
+		f := want(t, fs, "longest gap, surviving nodes", Pass, 1.2,
+			"oltp on node 2 (faulted): gap 20.10 s", "reported, not judged",
+			"at the article's 50K TPS", "the cluster noticed 3.0 s after the effect: node 1 saw cluster size 3 -> 2",
+			"rejoin: the faulted node served again 5.0 s after the fault was recovered")
+		if f.Budget != 5 || f.Op != "<=" || f.Unit != UnitSeconds {
+			t.Errorf("budget %g %q %q", f.Budget, f.Op, f.Unit)
+		}
+		// 150 failed at the baseline's 300 ops/s: 25,000 at 50K TPS.
+		want(t, fs, "longest gap, surviving nodes", Pass, -1, "150 (0 late, 0 dropped)", "25K failed")
+		// Throughput is 2/3 until node 2 serves again at 50 s: 20 s after the effect.
+		want(t, fs, "throughput back to baseline", Pass, 20, "throughput back 5 s after the fault was recovered")
+	})
+	t.Run("fail", func(t *testing.T) {
+		fs := score(t, ModeFailover, failoverRun(0.8, 7), nil)
+		f := want(t, fs, "longest gap, surviving nodes", Fail, 7, "oltp on node 3 had no success for 7.0 s")
+		if len(f.Evidence) != 3 {
+			t.Errorf("evidence %+v", f.Evidence)
+		}
+	})
+	t.Run("budget overridden", func(t *testing.T) {
+		fs := score(t, ModeFailover, failoverRun(0.8, 7), BudgetSet{"gap": "10s"})
+		want(t, fs, "longest gap, surviving nodes", Pass, 7)
+	})
+	t.Run("quorum lost", func(t *testing.T) {
+		r := failoverRun(0, 0)
+		r.Faults[0].Nodes, r.Faults[0].Healthy = []int{2, 3}, time.Time{}
+		r.Summary.Gaps = nil
+		r.addGaps("oltp", 1, gap(30, 90, true))
+		r.addGaps("oltp", 2, gap(30, 90, true))
+		r.addGaps("oltp", 3, gap(30, 90, true))
+		r.Seconds = nil
+		for n := 1; n <= 3; n++ {
+			r.addSeconds("oltp", "point-read", n, 0, 30, 100, 5)
+		}
+		r.sample(1, 40.5, func(s *Sample) { s.ClusterSize, s.Primary = 1, false })
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest gap, surviving nodes", Fail, 60, "never served again", "lost quorum", "node 1 reported non-Primary")
+		want(t, fs, "throughput back to baseline", Fail, 60, "not back")
+	})
+	t.Run("never took effect", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		r.Faults[0].Effective, r.Faults[0].Error = time.Time{}, "container already stopped"
+		r.Spec.Faults[0].Expect = "no-effect"
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest gap, surviving nodes", Inconclusive, -1, "never took effect", "expect", "container already stopped")
+		want(t, fs, "throughput back to baseline", Inconclusive, -1, "never took effect")
+	})
+	t.Run("too few samples", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		r.Phase = nil
+		for n := 1; n <= 3; n++ {
+			r.addStat(PhaseBaseline, "oltp", "", n, 5, 0, 5)
+		}
+		r.Seconds = nil
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest gap, surviving nodes", Inconclusive, -1, "too few samples")
+		want(t, fs, "throughput back to baseline", Inconclusive, -1, "too few samples")
+	})
+	t.Run("throughput never back", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		r.Faults[0].Healthy = time.Time{}
+		r.Seconds = slices.DeleteFunc(r.Seconds, func(l results.IntervalLine) bool { return l.Node == 2 && l.T > at(30).UnixMilli() })
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest gap, surviving nodes", Pass, 1.2, "did not serve again")
+		want(t, fs, "throughput back to baseline", Fail, 60, "last 5 s median 200 ops/s, baseline 300")
+	})
+	t.Run("fault held to the end", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		r.Faults[0].Recovered, r.Faults[0].Healthy = time.Time{}, time.Time{}
+		r.Seconds = slices.DeleteFunc(r.Seconds, func(l results.IntervalLine) bool { return l.Node == 2 && l.T > at(30).UnixMilli() })
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest gap, surviving nodes", Pass, 1.2, "the fault was not recovered before the run's end")
+		want(t, fs, "throughput back to baseline", Inconclusive, -1, "held until the run's end")
+	})
+	t.Run("no per-second series", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		r.Seconds = nil
+		r.addStat(PhaseRecovery, "oltp", "", 0, 9000, 0, 5)
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "throughput back to baseline", Pass, 0, "judged on phase recovery as a whole")
+	})
+	t.Run("no fault", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		r.Faults = nil
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest gap, surviving nodes", Inconclusive, -1, "no fault")
+	})
+}
+
+// htapRun: an analytics spike on every node from 30 to 60 s; OLTP p99 5 ms in
+// the baseline and spikeP99 in the spike, with errs errors in the spike.
+func htapRun(spikeP99 float64, errs int64) *Recorded {
+	r := run("spike", FaultSpec{Name: "analytics-spike", Kind: "analytics-spike", Phase: "spike", Node: "1,2,3"})
+	r.Faults = []FaultRecord{{Name: "analytics-spike", Kind: "analytics-spike", Nodes: []int{1, 2, 3}, Injected: at(30), Effective: at(30), Recovered: at(60), Healthy: at(60)}}
+	r.addStat(PhaseBaseline, "oltp", "", 0, 9000, 0, 5)
+	r.addStat("spike", "oltp", "", 0, 9000, errs, spikeP99)
+	r.addStat(PhaseBaseline, "oltp", "insert", 0, 1800, 0, 6)
+	r.addStat("spike", "oltp", "insert", 0, 1800, 0, spikeP99*1.2)
+	for n := 1; n <= 3; n++ {
+		r.addStat(PhaseBaseline, "oltp", "", n, 3000, 0, 5)
+		r.addStat("spike", "oltp", "", n, 3000, 0, spikeP99)
+	}
+	return r
+}
+
+func TestScoreHTAP(t *testing.T) {
+	t.Run("pass", func(t *testing.T) {
+		fs := score(t, ModeHTAPContention, htapRun(10, 5), nil)
+		want(t, fs, "oltp p99 inflation", Pass, 2, "p99 5.00 -> 10.00 ms (2.0x)", "write p99 (insert): 6.00 -> 12.00 ms", "node 1 2.0x")
+		want(t, fs, "oltp error rate", Pass, 5.0/9005, "5 timeout")
+	})
+	t.Run("fail", func(t *testing.T) {
+		fs := score(t, ModeHTAPContention, htapRun(50, 20), nil)
+		f := want(t, fs, "oltp p99 inflation", Fail, 10)
+		if !strings.Contains(f.Reference, "5 ms -> 50 ms (10x)") {
+			t.Errorf("reference %q", f.Reference)
+		}
+		want(t, fs, "oltp error rate", Fail, 20.0/9020)
+	})
+	t.Run("budgets overridden", func(t *testing.T) {
+		fs := score(t, ModeHTAPContention, htapRun(50, 20), BudgetSet{"p99-inflation": "12", "error-rate": "1%"})
+		want(t, fs, "oltp p99 inflation", Pass, 10)
+		want(t, fs, "oltp error rate", Pass, 20.0/9020)
+	})
+	t.Run("never took effect", func(t *testing.T) {
+		r := htapRun(50, 20)
+		r.Faults[0].Effective = time.Time{}
+		fs := score(t, ModeHTAPContention, r, nil)
+		want(t, fs, "oltp p99 inflation", Inconclusive, -1, "never took effect")
+		want(t, fs, "oltp error rate", Inconclusive, -1, "never took effect")
+	})
+	t.Run("too few samples", func(t *testing.T) {
+		r := htapRun(50, 0)
+		r.Phase = nil
+		r.addStat(PhaseBaseline, "oltp", "", 0, 9000, 0, 5)
+		r.addStat("spike", "oltp", "", 0, 10, 0, 50)
+		fs := score(t, ModeHTAPContention, r, nil)
+		want(t, fs, "oltp p99 inflation", Inconclusive, -1, "too few samples")
+	})
+	t.Run("spike as a phase", func(t *testing.T) {
+		r := htapRun(20, 0)
+		r.Faults, r.Spec.Faults = nil, nil
+		r.Spec.Workloads = append(r.Spec.Workloads, WorkloadSpec{Name: "scans", Kind: "analytics", Concurrency: 4, During: []string{"spike"}})
+		fs := score(t, ModeHTAPContention, r, nil)
+		want(t, fs, "oltp p99 inflation", Fail, 4)
+	})
+}
+
+// schemaRun: an ALTER (variant) from 40 to 40+alter s, writes (insert) and
+// reads on every node; the stream of node 1 stalls for stall s at 40 s.
+func schemaRun(variant string, alter, stall float64) *Recorded {
+	r := run("alter", FaultSpec{Name: "alter", Kind: "schema-change", Phase: "alter", Node: "1", Params: map[string]string{"variant": variant}})
+	r.Faults = []FaultRecord{{Name: "alter", Kind: "schema-change", Nodes: []int{1}, Params: map[string]string{"variant": variant},
+		Injected: at(40), Effective: at(40), Recovered: at(40 + alter + 0.5), Healthy: at(40 + alter + 0.5),
+		Measurements: []faults.Measurement{
+			{Name: "table size", Value: 50 << 20, Unit: "bytes"},
+			{Name: "alter start", Value: float64(at(40).UnixNano()) / 1e9, Unit: "unix-s"},
+			{Name: "alter end", Value: float64(at(40+alter).UnixNano()) / 1e9, Unit: "unix-s"},
+			{Name: "alter duration", Value: alter, Unit: "s", Note: "variant=" + variant},
+		}}}
+	r.addStat(PhaseBaseline, "oltp", "", 0, 9000, 0, 5)
+	r.addStat(PhaseBaseline, "oltp", "insert", 0, 4500, 0, 5)
+	r.addStat("alter", "oltp", "", 0, 9000, 0, 9)
+	r.addStat("alter", "oltp", "insert", 0, 4400, 12, 12)
+	r.addGaps("oltp", 1)
+	if stall > 0 {
+		r.Summary.Gaps[0] = results.StreamGaps{Workload: "oltp", Node: 1, Gaps: []results.Gap{gap(40, 40+stall, false)}}
+	}
+	r.addGaps("oltp", 2, gap(40.2, 40.2+stall/2, false))
+	r.addGaps("oltp", 3)
+	return r
+}
+
+func TestScoreSchemaChange(t *testing.T) {
+	t.Run("pass", func(t *testing.T) {
+		fs := score(t, ModeSchemaChange, schemaRun("add-nullable", 0.3, 0.6), nil)
+		want(t, fs, "longest write stall", Pass, 0.6, "ALTER ran 0.30 s (variant=add-nullable)", "cluster-wide: no window in which every writing stream stalled",
+			"oltp p99 5.00 ms in the baseline, 9.00 ms in alter (1.8x)")
+	})
+	t.Run("fail", func(t *testing.T) {
+		fs := score(t, ModeSchemaChange, schemaRun("add-nullable", 2, 3), nil)
+		want(t, fs, "longest write stall", Fail, 3, "writes stalled 3.00 s during the add-nullable ALTER", "oltp on node 1")
+	})
+	t.Run("rebuild reported only", func(t *testing.T) {
+		fs := score(t, ModeSchemaChange, schemaRun("add-not-null-default", 12, 12), nil)
+		f := want(t, fs, "longest write stall", Pass, 12, "reported only")
+		if f.Op != "" || f.Budget != 0 {
+			t.Errorf("unset budget held: %q %g", f.Op, f.Budget)
+		}
+	})
+	t.Run("rebuild budget set", func(t *testing.T) {
+		fs := score(t, ModeSchemaChange, schemaRun("add-not-null-default", 12, 12), BudgetSet{"write-stall-rebuild": "5s"})
+		want(t, fs, "longest write stall", Fail, 12)
+	})
+	t.Run("reads hide the stall", func(t *testing.T) {
+		// No stream gap (reads went on), but no insert succeeded on node 2 in the
+		// seconds ending at 41..44.
+		r := schemaRun("add-nullable", 5, 0)
+		for n := 1; n <= 3; n++ {
+			r.addSeconds("oltp", "point-read", n, 0, 90, 50, 5)
+			if n == 2 {
+				r.addSeconds("oltp", "insert", n, 0, 40, 50, 5)
+				r.addSeconds("oltp", "insert", n, 44, 90, 50, 5)
+			} else {
+				r.addSeconds("oltp", "insert", n, 0, 90, 50, 5)
+			}
+		}
+		fs := score(t, ModeSchemaChange, r, nil)
+		want(t, fs, "longest write stall", Fail, 4, "oltp on node 2, 4 s without a successful write from +40.0 s")
+	})
+	t.Run("cluster-wide", func(t *testing.T) {
+		r := schemaRun("add-nullable", 2, 3)
+		r.Summary.Gaps[2].Gaps = []results.Gap{gap(40.5, 41.5, false)}
+		fs := score(t, ModeSchemaChange, r, nil)
+		want(t, fs, "longest write stall", Fail, 3, "cluster-wide: no writing stream had a success for 1.00 s from +40.5 s")
+	})
+	t.Run("never took effect", func(t *testing.T) {
+		r := schemaRun("add-nullable", 2, 3)
+		r.Faults[0].Effective = time.Time{}
+		fs := score(t, ModeSchemaChange, r, nil)
+		want(t, fs, "longest write stall", Inconclusive, -1, "never took effect")
+	})
+	t.Run("no writes", func(t *testing.T) {
+		r := schemaRun("add-nullable", 2, 3)
+		r.Phase = slices.DeleteFunc(r.Phase, func(s PhaseStats) bool { return s.Op == "insert" })
+		fs := score(t, ModeSchemaChange, r, nil)
+		want(t, fs, "longest write stall", Inconclusive, -1, "no workload wrote")
+	})
+}
+
+// sidewaysRun: a batch spike on node 1 from 30 to 60 s; OLTP p99 5 ms
+// everywhere in the baseline, 30 ms on node 1, 6 on node 2 and n3 ms on node 3
+// in the spike (from 36 s on, per second). Node 2's receive queue grows at 33 s.
+func sidewaysRun(n3 float64) *Recorded {
+	r := run("spike", FaultSpec{Name: "batch-spike", Kind: "batch-spike", Phase: "spike", Node: "1"})
+	r.Faults = []FaultRecord{{Name: "batch-spike", Kind: "batch-spike", Nodes: []int{1}, Injected: at(30), Effective: at(30), Recovered: at(60), Healthy: at(60)}}
+	spike := map[int]float64{1: 30, 2: 6, 3: n3}
+	for n := 1; n <= 3; n++ {
+		r.addStat(PhaseBaseline, "oltp", "", n, 3000, 0, 5)
+		r.addStat("spike", "oltp", "", n, 3000, 0, spike[n])
+		r.addSeconds("oltp", "point-read", n, 0, 36, 100, 5)
+		r.addSeconds("oltp", "point-read", n, 36, 60, 100, spike[n])
+		r.addSeconds("oltp", "point-read", n, 60, 90, 100, 5)
+		for s := 1; s < 90; s++ {
+			q := int64(s % 2) // 0, 1, 0, 1: noise
+			if n == 2 && s >= 33 && s < 60 {
+				q = 40
+			}
+			threads := int64(2)
+			if n == 1 && s >= 35 && s < 60 {
+				threads = 30
+			}
+			r.sample(n, float64(s), func(x *Sample) { x.RecvQueue, x.ThreadsRunning = q, threads })
+		}
+	}
+	return r
+}
+
+func TestScoreFailSideways(t *testing.T) {
+	t.Run("fail with a chain", func(t *testing.T) {
+		fs := score(t, ModeFailSideways, sidewaysRun(20), nil)
+		want(t, fs, "p99 inflation, other nodes", Fail, 4,
+			"oltp on node 1 (target): p99 5.00 -> 30.00 ms (6.0x)",
+			"cause: batch-spike on node 1 at +30.0 s",
+			"first indicator to move: recv_queue on node 2 at +33.0 s",
+			"symptom: p99 on node 3 above 3.0x its baseline at +36.0 s, 6.0 s after the cause, 3.0 s after the first indicator")
+	})
+	t.Run("pass", func(t *testing.T) {
+		fs := score(t, ModeFailSideways, sidewaysRun(8), nil)
+		want(t, fs, "p99 inflation, other nodes", Pass, 1.6, "no symptom", "first indicator to move: recv_queue on node 2")
+	})
+	t.Run("budget overridden", func(t *testing.T) {
+		fs := score(t, ModeFailSideways, sidewaysRun(20), BudgetSet{"p99-inflation": "5"})
+		want(t, fs, "p99 inflation, other nodes", Pass, 4)
+	})
+	t.Run("no per-second series", func(t *testing.T) {
+		r := sidewaysRun(20)
+		r.Seconds = nil
+		fs := score(t, ModeFailSideways, r, nil)
+		want(t, fs, "p99 inflation, other nodes", Fail, 4, "symptom: p99 on node 3 above 3.0x its baseline over the spike", "lead time not measured")
+	})
+	t.Run("spike on every node", func(t *testing.T) {
+		r := sidewaysRun(20)
+		r.Faults[0].Nodes = []int{1, 2, 3}
+		fs := score(t, ModeFailSideways, r, nil)
+		want(t, fs, "p99 inflation, other nodes", Inconclusive, -1, "hit every node")
+	})
+	t.Run("never took effect", func(t *testing.T) {
+		r := sidewaysRun(20)
+		r.Faults[0].Effective = time.Time{}
+		fs := score(t, ModeFailSideways, r, nil)
+		want(t, fs, "p99 inflation, other nodes", Inconclusive, -1, "never took effect")
+	})
+}
+
+// memoryRun: memory filled to ~80% at 20 s; analytics at concurrency 1, 2, 4 in
+// phases a1, a2, a4 (memory 80, 84, 92%); OLTP errs errors over the run.
+func memoryRun(errs int64) *Recorded {
+	r := run("fill", FaultSpec{Name: "memory-fill", Kind: "memory-fill", Phase: "fill", Node: "1,2,3"})
+	r.Spec.Cluster = &ClusterSpec{Topology: "galera", Nodes: 3, Memory: 512 << 20}
+	r.Spec.Data = DataSpec{Users: 1000, Orders: 100000}
+	r.Spec.Workloads = append(r.Spec.Workloads, WorkloadSpec{Name: "dashboards", Kind: "analytics", Concurrency: 1,
+		During: []string{"a1", "a2", "a4"}, PhaseRates: map[string]float64{"a1": 1, "a2": 2, "a4": 4}})
+	r.Phases = []Window{
+		{Name: PhaseBaseline, Start: at(0), End: at(20)},
+		{Name: "fill", Start: at(20), End: at(30)},
+		{Name: "a1", Start: at(30), End: at(50)},
+		{Name: "a2", Start: at(50), End: at(70)},
+		{Name: "a4", Start: at(70), End: at(90)},
+	}
+	r.Faults = []FaultRecord{{Name: "memory-fill", Kind: "memory-fill", Nodes: []int{1, 2, 3}, Injected: at(20), Effective: at(22), Recovered: at(90)}}
+	r.addStat(PhaseBaseline, "oltp", "", 0, 4000, 0, 5)
+	for _, p := range []string{"fill", "a1", "a2", "a4"} {
+		r.addStat(p, "oltp", "", 0, 4000, errs/4, 6)
+	}
+	for _, p := range []string{"a1", "a2", "a4"} {
+		r.addStat(p, "dashboards", "", 0, 40, 0, 900)
+	}
+	mem := func(t float64) float64 {
+		switch {
+		case t < 22:
+			return 40
+		case t < 30:
+			return 80
+		case t < 50:
+			return 80
+		case t < 70:
+			return 84
+		}
+		return 92
+	}
+	for n := 1; n <= 3; n++ {
+		for s := 1; s < 90; s++ {
+			r.sample(n, float64(s), func(x *Sample) { x.MemoryPct = mem(float64(s)) })
+		}
+	}
+	r.Summary.Workloads = []results.OpSummary{{Workload: "oltp", Op: "insert", Errors: map[results.Class]int64{results.ClassResource: 3}}}
+	return r
+}
+
+func TestScoreMemoryHeadroom(t *testing.T) {
+	t.Run("pass", func(t *testing.T) {
+		fs := score(t, ModeMemoryHeadroom, memoryRun(4), nil)
+		want(t, fs, "nodes killed or restarted", Pass, 0,
+			"node 2: memory max 92.0% of its limit",
+			"memory per extra concurrent dashboards query: +4.00% of the node's limit (~20.5 MiB)",
+			"the article's sizing formula", "peak concurrency 4", "provisioned 512.0 MiB per node")
+		want(t, fs, "oltp error rate", Pass, 4.0/16004, "out-of-memory / resource errors over the run", "oltp 3, dashboards 0")
+	})
+	t.Run("node killed", func(t *testing.T) {
+		r := memoryRun(4)
+		for i := range r.Indicators {
+			s := &r.Indicators[i]
+			if s.Node == 2 && s.T.After(at(75)) {
+				s.OOMKilled, s.Restarts = true, 1
+			}
+		}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "nodes killed or restarted", Fail, 1, "node 2: OOM killed at +76.0 s")
+	})
+	t.Run("restart a fault asked for", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Faults = append(r.Faults, FaultRecord{Name: "node-restart", Kind: "node-restart", Nodes: []int{3}, Injected: at(60), Effective: at(60), Recovered: at(62), Healthy: at(65)})
+		for i := range r.Indicators {
+			if s := &r.Indicators[i]; s.Node == 3 && s.T.After(at(62)) {
+				s.Restarts = 1
+			}
+		}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "nodes killed or restarted", Pass, 0)
+	})
+	t.Run("oltp errors", func(t *testing.T) {
+		fs := score(t, ModeMemoryHeadroom, memoryRun(400), nil)
+		want(t, fs, "oltp error rate", Fail, 400.0/16400)
+		fs = score(t, ModeMemoryHeadroom, memoryRun(400), BudgetSet{"oltp-error-rate": "5%"})
+		want(t, fs, "oltp error rate", Pass, 400.0/16400)
+	})
+	t.Run("fill never took effect", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Faults[0].Effective = time.Time{}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "nodes killed or restarted", Inconclusive, -1, "never took effect")
+		want(t, fs, "oltp error rate", Inconclusive, -1, "never took effect")
+	})
+	t.Run("no container indicators", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Indicators = nil
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "nodes killed or restarted", Inconclusive, -1, "no container indicators")
+	})
+	t.Run("no rising concurrency", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Spec.Workloads = r.Spec.Workloads[:1]
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "nodes killed or restarted", Pass, 0, "memory per extra concurrent query not measured (inconclusive)", "a lower bound")
+	})
+}
+
+func TestScoreDataMovement(t *testing.T) {
+	r := memoryRun(0)
+	for i := range r.Indicators {
+		r.Indicators[i].NetRxBytes, r.Indicators[i].NetTxBytes = 1<<20, 1<<19
+	}
+	fs := score(t, ModeDataMovement, r, nil)
+	f := want(t, fs, "bytes moved / bytes returned", Inconclusive, -1, "the target is not sharded (MariaDB/Galera replicate everything)",
+		"a1: nodes received 60.0 MiB and sent 30.0 MiB (4.5 MiB/s), 40 analytical queries")
+	if f.Budget != 1000 {
+		t.Errorf("budget %g", f.Budget)
+	}
+	r.Topology = "singlestore"
+	fs = score(t, ModeDataMovement, r, nil)
+	want(t, fs, "bytes moved / bytes returned", Inconclusive, -1, "bytes returned")
+}
+
+func TestScoreDurability(t *testing.T) {
+	cases := []struct {
+		name      string
+		audit     *Audit
+		verdict   Verdict
+		value     float64
+		fragments []string
+	}{
+		{"no audit", nil, Inconclusive, -1, []string{"no durability audit"}},
+		{"audit failed", &Audit{Acked: 10, Error: "node 1 unreachable"}, Inconclusive, -1, []string{"node 1 unreachable"}},
+		{"nothing acknowledged", &Audit{}, Inconclusive, -1, []string{"no acknowledged write"}},
+		{"pass", &Audit{Acked: 5000, Unknown: 3, Unexpected: 2, FirstExtra: []int64{7, 9}, Node: 1}, Pass, 0,
+			[]string{"2 writes present but never acknowledged", "7, 9"}},
+		{"lost", &Audit{Acked: 5000, Lost: 3, FirstLost: []int64{11, 12, 13}, Node: 2}, Fail, 3,
+			[]string{"3 of 5000 acknowledged writes are missing", "first lost ids: 11, 12, 13"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := run("fault")
+			r.Audit = c.audit
+			fs := score(t, ModeDurability, r, nil)
+			want(t, fs, "acknowledged writes lost", c.verdict, c.value, c.fragments...)
+		})
+	}
+}
+
+// freshRun: heartbeat staleness on nodes 2 and 3, 100 ms in the baseline and
+// spike ms in the middle phase (every second).
+func freshRun(spike float64) *Recorded {
+	r := run("fault")
+	for n := 2; n <= 3; n++ {
+		for s := 1; s < 90; s++ {
+			v := 100.0
+			if s >= 30 && s < 60 {
+				v = spike
+			}
+			r.sample(n, float64(s), func(x *Sample) { x.StalenessMs = &v })
+		}
+	}
+	return r
+}
+
+func TestScoreFreshness(t *testing.T) {
+	t.Run("no heartbeat", func(t *testing.T) {
+		fs := score(t, ModeFreshness, run("fault"), nil)
+		want(t, fs, "staleness p99", Inconclusive, -1, "no heartbeat samples")
+	})
+	t.Run("no budget: reported", func(t *testing.T) {
+		fs := score(t, ModeFreshness, freshRun(1500), nil)
+		f := want(t, fs, "staleness p99", Pass, 1.5, "reported only", "fault node 2: p50 1500 ms, p99 1500 ms")
+		if f.Evidence[0].Phase != "fault" || f.Evidence[0].Node != 2 {
+			t.Errorf("evidence %+v", f.Evidence)
+		}
+	})
+	t.Run("budget set: fail", func(t *testing.T) {
+		fs := score(t, ModeFreshness, freshRun(1500), BudgetSet{"staleness-p99": "1s"})
+		want(t, fs, "staleness p99", Fail, 1.5, "staleness p99 1.50 s on node 2 in fault")
+	})
+	t.Run("budget set: pass", func(t *testing.T) {
+		fs := score(t, ModeFreshness, freshRun(500), BudgetSet{"staleness-p99": "1s"})
+		want(t, fs, "staleness p99", Pass, 0.5)
+	})
+}
+
+// A per-second series bins intervals by their end, to the nearest second.
+func TestPerSecond(t *testing.T) {
+	r := run("fault")
+	r.Seconds = []results.IntervalLine{
+		{T: at(1.003).UnixMilli(), Workload: "oltp", Op: "a", Node: 1, Count: 10, P99Ms: 4},
+		{T: at(1.003).UnixMilli(), Workload: "oltp", Op: "b", Node: 2, Count: 5, P99Ms: 7, Errors: map[results.Class]int64{results.ClassTimeout: 2}},
+		{T: at(1.998).UnixMilli(), Workload: "oltp", Op: "a", Node: 1, Count: 3, P99Ms: 9, Late: 1},
+		{T: at(3).UnixMilli(), Workload: "other", Op: "a", Node: 1, Count: 99, P99Ms: 99},
+	}
+	s := r.perSecond(func(l results.IntervalLine) bool { return l.Workload == "oltp" })
+	if len(s) != 91 || s[1] != (second{count: 15, errors: 2, p99: 7}) || s[2] != (second{count: 3, late: 1, p99: 9}) || s[3] != (second{}) {
+		t.Errorf("bins %+v", s[:4])
+	}
+	if got := r.binsIn(s, Window{Start: at(1), End: at(2)}); len(got) != 1 || got[0].count != 3 {
+		t.Errorf("binsIn (1 s, 2 s]: %+v", got)
+	}
+	if r.bin(at(30)) != 30 || r.bin(at(30.2)) != 31 {
+		t.Errorf("bin: %d %d", r.bin(at(30)), r.bin(at(30.2)))
+	}
+	tl, ok := r.tally(Window{Start: at(0), End: at(1.5)}, func(l results.IntervalLine) bool { return l.Workload == "oltp" })
+	if !ok || tl.Count != 15 || tl.Errors != 2 || tl.ByClass[results.ClassTimeout] != 2 {
+		t.Errorf("tally %+v", tl)
+	}
+}
+
+func TestCommonStall(t *testing.T) {
+	w := Window{Start: at(10), End: at(20)}
+	streams := [][]results.Gap{
+		{gap(11, 15, false), gap(16, 19, false)},
+		{gap(12, 17, false)},
+		{gap(10, 18, false)},
+	}
+	c, ok := commonStall(streams, w)
+	if !ok || !c.Start.Equal(at(12)) || !c.End.Equal(at(15)) {
+		t.Errorf("common %v %v-%v", ok, c.Start.Sub(st0), c.End.Sub(st0))
+	}
+	if _, ok := commonStall(append(streams, nil), w); ok {
+		t.Error("a stream without gaps: a common stall")
+	}
+	// Touching gaps do not overlap.
+	if _, ok := commonStall([][]results.Gap{{gap(11, 12, false)}, {gap(12, 13, false)}}, w); ok {
+		t.Error("touching gaps overlap")
+	}
+}
