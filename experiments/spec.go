@@ -123,6 +123,19 @@ func (d Dur) MarshalJSON() ([]byte, error) {
 	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
 }
 
+func (d *Dur) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %s: want a quoted duration such as \"30s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Dur(v)
+	return nil
+}
+
 // D is the duration as a time.Duration.
 func (d Dur) D() time.Duration { return time.Duration(d) }
 

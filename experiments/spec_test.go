@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -164,4 +165,23 @@ func FuzzParseSpec(f *testing.F) {
 			t.Errorf("accepted an incomplete spec: %+v", s)
 		}
 	})
+}
+
+// run.json holds the spec: it must read back as it was written.
+func TestSpecJSONRoundTrip(t *testing.T) {
+	s, err := ParseSpec("demo.yaml", []byte(goodSpec), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Spec
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Total() != s.Total() || back.Cluster.Memory != s.Cluster.Memory || back.Faults[0].Offset != s.Faults[0].Offset {
+		t.Errorf("round trip: %+v", back)
+	}
 }

@@ -303,6 +303,9 @@ func printFindings(w io.Writer, name string, r *experiments.Result) {
 		}
 		val := fmt.Sprintf("%.4g %s", f.Value, f.Unit)
 		budget := fmt.Sprintf("%s %.4g %s", f.Op, f.Budget, f.Unit)
+		if f.Op == "" {
+			budget = "report only"
+		}
 		if f.Verdict == experiments.Inconclusive && f.Reason != "" {
 			val, budget = "-", f.Reason
 		}

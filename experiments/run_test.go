@@ -1,0 +1,153 @@
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// finding returns the findings of a mode.
+func findings(r *Result, mode string) []Finding {
+	var out []Finding
+	for _, f := range r.Findings {
+		if f.Mode == mode {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// The quick suite, end to end, through the Go API a user's own test would use: one
+// 3-node Galera cluster in containers, every builtin experiment on it in turn, each
+// producing a finding for each of its failure modes and a readable run.json, with no
+// acknowledged write lost.
+func TestQuickSuiteOnGalera(t *testing.T) {
+	first, err := Builtin("failover-kill", ParseOptions{Quick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := first.ClusterConfig()
+	cfg.Labels = testLabels
+	c := htc.StartForTest(t, cfg)
+	ctx := context.Background()
+	for _, name := range BuiltinNames() {
+		t.Run(name, func(t *testing.T) {
+			spec, err := Builtin(name, ParseOptions{Quick: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(t.TempDir(), name)
+			res, err := Run(ctx, spec, Options{Cluster: c, Out: dir, Seed: 1, Log: t.Logf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range res.Findings {
+				t.Logf("%s %s: %s %.4g %s (budget %s %.4g) %s %v", f.Mode, f.Name, f.Verdict, f.Value, f.Unit, f.Op, f.Budget, f.Reason, f.Notes)
+			}
+			for _, m := range append(slices.Clone(spec.Modes), ModeDurability) {
+				if len(findings(res, m)) == 0 {
+					t.Errorf("no finding for %s", m)
+				}
+			}
+			for _, f := range res.Recorded.Faults {
+				if !f.TookEffect() {
+					t.Errorf("fault %s never took effect: %s %s", f.Name, f.State, f.Error)
+				}
+			}
+			for _, f := range findings(res, ModeDurability) {
+				if f.Verdict != Pass {
+					t.Errorf("durability: %+v", f)
+				}
+			}
+			var rf RunFile
+			b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+			if err == nil {
+				err = json.Unmarshal(b, &rf)
+			}
+			if err != nil || rf.Version != 1 || len(rf.Findings) != len(res.Findings) || len(rf.PhaseStats) == 0 {
+				t.Errorf("run.json: version %d, %d findings, %d phase stats: %v", rf.Version, len(rf.Findings), len(rf.PhaseStats), err)
+			}
+			for _, f := range []string{"summary.json", "indicators.jsonl", "events.jsonl", "intervals.jsonl"} {
+				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+					t.Errorf("%s: %v", f, err)
+				}
+			}
+		})
+	}
+
+	// Built to fail: two of three nodes frozen, the third loses quorum and its
+	// clients stall for the whole fault: failover must fail.
+	t.Run("quorum-lost-fails-failover", func(t *testing.T) {
+		spec, err := ParseSpec("quorum.yaml", []byte(`name: quorum-lost
+modes: [failover]
+phases:
+  - {name: baseline, duration: 6s}
+  - {name: fault, duration: 12s}
+  - {name: recovery, duration: 20s}
+workloads:
+  - {kind: oltp, rate: 150, route: all, timeout: 2s}
+faults:
+  - {kind: pause, phase: fault, node: all-but-one}
+`), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(ctx, spec, Options{Cluster: c, Out: t.TempDir(), Seed: 1, Log: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gap *Finding
+		for _, f := range findings(res, ModeFailover) {
+			t.Logf("%s: %s %.3g %s %s %v", f.Name, f.Verdict, f.Value, f.Unit, f.Reason, f.Notes)
+			if f.Name == "longest gap, surviving nodes" {
+				gap = &f
+			}
+		}
+		if gap == nil || gap.Verdict != Fail || gap.Value < 10 {
+			t.Errorf("failover with quorum lost: %+v, want fail with a gap of about the 12 s freeze", gap)
+		}
+	})
+}
+
+// A fault that cannot take effect scores inconclusive, never pass: a single node has
+// no peers to be cut off from.
+func TestFaultWithoutEffectIsInconclusive(t *testing.T) {
+	spec, err := ParseSpec("noeffect.yaml", []byte(`name: no-effect
+modes: [failover]
+cluster: {topology: single, memory: 512MiB}
+data: {users: 100, orders: 1000}
+phases:
+  - {name: baseline, duration: 4s}
+  - {name: fault, duration: 4s}
+  - {name: recovery, duration: 4s}
+workloads:
+  - {kind: oltp, rate: 100, timeout: 2s}
+faults:
+  - {kind: partition, phase: fault, node: "1"}
+`), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), spec, Options{Out: t.TempDir(), Seed: 1, Labels: testLabels, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := findings(res, ModeFailover)
+	if len(fs) == 0 {
+		t.Fatal("no failover finding")
+	}
+	for _, f := range fs {
+		t.Logf("%s: %s %s", f.Name, f.Verdict, f.Reason)
+		if f.Verdict != Inconclusive {
+			t.Errorf("%s: %s, want inconclusive: the partition never took effect", f.Name, f.Verdict)
+		}
+	}
+	if res.Verdict() == Pass {
+		t.Error("the run passed")
+	}
+}
