@@ -29,7 +29,7 @@ type Spec struct {
 	// Name is the stream's name in the results (default: the workload's name), so
 	// that two streams of one workload are told apart.
 	Name string
-	Mix      map[string]int // op weights; empty: the workload's defaults
+	Mix  map[string]int // op weights; empty: the workload's defaults
 	// Closed selects the closed loop: Phases give Concurrency (fixed workers, each
 	// waiting for its previous operation). Otherwise the open loop: Phases give Rate.
 	Closed bool
