@@ -271,10 +271,11 @@ type indNode struct {
 	haveFC           bool
 	net              map[string][2]int64
 	haveNet          bool
-	netIface         string // the cluster network's interface, once found
-	// Newest memory reading.
-	mem   htc.MemoryStats
-	memAt time.Time
+	// Newest reading of the engine's statistics.
+	mem          htc.MemoryStats
+	memAt        time.Time
+	netRx, netTx int64
+	haveStats    bool
 }
 
 // indReading is what one read of a node saw, before deltas.
@@ -292,8 +293,6 @@ type indReading struct {
 	state    *htc.State
 	stateErr error
 	net      map[string][2]int64
-	netIface string // cluster interface seen in this read ("" unknown)
-	netErr   error
 }
 
 func (n *indNode) close() {
@@ -455,10 +454,10 @@ func (n *indNode) replicaLag(ctx context.Context, db *sql.DB) (row bool, lag *fl
 	return row, lag, rows.Err()
 }
 
-// netScript prints the container's interface counters, its IPv4 addresses and the
-// address its cluster alias resolves to (the cluster network's interface).
-const netScript = `cat /proc/net/dev; echo @@; ip -o -4 addr show 2>/dev/null; echo @@; [ -n "$1" ] && getent hosts "$1" 2>/dev/null; true`
-
+// readContainer reads the container's state from the engine, and takes the newest
+// network counters of the statistics loop. Nothing runs inside the container: an
+// exec racing a pause wedges the engine's hold on the container (seen here: the
+// exec's process froze half-started, and pause, inspect and unpause waited on it).
 func (n *indNode) readContainer(ctx context.Context, c *htc.Node, r *indReading) {
 	st, err := c.State(ctx)
 	if err != nil {
@@ -466,67 +465,11 @@ func (n *indNode) readContainer(ctx context.Context, c *htc.Node, r *indReading)
 		return
 	}
 	r.state = &st
-	if !st.Running || st.Paused {
-		return // exec cannot run there
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.haveStats && time.Since(n.memAt) < 5*time.Second {
+		r.net = map[string][2]int64{"all": {n.netRx, n.netTx}}
 	}
-	res, err := c.Exec(ctx, "sh", "-c", netScript, "sh", c.Alias)
-	if err != nil {
-		r.netErr = err
-		return
-	}
-	parts := strings.Split(res.Stdout, "@@")
-	r.net = parseNetDev(parts[0])
-	if len(r.net) == 0 {
-		r.netErr = fmt.Errorf("no interface counters in /proc/net/dev (exit %d: %s)", res.ExitCode, strings.TrimSpace(res.Stderr))
-		return
-	}
-	if len(parts) == 3 {
-		r.netIface = clusterIface(parts[1], parts[2])
-	}
-}
-
-// parseNetDev parses /proc/net/dev into interface -> {rx, tx} bytes, without lo.
-func parseNetDev(s string) map[string][2]int64 {
-	out := map[string][2]int64{}
-	for line := range strings.Lines(s) {
-		name, rest, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		name = strings.TrimSpace(name)
-		f := strings.Fields(rest)
-		if name == "lo" || len(f) < 9 {
-			continue
-		}
-		rx, err1 := strconv.ParseInt(f[0], 10, 64)
-		tx, err2 := strconv.ParseInt(f[8], 10, 64)
-		if err1 == nil && err2 == nil {
-			out[name] = [2]int64{rx, tx}
-		}
-	}
-	return out
-}
-
-// clusterIface finds the interface holding the address the node's cluster alias
-// resolves to, from `ip -o -4 addr show` and `getent hosts ALIAS` output.
-func clusterIface(ipAddr, getent string) string {
-	f := strings.Fields(getent)
-	if len(f) == 0 {
-		return ""
-	}
-	want := f[0]
-	for line := range strings.Lines(ipAddr) {
-		g := strings.Fields(line)
-		// 2500: eth0    inet 172.17.0.2/16 brd ...
-		if len(g) >= 4 && g[2] == "inet" {
-			ip, _, _ := strings.Cut(g[3], "/")
-			if ip == want {
-				name, _, _ := strings.Cut(g[1], "@")
-				return name
-			}
-		}
-	}
-	return ""
 }
 
 // memoryLoop keeps the node's newest memory reading until ctx ends.
@@ -534,7 +477,7 @@ func (n *indNode) memoryLoop(ctx context.Context, interval time.Duration) {
 	for ctx.Err() == nil {
 		start := time.Now()
 		mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		m, err := n.n.Container.MemoryStats(mctx)
+		rs, err := n.n.Container.ResourceStats(mctx)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -543,7 +486,8 @@ func (n *indNode) memoryLoop(ctx context.Context, interval time.Duration) {
 		if err != nil {
 			n.errs["memory"] = err.Error()
 		} else {
-			n.mem, n.memAt = m, time.Now()
+			n.mem, n.memAt = rs.Memory, time.Now()
+			n.netRx, n.netTx, n.haveStats = rs.NetRx, rs.NetTx, true
 			n.ok["memory"] = true
 		}
 		n.mu.Unlock()
@@ -645,25 +589,13 @@ func (n *indNode) commitContainer(smp *Sample, t time.Time, r *indReading) {
 		smp.OOMKilled, smp.Restarts = r.state.OOMKilled, r.state.Restarts
 		smp.Running, smp.Paused = r.state.Running, r.state.Paused
 	}
-	if r.netErr != nil {
-		n.errs["network bytes"] = r.netErr.Error()
-	}
 	if r.net == nil {
 		return
 	}
 	n.ok["network bytes"] = true
-	if r.netIface != "" {
-		n.netIface = r.netIface
-		delete(n.missing, "network bytes")
-	} else if n.netIface == "" {
-		n.missing["network bytes"] = "cluster network interface not found: every interface counted"
-	}
-	var only []string
-	if n.netIface != "" {
-		only = []string{n.netIface}
-	}
+	n.missing["network bytes"] = "every interface counted, clients' traffic included (the engine's statistics)"
 	if n.haveNet {
-		smp.NetRxBytes, smp.NetTxBytes = netDelta(n.net, r.net, only)
+		smp.NetRxBytes, smp.NetTxBytes = netDelta(n.net, r.net, nil)
 	}
 	n.net, n.haveNet = r.net, true
 }

@@ -455,7 +455,10 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	rf.Findings = res.Findings
 	rf.Verdict = res.Verdict()
 	rf.Interrupted = res.Interrupted
-	if lerr != nil && !res.Interrupted {
+	switch {
+	case res.Interrupted:
+		rf.Error = fmt.Sprintf("interrupted: %v", context.Cause(ctx))
+	case lerr != nil:
 		rf.Error = lerr.Error()
 	}
 	if werr := writeJSON(filepath.Join(o.Out, "run.json"), rf); werr != nil {

@@ -263,16 +263,37 @@ type MemoryStats struct {
 
 // MemoryStats reads one sample of the container's memory use.
 func (n *Node) MemoryStats(ctx context.Context) (MemoryStats, error) {
+	s, err := n.ResourceStats(ctx)
+	return s.Memory, err
+}
+
+// ResourceStats is one sample of the engine's statistics of a node.
+type ResourceStats struct {
+	Memory MemoryStats `json:"memory"`
+	// NetRx and NetTx are the bytes received and sent over every interface of the
+	// container since its interfaces were created (clients' traffic included).
+	NetRx, NetTx int64
+}
+
+// ResourceStats reads the engine's statistics of the container: nothing runs inside
+// it, so it is safe on a node being frozen (an exec racing a pause can wedge the
+// engine's hold on the container until the exec is killed).
+func (n *Node) ResourceStats(ctx context.Context) (ResourceStats, error) {
 	res, err := n.c.engine.Client.ContainerStats(ctx, n.ID, client.ContainerStatsOptions{Stream: false})
 	if err != nil {
-		return MemoryStats{}, fmt.Errorf("stats of %s: %w", n.Name, err)
+		return ResourceStats{}, fmt.Errorf("stats of %s: %w", n.Name, err)
 	}
 	defer res.Body.Close()
 	var s container.StatsResponse
 	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
-		return MemoryStats{}, fmt.Errorf("stats of %s: %w", n.Name, err)
+		return ResourceStats{}, fmt.Errorf("stats of %s: %w", n.Name, err)
 	}
-	return memoryOf(s.MemoryStats), nil
+	out := ResourceStats{Memory: memoryOf(s.MemoryStats)}
+	for _, ns := range s.Networks {
+		out.NetRx += int64(ns.RxBytes)
+		out.NetTx += int64(ns.TxBytes)
+	}
+	return out, nil
 }
 
 // memoryOf computes usage the way the docker CLI does: usage minus inactive file
