@@ -120,6 +120,14 @@ func TestSamplerGalera(t *testing.T) {
 	sleep(4 * time.Second)
 
 	// Slow node: n3 starved of CPU while n1 takes writes: flow control.
+	// A low flow-control limit on n3, so that falling a few write-sets behind makes
+	// it pause the cluster: what is tested is that the sampler sees the pause, not
+	// how far behind Galera's default lets a node fall on a given day.
+	if db3, err := n3.DB(); err != nil {
+		t.Fatal(err)
+	} else if _, err := db3.ExecContext(ctx, "SET GLOBAL wsrep_provider_options = 'gcs.fc_limit=2'"); err != nil {
+		t.Fatal(err)
+	}
 	restore, err := n3.LimitCPU(ctx, 0.03)
 	if err != nil {
 		t.Fatal(err)

@@ -79,6 +79,10 @@ func Worst(fs []Finding) Verdict {
 	return v
 }
 
+// ErrNotRecovered is returned by Run when a fault was injected and its nodes did not
+// serve again: the cluster is left hurt.
+var ErrNotRecovered = errors.New("a fault did not recover")
+
 // runVersion is the version of run.json.
 const runVersion = 1
 
@@ -116,8 +120,24 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	if o.Out == "" {
 		return nil, &UsageError{Field: "--out", Msg: "no run directory"}
 	}
-	if entries, err := os.ReadDir(o.Out); err == nil && len(entries) > 0 {
+	if st, err := os.Stat(o.Out); err == nil && !st.IsDir() {
+		return nil, &UsageError{Field: "--out", Msg: fmt.Sprintf("%s is a file: give a new directory", o.Out)}
+	} else if entries, err := os.ReadDir(o.Out); err == nil && len(entries) > 0 {
 		return nil, &UsageError{Field: "--out", Msg: fmt.Sprintf("%s is not empty: give a new directory", o.Out)}
+	} else if err != nil && !os.IsNotExist(err) {
+		return nil, &UsageError{Field: "--out", Msg: err.Error()}
+	}
+	if o.Cluster == nil && o.Target == nil && spec.Target != "" {
+		// The spec's own target, next to the spec file.
+		path := spec.Target
+		if !filepath.IsAbs(path) && spec.File() != "" {
+			path = filepath.Join(filepath.Dir(spec.File()), path)
+		}
+		t, err := faults.LoadExecTarget(path)
+		if err != nil {
+			return nil, err
+		}
+		o.Target = t
 	}
 
 	// The cluster: given, the spec's own, or an exec target.
@@ -182,6 +202,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		info := hc.Info()
 		for i := range info.Nodes {
 			info.Nodes[i].DSN = loadgen.Redact(info.Nodes[i].DSN)
+		}
+		if info.LB != nil {
+			info.LB.DSN = loadgen.Redact(info.LB.DSN)
 		}
 		rf.Cluster = &info
 	} else {
@@ -278,8 +301,10 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		}
 		sopts = append(sopts, WithHeartbeat(hb))
 		hctx, stopHB := context.WithCancel(rctx)
+		var hwg sync.WaitGroup
+		defer hwg.Wait()
 		defer stopHB()
-		go func() { _ = hb.Run(hctx) }()
+		hwg.Go(func() { _ = hb.Run(hctx) })
 	}
 	sampler := NewSampler(inodes, ind, time.Second, sopts...)
 	sctx, stopSampler := context.WithCancel(rctx)
@@ -301,7 +326,13 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		active  = map[string]bool{}
 		fwg     sync.WaitGroup
 	)
-	for i, f := range spec.Faults {
+	type planned struct {
+		runner *faults.Runner
+		at     time.Time
+		hold   time.Duration
+	}
+	plans := make([]planned, len(spec.Faults))
+	for i, f := range spec.Faults { // every target resolved before any fault starts
 		kind, _ := fr.Get(f.Kind)
 		params, _ := kind.Parse(f.Params)
 		targetsF, err := faults.Resolve(fc, f.Node, o.Seed+uint64(i))
@@ -323,21 +354,27 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		}
 		records[i] = rec
 		runner := faults.NewRunner(f.Kind, kind.New(params), &faults.Env{Targets: targetsF, Cluster: fc, Events: events, Params: params, Proxies: proxies})
+		// The fault's window ends when the spec says, however long it took to take effect.
+		runner.HoldUntil = at.Add(hold)
+		plans[i] = planned{runner, at, hold}
+	}
+	for i, f := range spec.Faults {
+		p := plans[i]
 		fwg.Go(func() {
-			if !sleepCtx(rctx, time.Until(at)) {
+			if !sleepCtx(rctx, time.Until(p.at)) {
 				return
 			}
 			fmu.Lock()
 			active[f.Name] = true
 			fmu.Unlock()
-			ferr := runner.Run(rctx, hold, 5*time.Minute)
+			ferr := p.runner.Run(rctx, p.hold, 5*time.Minute)
 			fmu.Lock()
 			defer fmu.Unlock()
 			delete(active, f.Name)
 			r := &records[i]
-			r.Injected, r.Effective, r.Recovered, r.Healthy = runner.Injected, runner.Effective, runner.Recovered, runner.Healthy
-			r.State = string(runner.State())
-			r.Measurements = runner.Measurements()
+			r.Injected, r.Effective, r.Recovered, r.Healthy = p.runner.Injected, p.runner.Effective, p.runner.Recovered, p.runner.Healthy
+			r.State = string(p.runner.State())
+			r.Measurements = p.runner.Measurements()
 			if ferr != nil {
 				r.Error = ferr.Error()
 			}
@@ -463,6 +500,17 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	}
 	if werr := writeJSON(filepath.Join(o.Out, "run.json"), rf); werr != nil {
 		return res, werr
+	}
+	// A fault that was injected and not recovered leaves the cluster hurt: that is an
+	// error of the run, whatever the verdicts.
+	var unrecovered []error
+	for _, f := range records {
+		if f.State == string(faults.StateFailed) || (!f.Injected.IsZero() && f.Healthy.IsZero()) {
+			unrecovered = append(unrecovered, fmt.Errorf("%w: %s on %s: %s", ErrNotRecovered, f.Name, strings.Join(f.NodeLabels, ","), f.Error))
+		}
+	}
+	if len(unrecovered) > 0 {
+		return res, errors.Join(unrecovered...)
 	}
 	if lerr != nil && !res.Interrupted {
 		return res, lerr

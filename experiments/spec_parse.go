@@ -429,6 +429,27 @@ func (s *Spec) Validate() error {
 		}
 	}
 
+	// The load generator takes these once for every workload.
+	for _, field := range []struct {
+		name string
+		get  func(WorkloadSpec) string
+	}{
+		{"batch_rows", func(w WorkloadSpec) string { return strconv.Itoa(w.BatchRows) }},
+		{"query", func(w WorkloadSpec) string { return w.Query }},
+	} {
+		seen := ""
+		for i, w := range s.Workloads {
+			v := field.get(w)
+			if v == "" || v == "0" {
+				continue
+			}
+			if seen != "" && v != seen {
+				bad(fmt.Sprintf("workloads[%d].%s", i, field.name), "%s: %s differs from another workload's: the load generator takes one for all", w.Name, field.name)
+			}
+			seen = v
+		}
+	}
+
 	// Faults.
 	freg := faults.NewRegistry()
 	fnames := map[string]bool{}
@@ -454,6 +475,11 @@ func (s *Spec) Validate() error {
 			bad(path+".phase", "%s: no phase %q", f.Name, f.Phase)
 		case f.Offset.D() >= dur:
 			bad(path+".offset", "%s: offset %v is past the end of phase %s (%v)", f.Name, f.Offset.D(), f.Phase, dur)
+		case start+f.Offset.D()+f.For.D() > s.Total():
+			bad(path+".for", "%s: holds %v from %v, past the end of the timeline (%v)", f.Name, f.For.D(), start+f.Offset.D(), s.Total())
+		}
+		if s.Cluster != nil && s.Cluster.Topology != "primary-replica" && strings.Contains(f.Node, "primary") {
+			bad(path+".node", "%s: node primary: a %s cluster has no primary", f.Name, s.Cluster.Topology)
 		}
 		if strings.TrimSpace(f.Node) == "" {
 			bad(path, "%s: no node (an index, a name, random, all-but-one or primary)", f.Name)

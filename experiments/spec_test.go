@@ -81,6 +81,8 @@ faults:
   - {name: k, kind: node-kill, phase: zz, node: "7"}
   - {name: p, kind: pause, phase: a, offset: 20s}
   - {name: m, kind: memory-fill, phase: a, node: "1", params: {percent: "100"}}
+  - {name: long, kind: pause, phase: a, node: "1", for: 1h}
+  - {name: prim, kind: pause, phase: a, node: primary}
 budgets: {nonsense: {x: "1"}}
 `, nil, []string{
 			`x.yaml:2: unknown failure mode "wishful-thinking"`,
@@ -98,6 +100,8 @@ budgets: {nonsense: {x: "1"}}
 			`x.yaml:14: p: offset 20s is past the end of phase a`,
 			`x.yaml:14: p: no node`,
 			`m: percent=100: want a percentage from 1 to 99`,
+			`long: holds 1h0m0s from 0s, past the end of the timeline`,
+			`prim: node primary: a ring cluster has no primary`,
 			`unknown failure mode "nonsense"`,
 		}},
 		{"bad set", goodSpec, []string{"workloads.nope.rate=5", "novalue", "cluster.colour=blue"}, []string{

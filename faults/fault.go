@@ -109,6 +109,10 @@ type Runner struct {
 	Env   *Env
 	// EffectTimeout bounds the wait for the fault to take effect (default 60s).
 	EffectTimeout time.Duration
+	// HoldUntil, when set, ends the hold at this time instead of hold after the
+	// effect: a fault on a timeline ends with its window however long it took to
+	// take effect.
+	HoldUntil time.Time
 
 	mu    sync.Mutex
 	state State
@@ -192,6 +196,9 @@ func (r *Runner) Run(ctx context.Context, hold, recoverTimeout time.Duration) er
 		cancel()
 		if err == nil {
 			r.Effective = time.Now()
+			if !r.HoldUntil.IsZero() {
+				hold = max(time.Until(r.HoldUntil), 0)
+			}
 			t := time.NewTimer(hold)
 			select {
 			case <-ctx.Done():

@@ -168,6 +168,10 @@ func TestResolve(t *testing.T) {
 	if _, err := Resolve(fakeCluster{fakeNode{1, "galera"}}, "primary", 1); err == nil {
 		t.Error("primary on a cluster without one accepted")
 	}
+	// Nothing selected is an error, not a fault on no node that "took effect".
+	if _, err := Resolve(fakeCluster{fakeNode{1, "single"}}, "all-but-one", 1); err == nil || !strings.Contains(err.Error(), "selects no node") {
+		t.Errorf("all-but-one of one node: %v", err)
+	}
 	// A fault the node's controller cannot do is refused before anything runs.
 	kill, _ := NewRegistry().Get("node-kill")
 	if err := kill.Check(c); err == nil || !strings.Contains(err.Error(), "cannot take node-kill") {

@@ -366,13 +366,12 @@ func (f *slowNode) Inject(ctx context.Context, env *Env) error {
 	f.mu.Unlock()
 	return each(env, func(n Node) error {
 		restore, err := n.(CPULimiter).LimitCPU(ctx, f.cores)
-		if err != nil {
-			return err
+		if restore != nil { // also after an error: the limit may be in force
+			f.mu.Lock()
+			f.restores[n.Index()] = restore
+			f.mu.Unlock()
 		}
-		f.mu.Lock()
-		f.restores[n.Index()] = restore
-		f.mu.Unlock()
-		return nil
+		return err
 	})
 }
 

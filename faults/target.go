@@ -82,6 +82,8 @@ type (
 		ClusterHost() string
 	}
 	// CPULimiter caps the node's CPU at a number of cores until restore is called.
+	// It refuses a cap at or above the node's own limit; restore may come back with
+	// an error, when the cap may or may not be in force.
 	CPULimiter interface {
 		LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error)
 	}
@@ -189,6 +191,9 @@ func Resolve(c Cluster, spec string, seed uint64) ([]Node, error) {
 			}
 			add(n)
 		}
+	}
+	if len(out) == 0 {
+		return nil, usageErr("--node", "%s selects no node of cluster %s (%d node(s))", spec, c.Name(), len(nodes))
 	}
 	return out, nil
 }

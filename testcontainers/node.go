@@ -592,23 +592,33 @@ func (n *Node) LimitCPU(ctx context.Context, cores float64) (restore func(contex
 		return nil, fmt.Errorf("inspect %s: %w", n.Name, err)
 	}
 	var set, undo container.Resources
-	if old := ins.Container.HostConfig.NanoCPUs; old > 0 {
+	hc := ins.Container.HostConfig
+	if old := hc.NanoCPUs; old > 0 {
+		if int64(cores*1e9) >= old {
+			return nil, fmt.Errorf("limit cpu of %s to %g cores: it is limited to %g already", n.Name, cores, float64(old)/1e9)
+		}
 		set.NanoCPUs, undo.NanoCPUs = int64(cores*1e9), old
 	} else {
 		const period = 100_000 // µs, the kernel's default CFS period
 		set.CPUPeriod, set.CPUQuota = period, max(int64(cores*period), 1000)
 		undo.CPUQuota = -1
-		if q := ins.Container.HostConfig.CPUQuota; q > 0 {
+		if q := hc.CPUQuota; q > 0 {
+			if p := max(hc.CPUPeriod, period); set.CPUQuota*p >= q*period {
+				return nil, fmt.Errorf("limit cpu of %s to %g cores: its quota is that low already", n.Name, cores)
+			}
 			undo.CPUQuota = q
 		}
 	}
-	if _, err := cli.ContainerUpdate(ctx, n.ID, client.ContainerUpdateOptions{Resources: &set}); err != nil {
-		return nil, fmt.Errorf("limit cpu of %s to %g cores: %w", n.Name, cores, err)
-	}
-	return func(ctx context.Context) error {
+	restore = func(ctx context.Context) error {
 		if _, err := cli.ContainerUpdate(ctx, n.ID, client.ContainerUpdateOptions{Resources: &undo}); err != nil {
 			return fmt.Errorf("restore cpu of %s: %w", n.Name, err)
 		}
 		return nil
-	}, nil
+	}
+	if _, err := cli.ContainerUpdate(ctx, n.ID, client.ContainerUpdateOptions{Resources: &set}); err != nil {
+		// The engine may have applied it before the error (a cancel): the caller
+		// gets the restore anyway.
+		return restore, fmt.Errorf("limit cpu of %s to %g cores: %w", n.Name, cores, err)
+	}
+	return restore, nil
 }

@@ -27,7 +27,7 @@ func (e verdictError) Error() string {
 
 // loadSpec reads NAME (a builtin) or FILE.
 func loadSpec(arg string, o experiments.ParseOptions) (*experiments.Spec, error) {
-	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, "/.") {
+	if st, err := os.Stat(arg); (err == nil && st.Mode().IsRegular()) || strings.ContainsAny(arg, "/.") {
 		return experiments.LoadSpec(arg, o)
 	}
 	return experiments.Builtin(arg, o)
@@ -165,7 +165,9 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 					return err
 				}
 				if o.Cluster == nil && o.Target == nil && s.Cluster != nil {
-					key := fmt.Sprintf("%+v", s.ClusterConfig())
+					// The same cluster and the same data: the seeding adds rows, so
+					// experiments asking for other sizes get a cluster of their own.
+					key := fmt.Sprintf("%+v %+v", s.ClusterConfig(), s.Data)
 					c, ok := shared[key]
 					if !ok {
 						a.progress("suite: starting a %s cluster of %d node(s) for the experiments that ask for it", s.Cluster.Topology, s.Cluster.Nodes)
@@ -187,6 +189,19 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 				cleanup()
 				if res != nil {
 					all = append(all, res)
+				}
+				if errors.Is(err, experiments.ErrNotRecovered) {
+					// A hurt cluster must not host the next experiment.
+					for k, c := range shared {
+						if c == o.Cluster {
+							cctx, cancel := cleanupContext(ctx)
+							if terr := c.Terminate(cctx); terr != nil {
+								fmt.Fprintf(a.stderr, "remove cluster %s: %v\n", c.Name, terr)
+							}
+							cancel()
+							delete(shared, k)
+						}
+					}
 				}
 				if err != nil {
 					if ctx.Err() != nil {
@@ -248,12 +263,7 @@ func (a *app) runOptions(ctx context.Context, f *runFlags, name string) (experim
 		}
 		prog.show(line)
 	}
-	o.Log = func(format string, args ...any) {
-		if prog.tty && prog.printed {
-			fmt.Fprint(a.stderr, "\r\033[K")
-		}
-		a.progress(format, args...)
-	}
+	o.Log = func(format string, args ...any) { prog.log(func() { a.progress(format, args...) }) }
 	return o, prog.done, nil
 }
 

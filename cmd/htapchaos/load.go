@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -270,6 +271,7 @@ func phasesText(ps []loadgen.Phase) string {
 
 // progressPrinter shows a live line on a terminal, and a plain line every 10 s otherwise.
 type progressPrinter struct {
+	mu       sync.Mutex // the load's progress and the run's log lines come from other goroutines
 	w        io.Writer
 	tty      bool
 	lastLine time.Time
@@ -298,6 +300,8 @@ func (p *progressPrinter) update(pr loadgen.Progress) {
 
 // show puts line on the live line (a terminal) or prints it if 10 s have passed.
 func (p *progressPrinter) show(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	switch {
 	case p.tty:
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
@@ -308,7 +312,19 @@ func (p *progressPrinter) show(line string) {
 	}
 }
 
+// log prints a line of its own: on a terminal, the live line is cleared first.
+func (p *progressPrinter) log(print func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.printed {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	print()
+}
+
 func (p *progressPrinter) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.tty && p.printed {
 		fmt.Fprintln(p.w)
 	}
