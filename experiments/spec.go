@@ -7,6 +7,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/htapchaos/htapchaos/loadgen"
 )
 
 // Spec is an experiment file: what cluster, what data, which phases, which
@@ -171,4 +173,26 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q: want a size such as 512MiB or 2GiB", s)
 	}
 	return int64(f * float64(mult)), nil
+}
+
+// Procs is how many processors (GOMAXPROCS) the experiment's load needs at its peak,
+// at most limit: loadgen.Procs for its workloads.
+func (s *Spec) Procs(limit int) int {
+	var rate float64
+	var workers int
+	for _, w := range s.Workloads {
+		level := w.Rate
+		if w.Closed() {
+			level = float64(w.Concurrency)
+		}
+		for _, v := range w.PhaseRates {
+			level = max(level, v)
+		}
+		if w.Closed() {
+			workers += int(level)
+		} else {
+			rate += level
+		}
+	}
+	return loadgen.ProcsFor(rate, workers, limit)
 }

@@ -123,7 +123,7 @@ func (t *connTracker) dial(ctx context.Context, network, addr string) (net.Conn,
 	if tcp, ok := c.(*net.TCPConn); ok {
 		_ = tcp.SetKeepAlive(true)
 	}
-	tc := &trackedConn{Conn: c, t: t}
+	tc := &trackedConn{Conn: c, t: t, raw: newRawIO(c)}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -148,7 +148,24 @@ func (t *connTracker) closeAll() {
 
 type trackedConn struct {
 	net.Conn
-	t *connTracker
+	t   *connTracker
+	raw *rawIO // nil: the connection's own Read and Write
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.Conn.Read(p)
+	}
+	n, err := c.raw.read(p)
+	return n, opError("read", c.Conn, err)
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.raw == nil {
+		return c.Conn.Write(p)
+	}
+	n, err := c.raw.write(p)
+	return n, opError("write", c.Conn, err)
 }
 
 func (c *trackedConn) Close() error {

@@ -362,9 +362,11 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(w.spec.Seed, 0))
+	sl := newSleeper()
+	defer sl.close()
 	for n := int64(0); w.spec.MaxOps == 0 || n < w.spec.MaxOps; n++ {
 		t, _, ok := w.sched.At(n)
-		if !ok || !sleepUntil(ctx, t) {
+		if !ok || !sleepUntil(ctx, sl, t) {
 			break
 		}
 		op := w.mix.pickIndex(rng)
@@ -381,11 +383,9 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 	wg.Wait()
 }
 
-// sleepUntil waits for t unless ctx ends first (false). The runtime's timers wake a
-// blocked program up to a millisecond late on Linux (the poller sleeps in whole
-// milliseconds), which would add that much to every operation's measured latency;
-// preciseSleep sleeps in the kernel instead, a tenth of that late.
-func sleepUntil(ctx context.Context, t time.Time) bool {
+// sleepUntil waits for t unless ctx ends first (false), with a sleeper that wakes on
+// time (see sleeper).
+func sleepUntil(ctx context.Context, sl *sleeper, t time.Time) bool {
 	for {
 		if ctx.Err() != nil {
 			return false
@@ -395,7 +395,7 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 			return true
 		}
 		// In slices, so that a cancel is seen within 10 ms.
-		preciseSleep(min(d, 10*time.Millisecond))
+		sl.sleep(min(d, 10*time.Millisecond))
 	}
 }
 
@@ -412,6 +412,8 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 		wk := w.newWorker()
 		wg.Go(func() {
 			defer wk.conns.closeAll()
+			sl := newSleeper()
+			defer sl.close()
 			for ctx.Err() == nil {
 				now := time.Now()
 				p := w.sched.PhaseAt(now)
@@ -424,7 +426,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 					if next.After(end) {
 						next = end
 					}
-					if !sleepUntil(ctx, next) {
+					if !sleepUntil(ctx, sl, next) {
 						return
 					}
 					continue

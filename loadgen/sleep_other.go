@@ -4,4 +4,10 @@ package loadgen
 
 import "time"
 
-func preciseSleep(d time.Duration) { time.Sleep(d) }
+type sleeper struct{}
+
+func newSleeper() *sleeper { return &sleeper{} }
+
+func (s *sleeper) sleep(d time.Duration) { time.Sleep(d) }
+
+func (s *sleeper) close() {}

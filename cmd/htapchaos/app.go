@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,6 +58,8 @@ type app struct {
 	// ran is set once flags and arguments were accepted: an error before that is a
 	// usage error.
 	ran bool
+	// procs is --procs: processors for the Go runtime (0: what the load needs).
+	procs int
 }
 
 func newApp(stdout, stderr io.Writer) *app { return &app{stdout: stdout, stderr: stderr} }
@@ -70,11 +74,16 @@ outages start with, and scores each experiment against known production failure 
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if a.procs < 0 {
+				return usagef("--procs %d: want a number of processors >= 1, or 0 for what the load needs", a.procs)
+			}
 			a.ran = true
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	root.PersistentFlags().IntVar(&a.procs, "procs", 0,
+		"processors the Go runtime runs on (GOMAXPROCS); 0: one per 10K ops/s or 32 closed-loop workers of the load, the cheapest in CPU")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -110,4 +119,21 @@ func (a *app) progress(format string, args ...any) {
 // cleanupContext outlives an interrupted command, so cleanup still runs after Ctrl-C.
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 60*time.Second)
+}
+
+// useProcs sets the Go runtime's processors for a load: --procs when given,
+// GOMAXPROCS from the environment when set, else what the load needs (need, given
+// the machine's limit): one processor for a light load costs a third less CPU than
+// two (see loadgen.Procs). The returned func restores the previous setting.
+func (a *app) useProcs(need func(limit int) int) (restore func()) {
+	prev := runtime.GOMAXPROCS(0)
+	switch {
+	case a.procs > 0:
+		runtime.GOMAXPROCS(a.procs)
+	case os.Getenv("GOMAXPROCS") != "":
+		return func() {}
+	default:
+		runtime.GOMAXPROCS(need(prev))
+	}
+	return func() { runtime.GOMAXPROCS(prev) }
 }

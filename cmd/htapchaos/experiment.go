@@ -110,6 +110,7 @@ error, 130 interrupted (what was measured is kept and scored).`,
 			if err != nil {
 				return err
 			}
+			defer a.useProcs(spec.Procs)()
 			o, cleanup, err := a.runOptions(ctx, &f, spec.Name)
 			if err != nil {
 				return err
@@ -142,6 +143,13 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 				}
 				specs = append(specs, s)
 			}
+			defer a.useProcs(func(limit int) int {
+				n := 1
+				for _, s := range specs {
+					n = max(n, s.Procs(limit))
+				}
+				return n
+			})()
 			if f.out == "" {
 				f.out = filepath.Join("runs", "suite-"+time.Now().Format("20060102-150405"))
 			}

@@ -195,6 +195,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	defer a.useProcs(func(limit int) int { return loadgen.Procs(cfg.Workloads, limit) })()
 	if len(targets) > 0 {
 		if err := loadgen.CheckReachable(ctx, targets); err != nil {
 			return err

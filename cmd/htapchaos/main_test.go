@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,6 +147,7 @@ func TestBadInputExitsTwoAndCreatesNothing(t *testing.T) {
 		{[]string{"cluster", "down"}, "name one or more clusters, or pass --all"},
 		{[]string{"cluster", "status"}, "accepts 1 arg(s), received 0"},
 		{[]string{"cluster", "frob"}, `unknown command "frob"`},
+		{[]string{"load", "--procs", "-1", "--workload", "noop", "--rate", "10", "--duration", "1s"}, "--procs -1: want a number of processors"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -324,4 +327,32 @@ func networksOf(t *testing.T, eng *testcontainers.Engine, name string) int {
 		t.Fatal(err)
 	}
 	return r.Networks + r.Containers
+}
+
+func TestUseProcsSetsWhatTheLoadNeedsAndRestores(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "")
+	prev := runtime.GOMAXPROCS(0)
+	a := newApp(io.Discard, io.Discard)
+	var limit int
+	restore := a.useProcs(func(l int) int { limit = l; return 1 })
+	if got := runtime.GOMAXPROCS(0); got != 1 || limit != prev {
+		t.Errorf("GOMAXPROCS %d (want 1), limit passed %d (want %d)", got, limit, prev)
+	}
+	restore()
+	if got := runtime.GOMAXPROCS(0); got != prev {
+		t.Errorf("not restored: %d, want %d", got, prev)
+	}
+	a.procs = 3
+	restore = a.useProcs(func(int) int { return 1 })
+	if got := runtime.GOMAXPROCS(0); got != 3 {
+		t.Errorf("--procs 3 gave GOMAXPROCS %d", got)
+	}
+	restore()
+	a.procs = 0
+	t.Setenv("GOMAXPROCS", "2")
+	restore = a.useProcs(func(int) int { return 1 })
+	if got := runtime.GOMAXPROCS(0); got != prev {
+		t.Errorf("with GOMAXPROCS in the environment the setting changed to %d", got)
+	}
+	restore()
 }
