@@ -273,6 +273,8 @@ type indNode struct {
 	haveNet          bool
 	// Newest reading of the engine's statistics.
 	mem          htc.MemoryStats
+	lastStats    htc.ResourceStats // the previous reading, for CPU between readings
+	cpuPct       float64
 	memAt        time.Time
 	netRx, netTx int64
 	haveStats    bool
@@ -487,6 +489,7 @@ func (n *indNode) memoryLoop(ctx context.Context, interval time.Duration) {
 			n.errs["memory"] = err.Error()
 		} else {
 			n.mem, n.memAt = rs.Memory, time.Now()
+			n.cpuPct, n.lastStats = rs.CPUPercentSince(n.lastStats), rs
 			n.netRx, n.netTx, n.haveStats = rs.NetRx, rs.NetTx, true
 			n.ok["memory"] = true
 		}
@@ -580,7 +583,7 @@ func (n *indNode) commitReplica(smp *Sample, r *indReading) {
 
 func (n *indNode) commitContainer(smp *Sample, t time.Time, r *indReading) {
 	if !n.memAt.IsZero() && t.Sub(n.memAt) < 5*time.Second {
-		smp.MemoryPct = n.mem.Percent
+		smp.MemoryPct, smp.CPUPct = n.mem.Percent, n.cpuPct
 	}
 	if r.stateErr != nil {
 		n.errs["container state"] = r.stateErr.Error()

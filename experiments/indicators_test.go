@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -241,10 +242,16 @@ func TestSamplerGalera(t *testing.T) {
 		}
 	})
 
-	t.Run("memory and threads", func(t *testing.T) {
+	t.Run("memory, CPU and threads", func(t *testing.T) {
 		for node, ss := range per {
-			with := 0
+			with, withCPU := 0, 0
 			for _, smp := range ss {
+				if smp.CPUPct != 0 {
+					withCPU++
+					if smp.CPUPct < 0 || smp.CPUPct > 100*float64(runtime.NumCPU()) {
+						t.Errorf("n%d CPU %.1f%%", node, smp.CPUPct)
+					}
+				}
 				if smp.MemoryPct != 0 {
 					with++
 					if smp.MemoryPct < 0 || smp.MemoryPct > 100 {
@@ -258,7 +265,11 @@ func TestSamplerGalera(t *testing.T) {
 			if with < len(ss)/2 {
 				t.Errorf("n%d: memory in %d of %d samples", node, with, len(ss))
 			}
-			t.Logf("n%d memory %.1f%% at the end", node, ss[len(ss)-1].MemoryPct)
+			// Every node applies the writes: none is idle.
+			if withCPU < len(ss)/2 {
+				t.Errorf("n%d: CPU in %d of %d samples under write load", node, withCPU, len(ss))
+			}
+			t.Logf("n%d memory %.1f%%, CPU %.1f%% at the end", node, ss[len(ss)-1].MemoryPct, ss[len(ss)-1].CPUPct)
 		}
 		lag := 0
 		for _, m := range s.Missing() {

@@ -72,6 +72,7 @@ type Sample struct {
 
 	// Container (the engine's stats and state).
 	MemoryPct  float64 `json:"memory_pct,omitempty"`
+	CPUPct     float64 `json:"cpu_pct,omitempty"` // as docker stats shows it: 100 = one core
 	OOMKilled  bool    `json:"oom_killed,omitempty"`
 	Restarts   int     `json:"restarts,omitempty"`
 	Running    bool    `json:"running,omitempty"`

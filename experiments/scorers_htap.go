@@ -161,7 +161,10 @@ func (r *Recorded) htapWindow(infl, errs Finding, sw stressWindow, w string, bas
 	if len(per) > 0 {
 		infl.note("p99 inflation per node: %s", strings.Join(per, ", "))
 	}
-	if n := r.threadsNote(base, win); n != "" {
+	if n := r.indicatorNote(base, win, "CPU (% of one core)", func(s Sample) float64 { return s.CPUPct }); n != "" {
+		infl.note("%s", n)
+	}
+	if n := r.indicatorNote(base, win, "threads running", func(s Sample) float64 { return float64(s.ThreadsRunning) }); n != "" {
 		infl.note("%s", n)
 	}
 
@@ -175,20 +178,20 @@ func (r *Recorded) htapWindow(infl, errs Finding, sw stressWindow, w string, bas
 	return []Finding{infl, errs}
 }
 
-// threadsNote compares the threads running per node (a stand-in for CPU)
-// in w with the baseline's.
-func (r *Recorded) threadsNote(base, w Window) string {
+// indicatorNote compares an indicator per node (CPU, threads running) in w with the
+// baseline: the baseline's mean against the window's maximum.
+func (r *Recorded) indicatorNote(base, w Window, what string, val func(Sample) float64) string {
 	var parts []string
 	for _, n := range r.nodes() {
 		var bx, wx []float64
 		for _, s := range r.samplesOf(n, base) {
 			if s.Up {
-				bx = append(bx, float64(s.ThreadsRunning))
+				bx = append(bx, val(s))
 			}
 		}
 		for _, s := range r.samplesOf(n, w) {
 			if s.Up {
-				wx = append(wx, float64(s.ThreadsRunning))
+				wx = append(wx, val(s))
 			}
 		}
 		if len(bx) == 0 || len(wx) == 0 || slices.Max(wx) == 0 {
@@ -200,7 +203,7 @@ func (r *Recorded) threadsNote(base, w Window) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	return "threads running (baseline mean -> max in the window): " + strings.Join(parts, ", ")
+	return what + " (baseline mean -> max in the window): " + strings.Join(parts, ", ")
 }
 
 func failSidewaysScorer() Scorer {

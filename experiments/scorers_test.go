@@ -331,6 +331,20 @@ func TestScoreHTAP(t *testing.T) {
 		want(t, fs, "oltp p99 inflation", Pass, 2, "p99 5.00 -> 10.00 ms (2.0x)", "write p99 (insert): 6.00 -> 12.00 ms", "node 1 2.0x")
 		want(t, fs, "oltp error rate", Pass, 5.0/9005, "5 timeout")
 	})
+	t.Run("CPU and threads per node as evidence", func(t *testing.T) {
+		r := htapRun(50, 0)
+		for s := 0; s < 60; s++ {
+			cpu, threads := 20.0, int64(2)
+			if s >= 30 {
+				cpu, threads = 20+float64(s-30)*5, 9 // up to 165% in the spike
+			}
+			r.sample(2, float64(s), func(x *Sample) { x.CPUPct, x.ThreadsRunning = cpu, threads })
+		}
+		fs := score(t, ModeHTAPContention, r, nil)
+		want(t, fs, "oltp p99 inflation", Fail, 10,
+			"CPU (% of one core) (baseline mean -> max in the window): node 2 20.0 -> max 165",
+			"threads running (baseline mean -> max in the window): node 2 2.0 -> max 9")
+	})
 	t.Run("fail", func(t *testing.T) {
 		fs := score(t, ModeHTAPContention, htapRun(50, 20), nil)
 		f := want(t, fs, "oltp p99 inflation", Fail, 10)

@@ -185,7 +185,22 @@ func TestFaultsOnGalera(t *testing.T) {
 	})
 
 	t.Run("cpu-hog", func(t *testing.T) {
-		_, done := start(t, ctx, c, "cpu-hog", "1", 2*time.Second)
+		// The engine's CPU figure (what the experiments' sampler records) must see
+		// the hog: an idle node before, at least most of a core during it.
+		cpuOver := func(d time.Duration) float64 {
+			a, err := n1.ResourceStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(d)
+			b, err := n1.ResourceStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b.CPUPercentSince(a)
+		}
+		before := cpuOver(time.Second)
+		_, done := start(t, ctx, c, "cpu-hog", "1", 3*time.Second)
 		// The hog's workers burn CPU inside the node's container (ps: share of a CPU
 		// over each process's life, which is all of this hold).
 		time.Sleep(time.Second)
@@ -197,6 +212,11 @@ func TestFaultsOnGalera(t *testing.T) {
 		fmt.Sscan(res.Stdout, &pcpu)
 		if pcpu < 50 {
 			t.Errorf("stress-ng uses %.0f%% of a CPU: not hogging", pcpu)
+		}
+		during := cpuOver(time.Second)
+		t.Logf("n1 CPU as the engine reports it: %.0f%% before, %.0f%% during the hog", before, during)
+		if before > 50 || during < 80 {
+			t.Errorf("engine CPU %.0f%% before and %.0f%% during two stress-ng workers: want under 50 and at least 80", before, during)
 		}
 		if err := <-done; err != nil {
 			t.Fatal(err)

@@ -3,11 +3,12 @@
 # sysbench oltp_point_select on the same server, in the same run, alternating, at 8 and
 # 32 connections. Prints throughput and client CPU per operation for each round, then
 # the medians and the ratios htapchaos/sysbench.
-#   bash scripts/bench-load.sh [rounds] [seconds]
+#   bash scripts/bench-load.sh [rounds] [seconds] [concurrencies, default "8 32"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 secs=${2:-10}
+concs=${3:-8 32}
 command -v sysbench >/dev/null || { apt-get install -y -qq sysbench >/dev/null; }
 tmp=$(mktemp -d)
 bin=$tmp/htapchaos
@@ -31,7 +32,7 @@ cpu_of() { bash -c '"$@" >"'"$tmp"'/out" 2>&1; times' _ "$@" | tail -1 | awk '{
   split($1,u,"m"); split($2,s,"m"); sub("s","",u[2]); sub("s","",s[2]); printf "%.3f\n", u[1]*60+u[2]+s[1]*60+s[2] }'; }
 
 printf "%-4s %-5s %-10s %12s %14s\n" conc round tool "ops/s" "cpu us/op"
-for conc in 8 32; do
+for conc in $concs; do
   for r in $(seq "$rounds"); do
     cpu=$(cpu_of "${sb[@]}" --threads="$conc" --time="$secs" run)
     qps=$(sed -n 's/.*queries: *[0-9]* *(\([0-9.]*\) per sec.).*/\1/p' "$tmp/out")
@@ -48,7 +49,7 @@ for conc in 8 32; do
   done
 done
 echo
-for conc in 8 32; do
+for conc in $concs; do
   med() { awk -v c="$conc" -v t="$1" -v f="$2" '$1==c && $3==t {print $f}' "$tmp/rows" | sort -n | awk '{a[NR]=$1} END{print (NR%2? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
   st=$(med sysbench 4); ht=$(med htapchaos 4); sc=$(med sysbench 5); hc=$(med htapchaos 5)
   printf "concurrency %s: median ops/s htapchaos %.0f vs sysbench %.0f (ratio %.2f); cpu us/op %.1f vs %.1f (ratio %.2f)\n" \

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 )
@@ -121,6 +122,27 @@ func TestMemoryOfMatchesDockerStats(t *testing.T) {
 	odd := memoryOf(container.MemoryStats{Usage: 10, Limit: 0, Stats: map[string]uint64{"total_inactive_file": 20}})
 	if odd.Usage != 10 || odd.Percent != 0 {
 		t.Errorf("cache above usage, no limit: %+v", odd)
+	}
+}
+
+// CPUPercentSince must match docker stats: 100 is one core busy.
+func TestCPUPercentSince(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := func(cpu time.Duration, at time.Duration) ResourceStats { return ResourceStats{CPU: cpu, Read: t0.Add(at)} }
+	for _, tc := range []struct {
+		name       string
+		now, early ResourceStats
+		want       float64
+	}{
+		{"one and a half cores for 2 s", r(5*time.Second, 3*time.Second), r(2*time.Second, time.Second), 150},
+		{"idle", r(time.Second, 2*time.Second), r(time.Second, time.Second), 0},
+		{"same reading", r(time.Second, time.Second), r(time.Second, time.Second), 0},
+		{"counter went back (restarted)", r(time.Second, 2*time.Second), r(3*time.Second, time.Second), 0},
+		{"no earlier reading", r(time.Second, 2*time.Second), ResourceStats{}, 0},
+	} {
+		if got := tc.now.CPUPercentSince(tc.early); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -273,6 +273,23 @@ type ResourceStats struct {
 	// NetRx and NetTx are the bytes received and sent over every interface of the
 	// container since its interfaces were created (clients' traffic included).
 	NetRx, NetTx int64
+	// CPU is the CPU time the container has used since it started, and Read when
+	// the engine read it: two readings give the CPU use between them
+	// (CPUPercentSince).
+	CPU  time.Duration
+	Read time.Time
+}
+
+// CPUPercentSince is the container's CPU use between an earlier reading and this
+// one, as docker stats shows it: 100 is one core busy. It is 0 when the readings
+// cannot be compared (no time between them, or the counter went back: restarted).
+func (s ResourceStats) CPUPercentSince(earlier ResourceStats) float64 {
+	wall := s.Read.Sub(earlier.Read)
+	cpu := s.CPU - earlier.CPU
+	if wall <= 0 || cpu < 0 || earlier.Read.IsZero() {
+		return 0
+	}
+	return float64(cpu) / float64(wall) * 100
 }
 
 // ResourceStats reads the engine's statistics of the container: nothing runs inside
@@ -288,7 +305,10 @@ func (n *Node) ResourceStats(ctx context.Context) (ResourceStats, error) {
 	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
 		return ResourceStats{}, fmt.Errorf("stats of %s: %w", n.Name, err)
 	}
-	out := ResourceStats{Memory: memoryOf(s.MemoryStats)}
+	out := ResourceStats{Memory: memoryOf(s.MemoryStats), CPU: time.Duration(s.CPUStats.CPUUsage.TotalUsage), Read: s.Read}
+	if out.Read.IsZero() {
+		out.Read = time.Now()
+	}
 	for _, ns := range s.Networks {
 		out.NetRx += int64(ns.RxBytes)
 		out.NetTx += int64(ns.TxBytes)
