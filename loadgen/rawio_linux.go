@@ -86,5 +86,9 @@ func opError(op string, c net.Conn, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	e := &net.OpError{Op: op, Net: "tcp", Addr: c.RemoteAddr(), Err: err}
+	if a := c.LocalAddr(); a != nil {
+		e.Net, e.Source = a.Network(), a
+	}
+	return e
 }
