@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -176,11 +177,20 @@ func ParseSize(s string) (int64, error) {
 }
 
 // Procs is how many processors (GOMAXPROCS) the experiment's load needs at its peak,
-// at most limit: loadgen.Procs for its workloads.
+// at most limit: loadgen.Procs for its workloads, where an analytics or batch
+// workload, or a spike of one, counts as heavy.
 func (s *Spec) Procs(limit int) int {
 	var rate float64
 	var workers int
+	heavy := false
+	for _, f := range s.Faults {
+		heavy = heavy || slices.Contains(spikeKinds, f.Kind)
+	}
+	reg := loadgen.NewRegistry()
 	for _, w := range s.Workloads {
+		if wl, err := reg.Get(w.Kind); err == nil && wl.Heavy {
+			heavy = true
+		}
 		level := w.Rate
 		if w.Closed() {
 			level = float64(w.Concurrency)
@@ -194,5 +204,5 @@ func (s *Spec) Procs(limit int) int {
 			rate += level
 		}
 	}
-	return loadgen.ProcsFor(rate, workers, limit)
+	return loadgen.ProcsFor(rate, workers, heavy, limit)
 }

@@ -189,3 +189,29 @@ func TestSpecJSONRoundTrip(t *testing.T) {
 		t.Errorf("round trip: %+v", back)
 	}
 }
+
+func TestSpecProcs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want int
+	}{
+		{"failover-kill", 1},   // OLTP only
+		{"htap-contention", 2}, // an analytics spike: one more
+		{"fail-sideways", 2},   // a batch spike
+	} {
+		s, err := Builtin(tc.name, ParseOptions{Quick: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Procs(8); got != tc.want {
+			t.Errorf("%s: Procs = %d, want %d", tc.name, got, tc.want)
+		}
+		if got := s.Procs(1); got != 1 {
+			t.Errorf("%s: Procs with a limit of 1 = %d", tc.name, got)
+		}
+	}
+	s := &Spec{Workloads: []WorkloadSpec{{Kind: "oltp", Rate: 2000, PhaseRates: map[string]float64{"peak": 25000}}, {Kind: "oltp", Concurrency: 40}}}
+	if got := s.Procs(8); got != 3+2 {
+		t.Errorf("a 25K ops/s phase and 40 workers: Procs = %d, want 5", got)
+	}
+}

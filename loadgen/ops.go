@@ -97,6 +97,7 @@ func recordWrite(w *Worker, err error, ids ...int64) {
 func Analytics() *Workload {
 	return &Workload{
 		Name:        "analytics",
+		Heavy:       true,
 		Description: "the article's per-user dashboard, active-user revenue join, a wide fraud scan, and your own query",
 		Ops: []Op{
 			{Name: "dashboard", Weight: 50, Run: func(ctx context.Context, q Querier, _ *Worker) error {
@@ -132,6 +133,7 @@ FROM orders WHERE amount > 0 GROUP BY status`)
 func Batch() *Workload {
 	return &Workload{
 		Name:        "batch",
+		Heavy:       true,
 		Description: "bulk inserts of K rows per statement (--batch-rows), and LOAD DATA LOCAL INFILE",
 		Ops: []Op{
 			{Name: "bulk-insert", Weight: 100, Writes: true, Run: bulkInsert},

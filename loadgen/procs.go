@@ -16,12 +16,16 @@ const (
 
 // Procs is how many processors (GOMAXPROCS) the workloads need at their peak: one per
 // 10K ops/s of open-loop rate and one per 32 closed-loop workers, summed over the
-// workloads, at least one and at most limit. A run still works with more or fewer;
-// this only sets what it costs in CPU (see the README's figures).
+// workloads, plus one when a workload is heavy (its operations can hold a processor
+// for milliseconds, which on one processor would show as latency of the others), at
+// least one and at most limit. A run works with more or fewer; this sets what it
+// costs in CPU (see the README's figures).
 func Procs(specs []Spec, limit int) int {
 	var rate float64
 	var workers int
+	heavy := false
 	for _, s := range specs {
+		heavy = heavy || s.Workload != nil && s.Workload.Heavy
 		var peakRate float64
 		var peakConc int
 		for _, p := range s.Phases {
@@ -34,11 +38,15 @@ func Procs(specs []Spec, limit int) int {
 			rate += peakRate
 		}
 	}
-	return ProcsFor(rate, workers, limit)
+	return ProcsFor(rate, workers, heavy, limit)
 }
 
-// ProcsFor is Procs for a total open-loop rate and a number of closed-loop workers.
-func ProcsFor(rate float64, workers, limit int) int {
-	n := int(math.Ceil(rate/opsPerProc)) + (workers+workersPerProc-1)/workersPerProc
+// ProcsFor is Procs for a total open-loop rate, a number of closed-loop workers, and
+// whether any workload is heavy.
+func ProcsFor(rate float64, workers int, heavy bool, limit int) int {
+	n := max(1, int(math.Ceil(rate/opsPerProc))+(workers+workersPerProc-1)/workersPerProc)
+	if heavy {
+		n++
+	}
 	return max(1, min(n, limit))
 }

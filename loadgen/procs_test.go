@@ -34,6 +34,9 @@ func TestProcs(t *testing.T) {
 		{"33 workers", []Spec{closed(33)}, 8, 2},
 		{"64 workers in two workloads", []Spec{closed(32), closed(32)}, 8, 2},
 		{"open and closed", []Spec{open(2000), closed(4)}, 8, 2},
+		{"heavy adds one", []Spec{open(2000), {Workload: Analytics(), Phases: []Phase{{Rate: 2}}}}, 8, 2},
+		{"heavy alone", []Spec{{Workload: Batch(), Phases: []Phase{{Rate: 2}}}}, 8, 2},
+		{"heavy capped", []Spec{open(2000), {Workload: Batch(), Phases: []Phase{{Rate: 2}}}}, 1, 1},
 	} {
 		if got := Procs(tc.specs, tc.limit); got != tc.want {
 			t.Errorf("%s: Procs = %d, want %d", tc.name, got, tc.want)

@@ -89,6 +89,9 @@ type Workload struct {
 	Ops         []Op
 	// NoDB workloads run without a connection (their ops get a nil Querier).
 	NoDB bool
+	// Heavy workloads move many rows or bytes through the client per operation
+	// (scans, bulk loads): handling one can hold a processor for milliseconds.
+	Heavy bool
 }
 
 // Op finds an operation by name.

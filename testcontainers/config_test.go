@@ -128,7 +128,9 @@ func TestMemoryOfMatchesDockerStats(t *testing.T) {
 // CPUPercentSince must match docker stats: 100 is one core busy.
 func TestCPUPercentSince(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r := func(cpu time.Duration, at time.Duration) ResourceStats { return ResourceStats{CPU: cpu, Read: t0.Add(at)} }
+	r := func(cpu time.Duration, at time.Duration) ResourceStats {
+		return ResourceStats{CPU: cpu, Read: t0.Add(at)}
+	}
 	for _, tc := range []struct {
 		name       string
 		now, early ResourceStats

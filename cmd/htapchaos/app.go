@@ -83,7 +83,7 @@ outages start with, and scores each experiment against known production failure 
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.PersistentFlags().IntVar(&a.procs, "procs", 0,
-		"processors the Go runtime runs on (GOMAXPROCS); 0: one per 10K ops/s or 32 closed-loop workers of the load, the cheapest in CPU")
+		"processors the Go runtime runs on (GOMAXPROCS); 0: one per 10K ops/s or 32 closed-loop workers of the load, one more beside analytics or batch work")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
