@@ -484,7 +484,6 @@ var indicators = []indicator{
 	}},
 	{"threads_running", 4, func(s Sample) (float64, bool) { return float64(s.ThreadsRunning), s.Up }},
 	{"memory_pct", 5, func(s Sample) (float64, bool) { return s.MemoryPct, s.MemoryPct > 0 }},
-	{"cpu_pct", 25, func(s Sample) (float64, bool) { return s.CPUPct, s.CPUPct > 0 }},
 }
 
 // samplesOf returns a node's samples in w ([Start, End)), in time order.

@@ -161,10 +161,11 @@ func (r *Recorded) htapWindow(infl, errs Finding, sw stressWindow, w string, bas
 	if len(per) > 0 {
 		infl.note("p99 inflation per node: %s", strings.Join(per, ", "))
 	}
-	if n := r.indicatorNote(base, win, "CPU (% of one core)", func(s Sample) float64 { return s.CPUPct }); n != "" {
+	// CPU 0 is no reading (the first of each node, or stale statistics).
+	if n := r.indicatorNote(base, win, "CPU (% of one core)", func(s Sample) (float64, bool) { return s.CPUPct, s.CPUPct > 0 }); n != "" {
 		infl.note("%s", n)
 	}
-	if n := r.indicatorNote(base, win, "threads running", func(s Sample) float64 { return float64(s.ThreadsRunning) }); n != "" {
+	if n := r.indicatorNote(base, win, "threads running", func(s Sample) (float64, bool) { return float64(s.ThreadsRunning), true }); n != "" {
 		infl.note("%s", n)
 	}
 
@@ -180,18 +181,18 @@ func (r *Recorded) htapWindow(infl, errs Finding, sw stressWindow, w string, bas
 
 // indicatorNote compares an indicator per node (CPU, threads running) in w with the
 // baseline: the baseline's mean against the window's maximum.
-func (r *Recorded) indicatorNote(base, w Window, what string, val func(Sample) float64) string {
+func (r *Recorded) indicatorNote(base, w Window, what string, val func(Sample) (float64, bool)) string {
 	var parts []string
 	for _, n := range r.nodes() {
 		var bx, wx []float64
 		for _, s := range r.samplesOf(n, base) {
-			if s.Up {
-				bx = append(bx, val(s))
+			if v, ok := val(s); ok && s.Up {
+				bx = append(bx, v)
 			}
 		}
 		for _, s := range r.samplesOf(n, w) {
-			if s.Up {
-				wx = append(wx, val(s))
+			if v, ok := val(s); ok && s.Up {
+				wx = append(wx, v)
 			}
 		}
 		if len(bx) == 0 || len(wx) == 0 || slices.Max(wx) == 0 {

@@ -338,6 +338,9 @@ func TestScoreHTAP(t *testing.T) {
 			if s >= 30 {
 				cpu, threads = 20+float64(s-30)*5, 9 // up to 165% in the spike
 			}
+			if s == 0 {
+				cpu = 0 // the first sample has no CPU reading: not a zero in the mean
+			}
 			r.sample(2, float64(s), func(x *Sample) { x.CPUPct, x.ThreadsRunning = cpu, threads })
 		}
 		fs := score(t, ModeHTAPContention, r, nil)

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"unsafe"
 )
@@ -46,23 +47,36 @@ func (r *rawIO) read(p []byte) (int, error) {
 	})
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, unwrapOp(err)
 	case errno != 0:
-		return 0, errno
+		return 0, os.NewSyscallError("read", errno)
 	case n == 0:
 		return 0, io.EOF
 	}
 	return int(n), nil
 }
 
+// unwrapOp takes off the "raw-read" or "raw-write" net.OpError that RawConn puts
+// around a poller error (deadline, closed), so that opError names the read or write.
+func unwrapOp(err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		return oe.Err
+	}
+	return err
+}
+
 func (r *rawIO) write(p []byte) (int, error) {
-	written := 0
+	written, zeroWrite := 0, false
 	var errno syscall.Errno
 	err := r.rc.Write(func(fd uintptr) bool {
 		for written < len(p) {
 			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
 			switch e {
 			case 0:
+				if n == 0 {
+					zeroWrite = true
+					return true
+				}
 				written += int(n)
 			case syscall.EINTR:
 			case syscall.EAGAIN:
@@ -74,8 +88,13 @@ func (r *rawIO) write(p []byte) (int, error) {
 		}
 		return true
 	})
-	if err == nil && errno != 0 {
-		err = errno
+	switch {
+	case err != nil:
+		err = unwrapOp(err)
+	case errno != 0:
+		err = os.NewSyscallError("write", errno)
+	case zeroWrite:
+		err = io.ErrUnexpectedEOF // as the poller's own Write says it
 	}
 	return written, err
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,9 @@ func TestRawIOKeepsDeadlines(t *testing.T) {
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("err = %v (%T), want a net.Error that timed out", err, err)
 	}
+	if strings.Contains(err.Error(), "raw-") || !strings.HasPrefix(err.Error(), "read tcp ") {
+		t.Errorf("error %q: want it worded as net.Conn's Read words it", err)
+	}
 	if cl := results.Classify(err).Class; cl != results.ClassTimeout {
 		t.Fatalf("classified as %v, want %v", cl, results.ClassTimeout)
 	}
@@ -107,5 +111,8 @@ func TestSleeperNeverWakesEarly(t *testing.T) {
 				t.Fatalf("sleep(%v) returned after %v", d, took)
 			}
 		}
+	}
+	if sl.f == nil {
+		t.Fatal("the timerfd failed and the sleeper fell back to nanosleep")
 	}
 }
