@@ -392,25 +392,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		route, _ := loadgen.ParseRoute(w.Route, len(nodes))
 		ls := loadgen.Spec{Workload: wl, Name: w.Name, Mix: w.Mix, Closed: w.Closed(), Route: route, OpTimeout: w.Timeout.D(),
 			Retry: loadgen.Retry{Retries: w.Retries, Backoff: w.Backoff.D()}, Seed: o.Seed + 1000 + uint64(i)}
-		for _, p := range spec.Phases {
-			lp := loadgen.Phase{Name: p.Name, Duration: p.Duration.D()}
-			level := w.Rate
-			if w.Closed() {
-				level = float64(w.Concurrency)
-			}
-			if v, ok := w.PhaseRates[p.Name]; ok {
-				level = v
-			}
-			if len(w.During) > 0 && !slices.Contains(w.During, p.Name) {
-				level = 0
-			}
-			if w.Closed() {
-				lp.Concurrency = int(level)
-			} else {
-				lp.Rate = level
-			}
-			ls.Phases = append(ls.Phases, lp)
-		}
+		ls.Phases = spec.loadPhases(w)
 		if w.BatchRows > 0 {
 			lcfg.Params.BatchRows = w.BatchRows
 		}

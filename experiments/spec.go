@@ -176,36 +176,52 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// Procs is how many processors (GOMAXPROCS) the experiment needs, at most limit:
-// loadgen.Procs for its workloads (an analytics or batch workload, or a spike of
-// one, counts as heavy), and one more. Beside the load an experiment samples
-// every node, writes a heartbeat and drives faults; on one processor that work
-// delayed the start of operations: at 2K ops/s, point-read p99 1.78 ms against
-// 1.41 ms on two (medians of 6 runs), with the same service time.
-func (s *Spec) Procs(limit int) int {
-	var rate float64
-	var workers int
-	heavy := false
-	for _, f := range s.Faults {
-		heavy = heavy || slices.Contains(spikeKinds, f.Kind)
-	}
-	reg := loadgen.NewRegistry()
-	for _, w := range s.Workloads {
-		if wl, err := reg.Get(w.Kind); err == nil && wl.Heavy {
-			heavy = true
-		}
+// loadPhases is w's rate (open loop) or concurrency (closed loop) in each phase of
+// the timeline.
+func (s *Spec) loadPhases(w WorkloadSpec) []loadgen.Phase {
+	var out []loadgen.Phase
+	for _, p := range s.Phases {
+		lp := loadgen.Phase{Name: p.Name, Duration: p.Duration.D()}
 		level := w.Rate
 		if w.Closed() {
 			level = float64(w.Concurrency)
 		}
-		for _, v := range w.PhaseRates {
-			level = max(level, v)
+		if v, ok := w.PhaseRates[p.Name]; ok {
+			level = v
+		}
+		if len(w.During) > 0 && !slices.Contains(w.During, p.Name) {
+			level = 0
 		}
 		if w.Closed() {
-			workers += int(level)
+			lp.Concurrency = int(level)
 		} else {
-			rate += level
+			lp.Rate = level
+		}
+		out = append(out, lp)
+	}
+	return out
+}
+
+// Procs is how many processors (GOMAXPROCS) the experiment needs, at most limit:
+// loadgen.Procs for its workloads and spikes (each spike is its workload, analytics
+// or batch), and one more. Beside the load an experiment samples every node, writes
+// a heartbeat and drives faults; on one processor that work delayed the start of
+// operations: at 2K ops/s, point-read p99 1.78 ms against 1.41 ms on two (medians
+// of 6 runs), with the same service time.
+func (s *Spec) Procs(limit int) int {
+	reg := loadgen.NewRegistry()
+	var specs []loadgen.Spec
+	for _, w := range s.Workloads {
+		wl, _ := reg.Get(w.Kind)
+		specs = append(specs, loadgen.Spec{Workload: wl, Closed: w.Closed(), Phases: s.loadPhases(w)})
+	}
+	for _, f := range s.Faults {
+		switch f.Kind {
+		case "analytics-spike":
+			specs = append(specs, loadgen.Spec{Workload: loadgen.Analytics()})
+		case "batch-spike":
+			specs = append(specs, loadgen.Spec{Workload: loadgen.Batch()})
 		}
 	}
-	return max(1, min(limit, loadgen.ProcsFor(rate, workers, heavy, limit)+1))
+	return max(1, min(limit, loadgen.Procs(specs, limit)+1))
 }

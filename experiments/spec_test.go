@@ -210,7 +210,7 @@ func TestSpecProcs(t *testing.T) {
 			t.Errorf("%s: Procs with a limit of 1 = %d", tc.name, got)
 		}
 	}
-	s := &Spec{Workloads: []WorkloadSpec{{Kind: "oltp", Rate: 2000, PhaseRates: map[string]float64{"peak": 25000}}, {Kind: "oltp", Concurrency: 40}}}
+	s := &Spec{Phases: []PhaseSpec{{Name: "base"}, {Name: "peak"}}, Workloads: []WorkloadSpec{{Kind: "oltp", Rate: 2000, PhaseRates: map[string]float64{"peak": 25000}}, {Kind: "oltp", Concurrency: 40}}}
 	if got := s.Procs(8); got != 3+2+1 {
 		t.Errorf("a 25K ops/s phase and 40 workers: Procs = %d, want 6", got)
 	}

@@ -38,12 +38,6 @@ func Procs(specs []Spec, limit int) int {
 			rate += peakRate
 		}
 	}
-	return ProcsFor(rate, workers, heavy, limit)
-}
-
-// ProcsFor is Procs for a total open-loop rate, a number of closed-loop workers, and
-// whether any workload is heavy.
-func ProcsFor(rate float64, workers int, heavy bool, limit int) int {
 	n := max(1, int(math.Ceil(rate/opsPerProc))+(workers+workersPerProc-1)/workersPerProc)
 	if heavy {
 		n++

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -453,9 +452,6 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 		c.reset()
 		h.spare = c
 		r.retired[i] = nil
-		// Let the load run between histograms: on one processor a whole tick (a
-		// millisecond or more) would delay its operations and show as their latency.
-		runtime.Gosched()
 	}
 	for w := range iv.ByWorkload {
 		merge(r.all, r.byWL[w]) // over all keys: merged from the workloads
