@@ -273,6 +273,24 @@ func TestSingleNode(t *testing.T) {
 			t.Errorf("missing table: %+v", o)
 		}
 
+		// A query of the user's own with placeholders: each ? gets a random order id.
+		db := openDB(t, targets[0].DSN)
+		mustExec(t, db, "CREATE TABLE qargs (a BIGINT, b BIGINT)")
+		res, err = Run(context.Background(), Config{Targets: targets, Workloads: []Spec{{Workload: Analytics(), Mix: map[string]int{"sql": 1},
+			Closed: true, Phases: []Phase{{Duration: 300 * time.Millisecond, Concurrency: 1}}}},
+			Params: Params{Data: Data{Orders: 50}, Query: "INSERT INTO qargs /* a ? in a comment */ VALUES (?, ?)"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o = opSummary(t, res.Summary, "sql")
+		var rows, lo, hi, distinct int64
+		if err := db.QueryRow("SELECT COUNT(*), MIN(LEAST(a, b)), MAX(GREATEST(a, b)), COUNT(DISTINCT a) FROM qargs").Scan(&rows, &lo, &hi, &distinct); err != nil {
+			t.Fatal(err)
+		}
+		if o.Count == 0 || o.ErrorsTotal != 0 || rows != o.Count || lo < 1 || hi > 50 || distinct < 10 {
+			t.Errorf("bound placeholders: %+v; table has %d rows, ids %d..%d, %d distinct", o, rows, lo, hi, distinct)
+		}
+
 		closed := closedPort(t)
 		dead, _ := NewTarget(1, fmt.Sprintf("root:x@tcp(%s)/htapchaos", closed), DefaultTimeouts)
 		res, err = Run(context.Background(), Config{Targets: []Target{dead}, Params: Params{Data: data}, RunTag: 1,

@@ -121,7 +121,13 @@ FROM orders WHERE amount > 0 GROUP BY status`)
 				if w.Params.Query == "" {
 					return errors.New("analytics sql: no query given (--query)")
 				}
-				_, err := drain(ctx, q, w.Params.Query)
+				// Each ? is bound to a random order id (1..orders): a point query of the
+				// user's own, run as a prepared statement.
+				var args []any
+				for range placeholders(w.Params.Query) {
+					args = append(args, w.RandomOrder())
+				}
+				_, err := drain(ctx, q, w.Params.Query, args...)
 				return err
 			}},
 		},

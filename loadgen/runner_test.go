@@ -188,3 +188,23 @@ func TestMixPicksByWeight(t *testing.T) {
 		t.Error("unknown workload accepted")
 	}
 }
+
+func TestPlaceholders(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want int
+	}{
+		{"SELECT c FROM sbtest1 WHERE id = ?", 1},
+		{"SELECT 1", 0},
+		{"SELECT * FROM t WHERE a = ? AND b BETWEEN ? AND ?", 3},
+		{"SELECT '?', \"?\", `?` FROM t WHERE x = ?", 1},
+		{"SELECT 'it''s ?' , 'a\\'?' FROM t WHERE x=?", 1},
+		{"SELECT 1 -- why?\nFROM t WHERE x = ? # and?\n", 1},
+		{"SELECT /* ? */ ? /* unterminated ?", 1},
+		{"SELECT a-?-1 FROM t", 1},
+	} {
+		if got := placeholders(tc.q); got != tc.want {
+			t.Errorf("placeholders(%q) = %d, want %d", tc.q, got, tc.want)
+		}
+	}
+}

@@ -70,7 +70,36 @@ type Params struct {
 	Dialect   Dialect
 	Data      Data
 	BatchRows int    // rows per statement of batch operations (default 500)
-	Query     string // the user's own query for analytics "sql"
+	Query     string // the user's own query for analytics "sql"; each ? is bound to a random order id
+}
+
+// placeholders counts the ? placeholders of a query, outside quoted strings,
+// quoted names and comments.
+func placeholders(query string) int {
+	n := 0
+	for i := 0; i < len(query); i++ {
+		switch c := query[i]; {
+		case c == '?':
+			n++
+		case c == '\'', c == '"', c == '`':
+			for i++; i < len(query) && query[i] != c; i++ {
+				if query[i] == '\\' && c != '`' {
+					i++
+				}
+			}
+		case c == '#', c == '-' && strings.HasPrefix(query[i:], "-- "):
+			for i < len(query) && query[i] != '\n' {
+				i++
+			}
+		case c == '/' && strings.HasPrefix(query[i:], "/*"):
+			end := strings.Index(query[i+2:], "*/")
+			if end < 0 {
+				return n
+			}
+			i += end + 3
+		}
+	}
+	return n
 }
 
 // Op is one kind of operation. Run makes exactly one attempt and returns its error.

@@ -94,7 +94,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.Int64Var(&f.data.Users, "users", 10_000, "users to seed")
 	fl.Int64Var(&f.data.Orders, "orders", 100_000, "orders to seed")
 	fl.IntVar(&f.batchRows, "batch-rows", 500, "rows per statement of the batch workload")
-	fl.StringVar(&f.query, "query", "", "your own query, for the analytics op sql (use --mix sql=1)")
+	fl.StringVar(&f.query, "query", "", "your own query, for the analytics op sql (use --mix sql=1); each ? in it is bound to a random order id (1..--orders)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of operation choices")
 	fl.DurationVar(&f.gap, "gap-threshold", 500*time.Millisecond, "report a node's unavailability gap when no operation succeeded for this long")
 	fl.DurationVar(&f.late, "late-threshold", 10*time.Millisecond, "an operation starting this much after its intended time is late")
