@@ -42,6 +42,11 @@ type SamplerOption func(*Sampler)
 // Sample.StalenessMs. The heartbeat's writer loop is run by the caller.
 func WithHeartbeat(h *Heartbeat) SamplerOption { return func(s *Sampler) { s.hb = h } }
 
+// WithSampleHook makes the sampler call f with each tick's samples, one per node,
+// as they are taken (a live metrics endpoint). f must be quick and must not keep
+// the slice.
+func WithSampleHook(f func([]Sample)) SamplerOption { return func(s *Sampler) { s.onSample = f } }
+
 // WithSampleTimeout bounds one node's sampling in a tick (default: 800ms, at most
 // 80% of the interval). A node that does not answer within it is sampled as down.
 func WithSampleTimeout(d time.Duration) SamplerOption {
@@ -71,6 +76,7 @@ type Sampler struct {
 	timeout  time.Duration
 	hb       *Heartbeat
 	hbAll    bool // read the heartbeat on its writer too (the only node)
+	onSample func([]Sample)
 
 	mu      sync.Mutex
 	samples []Sample
@@ -227,6 +233,9 @@ collect:
 			r = &indReading{sqlErr: errors.New("no answer within the sample timeout")}
 		}
 		out[i] = n.commit(now, r)
+	}
+	if s.onSample != nil {
+		s.onSample(out)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,6 +1,8 @@
 package experiments
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
@@ -165,6 +167,39 @@ type Evidence struct {
 	From     time.Time `json:"from,omitzero"`
 	To       time.Time `json:"to,omitzero"`
 	Detail   string    `json:"detail,omitempty"`
+}
+
+// Text is the evidence on one line: workload, op, node, phase, the span and the
+// detail. The span is in seconds since start, or in clock time (UTC) when start is
+// zero.
+func (e Evidence) Text(start time.Time) string {
+	var parts []string
+	for _, p := range []string{e.Workload, e.Op} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if e.Node != 0 {
+		parts = append(parts, fmt.Sprintf("n%d", e.Node))
+	}
+	if e.Phase != "" {
+		parts = append(parts, "in "+e.Phase)
+	}
+	switch {
+	case e.From.IsZero() && e.To.IsZero():
+	case start.IsZero():
+		parts = append(parts, e.From.UTC().Format("15:04:05.000")+"-"+e.To.UTC().Format("15:04:05.000"))
+	default:
+		parts = append(parts, fmt.Sprintf("%.1fs-%.1fs", e.From.Sub(start).Seconds(), e.To.Sub(start).Seconds()))
+	}
+	s := strings.Join(parts, " ")
+	if e.Detail != "" {
+		if s != "" {
+			s += ": "
+		}
+		s += e.Detail
+	}
+	return s
 }
 
 // Finding is one scored measurement against a failure mode.

@@ -40,6 +40,22 @@ type Options struct {
 	Progress func(Progress)
 	// Log receives plain lines about what the run does.
 	Log func(format string, args ...any)
+	// Observer watches the run live (a metrics endpoint); nil: none.
+	Observer Observer
+}
+
+// Observer watches runs live: a metrics endpoint. Its methods are called from the
+// run's goroutines, concurrently; they must be quick.
+type Observer interface {
+	results.Observer // the load's intervals, every second
+	// RunStarted: an experiment starts (a suite runs several, one after the other).
+	RunStarted(name string)
+	// Phase is the run's phase now: setup, a phase of the spec, ending, done.
+	Phase(name string)
+	// Fault: a fault of the spec is planned (false), holds (true), is over (false).
+	Fault(name, kind string, active bool)
+	// Samples are one tick of the indicator sampler, one per node.
+	Samples(s []Sample)
 }
 
 // Progress is the run's state for a live line.
@@ -126,6 +142,11 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		return nil, &UsageError{Field: "--out", Msg: fmt.Sprintf("%s is not empty: give a new directory", o.Out)}
 	} else if err != nil && !os.IsNotExist(err) {
 		return nil, &UsageError{Field: "--out", Msg: err.Error()}
+	}
+	if o.Observer != nil {
+		o.Observer.RunStarted(spec.Name)
+		o.Observer.Phase("setup")
+		defer o.Observer.Phase("done")
 	}
 	if o.Cluster == nil && o.Target == nil && spec.Target != "" {
 		// The spec's own target, next to the spec file.
@@ -306,6 +327,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		defer stopHB()
 		hwg.Go(func() { _ = hb.Run(hctx) })
 	}
+	if o.Observer != nil {
+		sopts = append(sopts, WithSampleHook(o.Observer.Samples))
+	}
 	sampler := NewSampler(inodes, ind, time.Second, sopts...)
 	sctx, stopSampler := context.WithCancel(rctx)
 	defer stopSampler()
@@ -357,6 +381,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		// The fault's window ends when the spec says, however long it took to take effect.
 		runner.HoldUntil = at.Add(hold)
 		plans[i] = planned{runner, at, hold}
+		if o.Observer != nil {
+			o.Observer.Fault(f.Name, f.Kind, false)
+		}
 	}
 	for i, f := range spec.Faults {
 		p := plans[i]
@@ -367,6 +394,10 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 			fmu.Lock()
 			active[f.Name] = true
 			fmu.Unlock()
+			if o.Observer != nil {
+				o.Observer.Fault(f.Name, f.Kind, true)
+				defer o.Observer.Fault(f.Name, f.Kind, false)
+			}
 			ferr := p.runner.Run(rctx, p.hold, 5*time.Minute)
 			fmu.Lock()
 			defer fmu.Unlock()
@@ -384,7 +415,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	// The load.
 	lcfg := loadgen.Config{
 		Targets: targets, Out: o.Out, RunTag: runTag,
-		Params: loadgen.Params{Dialect: dialect, Data: data},
+		Params: loadgen.Params{Dialect: dialect, Data: data}, Observer: o.Observer,
 	}
 	reg := loadgen.NewRegistry()
 	for i, w := range spec.Workloads {
@@ -402,6 +433,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		lcfg.Workloads = append(lcfg.Workloads, ls)
 	}
 	lcfg.Progress = func(p loadgen.Progress) {
+		if o.Observer != nil {
+			o.Observer.Phase(phaseAt(phases, time.Now()))
+		}
 		if o.Progress == nil {
 			return
 		}
@@ -418,6 +452,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	}
 	logf("running %s: %s", spec.Name, timelineText(spec))
 	lres, lerr := loadgen.Run(rctx, lcfg)
+	if o.Observer != nil {
+		o.Observer.Phase("ending")
+	}
 	// Faults that are still holding (a run cut short) recover now.
 	if rctx.Err() == nil && lerr != nil {
 		cancel(lerr)

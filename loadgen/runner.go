@@ -73,6 +73,9 @@ type Config struct {
 	RunTag int64
 	// Progress is called after every tick.
 	Progress func(p Progress)
+	// Observer is given every closed interval's per-key figures (a live metrics
+	// endpoint); nil: none.
+	Observer results.Observer
 }
 
 // Progress is the state of a run after one interval.
@@ -160,7 +163,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	start := time.Now()
-	rec, err := results.NewRecorder(results.Options{Dir: cfg.Out, Start: start, Interval: cfg.Interval, GapThreshold: cfg.GapThreshold, LateThreshold: cfg.LateThreshold})
+	rec, err := results.NewRecorder(results.Options{Dir: cfg.Out, Start: start, Interval: cfg.Interval, GapThreshold: cfg.GapThreshold, LateThreshold: cfg.LateThreshold, Observer: cfg.Observer})
 	if err != nil {
 		return nil, err
 	}

@@ -185,7 +185,7 @@ func (l *Ledger) WriteFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("write ledger %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
+	if err := WriteFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("write ledger %s: %w", path, err)
 	}
 	return nil

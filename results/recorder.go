@@ -30,6 +30,32 @@ type Options struct {
 	Interval      time.Duration // informational (the caller ticks); default 1s
 	GapThreshold  time.Duration // default 500ms: shortest window without success reported as a gap
 	LateThreshold time.Duration // default 10ms: an op that started more than this after its intended time is "late"
+	// Observer, when set, is given every closed interval's per-key figures (a
+	// live metrics endpoint). Nil: nobody is told.
+	Observer Observer
+}
+
+// Observer watches a Recorder's intervals as they close.
+type Observer interface {
+	// ObserveInterval gets the figures of every key over the interval just
+	// closed, in key order. It is called by Tick and Close with the recorder
+	// locked: it must be quick, must not keep ivs past the call, and must not
+	// call the Recorder.
+	ObserveInterval(ivs []KeyInterval)
+}
+
+// KeyInterval is one key's figures over one closed interval, for an Observer.
+type KeyInterval struct {
+	Key        Key
+	Start, End time.Time
+	Count      int64           // successes
+	Errors     map[Class]int64 // by class, canceled excluded; nil when there were none
+	Canceled   int64
+	Late       int64
+	Dropped    int64
+	// Latency of the successes, from their intended start; zero when Count is 0.
+	// Sum is their sum (from the histogram: within its 0.1%).
+	P50, P99, P999, Max, Sum time.Duration
 }
 
 // Defaults.
@@ -89,6 +115,8 @@ type Recorder struct {
 	hlogNames map[string]bool      // file names taken
 	retired   []*counts            // scratch
 	enc       hlogEncoder          // writes the interval log lines
+	observer  Observer
+	observed  []KeyInterval // scratch for the observer
 }
 
 // hlogFile is the interval log of one workload.
@@ -213,6 +241,7 @@ func NewRecorder(o Options) (*Recorder, error) {
 		byWL:      map[string]*hdr.Histogram{},
 		hlogs:     map[string]*hlogFile{},
 		hlogNames: map[string]bool{},
+		observer:  o.Observer,
 	}
 	if r.dir != "" {
 		if err := os.MkdirAll(r.dir, 0o755); err != nil {
@@ -449,12 +478,20 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 				errs = append(errs, err)
 			}
 		}
+		if r.observer != nil {
+			r.observed = append(r.observed, keyInterval(h.key, c, r.lastTick, now))
+		}
 		c.reset()
 		h.spare = c
 		r.retired[i] = nil
 	}
 	for w := range iv.ByWorkload {
 		merge(r.all, r.byWL[w]) // over all keys: merged from the workloads
+	}
+	if r.observer != nil {
+		r.observer.ObserveInterval(r.observed)
+		clear(r.observed)
+		r.observed = r.observed[:0]
 	}
 	iv.P99 = p99(r.all)
 	for w, ws := range iv.ByWorkload {
@@ -468,6 +505,27 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 	}
 	r.lastTick = now
 	return iv, errors.Join(errs...)
+}
+
+// keyInterval is what an Observer is told about c, the interval of k.
+func keyInterval(k Key, c *counts, start, end time.Time) KeyInterval {
+	ki := KeyInterval{Key: k, Start: start, End: end, Count: c.ok, Canceled: c.errs[idxCanceled], Late: c.late, Dropped: c.dropped}
+	for i, n := range c.errs {
+		if n != 0 && i != idxCanceled {
+			if ki.Errors == nil {
+				ki.Errors = map[Class]int64{}
+			}
+			ki.Errors[Classes[i]] = n
+		}
+	}
+	if c.lat.TotalCount() != 0 {
+		ki.P50 = time.Duration(c.lat.ValueAtQuantile(50))
+		ki.P99 = time.Duration(c.lat.ValueAtQuantile(99))
+		ki.P999 = time.Duration(c.lat.ValueAtQuantile(99.9))
+		ki.Max = time.Duration(c.lat.Max())
+		ki.Sum = time.Duration(c.lat.Mean() * float64(c.lat.TotalCount()))
+	}
+	return ki
 }
 
 // intervalLine is one line of intervals.jsonl.

@@ -98,10 +98,10 @@ func ReadSummary(path string) (*Summary, error) {
 	return &s, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same
+// WriteFileAtomic writes data to path through a temporary file in the same
 // directory, synced and renamed: readers see the old file or the whole new
 // one, never half of it.
-func writeFileAtomic(path string, data []byte) (err error) {
+func WriteFileAtomic(path string, data []byte) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -131,11 +131,11 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return os.Rename(f.Name(), path)
 }
 
-// writeJSONAtomic marshals v (indented) and writes it with writeFileAtomic.
+// writeJSONAtomic marshals v (indented) and writes it with WriteFileAtomic.
 func writeJSONAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return WriteFileAtomic(path, append(b, '\n'))
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this machine for htapchaos: installs what is missing (Docker engine,
-# mmdebstrap), starts the engine when none answers, and builds the node image when
-# it is absent. Safe to run again: each step is skipped when already done.
+# mmdebstrap; for the tests chromium and xmllint), starts the engine when none
+# answers, and builds the node image when it is absent. Safe to run again: each step
+# is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+# Tests: the report renders in headless Chromium; JUnit files are checked with xmllint.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq

@@ -15,6 +15,7 @@ import (
 
 	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/report"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -38,6 +39,9 @@ type runFlags struct {
 	seed                 uint64
 	quick, allow         bool
 	set                  []string
+	metricsAddr          string
+	observer             experiments.Observer // the --metrics-addr endpoint; nil: off
+	junit                string               // --junit FILE; "": no report
 }
 
 func (f *runFlags) parseOptions() experiments.ParseOptions {
@@ -106,17 +110,29 @@ error, 130 interrupted (what was measured is kept and scored).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
+				return err
+			}
 			spec, err := loadSpec(args[0], f.parseOptions())
 			if err != nil {
 				return err
 			}
 			defer a.useProcs(spec.Procs)()
+			stopMetrics, err := a.runMetrics(&f)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			o, cleanup, err := a.runOptions(ctx, &f, spec.Name)
 			if err != nil {
 				return err
 			}
 			defer cleanup()
+			t0 := time.Now()
 			res, err := a.runOne(ctx, spec, o)
+			if jerr := a.writeJUnit(f.junit, []experiments.JUnitRun{experiments.NewJUnitRun(spec.Name, o, t0, res, err)}); jerr != nil {
+				err = errors.Join(err, jerr)
+			}
 			return a.finish([]*experiments.Result{res}, err)
 		},
 	}
@@ -133,8 +149,17 @@ func (a *app) suiteCmd() *cobra.Command {
 that ask for the same cluster share one, started once. Exit codes as for run.`,
 		Example: `  htapchaos suite --quick --out runs/suite`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (rerr error) {
 			ctx := cmd.Context()
+			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
+				return err
+			}
+			var junit []experiments.JUnitRun // what ran, written last however the suite ends
+			defer func() {
+				if len(junit) > 0 || rerr == nil {
+					rerr = errors.Join(rerr, a.writeJUnit(f.junit, junit))
+				}
+			}()
 			var specs []*experiments.Spec
 			for _, n := range experiments.BuiltinNames() {
 				s, err := experiments.Builtin(n, f.parseOptions())
@@ -150,11 +175,17 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 				}
 				return n
 			})()
+			stopMetrics, err := a.runMetrics(&f) // one endpoint for the whole suite
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			if f.out == "" {
 				f.out = filepath.Join("runs", "suite-"+time.Now().Format("20060102-150405"))
 			}
 			base := f.out
 			var all []*experiments.Result
+			defer func() { a.writeSuiteIndex(base, all) }()
 			shared := map[string]*testcontainers.Cluster{}
 			defer func() {
 				cctx, cancel := cleanupContext(ctx)
@@ -172,6 +203,7 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 				if err != nil {
 					return err
 				}
+				t0 := time.Now()
 				if o.Cluster == nil && o.Target == nil && s.Cluster != nil {
 					// The same cluster and the same data: the seeding adds rows, so
 					// experiments asking for other sizes get a cluster of their own.
@@ -187,6 +219,7 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 						}
 						if err != nil {
 							cleanup()
+							junit = append(junit, experiments.NewJUnitRun(s.Name, o, t0, nil, err))
 							return err
 						}
 					}
@@ -195,6 +228,7 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 				a.progress("suite: %s", s.Name)
 				res, err := a.runOne(ctx, s, o)
 				cleanup()
+				junit = append(junit, experiments.NewJUnitRun(s.Name, o, t0, res, err))
 				if res != nil {
 					all = append(all, res)
 				}
@@ -238,11 +272,43 @@ func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 	fl.Uint64Var(&f.seed, "seed", uint64(time.Now().UnixNano()), "seed for every random choice")
 	fl.BoolVar(&f.quick, "quick", false, "the quick profile: short enough for CI")
 	fl.StringArrayVar(&f.set, "set", nil, "override path=value, e.g. workloads.oltp.rate=1000 (repeatable)")
+	metricsFlag(cmd, &f.metricsAddr)
+	fl.StringVar(&f.junit, "junit", "", "write a JUnit XML report to FILE at the end: a test case per finding, failures with their evidence")
+}
+
+// writeSuiteIndex writes the suite's index page, linking each run's report. A
+// failure is said, not fatal: the runs and their reports are written already.
+func (a *app) writeSuiteIndex(base string, all []*experiments.Result) {
+	if len(all) == 0 {
+		return
+	}
+	var runs []report.IndexRun
+	for _, r := range all {
+		runs = append(runs, report.IndexRun{Name: r.Recorded.Spec.Name, Dir: r.Dir, Verdict: r.Verdict(), Findings: r.Findings})
+	}
+	page := filepath.Join(base, "index.html")
+	if err := report.WriteIndex(page, "htapchaos suite "+filepath.Base(base), runs); err != nil {
+		a.progress("suite: no index page: %v", err)
+		return
+	}
+	a.progress("suite: reports indexed in %s", page)
+}
+
+// writeJUnit writes the --junit report, if one was asked for.
+func (a *app) writeJUnit(path string, runs []experiments.JUnitRun) error {
+	if path == "" {
+		return nil
+	}
+	if err := experiments.WriteJUnitFile(path, runs); err != nil {
+		return err
+	}
+	a.progress("JUnit report in %s", path)
+	return nil
 }
 
 // runOptions turns flags into run options; cleanup closes what they opened.
 func (a *app) runOptions(ctx context.Context, f *runFlags, name string) (experiments.Options, func(), error) {
-	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow}
+	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, Observer: f.observer}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", name+"-"+time.Now().Format("20060102-150405"))
 	}
@@ -280,7 +346,14 @@ func (a *app) runOne(ctx context.Context, s *experiments.Spec, o experiments.Opt
 	res, err := experiments.Run(ctx, s, o)
 	if res != nil {
 		printFindings(a.stdout, s.Name, res)
-		fmt.Fprintf(a.stdout, "results in %s (run.json, summary.json, indicators.jsonl, events.jsonl)\n\n", res.Dir)
+		// The report comes from what the run wrote, so a failed report never costs
+		// the run its results: it is said, and `htapchaos report DIR` can try again.
+		page, rerr := a.writeReport(res.Dir, "", filepath.Join(res.Dir, "charts"))
+		if rerr != nil {
+			a.progress("%s: no report: %v", s.Name, rerr)
+			page = "(none)"
+		}
+		fmt.Fprintf(a.stdout, "results in %s (run.json, summary.json, indicators.jsonl, events.jsonl); report %s\n\n", res.Dir, page)
 	}
 	return res, err
 }

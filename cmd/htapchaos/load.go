@@ -47,6 +47,7 @@ type loadFlags struct {
 	gap, late   time.Duration
 	timeouts    loadgen.Timeouts // dial from the flag; read and write: the defaults, for setup
 	cpuProfile  string
+	metricsAddr string
 }
 
 func (a *app) loadCmd() *cobra.Command {
@@ -100,6 +101,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.DurationVar(&f.late, "late-threshold", 10*time.Millisecond, "an operation starting this much after its intended time is late")
 	fl.DurationVar(&f.timeouts.Dial, "dial-timeout", loadgen.DefaultTimeouts.Dial, "connect timeout, where the DSN sets none")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of htapchaos itself to this file")
+	metricsFlag(cmd, &f.metricsAddr)
 	return cmd
 }
 
@@ -147,6 +149,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	if f.data.Users < 1 || f.data.Orders < 1 {
 		add(usagef("--users and --orders must be at least 1"))
 	}
+	add(checkMetricsAddr(f.metricsAddr))
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -196,6 +199,15 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		return err
 	}
 	defer a.useProcs(func(limit int) int { return loadgen.Procs(cfg.Workloads, limit) })()
+	msrv, stopMetrics, err := a.startMetrics(f.metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	if msrv != nil {
+		msrv.RunStarted("load")
+		msrv.Phase("setup")
+	}
 	if len(targets) > 0 {
 		if err := loadgen.CheckReachable(ctx, targets); err != nil {
 			return err
@@ -217,6 +229,10 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	cfg.Out = out
 	prog := newProgressPrinter(a.stderr)
 	cfg.Progress = prog.update
+	if msrv != nil {
+		cfg.Observer = msrv
+		cfg.Progress = func(p loadgen.Progress) { msrv.Phase(p.Phase); prog.update(p) }
+	}
 	a.progress("load: %s against %d node(s), %s; writing %s", wl.Name, max(len(targets), 1), phasesText(phases), out)
 	if f.cpuProfile != "" {
 		pf, err := os.Create(f.cpuProfile)

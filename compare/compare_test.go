@@ -1,0 +1,418 @@
+package compare
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/htapchaos/htapchaos/experiments"
+	"github.com/htapchaos/htapchaos/internal/usage"
+	"github.com/htapchaos/htapchaos/results"
+)
+
+// fakeRun is a hand-built run: pure logic, no database.
+type fakeRun struct {
+	dir      string
+	seed     uint64
+	rate     float64
+	settings map[string]string
+	findings []experiments.Finding
+	stats    []experiments.PhaseStats
+}
+
+func (f fakeRun) rd() *experiments.RunDir {
+	spec := &experiments.Spec{
+		Name:        "exp",
+		Description: "seed " + f.dir, // descriptions do not split groups
+		Modes:       []string{"failover"},
+		Cluster:     &experiments.ClusterSpec{Topology: "galera", Nodes: 3, Memory: 512 << 20, Settings: f.settings},
+		Phases:      []experiments.PhaseSpec{{Name: "baseline", Duration: experiments.Dur(8e9)}, {Name: "fault", Duration: experiments.Dur(8e9)}},
+		Workloads:   []experiments.WorkloadSpec{{Name: "oltp", Kind: "oltp", Rate: f.rate}},
+		Faults:      []experiments.FaultSpec{{Name: "pause", Kind: "pause", Phase: "fault", Node: "3"}},
+	}
+	return &experiments.RunDir{Dir: f.dir, Run: &experiments.RunFile{
+		Version: 1, Spec: spec, Seed: f.seed, Verdict: experiments.Pass,
+		Findings: f.findings, PhaseStats: f.stats,
+	}}
+}
+
+func finding(mode, name, op string, v experiments.Verdict, value float64) experiments.Finding {
+	return experiments.Finding{Mode: mode, Name: name, Op: op, Verdict: v, Value: value, Unit: "s"}
+}
+
+func stat(phase, op string, node int, count int64, p99, rate float64, errs int64) experiments.PhaseStats {
+	return experiments.PhaseStats{Phase: phase, Workload: "oltp", Op: op, Node: node, Count: count, Rate: rate, Errors: errs,
+		Latency: results.Percentiles{P50: p99 / 4, P99: p99, P999: p99 * 2, Max: p99 * 3}}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func TestGroupingAndLabels(t *testing.T) {
+	rate := func(dir string, seed uint64, r float64) *experiments.RunDir {
+		return fakeRun{dir: dir, seed: seed, rate: r}.rd()
+	}
+	server := func(dir string, seed uint64, s map[string]string) *experiments.RunDir {
+		return fakeRun{dir: dir, seed: seed, rate: 200, settings: s}.rd()
+	}
+	for _, tc := range []struct {
+		name   string
+		runs   []*experiments.RunDir
+		labels []string
+		dirs   [][]string
+	}{
+		{"rates, repeated", []*experiments.RunDir{rate("r/a1", 1, 200), rate("r/b1", 2, 400), rate("r/a2", 3, 200), rate("r/b2", 4, 400)},
+			[]string{"workloads.oltp.rate=200", "workloads.oltp.rate=400"}, [][]string{{"r/a1", "r/a2"}, {"r/b1", "r/b2"}}},
+		{"server setting", []*experiments.RunDir{server("x", 1, nil), server("y", 2, map[string]string{"innodb_flush_log_at_trx_commit": "2"})},
+			[]string{"server: innodb_flush_log_at_trx_commit=(unset)", "server: innodb_flush_log_at_trx_commit=2"}, [][]string{{"x"}, {"y"}}},
+		{"two settings", []*experiments.RunDir{server("x", 1, map[string]string{"sync_binlog": "1", "k": "v"}), server("y", 2, map[string]string{"sync_binlog": "0", "k": "w"})},
+			[]string{"server: k=v, server: sync_binlog=1", "server: k=w, server: sync_binlog=0"}, [][]string{{"x"}, {"y"}}},
+		{"only the seed differs", []*experiments.RunDir{rate("runs/one", 1, 200), rate("runs/two", 2, 200), rate("runs/three", 3, 200)},
+			[]string{"one", "two", "three"}, [][]string{{"runs/one"}, {"runs/two"}, {"runs/three"}}},
+		{"same base names", []*experiments.RunDir{rate("monday/run", 1, 200), rate("tuesday/run", 2, 200)},
+			[]string{"monday/run", "tuesday/run"}, [][]string{{"monday/run"}, {"tuesday/run"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Compare(tc.runs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var labels []string
+			var dirs [][]string
+			for i, g := range c.Groups {
+				labels = append(labels, g.Label)
+				dirs = append(dirs, g.Dirs)
+				if want := string(rune('A' + i)); g.ID != want {
+					t.Errorf("group %d id %q, want %q", i, g.ID, want)
+				}
+			}
+			if !reflect.DeepEqual(labels, tc.labels) || !reflect.DeepEqual(dirs, tc.dirs) {
+				t.Errorf("labels %q dirs %q; want %q %q", labels, dirs, tc.labels, tc.dirs)
+			}
+		})
+	}
+}
+
+func TestSettingsFlattenLikeSet(t *testing.T) {
+	r := fakeRun{dir: "d", rate: 250, settings: map[string]string{"sync_binlog": "0"}}.rd()
+	s := Settings(r.Run)
+	for k, want := range map[string]string{
+		"name": "exp", "workloads.oltp.rate": "250", "workloads.oltp.kind": "oltp", "phases.baseline.duration": "8s",
+		"phases": "baseline,fault", "faults.pause.node": "3", "cluster.settings.sync_binlog": "0", "cluster.memory": "512MiB",
+		"modes": "failover",
+	} {
+		if s[k] != want {
+			t.Errorf("%s = %q, want %q", k, s[k], want)
+		}
+	}
+	if _, ok := s["description"]; ok {
+		t.Error("the description is part of the configuration")
+	}
+}
+
+func TestMedianAndSpread(t *testing.T) {
+	for _, tc := range []struct {
+		in  []float64
+		med float64
+	}{{[]float64{5}, 5}, {[]float64{3, 1, 2}, 2}, {[]float64{10, 1, 3, 2}, 2.5}, {[]float64{4, 4}, 4}} {
+		in := append([]float64{}, tc.in...)
+		if got := Median(tc.in); got != tc.med {
+			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.med)
+		}
+		if !reflect.DeepEqual(in, tc.in) {
+			t.Errorf("Median changed its input: %v", tc.in)
+		}
+	}
+	if !math.IsNaN(Median(nil)) {
+		t.Error("Median of nothing is not NaN")
+	}
+
+	// Three runs against two, one inconclusive (its value is no measurement).
+	gap := func(v experiments.Verdict, x float64) []experiments.Finding {
+		return []experiments.Finding{finding("failover", "gap", "<=", v, x)}
+	}
+	runs := []*experiments.RunDir{
+		fakeRun{dir: "a1", rate: 200, findings: gap(experiments.Pass, 1)}.rd(),
+		fakeRun{dir: "a2", rate: 200, findings: gap(experiments.Pass, 3)}.rd(),
+		fakeRun{dir: "a3", rate: 200, findings: gap(experiments.Fail, 8)}.rd(),
+		fakeRun{dir: "b1", rate: 400, findings: gap(experiments.Pass, 2)}.rd(),
+		fakeRun{dir: "b2", rate: 400, findings: gap(experiments.Inconclusive, 0)}.rd(),
+	}
+	c, err := Compare(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Findings) != 1 {
+		t.Fatalf("%d finding rows", len(c.Findings))
+	}
+	a, b := c.Findings[0].Cells[0], c.Findings[0].Cells[1]
+	if a.N != 3 || *a.Median != 3 || *a.Min != 1 || *a.Max != 8 || !reflect.DeepEqual(a.Verdicts, map[string]int{"pass": 2, "fail": 1}) {
+		t.Errorf("A cell %+v", a)
+	}
+	if b.N != 1 || *b.Median != 2 || !reflect.DeepEqual(b.Verdicts, map[string]int{"pass": 1, "inconclusive": 1}) {
+		t.Errorf("B cell %+v", b)
+	}
+	if b.Ratio == nil || *b.Ratio != 2.0/3 || b.Better != "B" || b.Overlap {
+		t.Errorf("B against A: ratio %v better %q overlap %v; want 0.667, B, no overlap (B has one run)", b.Ratio, b.Better, b.Overlap)
+	}
+	var txt bytes.Buffer
+	if err := c.WriteText(&txt, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 (1..8) fail 1, pass 2", "2 inconclusive 1, pass 1", "0.67", "3 runs: a1 (seed 0, pass)"} {
+		if !strings.Contains(txt.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, txt.String())
+		}
+	}
+}
+
+func TestRatiosAndBetterSide(t *testing.T) {
+	a := fakeRun{dir: "a", rate: 200,
+		findings: []experiments.Finding{
+			finding("failover", "gap", "<=", experiments.Pass, 2),
+			finding("htap-contention", "throughput kept", ">=", experiments.Pass, 0.9),
+			finding("failover", "back to baseline", "", experiments.Pass, 10),
+			finding("durability", "lost", "<=", experiments.Pass, 0),
+			finding("failover", "only in A", "<=", experiments.Pass, 1),
+		},
+		stats: []experiments.PhaseStats{
+			stat("baseline", "", 0, 1600, 4, 200, 0),
+			stat("baseline", "", 1, 800, 99, 100, 0), // a node's own: not compared
+			stat("baseline", "point-read", 0, 800, 2, 100, 0),
+			stat("fault", "", 0, 0, 0, 0, 5), // no operation succeeded: no latency
+		}}.rd()
+	b := fakeRun{dir: "b", rate: 400,
+		findings: []experiments.Finding{
+			finding("failover", "gap", "<=", experiments.Pass, 3),
+			finding("htap-contention", "throughput kept", ">=", experiments.Pass, 0.99),
+			finding("failover", "back to baseline", "", experiments.Pass, 5),
+			finding("durability", "lost", "<=", experiments.Pass, 0),
+		},
+		stats: []experiments.PhaseStats{
+			stat("baseline", "", 0, 3200, 3, 400, 2),
+			stat("baseline", "point-read", 0, 1600, 2, 200, 0),
+			stat("fault", "", 0, 100, 50, 12.5, 10),
+		}}.rd()
+	c, err := Compare([]*experiments.RunDir{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		ratio  *float64
+		better string
+	}
+	findings := map[string]want{
+		"gap":              {ptr(3.0 / 2), "A"},
+		"throughput kept":  {ptr(div(0.99, 0.9)), "B"},
+		"back to baseline": {ptr(0.5), ""}, // reported, not judged
+		"lost":             {nil, Same},    // 0 against 0
+		"only in A":        {nil, ""},
+	}
+	if len(c.Findings) != len(findings) {
+		t.Errorf("%d finding rows, want %d", len(c.Findings), len(findings))
+	}
+	for _, r := range c.Findings {
+		w, ok := findings[r.Name]
+		cell := r.Cells[1]
+		if !ok || !reflect.DeepEqual(cell.Ratio, w.ratio) || cell.Better != w.better {
+			t.Errorf("finding %q: ratio %v better %q; want %v %q", r.Name, fmtPtr(cell.Ratio), cell.Better, fmtPtr(w.ratio), w.better)
+		}
+		if r.Cells[0].Ratio != nil || r.Cells[0].Better != "" {
+			t.Errorf("finding %q: the reference has a ratio", r.Name)
+		}
+	}
+	rows := map[string]want{
+		"baseline//p99_ms":           {ptr(3.0 / 4), "B"},
+		"baseline//p50_ms":           {ptr(0.75 / 1), "B"},
+		"baseline//max_ms":           {ptr(9.0 / 12), "B"},
+		"baseline//rate":             {ptr(2), "B"},
+		"baseline//errors":           {nil, "A"}, // 0 against 2: no ratio, A better
+		"baseline/point-read/p99_ms": {ptr(1), Same},
+		"baseline/point-read/rate":   {ptr(2), "B"},
+		"fault//p99_ms":              {nil, ""}, // A had no latency
+		"fault//rate":                {nil, "B"},
+		"fault//errors":              {ptr(2), "A"},
+	}
+	seen := 0
+	for _, r := range c.Workloads {
+		k := r.Phase + "/" + r.Op + "/" + r.Metric
+		w, ok := rows[k]
+		if !ok {
+			continue
+		}
+		seen++
+		cell := r.Cells[1]
+		if !reflect.DeepEqual(cell.Ratio, w.ratio) || cell.Better != w.better {
+			t.Errorf("%s: ratio %v better %q; want %v %q", k, fmtPtr(cell.Ratio), cell.Better, fmtPtr(w.ratio), w.better)
+		}
+	}
+	if seen != len(rows) {
+		t.Errorf("%d of %d workload rows found", seen, len(rows))
+	}
+	// Op "" comes first, and node rows are not compared.
+	if c.Workloads[0].Op != "" || len(c.Workloads) != 3*len(workloadMetrics) {
+		t.Errorf("workload rows: first op %q, %d rows (want %d)", c.Workloads[0].Op, len(c.Workloads), 3*len(workloadMetrics))
+	}
+	for _, r := range c.Workloads {
+		if r.Phase == "baseline" && r.Op == "" && r.Metric == "p99_ms" && *r.Cells[0].Median != 4 {
+			t.Errorf("baseline p99 of A %v: node 1's figure leaked in", *r.Cells[0].Median)
+		}
+	}
+}
+
+func TestOverlappingSpreads(t *testing.T) {
+	run := func(dir string, rate, p99 float64) *experiments.RunDir {
+		return fakeRun{dir: dir, rate: rate, stats: []experiments.PhaseStats{stat("baseline", "", 0, 10, p99, rate, 0)}}.rd()
+	}
+	p99 := func(c *Comparison) Cell {
+		for _, r := range c.Workloads {
+			if r.Metric == "p99_ms" {
+				return r.Cells[1]
+			}
+		}
+		t.Fatal("no p99 row")
+		return Cell{}
+	}
+	c, _ := Compare([]*experiments.RunDir{run("a1", 1, 4), run("a2", 1, 6), run("b1", 2, 5), run("b2", 2, 9)})
+	if cell := p99(c); cell.Better != "A" || !cell.Overlap || *cell.Ratio != 7.0/5 {
+		t.Errorf("overlapping: %+v", cell)
+	}
+	c, _ = Compare([]*experiments.RunDir{run("a1", 1, 4), run("a2", 1, 6), run("b1", 2, 7), run("b2", 2, 9)})
+	if cell := p99(c); cell.Better != "A" || cell.Overlap {
+		t.Errorf("apart: %+v", cell)
+	}
+}
+
+func TestBetterSide(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		a, b float64
+		want string
+	}{{Lower, 1, 2, "A"}, {Lower, 2, 1, "B"}, {Higher, 1, 2, "B"}, {Higher, 2, 1, "A"}, {Lower, 3, 3, Same}, {"", 1, 2, ""}} {
+		if got := BetterSide(tc.dir, tc.a, tc.b, "A", "B"); got != tc.want {
+			t.Errorf("BetterSide(%q, %v, %v) = %q, want %q", tc.dir, tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestRatioText(t *testing.T) {
+	for _, tc := range []struct {
+		r    *float64
+		want string
+	}{{nil, "-"}, {ptr(1.4443), "1.44"}, {ptr(2), "2.00"}, {ptr(0.0031), "0.0031"}, {ptr(123.4), "123"}, {ptr(0), "0.00"}} {
+		if got := RatioText(tc.r); got != tc.want {
+			t.Errorf("RatioText(%v) = %q, want %q", fmtPtr(tc.r), got, tc.want)
+		}
+	}
+}
+
+func TestFewerThanTwoRuns(t *testing.T) {
+	_, err := Compare([]*experiments.RunDir{fakeRun{dir: "a"}.rd()})
+	var ue *usage.Error
+	if !errors.As(err, &ue) {
+		t.Fatalf("one run: %v, want a usage error", err)
+	}
+}
+
+func TestLoadRefusesWhatIsNotARun(t *testing.T) {
+	tmp := t.TempDir()
+	empty := filepath.Join(tmp, "empty")
+	os.Mkdir(empty, 0o755)
+	newer := filepath.Join(tmp, "newer")
+	os.Mkdir(newer, 0o755)
+	os.WriteFile(filepath.Join(newer, "run.json"), []byte(`{"version": 99}`), 0o644)
+	notOurs := filepath.Join(tmp, "notours")
+	os.Mkdir(notOurs, 0o755)
+	os.WriteFile(filepath.Join(notOurs, "run.json"), []byte(`{"name": "x"}`), 0o644)
+	file := filepath.Join(tmp, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	good := filepath.Join(tmp, "good")
+	os.Mkdir(good, 0o755)
+	b, _ := json.Marshal(fakeRun{dir: good, rate: 200}.rd().Run)
+	os.WriteFile(filepath.Join(good, "run.json"), b, 0o644)
+
+	for _, tc := range []struct{ dir, want string }{
+		{empty, "not a run directory (no run.json)"},
+		{newer, "version 99: written by a newer htapchaos"},
+		{notOurs, "not a run.json written by htapchaos"},
+		{file, "not a directory"},
+		{filepath.Join(tmp, "missing"), "no such directory"},
+	} {
+		_, err := Load([]string{good, tc.dir})
+		var ue *usage.Error
+		if !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), tc.dir) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want a usage error naming it with %q", tc.dir, err, tc.want)
+		}
+	}
+	runs, err := Load([]string{good, good})
+	if err != nil || len(runs) != 2 || runs[0].Run.Spec.Workloads[0].Rate != 200 {
+		t.Fatalf("good dirs: %v", err)
+	}
+}
+
+func TestHTMLIsSelfContained(t *testing.T) {
+	a := fakeRun{dir: "a", rate: 200, stats: []experiments.PhaseStats{stat("baseline", "", 0, 10, 4, 200, 0)}}.rd()
+	b := fakeRun{dir: "b", rate: 400, settings: map[string]string{"x": "<y>"}, stats: []experiments.PhaseStats{stat("baseline", "", 0, 10, 5, 400, 0)}}.rd()
+	c, err := Compare([]*experiments.RunDir{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h bytes.Buffer
+	if err := c.WriteHTML(&h); err != nil {
+		t.Fatal(err)
+	}
+	s := h.String()
+	for _, want := range []string{"workloads.oltp.rate=200", "server: x=&lt;y&gt;", `<td class="num ratio worse">1.25</td>`, `<td class="num ratio better">2.00</td>`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"http://", "https://", "<script", "<link", "src=", "<y>"} {
+		if strings.Contains(s, bad) {
+			t.Errorf("page holds %q", bad)
+		}
+	}
+}
+
+func TestWriteFileIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.html")
+	os.WriteFile(path, []byte("old"), 0o644)
+	boom := errors.New("boom")
+	if err := WriteFile(path, func(w io.Writer) error { w.Write([]byte("half")); return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("a failed write changed the file: %q", b)
+	}
+	if err := WriteFile(path, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("file %q, want new", b)
+	}
+	if err := WriteFile(filepath.Join(dir, "no", "such", "dir.html"), func(w io.Writer) error { return nil }); err == nil {
+		t.Error("writing into a missing directory succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+}
+
+// div divides at run time, as the code under test does (a constant expression is
+// exact).
+func div(a, b float64) float64 { return a / b }
+
+func fmtPtr(p *float64) any {
+	if p == nil {
+		return "nil"
+	}
+	return *p
+}

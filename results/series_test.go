@@ -1,0 +1,97 @@
+package results
+
+import (
+	"math"
+	"testing"
+)
+
+// Series gives each workload's figures per interval, merged over ops and nodes,
+// with the latency the run recorded (windowRunTicks: 10 ms in seconds 0-4, 100
+// ms in 5-9, dashboards of 900 ms from second 5).
+func TestSeries(t *testing.T) {
+	dir, at := windowRunTicks(t)
+	pts, err := Series(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oltp, dash []SeriesPoint
+	for _, p := range pts {
+		switch p.Workload {
+		case "oltp":
+			oltp = append(oltp, p)
+		case "dash boards":
+			dash = append(dash, p)
+		default:
+			t.Errorf("unknown workload %q", p.Workload)
+		}
+	}
+	if len(oltp) != 10 || len(dash) != 5 {
+		t.Fatalf("%d oltp points, %d dashboard points; want 10 and 5", len(oltp), len(dash))
+	}
+	for s, p := range oltp {
+		if !p.T.Equal(at[s+1].Truncate(1e6)) {
+			t.Errorf("second %d: T %s, want the tick %s", s, p.T, at[s+1])
+		}
+		want := 10.0
+		if s >= 5 {
+			want = 100
+		}
+		if p.Count != 20 || !near(p.Latency.P50, want) || !near(p.Latency.P999, want) || !near(p.Latency.Max, want) {
+			t.Errorf("second %d: %+v, want 20 successes at %g ms", s, p, want)
+		}
+		if math.Abs(p.Seconds-1.001) > 1e-9 || math.Abs(p.Rate()-20/1.001) > 1e-9 {
+			t.Errorf("second %d: %g s, rate %g", s, p.Seconds, p.Rate())
+		}
+		wantErr := map[int]int64{5: 1, 6: 1, 7: 1, 8: 2}[s]
+		if p.Errors != wantErr {
+			t.Errorf("second %d: %d errors %v, want %d", s, p.Errors, p.ByClass, wantErr)
+		}
+		if s == 8 && p.ByClass[ClassConflict] != 2 || s == 6 && p.ByClass[ClassTimeout] != 1 {
+			t.Errorf("second %d: errors by class %v", s, p.ByClass)
+		}
+		if wantDropped := map[bool]int64{true: 4}[s < 5]; p.Dropped != wantDropped {
+			t.Errorf("second %d: %d dropped, want %d", s, p.Dropped, wantDropped)
+		}
+	}
+	for _, p := range dash {
+		if p.Count != 2 || !near(p.Latency.P50, 900) {
+			t.Errorf("dashboards: %+v", p)
+		}
+	}
+}
+
+// Distributions merge a window's intervals exactly and sample them as
+// HdrHistogram plots them: 10 points per decade of 1/(1-q), then the maximum.
+func TestDistributions(t *testing.T) {
+	dir, at := windowRunTicks(t)
+	ds, err := Distributions(dir, []Window{{Name: "slow", Start: at[5], End: at[10]}, {Name: "mixed", Start: at[4], End: at[6]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 4 || ds[0].Window != "slow" || ds[0].Workload != "dash boards" || ds[1].Workload != "oltp" || ds[3].Window != "mixed" || ds[3].Workload != "oltp" {
+		t.Fatalf("distributions: %+v", ds)
+	}
+	slow, mixed := ds[1], ds[3]
+	if slow.Count != 100 || mixed.Count != 40 {
+		t.Errorf("counts %d and %d, want 100 and 40", slow.Count, mixed.Count)
+	}
+	// 100 values: q up to 0.99 (20 points, i = 0..20), and the max.
+	if len(slow.Points) != 22 || slow.Points[21].Q != 1 || math.Abs(slow.Points[20].Q-0.99) > 1e-12 {
+		t.Errorf("slow: %d points %+v", len(slow.Points), slow.Points)
+	}
+	for _, p := range slow.Points {
+		if !near(p.Ms, 100) {
+			t.Errorf("slow: %+v, want 100 ms", p)
+		}
+	}
+	// 20 at 10 ms, 20 at 100 ms: the median is 10 ms, from q = 0.9 it is 100 ms.
+	for _, p := range mixed.Points {
+		want := 100.0
+		if p.Q <= 0.5 {
+			want = 10
+		}
+		if !near(p.Ms, want) {
+			t.Errorf("mixed: q %.4f: %g ms, want %g", p.Q, p.Ms, want)
+		}
+	}
+}
