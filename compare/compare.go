@@ -101,7 +101,7 @@ type Cell struct {
 	Overlap bool `json:"overlap,omitempty"`
 }
 
-// Load reads run directories with experiments.ReadRunDir. A directory that is
+// Load reads the run.json of run directories (experiments.ReadRunFile). A directory that is
 // missing, holds no run.json, or one that is not htapchaos's or was written by a
 // newer htapchaos is bad input (a usage error naming it); every such problem is
 // reported at once.
@@ -121,7 +121,9 @@ func Load(dirs []string) ([]*experiments.RunDir, error) {
 			errs = append(errs, &usage.Error{Field: d, Msg: "not a directory: give a run directory (it holds run.json)"})
 			continue
 		}
-		rd, err := experiments.ReadRunDir(d)
+		// Only run.json: the findings and the per-phase figures are in it, and a
+		// long run's intervals and indicators would only take memory.
+		rf, err := experiments.ReadRunFile(filepath.Join(d, "run.json"))
 		switch {
 		case errors.Is(err, experiments.ErrNotRunDir):
 			errs = append(errs, &usage.Error{Field: d, Msg: "not a run directory (no run.json)"})
@@ -135,7 +137,7 @@ func Load(dirs []string) ([]*experiments.RunDir, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", d, err))
 			continue
 		}
-		out = append(out, rd)
+		out = append(out, &experiments.RunDir{Dir: d, Run: rf})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -33,8 +33,14 @@ type Chart struct {
 	w, h  vg.Length
 }
 
-// Render draws the chart as "svg" or "png".
-func (c *Chart) Render(format string) ([]byte, error) {
+// Render draws the chart as "svg" or "png". A panic of the plotting library
+// (it panics on some axis ranges) is returned as an error.
+func (c *Chart) Render(format string) (_ []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("chart %s: %v", c.ID, r)
+		}
+	}()
 	wt, err := c.plot.WriterTo(c.w, c.h, format)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: %w", c.ID, err)
@@ -191,6 +197,38 @@ func logY(p *plot.Plot) {
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 }
 
+// logRange sets a log axis's range to cover the positive values of vals, and
+// says whether there is any: the library panics on a log axis with no range (no
+// data, or a single value), which a workload whose every operation failed, or
+// that had one success, gives.
+func logRange(a *plot.Axis, vals []float64) bool {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range vals {
+		if v > 0 && !math.IsInf(v, 0) && !math.IsNaN(v) {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	if math.IsInf(lo, 1) {
+		return false
+	}
+	if hi/lo < 2 {
+		lo, hi = lo/1.5, hi*1.5
+	}
+	a.Min, a.Max = lo, hi
+	return true
+}
+
+// ys returns the y values of series.
+func ys(series []plotter.XYs) []float64 {
+	var out []float64
+	for _, s := range series {
+		for _, p := range s {
+			out = append(out, p.Y)
+		}
+	}
+	return out
+}
+
 // workloadCharts are one workload's throughput, latency and error charts over
 // time, and its latency distribution per phase.
 func workloadCharts(tl timeline, wl string, pts []results.SeriesPoint, dists []results.Distribution) ([]*Chart, error) {
@@ -232,8 +270,10 @@ func workloadCharts(tl timeline, wl string, pts []results.SeriesPoint, dists []r
 		return nil, err
 	}
 	tl.fix(p)
-	out = append(out, &Chart{ID: slug + "-latency", Title: p.Title.Text, Section: wl, Points: n, Bands: len(tl.faults), plot: p, w: 9 * vg.Inch, h: 3.2 * vg.Inch,
-		Caption: "Per-second p50, p99, p99.9 and max of the successful operations, measured from each operation's intended start (no coordinated omission); a break in a line is a second without a success."})
+	if logRange(&p.Y, ys(series)) { // else no success in the whole run: no latency to draw
+		out = append(out, &Chart{ID: slug + "-latency", Title: p.Title.Text, Section: wl, Points: n, Bands: len(tl.faults), plot: p, w: 9 * vg.Inch, h: 3.2 * vg.Inch,
+			Caption: "Per-second p50, p99, p99.9 and max of the successful operations, measured from each operation's intended start (no coordinated omission); a break in a line is a second without a success."})
+	}
 
 	// Errors by class over time.
 	var classes []results.Class
@@ -293,6 +333,14 @@ func workloadCharts(tl timeline, wl string, pts []results.SeriesPoint, dists []r
 		if n, err = addLines(p, names, series, true); err != nil {
 			return nil, err
 		}
+		var xs []float64
+		for _, s := range series {
+			for _, pt := range s {
+				xs = append(xs, pt.X)
+			}
+		}
+		logRange(&p.Y, ys(series))
+		logRange(&p.X, append(xs, 1, 10)) // at least 0% to 90%
 		out = append(out, &Chart{ID: slug + "-percentiles", Title: p.Title.Text, Section: wl, Points: n, plot: p, w: 9 * vg.Inch, h: 3.5 * vg.Inch,
 			Caption: "Latency at each percentile of each phase, as HdrHistogram plots it: the x axis is 1/(1-percentile) on a log scale, the last point of each line its maximum."})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -21,8 +22,9 @@ type IndexRun struct {
 }
 
 // WriteIndex writes a suite's index page at path: one row per run with its
-// verdict, its failed and inconclusive findings, and a link to its report
-// (relative to the page, so the directory can be moved or archived whole).
+// verdict, its failed and inconclusive findings, its error, and a link to its
+// report where there is one (relative to the page, so the directory can be moved
+// or archived whole).
 func WriteIndex(path, title string, runs []IndexRun) error {
 	type row struct {
 		IndexRun
@@ -32,8 +34,11 @@ func WriteIndex(path, title string, runs []IndexRun) error {
 	var rows []row
 	for _, r := range runs {
 		rw := row{IndexRun: r}
-		if rel, err := filepath.Rel(filepath.Dir(path), filepath.Join(r.Dir, "report.html")); err == nil {
-			rw.Link = filepath.ToSlash(rel)
+		page := filepath.Join(r.Dir, "report.html")
+		if _, err := os.Stat(page); err == nil { // no link to a report that was not written
+			if rel, err := filepath.Rel(filepath.Dir(path), page); err == nil {
+				rw.Link = filepath.ToSlash(rel)
+			}
 		}
 		for _, f := range r.Findings {
 			switch f.Verdict {
@@ -67,7 +72,7 @@ var indexPage = template.Must(template.New("index").Funcs(template.FuncMap{
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 2em; color: #1d1d1f; }
 table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #ddd; padding: 4px 6px; text-align: left; vertical-align: top; } th { background: #f4f4f6; }
 .verdict { font-weight: bold; text-transform: uppercase; padding: 1px 6px; border-radius: 3px; }
-.pass { background: #d7f5dd; color: #11621f; } .fail { background: #fbd9d9; color: #9b1111; } .inconclusive { background: #fdf0c8; color: #7a5a00; }
+.pass { background: #d7f5dd; color: #11621f; } .fail, .error { background: #fbd9d9; color: #9b1111; } .inconclusive { background: #fdf0c8; color: #7a5a00; }
 </style>
 </head>
 <body>

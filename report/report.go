@@ -34,17 +34,14 @@ func Build(rd *experiments.RunDir) (*Report, error) {
 	var series []results.SeriesPoint
 	var dists []results.Distribution
 	if len(rd.Intervals) > 0 {
-		var err error
-		if series, err = results.Series(rd.Dir); err != nil {
-			return nil, err
-		}
 		var ws []results.Window
 		for _, p := range rf.Phases {
 			if p.End.After(p.Start) {
 				ws = append(ws, results.Window{Name: p.Name, Start: p.Start, End: p.End})
 			}
 		}
-		if dists, err = results.Distributions(rd.Dir, ws); err != nil {
+		var err error
+		if series, dists, err = results.SeriesAndDistributions(rd.Dir, ws); err != nil {
 			return nil, err
 		}
 	}

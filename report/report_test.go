@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,7 +202,12 @@ func TestWriteRefusesWhatIsNotARun(t *testing.T) {
 func TestWriteIndex(t *testing.T) {
 	base := t.TempDir()
 	page := filepath.Join(base, "index.html")
+	for _, d := range []string{"failover-kill", "htap-contention"} {
+		os.MkdirAll(filepath.Join(base, d), 0o755)
+		os.WriteFile(filepath.Join(base, d, "report.html"), nil, 0o644)
+	}
 	err := WriteIndex(page, "htapchaos suite quick", []IndexRun{
+		{Name: "partition", Dir: filepath.Join(base, "partition"), Verdict: experiments.Pass, Error: "cluster did not start: <timeout>"},
 		{Name: "failover-kill", Dir: filepath.Join(base, "failover-kill"), Verdict: experiments.Pass},
 		{Name: "htap-contention", Dir: filepath.Join(base, "htap-contention"), Verdict: experiments.Fail, Findings: []experiments.Finding{
 			{Mode: "htap-contention", Name: "oltp p99 <inflation>", Verdict: experiments.Fail},
@@ -220,12 +226,58 @@ func TestWriteIndex(t *testing.T) {
 		`<a href="failover-kill/report.html">failover-kill</a>`,
 		`<a href="htap-contention/report.html">htap-contention</a>`,
 		`<span class="verdict fail">fail</span></td><td>htap-contention: oltp p99 &lt;inflation&gt;</td><td>data-movement: bytes</td>`,
+		`<td>partition</td>`, // no report: no link
+		`<td>cluster did not start: &lt;timeout&gt;</td>`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("index lacks %q:\n%s", want, b)
 		}
 	}
-	if n := strings.Count(string(b), `<tr class="run">`); n != 2 {
-		t.Errorf("%d rows, want 2", n)
+	if n := strings.Count(string(b), `<tr class="run">`); n != 3 {
+		t.Errorf("%d rows, want 3", n)
+	}
+}
+
+// A workload whose every operation failed, and one with a single success: the
+// log-scale charts have nothing, or one value, to span (the plotting library
+// panics on such a range); the report is still written.
+func TestReportOfFailuresOnly(t *testing.T) {
+	dir := t.TempDir()
+	rec, err := results.NewRecorder(results.Options{Dir: dir, Start: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := rec.Handle(results.Key{Workload: "broken", Op: "point-read", Node: 1})
+	single := rec.Handle(results.Key{Workload: "single", Op: "dashboard", Node: 1})
+	for s := range 3 {
+		sec := t0.Add(time.Duration(s) * time.Second)
+		for i := range 10 {
+			at := sec.Add(time.Duration(i) * 50 * time.Millisecond)
+			broken.Record(at, at, at.Add(time.Millisecond), &mysql.MySQLError{Number: 1047, Message: "not ready"})
+		}
+		if s == 1 {
+			single.Record(sec, sec, sec.Add(5*time.Millisecond), nil)
+		}
+		if _, err := rec.Tick(sec.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rec.Close(t0.Add(3 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(experiments.RunFile{Version: experiments.RunVersion, Start: t0, End: t0.Add(3 * time.Second),
+		Phases: []experiments.Window{{Name: "baseline", Start: t0, End: t0.Add(3 * time.Second)}}})
+	os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
+	r, err := Write(dir, Options{ChartsDir: filepath.Join(dir, "charts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range r.Charts {
+		ids = append(ids, c.ID)
+	}
+	want := []string{"broken-throughput", "broken-errors", "single-throughput", "single-latency", "single-percentiles", "gaps"}
+	if !slices.Equal(ids, want) {
+		t.Errorf("charts %v, want %v", ids, want)
 	}
 }

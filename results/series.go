@@ -1,9 +1,11 @@
 package results
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"os"
@@ -29,7 +31,7 @@ type SeriesPoint struct {
 	ByClass  map[Class]int64
 	Late     int64
 	Dropped  int64
-	Latency  Percentiles // of successes, from the intended start, merged exactly
+	Latency  Percentiles // of successes, from the intended start, merged exactly; zero when Count is 0
 }
 
 // Rate is successes per second of the interval.
@@ -40,15 +42,60 @@ func (p SeriesPoint) Rate() float64 {
 	return float64(p.Count) / p.Seconds
 }
 
-// Series reads the run directory dir as one point per workload and interval,
-// sorted by workload and time. The first interval runs from the start in
-// summary.json (one second when there is none). Counts come from intervals.jsonl; latency from
-// the interval logs, merged one interval at a time (memory stays at one
-// histogram however long the run).
+// QuantilePoint is one point of a percentile distribution: the latency (ms)
+// at quantile Q (0..1).
+type QuantilePoint struct {
+	Q  float64 `json:"q"`
+	Ms float64 `json:"ms"`
+}
+
+// Distribution is one workload's latency distribution over one window, as
+// HdrHistogram plots it: latency by percentile, ten points per decade of
+// 1/(1-Q) up to the count's resolution, and the maximum last.
+type Distribution struct {
+	Window   string          `json:"window"`
+	Workload string          `json:"workload"`
+	Count    int64           `json:"count"`
+	Points   []QuantilePoint `json:"points"`
+}
+
+// Series reads the run directory dir as one point per workload and interval;
+// see SeriesAndDistributions.
 func Series(dir string) ([]SeriesPoint, error) {
+	s, _, err := SeriesAndDistributions(dir, nil)
+	return s, err
+}
+
+// Distributions reads the run directory dir as one latency distribution per
+// window and workload; see SeriesAndDistributions.
+func Distributions(dir string, windows []Window) ([]Distribution, error) {
+	_, d, err := SeriesAndDistributions(dir, windows)
+	return d, err
+}
+
+// SeriesAndDistributions reads the run directory dir in one pass over its
+// interval logs.
+//
+// The series has one point per workload and interval, sorted by workload and
+// time: counts from intervals.jsonl, latency merged over the workload's ops
+// and nodes from the interval logs. The recorder writes nothing for a key that
+// saw nothing, so the intervals are put back on a grid: every tick any key
+// wrote, the run's start and end from summary.json, and the ticks a stall of
+// the whole run left out (at the run's interval, the median spacing of the
+// ticks). From its first interval to the run's end, a workload has a point
+// for every interval of the grid, with zeros where it completed nothing.
+//
+// The distributions are, per window (in the order given) and workload, the
+// latency of the successes merged over the window's intervals (as in
+// WindowStats: an interval belongs to a window when its end falls in
+// (Start, End]); empty ones are left out.
+//
+// Memory: the interval logs are read line by line and decoded one histogram at
+// a time; what is kept is one merged histogram per window and workload.
+func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Distribution, error) {
 	lines, err := ReadIntervals(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	type key struct {
 		wl string
@@ -56,12 +103,8 @@ func Series(dir string) ([]SeriesPoint, error) {
 	}
 	points := map[key]*SeriesPoint{}
 	ticks := map[int64]bool{}
-	var allTicks []int64
 	for _, l := range lines {
-		if !ticks[l.T] {
-			ticks[l.T] = true
-			allTicks = append(allTicks, l.T)
-		}
+		ticks[l.T] = true
 		k := key{l.Workload, l.T}
 		p := points[k]
 		if p == nil {
@@ -82,49 +125,120 @@ func Series(dir string) ([]SeriesPoint, error) {
 			p.Errors += n
 		}
 	}
-	slices.Sort(allTicks)
-	// An interval's length: from the tick before it (of any workload).
-	prev := map[int64]int64{}
-	for i, t := range allTicks {
-		if i > 0 {
-			prev[t] = allTicks[i-1]
-		}
-	}
 
+	acc := newWindowAcc(windows)
+	type dkey struct {
+		wi int
+		wl string
+	}
+	dists := map[dkey]*hdr.Histogram{}
 	err = eachLatencyLog(dir, ticks, func(wl string, end int64, h *hdr.Histogram) {
 		k := key{wl, end}
 		p := points[k]
 		if p == nil { // latency without a line in intervals.jsonl: a crash between the two writes
 			p = &SeriesPoint{T: time.UnixMilli(end), Workload: wl}
 			points[k] = p
+			ticks[end] = true
 		}
 		p.Latency = percentilesOf(h)
+		for _, wi := range acc.in(end) {
+			dk := dkey{wi, wl}
+			d := dists[dk]
+			if d == nil {
+				d = newHist()
+				dists[dk] = d
+			}
+			merge(d, h)
+		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
-	var start int64
+	var start, end int64
 	if s, err := ReadSummary(filepath.Join(dir, "summary.json")); err == nil {
-		start = s.Start.UnixMilli()
+		start, end = s.Start.UnixMilli(), s.End.UnixMilli()
 	}
-	out := make([]SeriesPoint, 0, len(points))
-	for _, p := range points {
-		t := p.T.UnixMilli()
-		switch pt, ok := prev[t]; {
-		case ok:
-			p.Seconds = float64(t-pt) / 1000
-		case start > 0 && start < t:
-			p.Seconds = float64(t-start) / 1000 // the first interval, from the run's start
-		default:
-			p.Seconds = 1 // no summary: the recorder's interval
+	grid := tickGrid(slices.Sorted(maps.Keys(ticks)), start, end)
+	first := map[string]int64{} // each workload's first tick
+	for k := range points {
+		if f, ok := first[k.wl]; !ok || k.t < f {
+			first[k.wl] = k.t
 		}
-		out = append(out, *p)
 	}
-	slices.SortFunc(out, func(a, b SeriesPoint) int {
+	var series []SeriesPoint
+	for wl, f := range first {
+		prev := start
+		for i, t := range grid {
+			if i > 0 {
+				prev = grid[i-1]
+			}
+			if t < f {
+				continue
+			}
+			p := points[key{wl, t}]
+			if p == nil {
+				p = &SeriesPoint{T: time.UnixMilli(t), Workload: wl}
+			}
+			p.Seconds = float64(t-prev) / 1000
+			if prev <= 0 || prev >= t {
+				p.Seconds = 1 // no start known: the recorder's default interval
+			}
+			series = append(series, *p)
+		}
+	}
+	slices.SortFunc(series, func(a, b SeriesPoint) int {
 		return cmp.Or(cmp.Compare(a.Workload, b.Workload), a.T.Compare(b.T))
 	})
-	return out, nil
+
+	keys := slices.SortedFunc(maps.Keys(dists), func(a, b dkey) int { return cmp.Or(cmp.Compare(a.wi, b.wi), cmp.Compare(a.wl, b.wl)) })
+	out := make([]Distribution, 0, len(keys))
+	for _, k := range keys {
+		h := dists[k]
+		out = append(out, Distribution{Window: windows[k.wi].Name, Workload: k.wl, Count: h.TotalCount(), Points: distributionOf(h)})
+	}
+	return series, out, nil
+}
+
+// tickGrid is the run's intervals: the ticks written (sorted), with the ticks
+// a stall of the whole run left out put back at the run's interval, between
+// start and end when known (0: unknown).
+func tickGrid(ticks []int64, start, end int64) []int64 {
+	if len(ticks) == 0 {
+		return nil
+	}
+	iv := int64(1000)
+	if len(ticks) > 2 {
+		var d []int64
+		for i := 1; i < len(ticks); i++ {
+			d = append(d, ticks[i]-ticks[i-1])
+		}
+		slices.Sort(d)
+		iv = max(d[len(d)/2], 1)
+	}
+	prev := ticks[0] - iv // a first tick comes one interval after the start
+	if start > 0 && start < ticks[0] {
+		prev = start
+	}
+	var grid []int64
+	fill := func(upTo int64) {
+		for upTo-prev > iv+iv/2 {
+			prev += iv
+			grid = append(grid, prev)
+		}
+	}
+	for _, t := range ticks {
+		fill(t)
+		grid = append(grid, t)
+		prev = t
+	}
+	if end > prev {
+		fill(end)
+		if end-prev > iv/2 { // the last interval, closed with nothing in it
+			grid = append(grid, end)
+		}
+	}
+	return grid
 }
 
 // eachLatencyLog calls f with each workload's latency histogram of each
@@ -138,104 +252,83 @@ func eachLatencyLog(dir string, ticks map[int64]bool, f func(workload string, en
 	slices.Sort(logs)
 	cur := newHist()
 	for _, path := range logs {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("results: %w", err)
+		if err := eachLatencyInterval(path, ticks, cur, f); err != nil {
+			return err
 		}
-		wl := hlogWorkload(path, b)
-		rd := hdr.NewHistogramLogReader(bytes.NewReader(latencyLines(b)))
-		curEnd := int64(-1)
-		flush := func() {
-			if curEnd >= 0 && cur.TotalCount() > 0 {
-				f(wl, curEnd, cur)
-			}
-			cur.Reset()
-		}
-		for {
-			h, err := rd.NextIntervalHistogram()
-			if err != nil {
-				return fmt.Errorf("results: read %s: %w", path, err)
-			}
-			if h == nil {
-				break
-			}
-			kind, _, _, ok := parseTag(h.Tag())
-			if !ok || kind != "lat" {
-				continue
-			}
-			end := h.EndTimeMs()
-			if !ticks[end] && ticks[end+1] {
-				end++ // the reader's float sum can fall a millisecond short of the tick
-			}
-			if end != curEnd {
-				flush()
-				curEnd = end
-			}
-			merge(cur, h)
-		}
-		flush()
 	}
 	return nil
 }
 
-// QuantilePoint is one point of a percentile distribution: the latency (ms)
-// at quantile Q (0..1).
-type QuantilePoint struct {
-	Q  float64 `json:"q"`
-	Ms float64 `json:"ms"`
-}
-
-// Distribution is one workload's latency distribution over one window, as
-// HdrHistogram plots it: latency by percentile, ten points per decade of
-// 1/(1-Q) up to the count's resolution, and the maximum last.
-type Distribution struct {
-	Window   string          `json:"window"`
-	Workload string          `json:"workload"`
-	Count    int64           `json:"count"`
-	Points   []QuantilePoint `json:"points"`
-}
-
-// Distributions reads the interval logs of dir and returns, for each window
-// (in the order given) and each workload, the latency distribution of the
-// successes merged over operations and nodes. Intervals belong to windows as
-// in WindowStats. Empty distributions are left out.
-func Distributions(dir string, windows []Window) ([]Distribution, error) {
-	lines, err := ReadIntervals(dir)
+func eachLatencyInterval(path string, ticks map[int64]bool, cur *hdr.Histogram, f func(workload string, end int64, h *hdr.Histogram)) error {
+	file, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("results: %w", err)
 	}
-	ticks := map[int64]bool{}
-	for _, l := range lines {
-		ticks[l.T] = true
-	}
-	acc := newWindowAcc(windows)
-	type key struct {
-		wi int
-		wl string
-	}
-	hists := map[key]*hdr.Histogram{}
-	err = eachLatencyLog(dir, ticks, func(wl string, end int64, h *hdr.Histogram) {
-		for _, wi := range acc.in(end) {
-			k := key{wi, wl}
-			d := hists[k]
-			if d == nil {
-				d = newHist()
-				hists[k] = d
-			}
-			merge(d, h)
+	defer file.Close()
+	br := bufio.NewReaderSize(file, 64<<10)
+	head, _ := br.Peek(4096) // the header comment names the workload
+	wl := hlogWorkload(path, head)
+	rd := hdr.NewHistogramLogReader(&latencyLines{br: br})
+	curEnd := int64(-1)
+	cur.Reset()
+	flush := func() {
+		if curEnd >= 0 && cur.TotalCount() > 0 {
+			f(wl, curEnd, cur)
 		}
-	})
-	if err != nil {
-		return nil, err
+		cur.Reset()
 	}
-	keys := slices.SortedFunc(maps.Keys(hists), func(a, b key) int { return cmp.Or(cmp.Compare(a.wi, b.wi), cmp.Compare(a.wl, b.wl)) })
-	out := make([]Distribution, 0, len(keys))
-	for _, k := range keys {
-		h := hists[k]
-		out = append(out, Distribution{Window: windows[k.wi].Name, Workload: k.wl, Count: h.TotalCount(), Points: distributionOf(h)})
+	for {
+		h, err := rd.NextIntervalHistogram()
+		if err != nil {
+			return fmt.Errorf("results: read %s: %w", path, err)
+		}
+		if h == nil {
+			break
+		}
+		kind, _, _, ok := parseTag(h.Tag())
+		if !ok || kind != "lat" {
+			continue
+		}
+		end := h.EndTimeMs()
+		if !ticks[end] && ticks[end+1] {
+			end++ // the reader's float sum can fall a millisecond short of the tick
+		}
+		if end != curEnd {
+			flush()
+			curEnd = end
+		}
+		merge(cur, h)
 	}
-	return out, nil
+	flush()
+	return nil
 }
+
+// latencyLines reads an interval log without its service-time and error
+// histograms: the log reader decodes every line into a histogram of its own,
+// and two thirds of them would be thrown away.
+type latencyLines struct {
+	br  *bufio.Reader
+	buf []byte
+	err error
+}
+
+func (r *latencyLines) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		line, err := r.br.ReadBytes('\n')
+		r.err = err
+		if !bytes.HasPrefix(line, []byte("Tag=svc/")) && !bytes.HasPrefix(line, []byte("Tag=err/")) {
+			r.buf = line
+		}
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+var _ io.Reader = (*latencyLines)(nil)
 
 // distributionOf samples h at Q = 1 - 10^(-i/10), i = 0, 1, ..., while 1/(1-Q)
 // stays within the count, then at the maximum (Q = 1).
@@ -250,20 +343,4 @@ func distributionOf(h *hdr.Histogram) []QuantilePoint {
 		pts = append(pts, QuantilePoint{Q: q, Ms: nsToMs(float64(h.ValueAtQuantile(q * 100)))})
 	}
 	return append(pts, QuantilePoint{Q: 1, Ms: nsToMs(float64(h.Max()))})
-}
-
-// latencyLines drops the service-time and error histograms from an interval
-// log's text before it is decoded: the reader decodes every line into a
-// histogram of its own, and two thirds of them would be thrown away.
-func latencyLines(b []byte) []byte {
-	out := make([]byte, 0, len(b))
-	for len(b) > 0 {
-		line, rest, _ := bytes.Cut(b, []byte{'\n'})
-		if !bytes.HasPrefix(line, []byte("Tag=svc/")) && !bytes.HasPrefix(line, []byte("Tag=err/")) {
-			out = append(out, line...)
-			out = append(out, '\n')
-		}
-		b = rest
-	}
-	return out
 }

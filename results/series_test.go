@@ -2,7 +2,9 @@ package results
 
 import (
 	"math"
+	"slices"
 	"testing"
+	"time"
 )
 
 // Series gives each workload's figures per interval, merged over ops and nodes,
@@ -92,6 +94,72 @@ func TestDistributions(t *testing.T) {
 		}
 		if !near(p.Ms, want) {
 			t.Errorf("mixed: q %.4f: %g ms, want %g", p.Q, p.Ms, want)
+		}
+	}
+}
+
+// A stall of the whole run leaves no line in the logs: the series puts the
+// seconds back, at zero, so that a rate is never averaged over the stall.
+func TestSeriesStall(t *testing.T) {
+	dir := t.TempDir()
+	r, err := NewRecorder(Options{Dir: dir, Start: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.Handle(Key{Workload: "oltp", Op: "point-read", Node: 1})
+	for s := range 10 {
+		sec := t0.Add(time.Duration(s) * time.Second)
+		if s < 3 || s > 5 {
+			for i := range 100 {
+				at := sec.Add(time.Duration(i) * 10 * time.Millisecond)
+				h.Record(at, at, at.Add(ms(2)), nil)
+			}
+		}
+		if _, err := r.Tick(sec.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Close(t0.Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := Series(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 10 {
+		t.Fatalf("%d points, want 10: %+v", len(pts), pts)
+	}
+	for s, p := range pts {
+		want := 100.0
+		if s >= 3 && s <= 5 {
+			want = 0
+		}
+		if !p.T.Equal(t0.Add(time.Duration(s+1)*time.Second)) || p.Seconds != 1 || p.Rate() != want {
+			t.Errorf("second %d: T %s, %g s, rate %g; want %g/s over 1 s", s, p.T.Sub(t0), p.Seconds, p.Rate(), want)
+		}
+		if (want == 0) != (p.Latency.P50 == 0) {
+			t.Errorf("second %d: latency %+v with rate %g", s, p.Latency, p.Rate())
+		}
+	}
+}
+
+func TestTickGrid(t *testing.T) {
+	for _, tc := range []struct {
+		ticks      []int64
+		start, end int64
+		want       []int64
+	}{
+		{[]int64{2000, 3000, 4000}, 1000, 4000, []int64{2000, 3000, 4000}},
+		{[]int64{2000, 3000, 7000, 8000}, 1000, 8000, []int64{2000, 3000, 4000, 5000, 6000, 7000, 8000}},
+		// Nothing in the first seconds nor the last: back to the start and to the end.
+		{[]int64{4000, 5000, 6000}, 1000, 9000, []int64{2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000}},
+		// A short last interval (the recorder's Close) stays as it is.
+		{[]int64{2000, 3000, 3400}, 1000, 3400, []int64{2000, 3000, 3400}},
+		{nil, 1000, 5000, nil},
+		{[]int64{5000}, 0, 0, []int64{5000}},
+	} {
+		if got := tickGrid(tc.ticks, tc.start, tc.end); !slices.Equal(got, tc.want) {
+			t.Errorf("tickGrid(%v, %d, %d) = %v, want %v", tc.ticks, tc.start, tc.end, got, tc.want)
 		}
 	}
 }

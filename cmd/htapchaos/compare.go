@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -36,6 +39,11 @@ Output: a table (every op merged; --ops for each op), --json for JSON on stdout,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
+			if htmlPath != "" {
+				if st, err := os.Stat(filepath.Dir(htmlPath)); err != nil || !st.IsDir() {
+					return usagef("--html %s: directory %s does not exist", htmlPath, filepath.Dir(htmlPath))
+				}
+			}
 			runs, err := compare.Load(args)
 			if err != nil {
 				return err
@@ -46,7 +54,7 @@ Output: a table (every op merged; --ops for each op), --json for JSON on stdout,
 			}
 			if htmlPath != "" {
 				if err := compare.WriteFile(htmlPath, c.WriteHTML); err != nil {
-					return usagef("--html %s: %v", htmlPath, err)
+					return fmt.Errorf("--html %s: %w", htmlPath, err) // the directory exists: a failure to write
 				}
 				a.progress("compare: wrote %s", htmlPath)
 			}

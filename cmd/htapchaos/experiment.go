@@ -185,7 +185,7 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 			}
 			base := f.out
 			var all []*experiments.Result
-			defer func() { a.writeSuiteIndex(base, all) }()
+			defer func() { a.writeSuiteIndex(base, junit) }()
 			shared := map[string]*testcontainers.Cluster{}
 			defer func() {
 				cctx, cancel := cleanupContext(ctx)
@@ -276,15 +276,23 @@ func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 	fl.StringVar(&f.junit, "junit", "", "write a JUnit XML report to FILE at the end: a test case per finding, failures with their evidence")
 }
 
-// writeSuiteIndex writes the suite's index page, linking each run's report. A
-// failure is said, not fatal: the runs and their reports are written already.
-func (a *app) writeSuiteIndex(base string, all []*experiments.Result) {
-	if len(all) == 0 {
+// writeSuiteIndex writes the suite's index page: every experiment that ran or
+// tried to, with its verdict or error, linking its report. A failure is said, not
+// fatal: the runs and their reports are written already.
+func (a *app) writeSuiteIndex(base string, ran []experiments.JUnitRun) {
+	if len(ran) == 0 {
 		return
 	}
 	var runs []report.IndexRun
-	for _, r := range all {
-		runs = append(runs, report.IndexRun{Name: r.Recorded.Spec.Name, Dir: r.Dir, Verdict: r.Verdict(), Findings: r.Findings})
+	for _, r := range ran {
+		ir := report.IndexRun{Name: r.Experiment, Dir: r.Dir, Verdict: experiments.Worst(r.Findings), Findings: r.Findings}
+		if r.Err != nil {
+			ir.Error = r.Err.Error()
+			if len(r.Findings) == 0 {
+				ir.Verdict = "error" // nothing was scored
+			}
+		}
+		runs = append(runs, ir)
 	}
 	page := filepath.Join(base, "index.html")
 	if err := report.WriteIndex(page, "htapchaos suite "+filepath.Base(base), runs); err != nil {
