@@ -360,6 +360,9 @@ func Settings(rf *experiments.RunFile) map[string]string {
 	if rf.Target != "" {
 		out["target"] = rf.Target
 	}
+	if rf.ServerVersion != "" {
+		out["server_version"] = rf.ServerVersion
+	}
 	return out
 }
 

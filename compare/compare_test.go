@@ -75,6 +75,11 @@ func TestGroupingAndLabels(t *testing.T) {
 			[]string{"server: k=v, server: sync_binlog=1", "server: k=w, server: sync_binlog=0"}, [][]string{{"x"}, {"y"}}},
 		{"only the seed differs", []*experiments.RunDir{rate("runs/one", 1, 200), rate("runs/two", 2, 200), rate("runs/three", 3, 200)},
 			[]string{"one", "two", "three"}, [][]string{{"runs/one"}, {"runs/two"}, {"runs/three"}}},
+		{"server versions", func() []*experiments.RunDir {
+			a, b := rate("x", 1, 200), rate("y", 2, 200)
+			a.Run.ServerVersion, b.Run.ServerVersion = "10.11.14-MariaDB-0+deb12u2", "11.4.5-MariaDB"
+			return []*experiments.RunDir{a, b}
+		}(), []string{"server_version=10.11.14-MariaDB-0+deb12u2", "server_version=11.4.5-MariaDB"}, [][]string{{"x"}, {"y"}}},
 		{"same base names", []*experiments.RunDir{rate("monday/run", 1, 200), rate("tuesday/run", 2, 200)},
 			[]string{"monday/run", "tuesday/run"}, [][]string{{"monday/run"}, {"tuesday/run"}}},
 	} {

@@ -105,23 +105,25 @@ const runVersion = 1
 // RunFile is run.json: the spec, the cluster, the timeline, the faults and the
 // findings.
 type RunFile struct {
-	Version     int           `json:"version"`
-	Tool        string        `json:"tool"`
-	Spec        *Spec         `json:"spec"`
-	Seed        uint64        `json:"seed"`
-	Cluster     *htc.Info     `json:"cluster,omitempty"`
-	Target      string        `json:"target,omitempty"`
-	Start       time.Time     `json:"start"`
-	End         time.Time     `json:"end"`
-	Phases      []Window      `json:"phases"`
-	Faults      []FaultRecord `json:"faults"`
-	Audit       *Audit        `json:"audit,omitempty"`
-	PhaseStats  []PhaseStats  `json:"phase_stats"`
-	Findings    []Finding     `json:"findings"`
-	Verdict     Verdict       `json:"verdict"`
-	Interrupted bool          `json:"interrupted,omitempty"`
-	Missing     []string      `json:"indicators_missing,omitempty"`
-	Error       string        `json:"error,omitempty"`
+	Version int       `json:"version"`
+	Tool    string    `json:"tool"`
+	Spec    *Spec     `json:"spec"`
+	Seed    uint64    `json:"seed"`
+	Cluster *htc.Info `json:"cluster,omitempty"`
+	// ServerVersion is the database's VERSION() on the node that took the seed.
+	ServerVersion string        `json:"server_version,omitempty"`
+	Target        string        `json:"target,omitempty"`
+	Start         time.Time     `json:"start"`
+	End           time.Time     `json:"end"`
+	Phases        []Window      `json:"phases"`
+	Faults        []FaultRecord `json:"faults"`
+	Audit         *Audit        `json:"audit,omitempty"`
+	PhaseStats    []PhaseStats  `json:"phase_stats"`
+	Findings      []Finding     `json:"findings"`
+	Verdict       Verdict       `json:"verdict"`
+	Interrupted   bool          `json:"interrupted,omitempty"`
+	Missing       []string      `json:"indicators_missing,omitempty"`
+	Error         string        `json:"error,omitempty"`
 }
 
 // Run runs one experiment: provision or connect, seed, run workloads and faults on
@@ -274,6 +276,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	rep, err := loadgen.Setup(ctx, db, dialect, data)
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&rf.ServerVersion); err != nil {
+		logf("server version: %v", err) // a figure for the record, not a reason to stop
 	}
 	if rep.UsersAdded+rep.OrdersAdded > 0 {
 		logf("seeded %d users and %d orders (%.0f rows/s)", rep.UsersAdded, rep.OrdersAdded, rep.RowsPerSecond())

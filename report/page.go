@@ -231,7 +231,7 @@ figure.chart { margin: 1em 0; } figure.chart svg { width: 100%; height: auto; } 
 <body>
 <h1>{{.Title}} <span class="verdict {{lower .Run.Verdict}}" id="verdict">{{.Verdict}}</span></h1>
 {{if .Description}}<p>{{.Description}}</p>{{end}}
-<p class="meta">Started {{when .Run.Start}}{{if .Duration}}, ran {{.Duration}}{{end}}; seed {{.Run.Seed}}; {{.Run.Tool}}{{if .Run.Cluster}}; cluster {{.Run.Cluster.Name}} ({{.Run.Cluster.Topology}}, {{len .Run.Cluster.Nodes}} nodes){{end}}{{if .Run.Target}}; target {{.Run.Target}}{{end}}.
+<p class="meta">Started {{when .Run.Start}}{{if .Duration}}, ran {{.Duration}}{{end}}; seed {{.Run.Seed}}; {{.Run.Tool}}{{if .Run.Cluster}}; cluster {{.Run.Cluster.Name}} ({{.Run.Cluster.Topology}}, {{len .Run.Cluster.Nodes}} nodes){{end}}{{if .Run.Target}}; target {{.Run.Target}}{{end}}{{if .Run.ServerVersion}}; server {{.Run.ServerVersion}}{{end}}.
 {{if .Run.Interrupted}}<strong>The run was interrupted: what was measured is scored.</strong>{{end}}
 {{if .Run.Error}}<strong>The run ended with an error: {{.Run.Error}}</strong>{{end}}</p>
 

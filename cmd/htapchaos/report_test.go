@@ -41,6 +41,9 @@ func TestReportOfARealRunRendersInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(rf.ServerVersion, "MariaDB") {
+		t.Errorf("run.json server version %q", rf.ServerVersion)
+	}
 	if len(rf.Faults) != 1 || !rf.Faults[0].TookEffect() {
 		t.Fatalf("the pause did not take effect: %+v", rf.Faults)
 	}
