@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"image/color"
 	"math"
@@ -414,24 +415,24 @@ func indicatorCharts(tl timeline, samples []experiments.Sample, labels map[int]s
 	var out []*Chart
 	for _, ind := range indicators {
 		series := make([]plotter.XYs, len(nodes))
-		any, nonzero := false, false
+		given, nonzero := false, false
 		for _, s := range samples {
 			i := slices.Index(nodes, s.Node)
 			v, ok := ind.val(s)
 			if !ok {
 				v = math.NaN()
 			} else {
-				any = true
+				given = true
 				nonzero = nonzero || v != 0
 			}
 			series[i] = append(series[i], plotter.XY{X: tl.x(s.T), Y: v})
 		}
-		if !any || (!nonzero && ind.id != "up") {
+		if !given || (!nonzero && ind.id != "up") {
 			continue
 		}
 		names := make([]string, len(nodes))
 		for i, n := range nodes {
-			names[i] = cmpOr(labels[n], fmt.Sprintf("node %d", n))
+			names[i] = cmp.Or(labels[n], fmt.Sprintf("node %d", n))
 		}
 		p := tl.timeChart(ind.title, ind.unit)
 		n, err := addLines(p, names, series, false)
@@ -509,11 +510,4 @@ func slugify(s string) string {
 		}
 	}
 	return b.String()
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

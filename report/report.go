@@ -45,6 +45,17 @@ func Build(rd *experiments.RunDir) (*Report, error) {
 			return nil, err
 		}
 	}
+	// A run.json without an end (a run that died) still shows all that was measured.
+	for _, p := range series {
+		if p.T.After(tl.end) {
+			tl.end = p.T
+		}
+	}
+	for _, s := range rd.Indicators {
+		if s.T.After(tl.end) {
+			tl.end = s.T
+		}
+	}
 	var workloads []string
 	for _, p := range series {
 		if !slices.Contains(workloads, p.Workload) {
