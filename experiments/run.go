@@ -664,17 +664,14 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// writeJSON writes v through a temporary file and a rename: a reader never sees half.
+// writeJSON writes v through a synced temporary file and a rename: a reader never
+// sees half, and a crash after it returns does not lose it.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return results.WriteFileAtomic(path, append(b, '\n'))
 }
 
 func toolVersion() string {
