@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/htapchaos/htapchaos/results"
 )
 
 // JUnitRun is one experiment as the JUnit report shows it: what ran, for how long,
@@ -145,27 +148,15 @@ func WriteJUnit(w io.Writer, runs []JUnitRun) error {
 	return err
 }
 
-// WriteJUnitFile writes the document to path through a temporary file in the same
-// directory and a rename: a reader never sees half a report.
+// WriteJUnitFile writes the document to path through a synced temporary file in the
+// same directory and a rename (results.WriteFileAtomic): a reader never sees half a
+// report.
 func WriteJUnitFile(path string, runs []JUnitRun) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	var b bytes.Buffer
+	if err := WriteJUnit(&b, runs); err != nil {
 		return fmt.Errorf("junit report: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename: nothing to remove
-	if err := WriteJUnit(tmp, runs); err != nil {
-		tmp.Close()
-		return fmt.Errorf("junit report: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("junit report: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("junit report: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := results.WriteFileAtomic(path, b.Bytes()); err != nil {
 		return fmt.Errorf("junit report: %w", err)
 	}
 	return nil
