@@ -2,10 +2,8 @@ package results
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"os"
@@ -90,8 +88,9 @@ func Distributions(dir string, windows []Window) ([]Distribution, error) {
 // WindowStats: an interval belongs to a window when its end falls in
 // (Start, End]); empty ones are left out.
 //
-// Memory: the interval logs are read line by line and decoded one histogram at
-// a time; what is kept is one merged histogram per window and workload.
+// Memory: the interval logs are read line by line, each line decoded sparsely
+// (see eachInterval); what is kept is one merged histogram per window and
+// workload.
 func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Distribution, error) {
 	lines, err := ReadIntervals(dir)
 	if err != nil {
@@ -268,7 +267,6 @@ func eachLatencyInterval(path string, ticks map[int64]bool, cur *hdr.Histogram, 
 	br := bufio.NewReaderSize(file, 64<<10)
 	head, _ := br.Peek(4096) // the header comment names the workload
 	wl := hlogWorkload(path, head)
-	rd := hdr.NewHistogramLogReader(&latencyLines{br: br})
 	curEnd := int64(-1)
 	cur.Reset()
 	flush := func() {
@@ -277,58 +275,27 @@ func eachLatencyInterval(path string, ticks map[int64]bool, cur *hdr.Histogram, 
 		}
 		cur.Reset()
 	}
-	for {
-		h, err := rd.NextIntervalHistogram()
-		if err != nil {
-			return fmt.Errorf("results: read %s: %w", path, err)
-		}
-		if h == nil {
-			break
-		}
-		kind, _, _, ok := parseTag(h.Tag())
-		if !ok || kind != "lat" {
-			continue
-		}
-		end := h.EndTimeMs()
+	isLatency := func(tag string) bool {
+		kind, _, _, ok := parseTag(tag)
+		return ok && kind == "lat"
+	}
+	err = eachInterval(br, isLatency, func(_ string, end int64, p *hdr.PackedHistogram) error {
 		if !ticks[end] && ticks[end+1] {
-			end++ // the reader's float sum can fall a millisecond short of the tick
+			end++ // the float sum of the log's times can fall a millisecond short of the tick
 		}
 		if end != curEnd {
 			flush()
 			curEnd = end
 		}
-		merge(cur, h)
+		mergePacked(cur, p)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("results: read %s: %w", path, err)
 	}
 	flush()
 	return nil
 }
-
-// latencyLines reads an interval log without its service-time and error
-// histograms: the log reader decodes every line into a histogram of its own,
-// and two thirds of them would be thrown away.
-type latencyLines struct {
-	br  *bufio.Reader
-	buf []byte
-	err error
-}
-
-func (r *latencyLines) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if r.err != nil {
-			return 0, r.err
-		}
-		line, err := r.br.ReadBytes('\n')
-		r.err = err
-		if !bytes.HasPrefix(line, []byte("Tag=svc/")) && !bytes.HasPrefix(line, []byte("Tag=err/")) {
-			r.buf = line
-		}
-	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
-}
-
-var _ io.Reader = (*latencyLines)(nil)
 
 // distributionOf samples h at Q = 1 - 10^(-i/10), i = 0, 1, ..., while 1/(1-Q)
 // stays within the count, then at the maximum (Q = 1).

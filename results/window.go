@@ -245,35 +245,31 @@ func (a *windowAcc) cell(wi int, k Key) *windowCell {
 	return c
 }
 
-// readLog merges the latency histograms of one interval log into the
-// windows. The library's reader gives interval times truncated to the
-// millisecond from a float sum, which can be one millisecond short of the
-// tick; ticks, the exact ends of intervals.jsonl, put them back.
+// readLog merges the latency and service-time histograms of one interval log
+// into the windows. Interval times, read as the library's reader reads them,
+// are truncated to the millisecond from a float sum, which can be one
+// millisecond short of the tick; ticks, the exact ends of intervals.jsonl, put
+// them back.
 func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]string]string) error {
-	b, err := os.ReadFile(path)
+	file, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("results: %w", err)
 	}
-	wl := hlogWorkload(path, b)
-	rd := hdr.NewHistogramLogReader(bytes.NewReader(b))
-	for {
-		h, err := rd.NextIntervalHistogram()
-		if err != nil {
-			return fmt.Errorf("results: read %s: %w", path, err)
-		}
-		if h == nil {
-			return nil
-		}
-		kind, op, node, ok := parseTag(h.Tag())
-		if !ok || (kind != "lat" && kind != "svc") {
-			continue
-		}
+	defer file.Close()
+	br := bufio.NewReaderSize(file, 64<<10)
+	head, _ := br.Peek(4096) // the header comment names the workload
+	wl := hlogWorkload(path, head)
+	wanted := func(tag string) bool {
+		kind, _, _, ok := parseTag(tag)
+		return ok && (kind == "lat" || kind == "svc")
+	}
+	err = eachInterval(br, wanted, func(tag string, end int64, p *hdr.PackedHistogram) error {
+		kind, op, node, _ := parseTag(tag)
 		if o, ok := opOf[[2]string{wl, op}]; ok {
 			op = o
 		}
 		k := Key{Workload: wl, Op: op, Node: node}
 		a.keys[k] = true
-		end := h.EndTimeMs()
 		if !ticks[end] && ticks[end+1] {
 			end++
 		}
@@ -286,9 +282,14 @@ func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]strin
 			if *dst == nil {
 				*dst = newHist()
 			}
-			merge(*dst, h)
+			mergePacked(*dst, p)
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("results: read %s: %w", path, err)
 	}
+	return nil
 }
 
 // parseTag splits an interval log tag, <kind>/<op>/n<node>.

@@ -1,0 +1,118 @@
+package results
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// This file reads interval logs back. The library's HistogramLogReader decodes
+// every line into a dense histogram: for our geometry (1 µs to 1 h, 3 digits)
+// that is about 200 KB per line, so a 1-hour run of 24 keys allocated 50 GB to
+// be read back. Here each line is decoded into the library's sparse
+// PackedHistogram (the same V2 encoding), whose MergeInto adds it to a dense
+// histogram bucket by bucket, and lines whose tag is not wanted are not
+// decoded at all. Times follow the library's reader: the line's start plus
+// the log's BaseTime, in float64 seconds, truncated to the millisecond.
+
+var (
+	hlogStartTimeRE = regexp.MustCompile(`^#\[StartTime: ([\d\.]*)`)
+	hlogBaseTimeRE  = regexp.MustCompile(`^#\[BaseTime: ([\d\.]*)`)
+)
+
+// eachInterval reads the interval log r and calls f with each interval whose
+// tag keep accepts: the tag, the interval's end in unix ms and its histogram.
+// f must not keep p.
+func eachInterval(r io.Reader, keep func(tag string) bool, f func(tag string, endMs int64, p *hdr.PackedHistogram) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var startSec, baseSec float64
+	var haveStart, haveBase bool
+	for n := 1; ; n++ {
+		line, rerr := br.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull { // a line longer than the buffer: read it whole
+			rest, err := br.ReadBytes('\n')
+			line, rerr = append(bytes.Clone(line), rest...), err
+		}
+		if rerr != nil && rerr != io.EOF {
+			return rerr
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0, bytes.HasPrefix(line, []byte(`"StartTimestamp"`)):
+		case line[0] == '#':
+			if m := hlogStartTimeRE.FindSubmatch(line); m != nil {
+				v, err := strconv.ParseFloat(string(m[1]), 64)
+				if err != nil {
+					return fmt.Errorf("line %d: %w", n, err)
+				}
+				startSec, haveStart = v, true
+			} else if m := hlogBaseTimeRE.FindSubmatch(line); m != nil {
+				v, err := strconv.ParseFloat(string(m[1]), 64)
+				if err != nil {
+					return fmt.Errorf("line %d: %w", n, err)
+				}
+				baseSec, haveBase = v, true
+			}
+		default:
+			var tag []byte
+			if bytes.HasPrefix(line, []byte("Tag=")) {
+				var ok bool
+				tag, line, ok = bytes.Cut(line[4:], []byte{','})
+				if !ok {
+					continue // as the library: a tag with no comma is skipped
+				}
+			}
+			if !keep(string(tag)) {
+				continue
+			}
+			fields := bytes.SplitN(line, []byte{','}, 4)
+			if len(fields) != 4 {
+				if rerr == io.EOF {
+					return nil // a last line cut short by a crash
+				}
+				return fmt.Errorf("line %d: want start,length,max,histogram", n)
+			}
+			start, err1 := strconv.ParseFloat(string(fields[0]), 64)
+			length, err2 := strconv.ParseFloat(string(fields[1]), 64)
+			if err1 != nil || err2 != nil {
+				return fmt.Errorf("line %d: bad interval times", n)
+			}
+			if !haveStart {
+				startSec, haveStart = start, true
+			}
+			if !haveBase { // the library's rule: times over a year before StartTime are relative
+				if start < startSec-365*24*3600 {
+					baseSec = startSec
+				}
+				haveBase = true
+			}
+			p, err := hdr.DecodePacked(fields[3])
+			if err != nil {
+				if rerr == io.EOF {
+					return nil // a last line cut short by a crash
+				}
+				return fmt.Errorf("line %d: %w", n, err)
+			}
+			if err := f(string(tag), int64((start+baseSec+length)*1000), p); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+	}
+}
+
+// mergePacked adds p into dst (made by newHist). A count dst cannot hold
+// (impossible with equal geometry) is kept at the top of the range, as merge
+// does.
+func mergePacked(dst *hdr.Histogram, p *hdr.PackedHistogram) {
+	if dropped := p.MergeInto(dst); dropped != 0 {
+		_ = dst.RecordValues(histHigh, dropped)
+	}
+}
