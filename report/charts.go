@@ -88,8 +88,10 @@ type timeline struct {
 	faultNames []string
 }
 
-func newTimeline(rf *experiments.RunFile) timeline {
-	tl := timeline{start: rf.Start, end: rf.End}
+// newTimeline is rf's timeline up to end (run.json's end, or the last thing
+// measured when later).
+func newTimeline(rf *experiments.RunFile, end time.Time) timeline {
+	tl := timeline{start: rf.Start, end: end}
 	if tl.end.IsZero() || tl.end.Before(tl.start) {
 		tl.end = tl.start
 	}

@@ -29,7 +29,6 @@ type Report struct {
 func Build(rd *experiments.RunDir) (*Report, error) {
 	r := &Report{Run: rd}
 	rf := rd.Run
-	tl := newTimeline(rf)
 
 	var series []results.SeriesPoint
 	var dists []results.Distribution
@@ -45,17 +44,20 @@ func Build(rd *experiments.RunDir) (*Report, error) {
 			return nil, err
 		}
 	}
-	// A run.json without an end (a run that died) still shows all that was measured.
+	// A run.json without an end (a run that died) still shows all that was
+	// measured, and a fault that never recovered holds to the last of it.
+	last := rf.End
 	for _, p := range series {
-		if p.T.After(tl.end) {
-			tl.end = p.T
+		if p.T.After(last) {
+			last = p.T
 		}
 	}
 	for _, s := range rd.Indicators {
-		if s.T.After(tl.end) {
-			tl.end = s.T
+		if s.T.After(last) {
+			last = s.T
 		}
 	}
+	tl := newTimeline(rf, last)
 	var workloads []string
 	for _, p := range series {
 		if !slices.Contains(workloads, p.Workload) {

@@ -281,3 +281,30 @@ func TestReportOfFailuresOnly(t *testing.T) {
 		t.Errorf("charts %v, want %v", ids, want)
 	}
 }
+
+// A run that died: run.json has no end and its fault never recovered. The time
+// axis runs to the last thing measured and the fault is shaded up to it.
+func TestReportOfARunThatDied(t *testing.T) {
+	dir := syntheticRun(t)
+	rf, err := experiments.ReadRunFile(filepath.Join(dir, "run.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf.End, rf.Faults[0].Recovered, rf.Faults[0].Healthy = time.Time{}, time.Time{}, time.Time{}
+	b, _ := json.Marshal(rf)
+	os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
+	r, err := Write(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svg, err := r.Charts[0].Render("svg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := pathPoints(t, string(svg), "stroke:#F15A60")
+	band := pathPoints(t, string(svg), "fill:#E73939")
+	xAt := func(sec float64) float64 { return line[0][0] + (sec-1)/9*(line[9][0]-line[0][0]) }
+	if len(line) != 10 || len(band) < 4 || math.Abs(band[0][0]-xAt(4)) > 0.5 || math.Abs(band[1][0]-xAt(10)) > 0.5 {
+		t.Errorf("band %v, want x from %.1f to %.1f (the last point, %v)", band, xAt(4), xAt(10), line[len(line)-1])
+	}
+}

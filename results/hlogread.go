@@ -25,10 +25,17 @@ var (
 	hlogBaseTimeRE  = regexp.MustCompile(`^#\[BaseTime: ([\d\.]*)`)
 )
 
-// eachInterval reads the interval log r and calls f with each interval whose
-// tag keep accepts: the tag, the interval's end in unix ms and its histogram.
-// f must not keep p.
-func eachInterval(r io.Reader, keep func(tag string) bool, f func(tag string, endMs int64, p *hdr.PackedHistogram) error) error {
+// hlogInterval is one line of an interval log.
+type hlogInterval struct {
+	Tag            string
+	StartMs, EndMs int64                // unix ms, truncated as the library's reader does
+	Hist           *hdr.PackedHistogram // nil for a tag not asked for
+}
+
+// eachInterval reads the interval log r and calls f with every interval line,
+// its histogram decoded when keep accepts its tag. f must not keep the
+// histogram.
+func eachInterval(r io.Reader, keep func(tag string) bool, f func(iv hlogInterval) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var startSec, baseSec float64
 	var haveStart, haveBase bool
@@ -67,9 +74,6 @@ func eachInterval(r io.Reader, keep func(tag string) bool, f func(tag string, en
 					continue // as the library: a tag with no comma is skipped
 				}
 			}
-			if !keep(string(tag)) {
-				continue
-			}
 			fields := bytes.SplitN(line, []byte{','}, 4)
 			if len(fields) != 4 {
 				if rerr == io.EOF {
@@ -91,14 +95,18 @@ func eachInterval(r io.Reader, keep func(tag string) bool, f func(tag string, en
 				}
 				haveBase = true
 			}
-			p, err := hdr.DecodePacked(fields[3])
-			if err != nil {
-				if rerr == io.EOF {
-					return nil // a last line cut short by a crash
+			iv := hlogInterval{Tag: string(tag), StartMs: int64((start + baseSec) * 1000), EndMs: int64((start + baseSec + length) * 1000)}
+			if keep(iv.Tag) {
+				p, err := hdr.DecodePacked(fields[3])
+				if err != nil {
+					if rerr == io.EOF {
+						return nil // a last line cut short by a crash
+					}
+					return fmt.Errorf("line %d: %w", n, err)
 				}
-				return fmt.Errorf("line %d: %w", n, err)
+				iv.Hist = p
 			}
-			if err := f(string(tag), int64((start+baseSec+length)*1000), p); err != nil {
+			if err := f(iv); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,10 +57,10 @@ func TestEachIntervalAgreesWithTheLibrary(t *testing.T) {
 		h   *hdr.Histogram
 	}
 	var ours, theirs []got
-	err = eachInterval(bytes.NewReader(b), func(string) bool { return true }, func(tag string, end int64, p *hdr.PackedHistogram) error {
+	err = eachInterval(bytes.NewReader(b), func(string) bool { return true }, func(iv hlogInterval) error {
 		h := newHist()
-		mergePacked(h, p)
-		ours = append(ours, got{tag, end, h})
+		mergePacked(h, iv.Hist)
+		ours = append(ours, got{iv.Tag, iv.EndMs, h})
 		return nil
 	})
 	if err != nil {
@@ -88,17 +89,35 @@ func TestEachIntervalAgreesWithTheLibrary(t *testing.T) {
 		}
 	}
 
-	// Only the tags asked for are decoded; a last line cut short is skipped.
-	n := 0
-	cut := b[:len(b)-40]
-	err = eachInterval(bytes.NewReader(cut), func(tag string) bool { return tag[:4] == "lat/" }, func(tag string, _ int64, _ *hdr.PackedHistogram) error {
-		if tag[:4] != "lat/" {
-			t.Errorf("tag %s not asked for", tag)
+	// Only the tags asked for are decoded, but every line gives its times.
+	var decoded, all int
+	err = eachInterval(bytes.NewReader(b), func(tag string) bool { return strings.HasPrefix(tag, "lat/") }, func(iv hlogInterval) error {
+		all++
+		if iv.Hist != nil {
+			decoded++
+			if !strings.HasPrefix(iv.Tag, "lat/") {
+				t.Errorf("tag %s decoded, not asked for", iv.Tag)
+			}
 		}
-		n++
+		if iv.EndMs-iv.StartMs < 1000 || iv.EndMs-iv.StartMs > 1002 {
+			t.Errorf("%s: interval %d..%d", iv.Tag, iv.StartMs, iv.EndMs)
+		}
 		return nil
 	})
-	if err != nil || n == 0 {
-		t.Errorf("cut log: %d intervals, %v", n, err)
+	if err != nil || all != len(theirs) || decoded == 0 || decoded == all {
+		t.Errorf("%d lines, %d decoded, %v", all, decoded, err)
+	}
+
+	// A last line cut short by a crash is skipped; a damaged line before the end is
+	// an error naming its line.
+	last := bytes.LastIndexByte(b[:len(b)-1], '\n') + 1
+	cut := b[:last+(len(b)-last)/2]
+	n := 0
+	if err := eachInterval(bytes.NewReader(cut), func(string) bool { return true }, func(hlogInterval) error { n++; return nil }); err != nil || n != len(theirs)-1 {
+		t.Errorf("cut last line: %d intervals, %v; want %d", n, err, len(theirs)-1)
+	}
+	damaged := append(bytes.Clone(cut), b[last:]...)
+	if err := eachInterval(bytes.NewReader(damaged), func(string) bool { return true }, func(hlogInterval) error { return nil }); err == nil || !strings.Contains(err.Error(), "line ") {
+		t.Errorf("damaged line mid-file: %v", err)
 	}
 }

@@ -131,7 +131,8 @@ func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Dist
 		wl string
 	}
 	dists := map[dkey]*hdr.Histogram{}
-	err = eachLatencyLog(dir, ticks, func(wl string, end int64, h *hdr.Histogram) {
+	startOf := map[int64]int64{} // an interval's start, by its end, from the logs' lines
+	err = eachLatencyLog(dir, ticks, startOf, func(wl string, end int64, h *hdr.Histogram) {
 		k := key{wl, end}
 		p := points[k]
 		if p == nil { // latency without a line in intervals.jsonl: a crash between the two writes
@@ -158,8 +159,8 @@ func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Dist
 	if s, err := ReadSummary(filepath.Join(dir, "summary.json")); err == nil {
 		start, end = s.Start.UnixMilli(), s.End.UnixMilli()
 	}
-	grid := tickGrid(slices.Sorted(maps.Keys(ticks)), start, end)
-	first := map[string]int64{} // each workload's first tick
+	grid := intervalGrid(slices.Sorted(maps.Keys(ticks)), startOf, start, end)
+	first := map[string]int64{} // each workload's first interval
 	for k := range points {
 		if f, ok := first[k.wl]; !ok || k.t < f {
 			first[k.wl] = k.t
@@ -167,22 +168,15 @@ func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Dist
 	}
 	var series []SeriesPoint
 	for wl, f := range first {
-		prev := start
-		for i, t := range grid {
-			if i > 0 {
-				prev = grid[i-1]
-			}
-			if t < f {
+		for _, iv := range grid {
+			if iv.end < f {
 				continue
 			}
-			p := points[key{wl, t}]
+			p := points[key{wl, iv.end}]
 			if p == nil {
-				p = &SeriesPoint{T: time.UnixMilli(t), Workload: wl}
+				p = &SeriesPoint{T: time.UnixMilli(iv.end), Workload: wl}
 			}
-			p.Seconds = float64(t-prev) / 1000
-			if prev <= 0 || prev >= t {
-				p.Seconds = 1 // no start known: the recorder's default interval
-			}
+			p.Seconds = float64(iv.end-iv.start) / 1000
 			series = append(series, *p)
 		}
 	}
@@ -199,43 +193,55 @@ func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Dist
 	return series, out, nil
 }
 
-// tickGrid is the run's intervals: the ticks written (sorted), with the ticks
-// a stall of the whole run left out put back at the run's interval, between
-// start and end when known (0: unknown).
-func tickGrid(ticks []int64, start, end int64) []int64 {
-	if len(ticks) == 0 {
+// span is one interval of the run, in unix ms.
+type span struct{ start, end int64 }
+
+// intervalGrid is the run's intervals: one per tick written (ends, sorted),
+// starting where its log lines say (startOf) or else where the previous one
+// ended, and the intervals a stall of the whole run left without a line put
+// back in the holes between them, and between the run's start and end when
+// known (0: unknown). A hole is split into intervals of the run's interval
+// (the median length of those known), at least one.
+func intervalGrid(ends []int64, startOf map[int64]int64, start, end int64) []span {
+	if len(ends) == 0 {
 		return nil
 	}
-	iv := int64(1000)
-	if len(ticks) > 2 {
-		var d []int64
-		for i := 1; i < len(ticks); i++ {
-			d = append(d, ticks[i]-ticks[i-1])
-		}
-		slices.Sort(d)
-		iv = max(d[len(d)/2], 1)
-	}
-	prev := ticks[0] - iv // a first tick comes one interval after the start
-	if start > 0 && start < ticks[0] {
-		prev = start
-	}
-	var grid []int64
-	fill := func(upTo int64) {
-		for upTo-prev > iv+iv/2 {
-			prev += iv
-			grid = append(grid, prev)
+	var lens []int64
+	for _, e := range ends {
+		if s, ok := startOf[e]; ok && s < e {
+			lens = append(lens, e-s)
 		}
 	}
-	for _, t := range ticks {
-		fill(t)
-		grid = append(grid, t)
-		prev = t
+	iv := int64(1000) // the recorder's default
+	if len(lens) > 0 {
+		slices.Sort(lens)
+		iv = lens[len(lens)/2]
+	}
+	var grid []span
+	// fill puts intervals in [from, to) when it is a hole of half an interval or more.
+	fill := func(from, to int64) {
+		n := (to - from + iv/2) / iv
+		for i := range n {
+			grid = append(grid, span{from + (to-from)*i/n, from + (to-from)*(i+1)/n})
+		}
+	}
+	prev := start
+	if s, ok := startOf[ends[0]]; ok && (prev <= 0 || s < prev) {
+		prev = s
+	} else if prev <= 0 || prev >= ends[0] {
+		prev = ends[0] - iv
+	}
+	for _, e := range ends {
+		s, ok := startOf[e]
+		if !ok || s < prev || s >= e {
+			s = prev
+		}
+		fill(prev, s)
+		grid = append(grid, span{s, e})
+		prev = e
 	}
 	if end > prev {
-		fill(end)
-		if end-prev > iv/2 { // the last interval, closed with nothing in it
-			grid = append(grid, end)
-		}
+		fill(prev, end) // the last intervals, closed with nothing in them
 	}
 	return grid
 }
@@ -243,7 +249,7 @@ func tickGrid(ticks []int64, start, end int64) []int64 {
 // eachLatencyLog calls f with each workload's latency histogram of each
 // interval, merged over the interval's operations and nodes, interval by
 // interval, reading the interval logs of dir in name order.
-func eachLatencyLog(dir string, ticks map[int64]bool, f func(workload string, end int64, h *hdr.Histogram)) error {
+func eachLatencyLog(dir string, ticks map[int64]bool, startOf map[int64]int64, f func(workload string, end int64, h *hdr.Histogram)) error {
 	logs, err := filepath.Glob(filepath.Join(dir, "*.hlog"))
 	if err != nil {
 		return fmt.Errorf("results: %w", err)
@@ -251,14 +257,14 @@ func eachLatencyLog(dir string, ticks map[int64]bool, f func(workload string, en
 	slices.Sort(logs)
 	cur := newHist()
 	for _, path := range logs {
-		if err := eachLatencyInterval(path, ticks, cur, f); err != nil {
+		if err := eachLatencyInterval(path, ticks, startOf, cur, f); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func eachLatencyInterval(path string, ticks map[int64]bool, cur *hdr.Histogram, f func(workload string, end int64, h *hdr.Histogram)) error {
+func eachLatencyInterval(path string, ticks map[int64]bool, startOf map[int64]int64, cur *hdr.Histogram, f func(workload string, end int64, h *hdr.Histogram)) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("results: %w", err)
@@ -279,15 +285,17 @@ func eachLatencyInterval(path string, ticks map[int64]bool, cur *hdr.Histogram, 
 		kind, _, _, ok := parseTag(tag)
 		return ok && kind == "lat"
 	}
-	err = eachInterval(br, isLatency, func(_ string, end int64, p *hdr.PackedHistogram) error {
-		if !ticks[end] && ticks[end+1] {
-			end++ // the float sum of the log's times can fall a millisecond short of the tick
+	err = eachInterval(br, isLatency, func(iv hlogInterval) error {
+		end, start := snap(ticks, iv.EndMs), snap(ticks, iv.StartMs)
+		startOf[end] = start
+		if iv.Hist == nil {
+			return nil
 		}
 		if end != curEnd {
 			flush()
 			curEnd = end
 		}
-		mergePacked(cur, p)
+		mergePacked(cur, iv.Hist)
 		return nil
 	})
 	if err != nil {
@@ -310,4 +318,13 @@ func distributionOf(h *hdr.Histogram) []QuantilePoint {
 		pts = append(pts, QuantilePoint{Q: q, Ms: nsToMs(float64(h.ValueAtQuantile(q * 100)))})
 	}
 	return append(pts, QuantilePoint{Q: 1, Ms: nsToMs(float64(h.Max()))})
+}
+
+// snap puts a time read from a log back on the tick it stands for: the float sum
+// of the log's times can fall a millisecond short of it.
+func snap(ticks map[int64]bool, ms int64) int64 {
+	if !ticks[ms] && ticks[ms+1] {
+		return ms + 1
+	}
+	return ms
 }

@@ -1,6 +1,7 @@
 package results
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -143,23 +144,78 @@ func TestSeriesStall(t *testing.T) {
 	}
 }
 
-func TestTickGrid(t *testing.T) {
+// A tick loop held up (a slow disk under the ledger's fsync) makes one long
+// interval, not a spike: its rate is over its own length, from the log's times.
+func TestSeriesDelayedTick(t *testing.T) {
+	dir := t.TempDir()
+	r, err := NewRecorder(Options{Dir: dir, Start: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.Handle(Key{Workload: "oltp", Op: "point-read", Node: 1})
+	from := 0
+	for _, tick := range []int{1, 2, 3, 6, 7} {
+		for at := from * 1000; at < tick*1000; at += 10 { // 100/s over the interval
+			a := t0.Add(time.Duration(at) * time.Millisecond)
+			h.Record(a, a, a.Add(ms(1)), nil)
+		}
+		from = tick
+		if _, err := r.Tick(t0.Add(time.Duration(tick) * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Close 400 ms after the last tick, with nothing in between.
+	if _, err := r.Close(t0.Add(7400 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := Series(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pts {
+		got = append(got, fmt.Sprintf("%gs:%gs:%g/s", p.T.Sub(t0).Seconds(), p.Seconds, math.Round(p.Rate())))
+	}
+	want := []string{"1s:1s:100/s", "2s:1s:100/s", "3s:1s:100/s", "6s:3s:100/s", "7s:1s:100/s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("points %v, want %v", got, want)
+	}
+}
+
+func TestIntervalGrid(t *testing.T) {
+	const b = 100_000
+	prev := func(ends ...int64) map[int64]int64 { // each interval starts where the one before ended
+		m := map[int64]int64{}
+		for i := 1; i < len(ends); i++ {
+			m[ends[i]] = ends[i-1]
+		}
+		return m
+	}
 	for _, tc := range []struct {
-		ticks      []int64
+		name       string
+		ends       []int64
+		startOf    map[int64]int64
 		start, end int64
-		want       []int64
+		want       []span
 	}{
-		{[]int64{2000, 3000, 4000}, 1000, 4000, []int64{2000, 3000, 4000}},
-		{[]int64{2000, 3000, 7000, 8000}, 1000, 8000, []int64{2000, 3000, 4000, 5000, 6000, 7000, 8000}},
-		// Nothing in the first seconds nor the last: back to the start and to the end.
-		{[]int64{4000, 5000, 6000}, 1000, 9000, []int64{2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000}},
-		// A short last interval (the recorder's Close) stays as it is.
-		{[]int64{2000, 3000, 3400}, 1000, 3400, []int64{2000, 3000, 3400}},
-		{nil, 1000, 5000, nil},
-		{[]int64{5000}, 0, 0, []int64{5000}},
+		{"steady", []int64{b + 1000, b + 2000, b + 3000}, prev(b, b+1000, b+2000, b+3000), b, b + 3000,
+			[]span{{b, b + 1000}, {b + 1000, b + 2000}, {b + 2000, b + 3000}}},
+		{"a late tick", []int64{b + 1000, b + 2000, b + 5000}, prev(b, b+1000, b+2000, b+5000), b, b + 5000,
+			[]span{{b, b + 1000}, {b + 1000, b + 2000}, {b + 2000, b + 5000}}},
+		{"a stall of the whole run", []int64{b + 1000, b + 2000, b + 6000}, map[int64]int64{b + 1000: b, b + 2000: b + 1000, b + 6000: b + 5000}, b, b + 6000,
+			[]span{{b, b + 1000}, {b + 1000, b + 2000}, {b + 2000, b + 3000}, {b + 3000, b + 4000}, {b + 4000, b + 5000}, {b + 5000, b + 6000}}},
+		{"close after an empty tick", []int64{b + 1000, b + 2000, b + 3400}, map[int64]int64{b + 1000: b, b + 2000: b + 1000, b + 3400: b + 3000}, b, b + 3400,
+			[]span{{b, b + 1000}, {b + 1000, b + 2000}, {b + 2000, b + 3000}, {b + 3000, b + 3400}}},
+		{"five-second intervals", []int64{b + 5000, b + 10000}, prev(b, b+5000, b+10000), b, b + 10000,
+			[]span{{b, b + 5000}, {b + 5000, b + 10000}}},
+		{"nothing at the start nor the end", []int64{b + 3000, b + 4000}, prev(b+2000, b+3000, b+4000), b, b + 6000,
+			[]span{{b, b + 1000}, {b + 1000, b + 2000}, {b + 2000, b + 3000}, {b + 3000, b + 4000}, {b + 4000, b + 5000}, {b + 5000, b + 6000}}},
+		{"no times in the logs", []int64{b + 1000, b + 2000}, nil, b, b + 2000, []span{{b, b + 1000}, {b + 1000, b + 2000}}},
+		{"no summary", []int64{b + 1000, b + 2000}, nil, 0, 0, []span{{b, b + 1000}, {b + 1000, b + 2000}}},
+		{"nothing", nil, nil, b, b + 5000, nil},
 	} {
-		if got := tickGrid(tc.ticks, tc.start, tc.end); !slices.Equal(got, tc.want) {
-			t.Errorf("tickGrid(%v, %d, %d) = %v, want %v", tc.ticks, tc.start, tc.end, got, tc.want)
+		if got := intervalGrid(tc.ends, tc.startOf, tc.start, tc.end); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -99,8 +99,9 @@ func ReadSummary(path string) (*Summary, error) {
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same
-// directory, synced and renamed: readers see the old file or the whole new
-// one, never half of it.
+// directory, synced and renamed, then syncs the directory: readers see the old
+// file or the whole new one, never half of it, and a crash after it returns
+// keeps the new one.
 func WriteFileAtomic(path string, data []byte) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -128,7 +129,15 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 	if err = os.Chmod(f.Name(), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), path)
+	if err = os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // writeJSONAtomic marshals v (indented) and writes it with WriteFileAtomic.

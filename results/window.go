@@ -263,16 +263,18 @@ func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]strin
 		kind, _, _, ok := parseTag(tag)
 		return ok && (kind == "lat" || kind == "svc")
 	}
-	err = eachInterval(br, wanted, func(tag string, end int64, p *hdr.PackedHistogram) error {
-		kind, op, node, _ := parseTag(tag)
+	err = eachInterval(br, wanted, func(iv hlogInterval) error {
+		if iv.Hist == nil {
+			return nil
+		}
+		p, end := iv.Hist, iv.EndMs
+		kind, op, node, _ := parseTag(iv.Tag)
 		if o, ok := opOf[[2]string{wl, op}]; ok {
 			op = o
 		}
 		k := Key{Workload: wl, Op: op, Node: node}
 		a.keys[k] = true
-		if !ticks[end] && ticks[end+1] {
-			end++
-		}
+		end = snap(ticks, end)
 		for _, wi := range a.in(end) {
 			c := a.cell(wi, k)
 			dst := &c.lat
