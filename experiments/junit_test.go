@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/htapchaos/htapchaos/internal/testtool"
 )
 
 // The JUnit document as a CI server reads it, declared apart from the writer's types
@@ -214,7 +216,7 @@ func TestJUnitCountsAndEvidence(t *testing.T) {
 // TestJUnitValidates checks the report against experiments/testdata/junit.xsd with
 // xmllint, and that the schema does refuse a broken report.
 func TestJUnitValidates(t *testing.T) {
-	lint := xmllintOrSkip(t)
+	lint := testtool.Find(t, "libxml2-utils", "xmllint")
 	schema := filepath.Join("testdata", "junit.xsd")
 	path, _ := writeJUnitRuns(t)
 	if out, err := exec.Command(lint, "--noout", "--schema", schema, path).CombinedOutput(); err != nil {
@@ -252,20 +254,6 @@ func TestJUnitValidates(t *testing.T) {
 			t.Errorf("%s: xmllint accepted it:\n%s", tc.name, out)
 		}
 	}
-}
-
-// xmllintOrSkip finds xmllint (Debian: libxml2-utils); it skips without it, except in
-// CI, where its absence fails.
-func xmllintOrSkip(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("xmllint")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("xmllint not found, and CI is set: install libxml2-utils")
-		}
-		t.Skip("xmllint not found: apt-get install libxml2-utils to validate the JUnit report")
-	}
-	return p
 }
 
 func TestJUnitControlCharacters(t *testing.T) {

@@ -1,12 +1,9 @@
 package experiments
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -23,7 +20,6 @@ type RunDir struct {
 	Dir        string
 	Run        *RunFile
 	Summary    *results.Summary // nil: the run ended before the load wrote one
-	Intervals  []results.IntervalLine
 	Indicators []Sample
 	Events     []faults.Event
 }
@@ -65,7 +61,8 @@ func ReadRunFile(path string) (*RunFile, error) {
 }
 
 // ReadRunDir reads a run directory: run.json (version checked), summary.json,
-// intervals.jsonl, indicators.jsonl and events.jsonl. A file the run never wrote
+// indicators.jsonl and events.jsonl (the interval logs are read by those who
+// chart them: results.SeriesAndDistributions). A file the run never wrote
 // (it failed before the load started) is left empty; a last line cut short by a
 // crash is skipped; any other damage is an error naming the file and line.
 func ReadRunDir(dir string) (*RunDir, error) {
@@ -79,51 +76,19 @@ func ReadRunDir(dir string) (*RunDir, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	if ivs, err := results.ReadIntervals(dir); err == nil {
-		rd.Intervals = ivs
-	} else if !errors.Is(err, os.ErrNotExist) {
+	if rd.Indicators, err = optional(results.ReadJSONLines[Sample](filepath.Join(dir, "indicators.jsonl"))); err != nil {
 		return nil, err
 	}
-	if rd.Indicators, err = readJSONLines[Sample](filepath.Join(dir, "indicators.jsonl")); err != nil {
-		return nil, err
-	}
-	if rd.Events, err = readJSONLines[faults.Event](filepath.Join(dir, "events.jsonl")); err != nil {
+	if rd.Events, err = optional(results.ReadJSONLines[faults.Event](filepath.Join(dir, "events.jsonl"))); err != nil {
 		return nil, err
 	}
 	return rd, nil
 }
 
-// readJSONLines reads one JSON value per line. A missing file reads as none.
-func readJSONLines[T any](path string) ([]T, error) {
-	f, err := os.Open(path)
+// optional is a file's lines, none when the run never wrote the file.
+func optional[T any](v []T, err error) ([]T, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []T
-	br := bufio.NewReaderSize(f, 64<<10)
-	for n := 1; ; n++ {
-		b, err := br.ReadBytes('\n')
-		if err != nil && err != io.EOF {
-			return nil, fmt.Errorf("read %s: %w", path, err)
-		}
-		last := err == io.EOF
-		if len(bytes.TrimSpace(b)) > 0 {
-			var v T
-			if jerr := json.Unmarshal(b, &v); jerr != nil {
-				if last {
-					break // cut short by a crash
-				}
-				return nil, fmt.Errorf("read %s line %d: %w", path, n, jerr)
-			}
-			out = append(out, v)
-		}
-		if last {
-			break
-		}
-	}
-	return out, nil
+	return v, err
 }

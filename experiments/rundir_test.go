@@ -42,7 +42,7 @@ func TestReadRunDirRefusesWhatItCannotRead(t *testing.T) {
 	// the middle is an error naming the file and line.
 	write("run.json", `{"version": 1, "spec": {"name": "x"}, "error": "cluster did not start"}`)
 	rd, err := ReadRunDir(dir)
-	if err != nil || rd.Run.Error != "cluster did not start" || rd.Summary != nil || rd.Indicators != nil || rd.Intervals != nil {
+	if err != nil || rd.Run.Error != "cluster did not start" || rd.Summary != nil || rd.Indicators != nil || rd.Events != nil {
 		t.Fatalf("bare run: %+v, %v", rd, err)
 	}
 	write("indicators.jsonl", `{"t":"2026-01-01T00:00:00Z","node":1,"up":true}`+"\n"+`{"t":"2026-01-01T00:00:01Z","node":1,"up":tr`)

@@ -442,16 +442,7 @@ func (r *Recorded) tally(w Window, keep func(l results.IntervalLine) bool) (s Ph
 		s.Count += l.Count
 		s.Late += l.Late
 		s.Dropped += l.Dropped
-		for c, n := range l.Errors {
-			if n == 0 {
-				continue
-			}
-			if s.ByClass == nil {
-				s.ByClass = map[results.Class]int64{}
-			}
-			s.ByClass[c] += n
-			s.Errors += n
-		}
+		s.Errors += results.AddCounts(&s.ByClass, l.Errors)
 	}
 	s.Rate = ratio(float64(s.Count), s.Seconds)
 	return s, true

@@ -123,11 +123,7 @@ FROM orders WHERE amount > 0 GROUP BY status`)
 				}
 				// Each ? is bound to a random order id (1..orders): a point query of the
 				// user's own, run as a prepared statement.
-				var args []any
-				for range placeholders(w.Params.Query) {
-					args = append(args, w.RandomOrder())
-				}
-				_, err := drain(ctx, q, w.Params.Query, args...)
+				_, err := drain(ctx, q, w.Params.Query, w.QueryArgs()...)
 				return err
 			}},
 		},

@@ -37,6 +37,19 @@ type Worker struct {
 	seq    uint64
 	ledger *results.Ledger
 	conns  conns
+	qargs  []any // the user's query's arguments, one per placeholder (nil: not counted yet)
+}
+
+// QueryArgs returns the arguments of the user's query (Params.Query): a random
+// order id for each of its ? placeholders, which are counted once per worker.
+func (w *Worker) QueryArgs() []any {
+	if w.qargs == nil {
+		w.qargs = make([]any, placeholders(w.Params.Query))
+	}
+	for i := range w.qargs {
+		w.qargs[i] = w.RandomOrder()
+	}
+	return w.qargs
 }
 
 // NextID returns a fresh order id owned by this worker (see IDs).

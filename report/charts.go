@@ -113,13 +113,13 @@ func newTimeline(rf *experiments.RunFile, end time.Time) timeline {
 // x is t in seconds from the run's start.
 func (tl timeline) x(t time.Time) float64 { return t.Sub(tl.start).Seconds() }
 
-// timeChart is a chart over the run's time axis with the fault windows shaded.
+// timeChart is a chart over the run's time axis with the fault windows shaded;
+// fix sets the axis once the data is added.
 func (tl timeline) timeChart(title, ylabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "seconds since the run started"
 	p.Y.Label.Text = ylabel
-	p.X.Min, p.X.Max = 0, math.Max(tl.x(tl.end), 1)
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())

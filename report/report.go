@@ -30,19 +30,15 @@ func Build(rd *experiments.RunDir) (*Report, error) {
 	r := &Report{Run: rd}
 	rf := rd.Run
 
-	var series []results.SeriesPoint
-	var dists []results.Distribution
-	if len(rd.Intervals) > 0 {
-		var ws []results.Window
-		for _, p := range rf.Phases {
-			if p.End.After(p.Start) {
-				ws = append(ws, results.Window{Name: p.Name, Start: p.Start, End: p.End})
-			}
+	var ws []results.Window
+	for _, p := range rf.Phases {
+		if p.End.After(p.Start) {
+			ws = append(ws, results.Window{Name: p.Name, Start: p.Start, End: p.End})
 		}
-		var err error
-		if series, dists, err = results.SeriesAndDistributions(rd.Dir, ws); err != nil {
-			return nil, err
-		}
+	}
+	series, dists, err := results.SeriesAndDistributions(rd.Dir, ws)
+	if err != nil && !errors.Is(err, os.ErrNotExist) { // none: the run ended before its load
+		return nil, err
 	}
 	// A run.json without an end (a run that died) still shows all that was
 	// measured, and a fault that never recovered holds to the last of it.

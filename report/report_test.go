@@ -308,3 +308,19 @@ func TestReportOfARunThatDied(t *testing.T) {
 		t.Errorf("band %v, want x from %.1f to %.1f (the last point, %v)", band, xAt(4), xAt(10), line[len(line)-1])
 	}
 }
+
+// A run that failed before its load (no interval logs, no summary) still gets a
+// page: its verdicts and error, no charts.
+func TestReportOfARunWithoutLoad(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := json.Marshal(experiments.RunFile{Version: experiments.RunVersion, Start: t0, Error: "cluster did not start"})
+	os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644)
+	r, err := Write(dir, Options{})
+	if err != nil || len(r.Charts) != 0 {
+		t.Fatalf("report: %v, %d charts", err, len(r.Charts))
+	}
+	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	if !strings.Contains(string(page), "The run ended with an error: cluster did not start") {
+		t.Error("the page does not give the run's error")
+	}
+}

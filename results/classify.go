@@ -16,6 +16,23 @@ import (
 // Class is the class of an error, as counted by the recorder.
 type Class string
 
+// AddCounts adds the non-zero counts of from into *to, making the map when
+// there is something to add, and returns the sum added.
+func AddCounts(to *map[Class]int64, from map[Class]int64) int64 {
+	var sum int64
+	for c, n := range from {
+		if n == 0 {
+			continue
+		}
+		if *to == nil {
+			*to = map[Class]int64{}
+		}
+		(*to)[c] += n
+		sum += n
+	}
+	return sum
+}
+
 // The error classes. Classify maps every error to exactly one of them.
 const (
 	ClassTimeout    Class = "timeout"    // context.DeadlineExceeded, net.Error with Timeout(), os.ErrDeadlineExceeded, "i/o timeout"

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
@@ -30,6 +32,28 @@ type hlogInterval struct {
 	Tag            string
 	StartMs, EndMs int64                // unix ms, truncated as the library's reader does
 	Hist           *hdr.PackedHistogram // nil for a tag not asked for
+}
+
+// eachLogInterval reads the interval log at path with eachInterval, decoding the
+// histograms whose tags are of kinds (lat, svc, err), and gives f the workload
+// the log belongs to (named in its header comment) with each line.
+func eachLogInterval(path string, kinds []string, f func(workload string, iv hlogInterval) error) error {
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	defer file.Close()
+	br := bufio.NewReaderSize(file, 64<<10)
+	head, _ := br.Peek(4096)
+	wl := hlogWorkload(path, head)
+	keep := func(tag string) bool {
+		kind, _, _, ok := parseTag(tag)
+		return ok && slices.Contains(kinds, kind)
+	}
+	if err := eachInterval(br, keep, func(iv hlogInterval) error { return f(wl, iv) }); err != nil {
+		return fmt.Errorf("results: read %s: %w", path, err)
+	}
+	return nil
 }
 
 // eachInterval reads the interval log r and calls f with every interval line,

@@ -1,12 +1,10 @@
 package results
 
 import (
-	"bufio"
 	"cmp"
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -57,20 +55,6 @@ type Distribution struct {
 	Points   []QuantilePoint `json:"points"`
 }
 
-// Series reads the run directory dir as one point per workload and interval;
-// see SeriesAndDistributions.
-func Series(dir string) ([]SeriesPoint, error) {
-	s, _, err := SeriesAndDistributions(dir, nil)
-	return s, err
-}
-
-// Distributions reads the run directory dir as one latency distribution per
-// window and workload; see SeriesAndDistributions.
-func Distributions(dir string, windows []Window) ([]Distribution, error) {
-	_, d, err := SeriesAndDistributions(dir, windows)
-	return d, err
-}
-
 // SeriesAndDistributions reads the run directory dir in one pass over its
 // interval logs.
 //
@@ -113,16 +97,7 @@ func SeriesAndDistributions(dir string, windows []Window) ([]SeriesPoint, []Dist
 		p.Count += l.Count
 		p.Late += l.Late
 		p.Dropped += l.Dropped
-		for cl, n := range l.Errors {
-			if n == 0 {
-				continue
-			}
-			if p.ByClass == nil {
-				p.ByClass = map[Class]int64{}
-			}
-			p.ByClass[cl] += n
-			p.Errors += n
-		}
+		p.Errors += AddCounts(&p.ByClass, l.Errors)
 	}
 
 	acc := newWindowAcc(windows)
@@ -265,14 +240,7 @@ func eachLatencyLog(dir string, ticks map[int64]bool, startOf map[int64]int64, f
 }
 
 func eachLatencyInterval(path string, ticks map[int64]bool, startOf map[int64]int64, cur *hdr.Histogram, f func(workload string, end int64, h *hdr.Histogram)) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	defer file.Close()
-	br := bufio.NewReaderSize(file, 64<<10)
-	head, _ := br.Peek(4096) // the header comment names the workload
-	wl := hlogWorkload(path, head)
+	var wl string
 	curEnd := int64(-1)
 	cur.Reset()
 	flush := func() {
@@ -281,11 +249,8 @@ func eachLatencyInterval(path string, ticks map[int64]bool, startOf map[int64]in
 		}
 		cur.Reset()
 	}
-	isLatency := func(tag string) bool {
-		kind, _, _, ok := parseTag(tag)
-		return ok && kind == "lat"
-	}
-	err = eachInterval(br, isLatency, func(iv hlogInterval) error {
+	err := eachLogInterval(path, []string{"lat"}, func(w string, iv hlogInterval) error {
+		wl = w
 		end, start := snap(ticks, iv.EndMs), snap(ticks, iv.StartMs)
 		startOf[end] = start
 		if iv.Hist == nil {
@@ -299,7 +264,7 @@ func eachLatencyInterval(path string, ticks map[int64]bool, startOf map[int64]in
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("results: read %s: %w", path, err)
+		return err
 	}
 	flush()
 	return nil

@@ -13,7 +13,7 @@ import (
 // ms in 5-9, dashboards of 900 ms from second 5).
 func TestSeries(t *testing.T) {
 	dir, at := windowRunTicks(t)
-	pts, err := Series(dir)
+	pts, _, err := SeriesAndDistributions(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestSeries(t *testing.T) {
 // HdrHistogram plots them: 10 points per decade of 1/(1-q), then the maximum.
 func TestDistributions(t *testing.T) {
 	dir, at := windowRunTicks(t)
-	ds, err := Distributions(dir, []Window{{Name: "slow", Start: at[5], End: at[10]}, {Name: "mixed", Start: at[4], End: at[6]}})
+	_, ds, err := SeriesAndDistributions(dir, []Window{{Name: "slow", Start: at[5], End: at[10]}, {Name: "mixed", Start: at[4], End: at[6]}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestSeriesStall(t *testing.T) {
 	if _, err := r.Close(t0.Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	pts, err := Series(dir)
+	pts, _, err := SeriesAndDistributions(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestSeriesDelayedTick(t *testing.T) {
 	if _, err := r.Close(t0.Add(7400 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	pts, err := Series(dir)
+	pts, _, err := SeriesAndDistributions(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

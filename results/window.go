@@ -118,16 +118,7 @@ func WindowStats(dir string, windows []Window) ([]WindowStat, error) {
 			c.dropped += l.Dropped
 			c.canceled += l.Canceled
 			c.intervals++
-			for cl, n := range l.Errors {
-				if n == 0 {
-					continue
-				}
-				if c.byClass == nil {
-					c.byClass = map[Class]int64{}
-				}
-				c.byClass[cl] += n
-				c.errors += n
-			}
+			c.errors += AddCounts(&c.byClass, l.Errors)
 		}
 	}
 
@@ -144,17 +135,23 @@ func WindowStats(dir string, windows []Window) ([]WindowStat, error) {
 	return acc.stats(), nil
 }
 
-// ReadIntervals reads <dir>/intervals.jsonl, in the order written. A last
-// line cut short (a run that died mid-write) is ignored; any other bad line
-// is an error.
+// ReadIntervals reads <dir>/intervals.jsonl, in the order written (see
+// ReadJSONLines).
 func ReadIntervals(dir string) ([]IntervalLine, error) {
-	path := filepath.Join(dir, "intervals.jsonl")
+	return ReadJSONLines[IntervalLine](filepath.Join(dir, "intervals.jsonl"))
+}
+
+// ReadJSONLines reads a file of one JSON value per line, as the run's .jsonl
+// files are written. A last line cut short (a run that died mid-write) is
+// ignored; any other bad line is an error naming the file and line. A missing
+// file is an error that is os.ErrNotExist to errors.Is.
+func ReadJSONLines[T any](path string) ([]T, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("results: %w", err)
 	}
 	defer f.Close()
-	var out []IntervalLine
+	var out []T
 	br := bufio.NewReaderSize(f, 64<<10)
 	for n := 1; ; n++ {
 		b, err := br.ReadBytes('\n')
@@ -163,14 +160,14 @@ func ReadIntervals(dir string) ([]IntervalLine, error) {
 		}
 		last := err == io.EOF
 		if len(bytes.TrimSpace(b)) > 0 {
-			var l IntervalLine
-			if jerr := json.Unmarshal(b, &l); jerr != nil {
+			var v T
+			if jerr := json.Unmarshal(b, &v); jerr != nil {
 				if last {
 					break // cut short by a crash
 				}
 				return nil, fmt.Errorf("results: %s line %d: %w", path, n, jerr)
 			}
-			out = append(out, l)
+			out = append(out, v)
 		}
 		if last {
 			break
@@ -251,31 +248,17 @@ func (a *windowAcc) cell(wi int, k Key) *windowCell {
 // millisecond short of the tick; ticks, the exact ends of intervals.jsonl, put
 // them back.
 func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]string]string) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	defer file.Close()
-	br := bufio.NewReaderSize(file, 64<<10)
-	head, _ := br.Peek(4096) // the header comment names the workload
-	wl := hlogWorkload(path, head)
-	wanted := func(tag string) bool {
-		kind, _, _, ok := parseTag(tag)
-		return ok && (kind == "lat" || kind == "svc")
-	}
-	err = eachInterval(br, wanted, func(iv hlogInterval) error {
+	return eachLogInterval(path, []string{"lat", "svc"}, func(wl string, iv hlogInterval) error {
 		if iv.Hist == nil {
 			return nil
 		}
-		p, end := iv.Hist, iv.EndMs
 		kind, op, node, _ := parseTag(iv.Tag)
 		if o, ok := opOf[[2]string{wl, op}]; ok {
 			op = o
 		}
 		k := Key{Workload: wl, Op: op, Node: node}
 		a.keys[k] = true
-		end = snap(ticks, end)
-		for _, wi := range a.in(end) {
+		for _, wi := range a.in(snap(ticks, iv.EndMs)) {
 			c := a.cell(wi, k)
 			dst := &c.lat
 			if kind == "svc" {
@@ -284,14 +267,10 @@ func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]strin
 			if *dst == nil {
 				*dst = newHist()
 			}
-			mergePacked(*dst, p)
+			mergePacked(*dst, iv.Hist)
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("results: read %s: %w", path, err)
-	}
-	return nil
 }
 
 // parseTag splits an interval log tag, <kind>/<op>/n<node>.
@@ -363,12 +342,7 @@ func (c *windowCell) add(o *windowCell) {
 	c.late += o.late
 	c.dropped += o.dropped
 	c.intervals += o.intervals
-	for cl, n := range o.byClass {
-		if c.byClass == nil {
-			c.byClass = map[Class]int64{}
-		}
-		c.byClass[cl] += n
-	}
+	AddCounts(&c.byClass, o.byClass)
 	for _, p := range [...]struct {
 		dst **hdr.Histogram
 		src *hdr.Histogram

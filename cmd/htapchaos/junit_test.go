@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/htapchaos/htapchaos/experiments"
+	"github.com/htapchaos/htapchaos/internal/testtool"
 )
 
 // junitReport is the JUnit document as a CI server reads it.
@@ -45,7 +46,7 @@ type junitReport struct {
 // test case per finding of run.json, with the same verdicts.
 func TestRunJUnitReport(t *testing.T) {
 	engineOrSkip(t)
-	lint := xmllintOrSkip(t)
+	lint := testtool.Find(t, "libxml2-utils", "xmllint")
 	tmp := t.TempDir()
 	dir, report := filepath.Join(tmp, "run"), filepath.Join(tmp, "junit.xml")
 	// A budget no cluster meets, so the report carries a failure with real evidence.
@@ -150,18 +151,4 @@ func TestJUnitFlagUsage(t *testing.T) {
 	if _, err := os.Stat(report); err == nil {
 		t.Error("a suite refused before it ran wrote a report")
 	}
-}
-
-// xmllintOrSkip finds xmllint (Debian: libxml2-utils); it skips without it, except in
-// CI, where its absence fails.
-func xmllintOrSkip(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("xmllint")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("xmllint not found, and CI is set: install libxml2-utils")
-		}
-		t.Skip("xmllint not found: apt-get install libxml2-utils to validate the JUnit report")
-	}
-	return p
 }

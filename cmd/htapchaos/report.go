@@ -62,13 +62,11 @@ func (a *app) writeReport(dir, out, chartsDir string) (string, error) {
 	if out == "" {
 		out = filepath.Join(dir, "report.html")
 	}
-	if _, err := experiments.ReadRunFile(filepath.Join(dir, "run.json")); err != nil {
-		if errors.Is(err, experiments.ErrNotRunDir) || errors.Is(err, experiments.ErrNewerVersion) || errors.Is(err, experiments.ErrBadRunFile) {
-			return "", usageError{err}
-		}
-		return "", err
-	}
-	if _, err := report.Write(dir, report.Options{Out: out, ChartsDir: chartsDir}); err != nil {
+	_, err := report.Write(dir, report.Options{Out: out, ChartsDir: chartsDir})
+	switch {
+	case errors.Is(err, experiments.ErrNotRunDir), errors.Is(err, experiments.ErrNewerVersion), errors.Is(err, experiments.ErrBadRunFile):
+		return "", usageError{err}
+	case err != nil:
 		return "", err
 	}
 	return out, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/htapchaos/htapchaos/experiments"
+	"github.com/htapchaos/htapchaos/internal/testtool"
 )
 
 // A report made by `run` from a real run renders in headless Chromium: no console
@@ -23,7 +24,7 @@ import (
 // the fault window shaded on every time chart, one verdict row per finding.
 func TestReportOfARealRunRendersInChromium(t *testing.T) {
 	engineOrSkip(t)
-	browser := chromiumOrSkip(t)
+	browser := testtool.Find(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 	dir := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(bin, "run", "failover-pause", "--quick", "--seed", "3", "--out", dir)
 	var out bytes.Buffer
@@ -85,21 +86,6 @@ func TestReportOfARealRunRendersInChromium(t *testing.T) {
 	if t.Failed() {
 		t.Logf("run output:\n%s", out.String())
 	}
-}
-
-// chromiumOrSkip finds Debian's chromium; CI must have it.
-func chromiumOrSkip(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI needs chromium (scripts/setup.sh installs it)")
-	}
-	t.Skip("no chromium")
-	return ""
 }
 
 type renderedChart struct {
@@ -195,4 +181,28 @@ func renderInChromium(t *testing.T, browser, page string) rendered {
 	wg.Wait()
 	v.problems = problems
 	return v
+}
+
+// report on what is not a run, or a run of a newer htapchaos: exit 2, nothing written.
+func TestReportBadInput(t *testing.T) {
+	dir := t.TempDir()
+	newer := filepath.Join(dir, "newer")
+	os.Mkdir(newer, 0o755)
+	os.WriteFile(filepath.Join(newer, "run.json"), []byte(`{"version": 9}`), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", dir}, "not a run directory"},
+		{[]string{"report", newer}, "version 9: written by a newer htapchaos"},
+		{[]string{"report", newer, "-o", filepath.Join(dir, "no", "such.html")}, "does not exist"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(tc.args, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 with %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*", "report.html")); len(m) > 0 {
+		t.Errorf("written: %v", m)
+	}
 }
