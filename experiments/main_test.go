@@ -12,3 +12,17 @@ import (
 var testLabels = map[string]string{htc.LabelPurpose: "test-experiments"}
 
 func TestMain(m *testing.M) { os.Exit(htc.RunTests(m, testLabels)) }
+
+// sharedGalera is the 3-node Galera cluster of the quick builtins, shared by the
+// package's tests (started once, removed after the last test). Tests that fault it
+// heal it before they end.
+func sharedGalera(t testing.TB) *htc.Cluster {
+	t.Helper()
+	first, err := Builtin("failover-kill", ParseOptions{Quick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := first.ClusterConfig()
+	cfg.Labels = testLabels
+	return htc.SharedForTest(t, "galera-quick", cfg)
+}

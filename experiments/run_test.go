@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // finding returns the findings of a mode.
@@ -27,13 +25,7 @@ func findings(r *Result, mode string) []Finding {
 // producing a finding for each of its failure modes and a readable run.json, with no
 // acknowledged write lost.
 func TestQuickSuiteOnGalera(t *testing.T) {
-	first, err := Builtin("failover-kill", ParseOptions{Quick: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := first.ClusterConfig()
-	cfg.Labels = testLabels
-	c := htc.StartForTest(t, cfg)
+	c := sharedGalera(t)
 	ctx := context.Background()
 	for _, name := range BuiltinNames() {
 		t.Run(name, func(t *testing.T) {

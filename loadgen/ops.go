@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -60,14 +61,13 @@ func OLTP() *Workload {
 				return queryRow(ctx, q, []any{&id, &user, &amount, &status, &ctime},
 					"SELECT order_id, user_id, amount, status, created_at FROM orders WHERE order_id = ?", w.RandomOrder())
 			}},
-			{Name: "insert", Weight: 20, Writes: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
+			{Name: "insert", Weight: 20, ChangesData: true, Ledgered: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
 				id := w.NextID()
-				_, err := q.ExecContext(ctx, "INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (?, ?, ?, 'pending', NOW(6))",
+				res, err := q.ExecContext(ctx, "INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (?, ?, ?, 'pending', NOW(6))",
 					id, w.RandomUser(), float64(w.Rand.IntN(100000))/100)
-				recordWrite(w, err, id)
-				return err
+				return recordWrite(w, res, err, id)
 			}},
-			{Name: "update-status", Weight: 15, Run: func(ctx context.Context, q Querier, w *Worker) error {
+			{Name: "update-status", Weight: 15, ChangesData: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
 				_, err := q.ExecContext(ctx, "UPDATE orders SET status = ? WHERE order_id = ?",
 					orderStatuses[w.Rand.IntN(len(orderStatuses))], w.RandomOrder())
 				return err
@@ -80,9 +80,19 @@ func OLTP() *Workload {
 	}
 }
 
-// recordWrite puts an insert's outcome in the ledger: acknowledged, or unknown (the
-// statement may or may not have committed).
-func recordWrite(w *Worker, err error, ids ...int64) {
+// errRowsAffected: the server acknowledged an insert but reported another number of
+// rows than were sent.
+var errRowsAffected = errors.New("insert acknowledged with a row count other than the rows sent")
+
+// recordWrite puts an insert of ids in the ledger and returns the operation's error.
+// The ids are acknowledged only when the statement succeeded and the server reports
+// exactly len(ids) rows affected; otherwise they go to unknown (the statement may or
+// may not have committed, or committed some of its rows), and a count mismatch is
+// an error of the operation.
+func recordWrite(w *Worker, res sql.Result, err error, ids ...int64) error {
+	if err == nil {
+		err = checkRowsAffected(res, len(ids))
+	}
 	for _, id := range ids {
 		if err == nil {
 			w.Ack(id)
@@ -90,6 +100,21 @@ func recordWrite(w *Worker, err error, ids ...int64) {
 			w.Unknown(id)
 		}
 	}
+	return err
+}
+
+func checkRowsAffected(res sql.Result, sent int) error {
+	if res == nil {
+		return fmt.Errorf("%w: no result", errRowsAffected)
+	}
+	n, err := res.RowsAffected()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: rows affected: %w", errRowsAffected, err)
+	case n != int64(sent):
+		return fmt.Errorf("%w: %d rows sent, %d affected", errRowsAffected, sent, n)
+	}
+	return nil
 }
 
 // Analytics is the analytical workload: the article's dashboard and join, a wide
@@ -138,8 +163,8 @@ func Batch() *Workload {
 		Heavy:       true,
 		Description: "bulk inserts of K rows per statement (--batch-rows), and LOAD DATA LOCAL INFILE",
 		Ops: []Op{
-			{Name: "bulk-insert", Weight: 100, Writes: true, Run: bulkInsert},
-			{Name: "load-data", Writes: true, Run: loadData},
+			{Name: "bulk-insert", Weight: 100, ChangesData: true, Ledgered: true, Run: bulkInsert},
+			{Name: "load-data", ChangesData: true, Ledgered: true, Run: loadData},
 		},
 	}
 }
@@ -166,9 +191,8 @@ func bulkInsert(ctx context.Context, q Querier, w *Worker) error {
 		// placeholder limit.
 		fmt.Fprintf(&b, "(%d,%d,%d.%02d,'batch',NOW(6))", ids[i], w.RandomUser(), w.Rand.IntN(1000), w.Rand.IntN(100))
 	}
-	_, err := q.ExecContext(ctx, b.String())
-	recordWrite(w, err, ids...)
-	return err
+	res, err := q.ExecContext(ctx, b.String())
+	return recordWrite(w, res, err, ids...)
 }
 
 var loadDataSeq atomic.Int64
@@ -186,9 +210,8 @@ func loadData(ctx context.Context, q Querier, w *Worker) error {
 	data := buf.Bytes()
 	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
 	defer mysql.DeregisterReaderHandler(name)
-	_, err := q.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE orders (order_id, user_id, amount, status) SET created_at = NOW(6)")
-	recordWrite(w, err, ids...)
-	return err
+	res, err := q.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE orders (order_id, user_id, amount, status) SET created_at = NOW(6)")
+	return recordWrite(w, res, err, ids...)
 }
 
 // Noop does nothing: it measures the tool itself (pacer, recording) without a database.

@@ -150,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runTag := cfg.RunTag
 	if runTag == 0 {
 		runTag = 1
-		if needDB && slices.ContainsFunc(cfg.Workloads, writes) {
+		if needDB && slices.ContainsFunc(cfg.Workloads, ledgered) {
 			db, err := sql.Open("mysql", cfg.Targets[0].DSN)
 			if err != nil {
 				return nil, err
@@ -227,12 +227,14 @@ loop:
 	return res, errors.Join(tickErr, err)
 }
 
-func writes(s Spec) bool {
+// ledgered says whether a workload spec runs an op that fills the ledger (and so
+// needs ids of a run tag of its own).
+func ledgered(s Spec) bool {
 	mix, err := NewMix(s.Workload, s.Mix)
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Writes })
+	return slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Ledgered })
 }
 
 type run struct {
@@ -303,7 +305,7 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 	r.workloads = append(r.workloads, w) // now, so its pools are closed whatever happens
 	for _, n := range s.Route.Nodes {
 		for _, op := range mix.Ops() {
-			w.handles[n] = append(w.handles[n], r.rec.Handle(results.Key{Workload: s.streamName(), Op: op.Name, Node: n}))
+			w.handles[n] = append(w.handles[n], r.rec.Handle(results.Key{Workload: s.streamName(), Op: op.Name, Node: n, Access: op.Access()}))
 		}
 		if s.Workload.NoDB {
 			continue

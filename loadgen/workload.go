@@ -120,8 +120,22 @@ type Op struct {
 	Name   string
 	Weight int // default weight in the mix; 0 = only when asked for
 	Run    func(ctx context.Context, q Querier, w *Worker) error
-	// Writes says whether the op inserts rows (and so fills the ledger).
-	Writes bool
+	// ChangesData says the op writes (insert, update, delete, DDL): its
+	// availability is measured apart from the reads' (results.Write).
+	ChangesData bool
+	// Ledgered says the op inserts rows whose ids it records in the
+	// acknowledged-write ledger (Worker.Ack, Worker.Unknown), which the
+	// durability audit reads back. A ledgered op changes data.
+	Ledgered bool
+}
+
+// Access is the access kind the op declares: results.Write when it changes
+// data, else results.Read.
+func (o *Op) Access() results.Access {
+	if o.ChangesData {
+		return results.Write
+	}
+	return results.Read
 }
 
 // Workload is a named set of operations with a default mix.
@@ -168,10 +182,16 @@ func NewRegistry() *Registry {
 	return r
 }
 
-// Register adds a workload.
+// Register adds a workload. It panics on a duplicate name, and on an op that is
+// ledgered but does not declare that it changes data.
 func (r *Registry) Register(w *Workload) {
 	if _, dup := r.m[w.Name]; dup {
 		panic("loadgen: workload registered twice: " + w.Name)
+	}
+	for _, op := range w.Ops {
+		if op.Ledgered && !op.ChangesData {
+			panic("loadgen: workload " + w.Name + ": op " + op.Name + " is ledgered but does not declare ChangesData")
+		}
 	}
 	r.m[w.Name] = w
 }

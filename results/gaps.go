@@ -1,6 +1,7 @@
 package results
 
 import (
+	"cmp"
 	"sync"
 	"time"
 )
@@ -9,15 +10,31 @@ import (
 const maxGapsPerStream = 1000
 
 // streamKey identifies a stream: the operations of one workload routed to one
-// node, whatever the operation.
+// node with one access kind, whatever the operation. The cluster-wide stream of
+// an access kind has no workload and node 0.
 type streamKey struct {
 	Workload string
 	Node     int
+	Access   Access
 }
 
-// stream finds the unavailability windows of one stream. A window runs from
-// the end of the latest success seen so far to the end of the next success
-// that ends later; it is a gap when it lasts at least the threshold.
+func compareStreams(a, b streamKey) int {
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Access, b.Access))
+}
+
+// GapTracker finds the unavailability windows of one stream of completions: a
+// window runs from the end of the latest success seen so far to the end of the
+// next success that ends later; it is a gap when it lasts at least the
+// threshold. It is the one way htapchaos measures a stall: the recorder's
+// streams (per workload, node and access, and cluster-wide per access), the
+// schema-change write stall and the freshness heartbeat's writer all use it.
+// Safe for concurrent use.
+type GapTracker = stream
+
+// NewGapTracker returns a tracker reporting windows of at least threshold
+// (<= 0: every window between two successes).
+func NewGapTracker(threshold time.Duration) *GapTracker { return newStream(streamKey{}, threshold) }
+
 type stream struct {
 	key       streamKey
 	threshold time.Duration
@@ -32,8 +49,19 @@ type stream struct {
 	longest time.Duration
 }
 
-// success notes a successful completion at ended. Called with s.mu held.
+func newStream(k streamKey, threshold time.Duration) *stream {
+	return &stream{key: k, threshold: threshold}
+}
+
+// Success notes a successful completion at ended; late says it started late.
+func (s *stream) Success(ended time.Time, late bool) { s.success(ended, late) }
+
+// Failure notes a failed (not canceled) completion at ended.
+func (s *stream) Failure(ended time.Time, late bool) { s.failure(ended, late) }
+
 func (s *stream) success(ended time.Time, late bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.have {
 		s.have, s.last = true, ended
 		return
@@ -50,9 +78,9 @@ func (s *stream) success(ended time.Time, late bool) {
 	s.last, s.failed, s.late = ended, 0, 0
 }
 
-// failure notes a failed (not canceled) completion at ended. Called with s.mu
-// held.
 func (s *stream) failure(ended time.Time, late bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if !s.have || !ended.After(s.last) {
 		return
 	}
@@ -62,6 +90,7 @@ func (s *stream) failure(ended time.Time, late bool) {
 	}
 }
 
+// add keeps a gap. Called with s.mu held.
 func (s *stream) add(g Gap, d time.Duration) {
 	if d > s.longest {
 		s.longest = d
@@ -73,14 +102,23 @@ func (s *stream) add(g Gap, d time.Duration) {
 	s.gaps = append(s.gaps, g)
 }
 
-// snapshot returns the stream's gaps as of now, with the window still open at
+// Longest is the longest closed gap so far (the window still open is not
+// counted: see Snapshot).
+func (s *stream) Longest() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.longest
+}
+
+// Snapshot returns the stream's gaps as of now, with the window still open at
 // now reported as an ongoing gap when it is long enough.
-func (s *stream) snapshot(now time.Time) StreamGaps {
+func (s *stream) Snapshot(now time.Time) StreamGaps {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sg := StreamGaps{
 		Workload: s.key.Workload,
 		Node:     s.key.Node,
+		Access:   s.key.Access,
 		Gaps:     append([]Gap{}, s.gaps...),
 		MoreGaps: s.more,
 	}

@@ -23,7 +23,7 @@ func TestEachIntervalAgreesWithTheLibrary(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	keys := []Key{{"oltp", "point-read", 1}, {"oltp", "insert", 2}, {"oltp", "odd op", 3}}
+	keys := []Key{{"oltp", "point-read", 1, Read}, {"oltp", "insert", 2, Write}, {"oltp", "odd op", 3, Read}}
 	for s := range 20 {
 		sec := start.Add(time.Duration(s) * 1001 * time.Millisecond)
 		for i := range 500 {

@@ -21,6 +21,32 @@ type Key struct {
 	Workload string // e.g. "oltp"
 	Op       string // e.g. "point-read"; short kebab-case
 	Node     int    // 1-based node index the op was routed to; 0 = not a node (e.g. a load balancer)
+	// Access is what the op declares it does: Read or Write (changes data). Its
+	// gaps are kept per (workload, node, access) and cluster-wide per access. ""
+	// counts as Read.
+	Access Access
+}
+
+// Access is the kind of access an operation declares: a read, or a write (it
+// changes data). Write availability is measured on its own: on Galera a frozen
+// member stalls every commit of the cluster while reads go on, and a gap per
+// stream of all ops would hide that behind the reads.
+type Access string
+
+const (
+	Read  Access = "read"
+	Write Access = "write"
+)
+
+// Accesses lists the access kinds, reads first.
+var Accesses = []Access{Read, Write}
+
+// orRead is a, or Read when a is unset.
+func (a Access) orRead() Access {
+	if a == "" {
+		return Read
+	}
+	return a
 }
 
 // Options configures a Recorder. Zero values take the defaults.
@@ -100,6 +126,7 @@ type Recorder struct {
 	handles map[Key]*Handle
 	sorted  []*Handle // handles sorted by key; nil when stale
 	streams map[streamKey]*stream
+	cluster map[Access]*stream // per access over every workload and node
 	hclosed bool
 
 	mu        sync.Mutex // serialises Tick, Close and Summary; guards the fields below
@@ -130,7 +157,8 @@ type hlogFile struct {
 type Handle struct {
 	r       *Recorder
 	key     Key
-	s       *stream
+	s       *stream // the handle's stream (workload, node, access)
+	cs      *stream // the cluster-wide stream of its access
 	lateThr time.Duration
 	tags    [3]string // lat, svc, err tags in the interval log
 
@@ -236,6 +264,7 @@ func NewRecorder(o Options) (*Recorder, error) {
 		baseMs:    startMs - startMs%1000, // BaseTime is written in whole seconds
 		handles:   map[Key]*Handle{},
 		streams:   map[streamKey]*stream{},
+		cluster:   map[Access]*stream{},
 		lastTick:  o.Start,
 		all:       newHist(),
 		byWL:      map[string]*hdr.Histogram{},
@@ -260,6 +289,7 @@ func NewRecorder(o Options) (*Recorder, error) {
 // always gives the same *Handle. Safe for concurrent use; cheap to call
 // again. A handle obtained after Close records nothing.
 func (r *Recorder) Handle(k Key) *Handle {
+	k.Access = k.Access.orRead()
 	r.hmu.RLock()
 	h, ok := r.handles[k]
 	r.hmu.RUnlock()
@@ -271,17 +301,24 @@ func (r *Recorder) Handle(k Key) *Handle {
 	if h, ok := r.handles[k]; ok {
 		return h
 	}
-	sk := streamKey{Workload: k.Workload, Node: k.Node}
+	k.Access = k.Access.orRead()
+	sk := streamKey{Workload: k.Workload, Node: k.Node, Access: k.Access}
 	s := r.streams[sk]
 	if s == nil {
-		s = &stream{key: sk, threshold: r.gapThr}
+		s = newStream(sk, r.gapThr)
 		r.streams[sk] = s
+	}
+	cs := r.cluster[k.Access]
+	if cs == nil {
+		cs = newStream(streamKey{Access: k.Access}, r.gapThr)
+		r.cluster[k.Access] = cs
 	}
 	op := tagSafe(k.Op)
 	h = &Handle{
 		r:       r,
 		key:     k,
 		s:       s,
+		cs:      cs,
 		lateThr: r.lateThr,
 		tags: [3]string{
 			fmt.Sprintf("lat/%s/n%d", op, k.Node),
@@ -320,9 +357,8 @@ func (h *Handle) Record(intended, started, ended time.Time, err error) {
 		if late {
 			c.late++
 		}
-		h.s.mu.Lock()
 		h.s.success(ended, late)
-		h.s.mu.Unlock()
+		h.cs.success(ended, late)
 		h.mu.Unlock()
 		return
 	}
@@ -351,9 +387,8 @@ func (h *Handle) recordError(intended, ended time.Time, late bool, info ErrorInf
 	if i == classIndex(ClassOther) {
 		h.addOther(info)
 	}
-	h.s.mu.Lock()
 	h.s.failure(ended, late)
-	h.s.mu.Unlock()
+	h.cs.failure(ended, late)
 }
 
 // maxOtherNumbers caps the distinct server error numbers kept per key; the
@@ -406,7 +441,7 @@ func (r *Recorder) list() []*Handle {
 }
 
 func compareKeys(a, b Key) int {
-	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.Op, b.Op), cmp.Compare(a.Node, b.Node))
+	return cmp.Or(cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.Op, b.Op), cmp.Compare(a.Node, b.Node), cmp.Compare(a.Access, b.Access))
 }
 
 // Tick closes the interval that ends at now: it returns the interval's
@@ -534,6 +569,7 @@ type intervalLine struct {
 	Workload string          `json:"workload"`
 	Op       string          `json:"op"`
 	Node     int             `json:"node"`
+	Access   Access          `json:"access,omitempty"` // "" in files written before access kinds: read
 	Count    int64           `json:"count"`
 	Errors   map[Class]int64 `json:"errors"` // canceled excluded
 	Canceled int64           `json:"canceled,omitempty"`
@@ -569,6 +605,7 @@ func (r *Recorder) writeInterval(h *Handle, c *counts, startMs, endMs int64) err
 		Workload: h.key.Workload,
 		Op:       h.key.Op,
 		Node:     h.key.Node,
+		Access:   h.key.Access,
 		Count:    c.ok,
 		Errors:   map[Class]int64{},
 		Canceled: c.errs[idxCanceled],
@@ -728,6 +765,7 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 		Ops:       []OpSummary{},
 		Workloads: []OpSummary{},
 		Gaps:      []StreamGaps{},
+		Cluster:   []StreamGaps{},
 	}
 	hs := r.list()
 	views := make([]keyView, 0, len(hs))
@@ -759,7 +797,7 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 	// node, so the keys of one group are adjacent.
 	for i := 0; i < len(views); {
 		j := i
-		k := Key{Workload: views[i].key.Workload, Op: views[i].key.Op}
+		k := Key{Workload: views[i].key.Workload, Op: views[i].key.Op, Access: views[i].key.Access}
 		c := newCounts()
 		var other []OtherError
 		for ; j < len(views) && views[j].key.Workload == k.Workload && views[j].key.Op == k.Op; j++ {
@@ -775,12 +813,19 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 	for _, s := range r.streams {
 		streams = append(streams, s)
 	}
+	var cluster []*stream
+	for _, a := range Accesses {
+		if s := r.cluster[a]; s != nil {
+			cluster = append(cluster, s)
+		}
+	}
 	r.hmu.RUnlock()
-	slices.SortFunc(streams, func(a, b *stream) int {
-		return cmp.Or(cmp.Compare(a.key.Workload, b.key.Workload), cmp.Compare(a.key.Node, b.key.Node))
-	})
+	slices.SortFunc(streams, func(a, b *stream) int { return compareStreams(a.key, b.key) })
 	for _, s := range streams {
-		sum.Gaps = append(sum.Gaps, s.snapshot(now))
+		sum.Gaps = append(sum.Gaps, s.Snapshot(now))
+	}
+	for _, s := range cluster {
+		sum.Cluster = append(sum.Cluster, s.Snapshot(now))
 	}
 	return sum
 }
@@ -790,6 +835,7 @@ func opSummary(k Key, c *counts, other []OtherError, dur float64) OpSummary {
 		Workload:    k.Workload,
 		Op:          k.Op,
 		Node:        k.Node,
+		Access:      k.Access,
 		Count:       c.ok,
 		Errors:      map[Class]int64{},
 		ErrorsTotal: c.errorsTotal(),

@@ -127,7 +127,7 @@ func TestRecordTickClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Version != 1 || !sum.Start.Equal(t0) || !sum.End.Equal(t0.Add(2*time.Second)) || sum.Duration != 2 {
+	if sum.Version != 2 || !sum.Start.Equal(t0) || !sum.End.Equal(t0.Add(2*time.Second)) || sum.Duration != 2 {
 		t.Fatalf("summary header = %d %v %v %v", sum.Version, sum.Start, sum.End, sum.Duration)
 	}
 	if len(sum.Ops) != 2 {
@@ -180,7 +180,7 @@ func TestRecordTickClose(t *testing.T) {
 			t.Fatalf("%+v recorded after Close", h.key)
 		}
 	}
-	if s := r.streams[streamKey{"oltp", 1}]; !s.last.Equal(t0.Add(600*time.Millisecond)) || s.failed != 7 {
+	if s := r.streams[streamKey{"oltp", 1, Read}]; !s.last.Equal(t0.Add(600*time.Millisecond)) || s.failed != 7 {
 		t.Fatalf("stream updated after Close: last success %v, %d failed", s.last, s.failed)
 	}
 	again, err := r.Close(t0.Add(time.Hour))
@@ -428,6 +428,68 @@ func TestGaps(t *testing.T) {
 	}
 }
 
+// Writes that stall behind reads that go on: the write streams and the
+// cluster-wide write stream show the stall, the read streams do not; the
+// cluster-wide gap is the window in which no node had a write succeed.
+func TestAccessGaps(t *testing.T) {
+	r := newTestRecorder(t, "")
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	rec := func(op string, a Access, node int, ended time.Time, err error) {
+		r.Handle(Key{Workload: "oltp", Op: op, Node: node, Access: a}).Record(ended.Add(-ms(1)), ended.Add(-ms(1)), ended, err)
+	}
+	notReady := &mysql.MySQLError{Number: 1047, Message: "not ready"}
+	for d := time.Duration(0); d <= 7*time.Second; d += 10 * time.Millisecond {
+		rec("point-read", Read, 1, at(d), nil)
+		rec("point-read", Read, 2, at(d), nil)
+	}
+	for d := time.Duration(0); d <= 7*time.Second; d += 50 * time.Millisecond {
+		// Node 1 writes nothing from 2 s to 5 s (they fail), node 2 from 2.5 s to 4.5 s.
+		var err1, err2 error
+		if d > 2*time.Second && d < 5*time.Second {
+			err1 = notReady
+		}
+		if d > 2500*time.Millisecond && d < 4500*time.Millisecond {
+			err2 = notReady
+		}
+		rec("insert", Write, 1, at(d), err1)
+		rec("update-status", Write, 2, at(d), err2)
+	}
+	sum, err := r.Close(at(7 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Gaps) != 4 {
+		t.Fatalf("%d streams, want 4 (2 nodes x read, write): %+v", len(sum.Gaps), sum.Gaps)
+	}
+	for _, sg := range sum.Gaps {
+		var want []Gap
+		switch {
+		case sg.Access == Write && sg.Node == 1:
+			want = []Gap{{Start: at(2 * time.Second), End: at(5 * time.Second), Duration: 3, Failed: 59}}
+		case sg.Access == Write && sg.Node == 2:
+			want = []Gap{{Start: at(2500 * time.Millisecond), End: at(4500 * time.Millisecond), Duration: 2, Failed: 39}}
+		case sg.Access != Read:
+			t.Fatalf("stream %+v: access %q", sg, sg.Access)
+		}
+		if len(sg.Gaps) != len(want) || (len(want) == 1 && !gapEqual(sg.Gaps[0], want[0])) {
+			t.Errorf("%s n%d: gaps %+v, want %+v", sg.Access, sg.Node, sg.Gaps, want)
+		}
+	}
+	cw, ok := sum.ClusterGaps(Write)
+	want := Gap{Start: at(2500 * time.Millisecond), End: at(4500 * time.Millisecond), Duration: 2, Failed: 40 + 39} // node 1 failed at 2.55-4.5 s, node 2 at 2.55-4.45 s
+	if !ok || len(cw.Gaps) != 1 || !gapEqual(cw.Gaps[0], want) || cw.Longest != 2 || cw.Node != 0 || cw.Workload != "" {
+		t.Errorf("cluster-wide writes: %+v, want one gap %+v", cw, want)
+	}
+	if cr, ok := sum.ClusterGaps(Read); !ok || len(cr.Gaps) != 0 {
+		t.Errorf("cluster-wide reads: %+v, want no gap", cr)
+	}
+	for _, o := range sum.Ops {
+		if want := map[string]Access{"point-read": Read, "insert": Write, "update-status": Write}[o.Op]; o.Access != want {
+			t.Errorf("op %s n%d: access %q, want %q", o.Op, o.Node, o.Access, want)
+		}
+	}
+}
+
 func gapEqual(a, b Gap) bool {
 	return a.Start.Equal(b.Start) && a.End.Equal(b.End) && math.Abs(a.Duration-b.Duration) < 1e-9 &&
 		a.Failed == b.Failed && a.Late == b.Late && a.Ongoing == b.Ongoing
@@ -568,10 +630,16 @@ func readHlog(t *testing.T, path string) map[string]int64 {
 func TestReadSummaryVersions(t *testing.T) {
 	dir := t.TempDir()
 	newer := filepath.Join(dir, "newer.json")
-	os.WriteFile(newer, []byte(`{"version": 2, "ops": []}`), 0o644)
+	os.WriteFile(newer, []byte(`{"version": 3, "ops": []}`), 0o644)
 	_, err := ReadSummary(newer)
-	if err == nil || !strings.Contains(err.Error(), newer) || !strings.Contains(err.Error(), "version 2") || !strings.Contains(err.Error(), "version 1") {
-		t.Fatalf("ReadSummary of a version 2 file: %v", err)
+	if err == nil || !strings.Contains(err.Error(), newer) || !strings.Contains(err.Error(), "version 3") || !strings.Contains(err.Error(), "version 2") {
+		t.Fatalf("ReadSummary of a version 3 file: %v", err)
+	}
+	// A version 1 file (before access kinds) still reads: its streams have no access.
+	old := filepath.Join(dir, "old.json")
+	os.WriteFile(old, []byte(`{"version": 1, "ops": [], "gaps": [{"workload": "oltp", "node": 1, "gaps": [], "longest_s": 2}]}`), 0o644)
+	if s, err := ReadSummary(old); err != nil || len(s.Gaps) != 1 || s.Gaps[0].Access != "" || s.Gaps[0].Longest != 2 {
+		t.Fatalf("ReadSummary of a version 1 file: %+v, %v", s, err)
 	}
 	none := filepath.Join(dir, "none.json")
 	os.WriteFile(none, []byte(`{"ops": []}`), 0o644)

@@ -10,7 +10,9 @@ import (
 
 // summaryVersion is the version of summary.json this package writes and the
 // newest it reads.
-const summaryVersion = 1
+// Version 2 keeps gaps per access kind (StreamGaps.Access) and adds the
+// cluster-wide streams; a version 1 file reads with Access "" (every op).
+const summaryVersion = 2
 
 // Summary is the cumulative result of a run, written to summary.json.
 type Summary struct {
@@ -20,7 +22,22 @@ type Summary struct {
 	Duration  float64      `json:"duration_s"`
 	Ops       []OpSummary  `json:"ops"`       // one per Key, sorted by workload, op, node
 	Workloads []OpSummary  `json:"workloads"` // per workload x op, merged over nodes (Node = 0)
-	Gaps      []StreamGaps `json:"gaps"`      // one per stream (workload, node), sorted
+	Gaps      []StreamGaps `json:"gaps"`      // one per stream (workload, node, access), sorted
+	// Cluster holds one stream per access kind over every workload and node: a
+	// gap there is a window in which no write (or no read) succeeded anywhere,
+	// what an application sees as "the database was down".
+	Cluster []StreamGaps `json:"cluster_gaps"`
+}
+
+// ClusterGaps returns the cluster-wide stream of an access kind (zero when
+// the run had no op of that kind).
+func (s *Summary) ClusterGaps(a Access) (StreamGaps, bool) {
+	for _, g := range s.Cluster {
+		if g.Access == a {
+			return g, true
+		}
+	}
+	return StreamGaps{}, false
 }
 
 // OpSummary is the cumulative result of one Key, or of one workload and
@@ -29,6 +46,7 @@ type OpSummary struct {
 	Workload string `json:"workload"`
 	Op       string `json:"op"`
 	Node     int    `json:"node"`
+	Access   Access `json:"access,omitempty"`
 
 	Count       int64           `json:"count"` // successes
 	Rate        float64         `json:"rate"`  // successes per second over the run duration
@@ -52,10 +70,12 @@ type OtherError struct {
 	Message string `json:"message"` // the first message seen
 }
 
-// StreamGaps holds the gaps of one stream (workload, node).
+// StreamGaps holds the gaps of one stream (workload, node, access), or of a
+// cluster-wide stream (no workload, node 0).
 type StreamGaps struct {
-	Workload string  `json:"workload"`
+	Workload string  `json:"workload,omitempty"`
 	Node     int     `json:"node"`
+	Access   Access  `json:"access,omitempty"` // "" in a version 1 summary: every op of the stream
 	Gaps     []Gap   `json:"gaps"`
 	MoreGaps int     `json:"more_gaps"` // gaps beyond the first 1000, not listed
 	Longest  float64 `json:"longest_s"` // longest gap, listed or not

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,6 +52,63 @@ func StartForTest(t testing.TB, cfg Config) *Cluster {
 	return c
 }
 
+// shared holds the clusters SharedForTest started, by key.
+var shared = struct {
+	sync.Mutex
+	m map[string]*Cluster
+}{m: map[string]*Cluster{}}
+
+// SharedForTest returns a cluster that every test of the package asking for the same
+// key shares: started on first use (skipped or failed as StartForTest is), removed by
+// RunTests after the last test. Starting a 3-node Galera cluster takes about 20 s on
+// a 2-core machine; tests that share one save that each. A test that hurts a shared
+// cluster must heal it before it ends (the fault life cycle does), and tests that
+// would see each other's load must not share one: the package's tests run one after
+// the other (no t.Parallel), so they do not.
+func SharedForTest(t testing.TB, key string, cfg Config) *Cluster {
+	t.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if c := shared.m[key]; c != nil {
+		return c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if cfg.Progress == nil {
+		cfg.Progress = t.Logf
+	}
+	c, err := Run(ctx, cfg)
+	if err != nil {
+		if c != nil {
+			tctx, tcancel := context.WithTimeout(context.Background(), time.Minute)
+			_ = c.Terminate(tctx)
+			tcancel()
+		}
+		if (errors.Is(err, ErrEngineUnavailable) || errors.Is(err, ErrImageMissing)) && os.Getenv("CI") == "" {
+			t.Skipf("needs a container engine and the node image (bash .ci/run sets both up): %v", err)
+		}
+		t.Fatalf("start shared cluster %s: %v", key, err)
+	}
+	shared.m[key] = c
+	return c
+}
+
+// terminateShared removes the clusters SharedForTest started.
+func terminateShared() error {
+	shared.Lock()
+	defer shared.Unlock()
+	var errs []error
+	for key, c := range shared.m {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := c.Terminate(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+		cancel()
+		delete(shared.m, key)
+	}
+	return errors.Join(errs...)
+}
+
 // LabelOwner marks the clusters a test process started: "pid@host".
 const LabelOwner = "org.htapchaos.owner"
 
@@ -75,6 +133,10 @@ func RunTests(m *testing.M, labels map[string]string) int {
 	}
 	cancel()
 	code := m.Run()
+	if err := terminateShared(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: remove the shared test clusters: %v\n", err)
+		code = 1
+	}
 	if eng != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
