@@ -61,13 +61,13 @@ func OLTP() *Workload {
 				return queryRow(ctx, q, []any{&id, &user, &amount, &status, &ctime},
 					"SELECT order_id, user_id, amount, status, created_at FROM orders WHERE order_id = ?", w.RandomOrder())
 			}},
-			{Name: "insert", Weight: 20, Writes: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
+			{Name: "insert", Weight: 20, ChangesData: true, Ledgered: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
 				id := w.NextID()
 				res, err := q.ExecContext(ctx, "INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (?, ?, ?, 'pending', NOW(6))",
 					id, w.RandomUser(), float64(w.Rand.IntN(100000))/100)
 				return recordWrite(w, res, err, id)
 			}},
-			{Name: "update-status", Weight: 15, Run: func(ctx context.Context, q Querier, w *Worker) error {
+			{Name: "update-status", Weight: 15, ChangesData: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
 				_, err := q.ExecContext(ctx, "UPDATE orders SET status = ? WHERE order_id = ?",
 					orderStatuses[w.Rand.IntN(len(orderStatuses))], w.RandomOrder())
 				return err
@@ -163,8 +163,8 @@ func Batch() *Workload {
 		Heavy:       true,
 		Description: "bulk inserts of K rows per statement (--batch-rows), and LOAD DATA LOCAL INFILE",
 		Ops: []Op{
-			{Name: "bulk-insert", Weight: 100, Writes: true, Run: bulkInsert},
-			{Name: "load-data", Writes: true, Run: loadData},
+			{Name: "bulk-insert", Weight: 100, ChangesData: true, Ledgered: true, Run: bulkInsert},
+			{Name: "load-data", ChangesData: true, Ledgered: true, Run: loadData},
 		},
 	}
 }
