@@ -135,6 +135,22 @@ func (l *Ledger) Acked() []Range {
 	return out
 }
 
+// Unknowns returns the ids of every writer whose outcome is unknown, sorted and
+// without duplicates: a durability audit tells the rows that landed from writes
+// of unknown outcome (legal) from rows no writer sent (an anomaly). The ledger
+// holds them anyway; they are few next to the acknowledged ranges.
+func (l *Ledger) Unknowns() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var all []int64
+	for _, wl := range l.writers {
+		wl.sortUnknown()
+		all = append(all, wl.unknown...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
 // Count returns the number of acknowledged and of unknown ids, summed over
 // writers (an id is counted once per writer).
 func (l *Ledger) Count() (acked, unknown int64) {

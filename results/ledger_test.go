@@ -208,3 +208,23 @@ func TestLedgerConcurrent(t *testing.T) {
 		t.Fatalf("Count = %d, %d; want 80000, 800", a, u)
 	}
 }
+
+// Unknowns merges every writer's unknown ids, sorted, each once.
+func TestLedgerUnknowns(t *testing.T) {
+	l := NewLedger()
+	if got := l.Unknowns(); len(got) != 0 {
+		t.Errorf("empty ledger: unknowns %v", got)
+	}
+	l.Unknown(2, 30)
+	l.Unknown(1, 20)
+	l.Unknown(1, 5)
+	l.Unknown(2, 5) // two writers, one id: listed once
+	l.Unknown(1, 20)
+	l.Ack(1, 6)
+	if got, want := l.Unknowns(), []int64{5, 20, 30}; !slices.Equal(got, want) {
+		t.Errorf("unknowns %v, want %v", got, want)
+	}
+	if _, n := l.Count(); n != 4 {
+		t.Errorf("count of unknown %d, want 4 (once per writer)", n)
+	}
+}
