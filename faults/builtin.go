@@ -11,17 +11,27 @@ import (
 	"time"
 )
 
+// Measurements of node-restart.
+const (
+	MeasureStop             = "stop"               // s, from the stop (or kill) until the process was down
+	MeasureDownUntilServing = "down until serving" // s, from the stop until the node served again
+)
+
 func builtin() []*Kind {
 	kinds := []*Kind{
 		{
 			Name:        "node-kill",
 			Description: "SIGKILL the node's server; on recover, start it and wait until it has rejoined",
+			Class:       ClassFailover,
+			StopsServer: true,
 			Needs:       needs[Killer, Starter](),
 			New:         func(Params) Fault { return &nodeKill{} },
 		},
 		{
 			Name:        "node-stop",
 			Description: "stop the node's server gracefully (SIGTERM, shutdown); on recover, start it and wait until it has rejoined",
+			Class:       ClassFailover,
+			StopsServer: true,
 			Params:      []ParamSpec{{Name: "grace", Type: Duration, Default: "30s", Help: "time to shut down before SIGKILL"}},
 			Needs:       needs[Stopper, Starter](),
 			New:         func(p Params) Fault { return &nodeStop{grace: p.Duration("grace")} },
@@ -29,6 +39,9 @@ func builtin() []*Kind {
 		{
 			Name:        "node-restart",
 			Description: "restart the node's server (graceful stop, or SIGKILL with signal=kill) and wait until it has rejoined",
+			Class:       ClassFailover,
+			Measures:    []string{MeasureStop, MeasureDownUntilServing},
+			StopsServer: true,
 			Params: []ParamSpec{
 				{Name: "grace", Type: Duration, Default: "30s", Help: "time to shut down before SIGKILL"},
 				{Name: "signal", Type: String, Default: "term", Help: "term (graceful) or kill"},
@@ -40,12 +53,14 @@ func builtin() []*Kind {
 		{
 			Name:        "pause",
 			Description: "freeze every process of the node (a stalled VM, a long GC pause); thaw on recover",
+			Class:       ClassFailover,
 			Needs:       needs[Pauser, Readier](),
 			New:         func(Params) Fault { return &pause{} },
 		},
 		{
 			Name:        "cpu-hog",
 			Description: "run stress-ng CPU workers inside the node, beside the database; stop them on recover",
+			Class:       ClassSlowdown,
 			Params:      []ParamSpec{{Name: "workers", Type: Int, Default: "2", Help: "stress-ng --cpu workers"}},
 			Needs:       needs[Execer, Readier](),
 			New:         func(p Params) Fault { return &cpuHog{workers: max(p.Int("workers"), 1)} },
@@ -53,6 +68,7 @@ func builtin() []*Kind {
 		{
 			Name:        "partition",
 			Description: "cut the node off its peers (clients still reach it); heal on recover",
+			Class:       ClassFailover,
 			Needs:       needs[Partitioner, Readier](),
 			New:         func(Params) Fault { return &partition{} },
 		},
@@ -227,8 +243,8 @@ func (f *nodeRestart) Inject(ctx context.Context, env *Env) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.measured = append(f.measured,
-			Measurement{Name: "stop", Node: n.Label(), Value: stopped.Sub(start).Seconds(), Unit: "s"},
-			Measurement{Name: "down until serving", Node: n.Label(), Value: time.Since(start).Seconds(), Unit: "s"})
+			Measurement{Name: MeasureStop, Node: n.Label(), Value: stopped.Sub(start).Seconds(), Unit: "s"},
+			Measurement{Name: MeasureDownUntilServing, Node: n.Label(), Value: time.Since(start).Seconds(), Unit: "s"})
 		return nil
 	})
 }

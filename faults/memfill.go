@@ -48,11 +48,28 @@ const (
 	memfillHeap = 1 << 30
 )
 
+// Measurements of memory-fill, per node; percentages are of the node's limit, as
+// the engine reports them.
+const (
+	MeasureMemoryBefore    = "memory before"              // %, before the fill
+	MeasureMemoryReached   = "memory reached"             // %, at effect
+	MeasureMemoryHoldMax   = "memory max during hold"     // %, engine samples while held
+	MeasureMemoryHoldMin   = "memory min during hold"     // %
+	MeasureMemoryTableSize = "memory-table size"          // method=sql: bytes of row data at effect
+	MeasureHogSize         = "hog size"                   // method=exec: bytes the hog held at effect
+	MeasureHogMax          = "memory max seen by the hog" // method=exec: %, the cgroup every 100 ms
+	MeasureFillLost        = "fill lost"                  // 1 when the hog or the filler stopped before recover; the note says why
+	MeasureMemoryAfter     = "memory after"               // %, after recovery
+)
+
 func memoryKinds() []*Kind {
 	return []*Kind{{
 		Name: "memory-fill",
 		Description: "raise the node's memory use (as docker stats counts it) to a percentage of its limit and hold it: " +
 			"a hog inside the node that grows in steps (method=exec) or MEMORY tables filled through SQL (method=sql); release on recover",
+		Class: ClassMemory,
+		Measures: []string{MeasureMemoryBefore, MeasureMemoryReached, MeasureMemoryHoldMax, MeasureMemoryHoldMin,
+			MeasureMemoryTableSize, MeasureHogSize, MeasureHogMax, MeasureFillLost, MeasureMemoryAfter},
 		Params: []ParamSpec{
 			{Name: "percent", Type: Percent, Default: "90", Help: "memory use to reach and hold, in percent of the node's limit"},
 			{Name: "method", Type: String, Default: "exec", Help: "exec: a hog process inside the node; sql: MEMORY tables, where nothing can run inside the node"},
@@ -459,39 +476,40 @@ func (f *memFill) Measurements() []Measurement {
 	var out []Measurement
 	method := "method=" + f.method
 	for _, m := range f.nodes {
-		add := func(name string, v float64, unit, note string) {
-			out = append(out, Measurement{Name: name, Node: m.n.Label(), Value: v, Unit: unit, Note: note})
+		add := func(ms Measurement) {
+			ms.Node = m.n.Label()
+			out = append(out, ms)
 		}
 		if !m.haveBefore {
 			continue
 		}
-		add("memory before", m.before, "%", method)
+		add(Measurement{Name: MeasureMemoryBefore, Value: m.before, Unit: "%", Note: method})
 		if !m.haveReached {
 			continue
 		}
-		add("memory reached", m.reached, "%", fmt.Sprintf("%s, target %d%%", method, f.percent))
+		add(Measurement{Name: MeasureMemoryReached, Value: m.reached, Unit: "%", Note: fmt.Sprintf("%s, target %d%%", method, f.percent)})
 		if m.samples > 0 {
 			note := fmt.Sprintf("%d engine samples", m.samples)
-			add("memory max during hold", m.holdMax, "%", note)
-			add("memory min during hold", m.holdMin, "%", note)
+			add(Measurement{Name: MeasureMemoryHoldMax, Value: m.holdMax, Unit: "%", Note: note})
+			add(Measurement{Name: MeasureMemoryHoldMin, Value: m.holdMin, Unit: "%", Note: note})
 		}
 		if f.method == "sql" {
-			add("memory-table size", float64(m.hogBytes), "bytes", "row data at effect time")
+			add(Measurement{Name: MeasureMemoryTableSize, Value: float64(m.hogBytes), Unit: "bytes", Note: "row data at effect time"})
 		} else {
-			add("hog size", float64(m.hogBytes), "bytes", "at effect time")
+			add(Measurement{Name: MeasureHogSize, Value: float64(m.hogBytes), Unit: "bytes", Note: "at effect time"})
 			if m.hogMax > 0 {
-				add("memory max seen by the hog", m.hogMax, "%", "cgroup, every 100 ms")
+				add(Measurement{Name: MeasureHogMax, Value: m.hogMax, Unit: "%", Note: "cgroup, every 100 ms"})
 			}
 		}
 		if m.lost != "" {
-			add("fill lost", 1, "", m.lost)
+			add(Measurement{Name: MeasureFillLost, Value: 1, Note: m.lost})
 		}
 		if m.haveAfter {
 			note := "after recovery"
 			if m.kept {
 				note = "after recovery; the server kept the dropped tables' memory"
 			}
-			add("memory after", m.after, "%", note)
+			add(Measurement{Name: MeasureMemoryAfter, Value: m.after, Unit: "%", Note: note})
 		}
 	}
 	return out

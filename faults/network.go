@@ -12,11 +12,24 @@ import (
 	"time"
 )
 
+// Measurements of network-latency, network-bandwidth and slow-node.
+const (
+	MeasureRoundTripBefore  = "round trip before"        // ms, SELECT 1 through the proxy before the delay
+	MeasureAddedRoundTrip   = "added round trip"         // ms, what the delay added to it
+	MeasureBytesUnderCap    = "bytes sent under the cap" // network-bandwidth: bytes through the filter
+	MeasurePacketsOverLimit = "packets over the limit"   // packets held back
+	MeasurePacketsDropped   = "packets dropped"
+	MeasureThrottledPeriods = "throttled periods" // slow-node: CFS periods throttled
+	MeasureThrottledTime    = "throttled time"    // s throttled
+)
+
 func networkKinds() []*Kind {
 	return []*Kind{
 		{
 			Name:        "network-latency",
 			Description: "delay (and optionally reset) client connections to the node through a latency proxy (Toxiproxy) in front of it",
+			Class:       ClassSlowdown,
+			Measures:    []string{MeasureRoundTripBefore, MeasureAddedRoundTrip},
 			Params: []ParamSpec{
 				{Name: "delay", Type: Duration, Default: "100ms", Help: "added to every response"},
 				{Name: "jitter", Type: Duration, Help: "random extra delay, up to this much either way"},
@@ -31,6 +44,8 @@ func networkKinds() []*Kind {
 		{
 			Name:        "network-bandwidth",
 			Description: "cap the node's egress on the cluster network with tc tbf (a congested link: replication lags)",
+			Class:       ClassSlowdown,
+			Measures:    []string{MeasureBytesUnderCap, MeasurePacketsOverLimit, MeasurePacketsDropped},
 			Params: []ParamSpec{
 				{Name: "rate", Type: String, Default: "1mbit", Help: "tc rate: 512kbit, 1mbit, 10mbit"},
 				{Name: "burst", Type: String, Default: "32kbit", Help: "tc bucket size"},
@@ -57,6 +72,8 @@ func networkKinds() []*Kind {
 		{
 			Name:        "slow-node",
 			Description: "throttle the node's CPU to a percentage of one core (a gray failure: on Galera it spreads through flow control)",
+			Class:       ClassSlowdown,
+			Measures:    []string{MeasureThrottledPeriods, MeasureThrottledTime},
 			Params:      []ParamSpec{{Name: "percent", Type: Percent, Default: "10", Help: "CPU left to the node, in percent of one core"}},
 			Needs:       needsAll(capability[CPULimiter](), capability[Readier]()),
 			New:         func(p Params) Fault { return &slowNode{cores: float64(p.Int("percent")) / 100} },
@@ -122,7 +139,7 @@ func (f *netLatency) Setup(ctx context.Context, env *Env) error {
 			return fmt.Errorf("through the proxy before any delay: %w", err)
 		}
 		f.base[n.Index()] = base
-		f.add(Measurement{Name: "round trip before", Node: n.Label(), Value: ms(base), Unit: "ms", Note: "SELECT 1 through the proxy"})
+		f.add(Measurement{Name: MeasureRoundTripBefore, Node: n.Label(), Value: ms(base), Unit: "ms", Note: "SELECT 1 through the proxy"})
 		return nil
 	})
 }
@@ -169,7 +186,7 @@ func (f *netLatency) WaitForEffect(ctx context.Context, env *Env) error {
 			return added >= f.delay*9/10, nil
 		})
 		if err == nil {
-			f.add(Measurement{Name: "added round trip", Node: n.Label(), Value: ms(added), Unit: "ms",
+			f.add(Measurement{Name: MeasureAddedRoundTrip, Node: n.Label(), Value: ms(added), Unit: "ms",
 				Note: fmt.Sprintf("delay %v", f.delay)})
 		}
 		return err
@@ -320,9 +337,9 @@ func (f *netBandwidth) Recover(ctx context.Context, env *Env) error {
 		if out, err := f.qdisc(ctx, n); err == nil {
 			if m := tbfStats.FindStringSubmatch(out); m != nil && strings.Contains(out, "qdisc tbf") {
 				v := func(i int) float64 { x, _ := strconv.ParseFloat(m[i], 64); return x }
-				f.add(Measurement{Name: "bytes sent under the cap", Node: n.Label(), Value: v(1), Unit: "bytes", Note: f.rate},
-					Measurement{Name: "packets over the limit", Node: n.Label(), Value: v(4), Unit: "pkt"},
-					Measurement{Name: "packets dropped", Node: n.Label(), Value: v(3), Unit: "pkt"})
+				f.add(Measurement{Name: MeasureBytesUnderCap, Node: n.Label(), Value: v(1), Unit: "bytes", Note: f.rate},
+					Measurement{Name: MeasurePacketsOverLimit, Node: n.Label(), Value: v(4), Unit: "pkt"},
+					Measurement{Name: MeasurePacketsDropped, Node: n.Label(), Value: v(3), Unit: "pkt"})
 			}
 		}
 		code, out, err := n.(Execer).Exec(ctx, "tc", "qdisc", "del", "dev", f.ifaces[n.Index()], "root")
@@ -407,9 +424,9 @@ func (f *slowNode) Recover(ctx context.Context, env *Env) error {
 		}
 		if hadBefore {
 			if st, err := readCPUStat(ctx, n); err == nil {
-				f.add(Measurement{Name: "throttled periods", Node: n.Label(), Value: float64(st.throttled - before.throttled),
+				f.add(Measurement{Name: MeasureThrottledPeriods, Node: n.Label(), Value: float64(st.throttled - before.throttled),
 					Note: fmt.Sprintf("quota %.0f%% of a core", f.cores*100)},
-					Measurement{Name: "throttled time", Node: n.Label(), Value: (st.throttledTime - before.throttledTime).Seconds(), Unit: "s"})
+					Measurement{Name: MeasureThrottledTime, Node: n.Label(), Value: (st.throttledTime - before.throttledTime).Seconds(), Unit: "s"})
 			}
 		}
 		if err := restore(ctx); err != nil {

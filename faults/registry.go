@@ -2,6 +2,7 @@ package faults
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -50,11 +51,50 @@ func (p Params) Int(name string) int {
 	return i
 }
 
+// Class is what a fault kind does to a cluster. Consumers that judge faults (the
+// experiments' scorers) pick them by class, not by a list of kind names, so that a
+// new kind of a known class is judged without touching them.
+type Class string
+
+const (
+	// ClassFailover: a node lost, frozen or cut off (node-kill, node-stop,
+	// node-restart, pause, partition); the cluster must fail over.
+	ClassFailover Class = "failover"
+	// ClassSpike: extra load from htapchaos's own workload (analytics-spike,
+	// batch-spike).
+	ClassSpike Class = "spike"
+	// ClassMemory: memory pressure on a node (memory-fill).
+	ClassMemory Class = "memory"
+	// ClassSchema: a schema change under load (schema-change).
+	ClassSchema Class = "schema"
+	// ClassSlowdown: a node that serves, slowly: its CPU or its network throttled
+	// (network-latency, network-bandwidth, slow-node, cpu-hog).
+	ClassSlowdown Class = "slowdown"
+)
+
+// Classes lists every class, in the order above.
+func Classes() []Class {
+	return []Class{ClassFailover, ClassSpike, ClassMemory, ClassSchema, ClassSlowdown}
+}
+
 // Kind is a fault kind in the registry.
 type Kind struct {
 	Name        string
 	Description string
-	Params      []ParamSpec
+	// Class is what the fault does (required: Register panics without one).
+	Class Class
+	// Measures names the measurements the fault makes (its Measure* constants), so
+	// that a consumer can check, before anything runs, that what it reads is made.
+	Measures []string
+	// Unscored says why no failure mode judges the fault, for a kind that is only
+	// a tool (the experiments' registry test accepts it unclaimed only with one).
+	Unscored string
+	// StopsServer marks a fault that stops, kills or restarts the database server
+	// on purpose: a node down or restarted in its window is its doing, not a crash.
+	StopsServer bool
+	// Workload is the loadgen workload kind a spike runs (analytics, batch).
+	Workload string
+	Params   []ParamSpec
 	// Needs are the node capabilities the fault uses, checked before anything runs.
 	Needs func(Node) error
 	// Harmless marks a fault that cannot hurt a cluster (it only slows htapchaos's
@@ -78,16 +118,37 @@ func NewRegistry() *Registry {
 	return r
 }
 
-// Register adds a kind.
+// Register adds a kind. It panics on a duplicate, a kind without a known class, or
+// a measurement declared twice.
 func (r *Registry) Register(k *Kind) {
 	if _, dup := r.m[k.Name]; dup {
 		panic("faults: kind registered twice: " + k.Name)
+	}
+	if !slices.Contains(Classes(), k.Class) {
+		panic(fmt.Sprintf("faults: kind %s: class %q is not one of %v", k.Name, k.Class, Classes()))
+	}
+	for i, m := range k.Measures {
+		if slices.Contains(k.Measures[:i], m) {
+			panic(fmt.Sprintf("faults: kind %s: measurement %q declared twice", k.Name, m))
+		}
 	}
 	r.m[k.Name] = k
 }
 
 // Names lists the kinds, sorted.
 func (r *Registry) Names() []string { return slices.Sorted(maps.Keys(r.m)) }
+
+// Kinds lists the kinds, sorted by name.
+func (r *Registry) Kinds() []*Kind {
+	out := make([]*Kind, 0, len(r.m))
+	for _, name := range r.Names() {
+		out = append(out, r.m[name])
+	}
+	return out
+}
+
+// Makes says whether the kind declares the measurement.
+func (k *Kind) Makes(measure string) bool { return slices.Contains(k.Measures, measure) }
 
 // Get finds a kind.
 func (r *Registry) Get(name string) (*Kind, error) {

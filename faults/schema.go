@@ -37,11 +37,23 @@ var schemaVariants = []string{variantAddNullable, variantAddNotNull, variantAddI
 // schemaTableRE is a table name schema-change puts into its statements (quoted).
 var schemaTableRE = regexp.MustCompile(`^[A-Za-z0-9_$]{1,64}$`)
 
+// Measurements of schema-change. The ALTER's start and end are Unix seconds (the
+// note has them in RFC 3339), so that a consumer can find the writes it stalled.
+const (
+	MeasureTableRows     = "table rows"     // the altered table's rows before the ALTER, the server's estimate
+	MeasureTableSize     = "table size"     // its bytes, data and indexes
+	MeasureAlterStart    = "alter start"    // unix-s
+	MeasureAlterEnd      = "alter end"      // unix-s; absent while it runs
+	MeasureAlterDuration = "alter duration" // s; the note has the variant, method, algorithm and outcome
+)
+
 func schemaKinds() []*Kind {
 	return []*Kind{{
 		Name: "schema-change",
 		Description: "ALTER TABLE under load: add-nullable (instant), add-not-null-default (ALGORITHM=COPY rebuild) " +
 			"or add-index; on recover, wait for it to finish and drop what it added",
+		Class:    ClassSchema,
+		Measures: []string{MeasureTableRows, MeasureTableSize, MeasureAlterStart, MeasureAlterEnd, MeasureAlterDuration},
 		Params: []ParamSpec{
 			{Name: "variant", Type: String, Default: variantAddNullable, Help: "add-nullable (ADD COLUMN ... NULL, ALGORITHM=INSTANT where the server has it), " +
 				"add-not-null-default (ADD COLUMN ... NOT NULL DEFAULT 0, ALGORITHM=COPY: a rebuild that blocks writes), add-index (ADD INDEX, the server's default algorithm)"},
@@ -169,8 +181,8 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND TABLE_TYPE = 'BASE TABLE'
 	}
 	f.mu.Lock()
 	f.ms = append(f.ms,
-		Measurement{Name: "table rows", Node: f.node.Label(), Value: float64(rows.Int64), Unit: "rows", Note: f.table + ", the server's estimate"},
-		Measurement{Name: "table size", Node: f.node.Label(), Value: float64(size.Int64), Unit: "bytes", Note: f.table + ", data and indexes"})
+		Measurement{Name: MeasureTableRows, Node: f.node.Label(), Value: float64(rows.Int64), Unit: "rows", Note: f.table + ", the server's estimate"},
+		Measurement{Name: MeasureTableSize, Node: f.node.Label(), Value: float64(size.Int64), Unit: "bytes", Note: f.table + ", data and indexes"})
 	f.mu.Unlock()
 	return nil
 }
@@ -533,11 +545,11 @@ func (f *schemaChange) Measurements() []Measurement {
 	if f.alterErr != nil {
 		note += ", error: " + f.alterErr.Error()
 	}
-	out = append(out, Measurement{Name: "alter start", Node: label, Value: schemaUnixSeconds(f.start), Unit: "unix-s", Note: f.start.UTC().Format(time.RFC3339Nano)})
+	out = append(out, Measurement{Name: MeasureAlterStart, Node: label, Value: schemaUnixSeconds(f.start), Unit: "unix-s", Note: f.start.UTC().Format(time.RFC3339Nano)})
 	if !f.end.IsZero() {
-		out = append(out, Measurement{Name: "alter end", Node: label, Value: schemaUnixSeconds(f.end), Unit: "unix-s", Note: f.end.UTC().Format(time.RFC3339Nano)})
+		out = append(out, Measurement{Name: MeasureAlterEnd, Node: label, Value: schemaUnixSeconds(f.end), Unit: "unix-s", Note: f.end.UTC().Format(time.RFC3339Nano)})
 	}
-	out = append(out, Measurement{Name: "alter duration", Node: label, Value: end.Sub(f.start).Seconds(), Unit: "s", Note: note})
+	out = append(out, Measurement{Name: MeasureAlterDuration, Node: label, Value: end.Sub(f.start).Seconds(), Unit: "s", Note: note})
 	return out
 }
 

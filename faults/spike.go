@@ -27,12 +27,33 @@ const spikeBackstop = time.Hour
 // max_allowed_packet).
 const spikeMaxRows = 100_000
 
+// Measurements of analytics-spike and batch-spike.
+const (
+	MeasureOrdersRows    = "orders rows"    // before the spike, the server's estimate
+	MeasureSpikeDuration = "spike duration" // s, from its start to recover
+	MeasureSpikeOps      = "spike ops"      // operations that succeeded
+	MeasureSpikeRate     = "spike rate"     // ops/s achieved; the note has the target
+	// MeasureSpikeP99 is per operation: the name is followed by a space and the
+	// operation's name ("spike p99 fraud-scan"); ms from the intended start.
+	MeasureSpikeP99     = "spike p99"
+	MeasureSpikeErrors  = "spike errors"  // failed operations; the note has them by class
+	MeasureSpikeDropped = "spike dropped" // operations dropped: the servers fell behind the schedule
+	MeasureSpikeRows    = "spike rows"    // batch-spike: rows acknowledged
+)
+
+// spikeMeasures are what every spike measures.
+var spikeMeasures = []string{MeasureOrdersRows, MeasureSpikeDuration, MeasureSpikeOps, MeasureSpikeRate,
+	MeasureSpikeP99, MeasureSpikeErrors, MeasureSpikeDropped}
+
 func spikeKinds() []*Kind {
 	rateHelp := "base rate, operations per second over all the chosen nodes (round-robin)"
 	return []*Kind{
 		{
 			Name:        "analytics-spike",
 			Description: "run the analytics workload at rate x times against the nodes (many concurrent scans); stop it on recover",
+			Class:       ClassSpike,
+			Workload:    loadgen.Analytics().Name,
+			Measures:    spikeMeasures,
 			Params: []ParamSpec{
 				{Name: "rate", Type: Int, Default: "2", Help: rateHelp},
 				{Name: "times", Type: Int, Default: "10", Help: "the spike runs at rate x times"},
@@ -45,6 +66,9 @@ func spikeKinds() []*Kind {
 		{
 			Name:        "batch-spike",
 			Description: "run the batch workload (multi-row INSERTs into orders) at rate x times against the nodes; stop it on recover",
+			Class:       ClassSpike,
+			Workload:    loadgen.Batch().Name,
+			Measures:    append(slices.Clone(spikeMeasures), MeasureSpikeRows),
 			Params: []ParamSpec{
 				{Name: "rate", Type: Int, Default: "5", Help: rateHelp},
 				{Name: "times", Type: Int, Default: "10", Help: "the spike runs at rate x times"},
@@ -223,7 +247,7 @@ WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('users', 'orders')`)
 		}
 	}
 	f.mu.Lock()
-	f.ms = append(f.ms, Measurement{Name: "orders rows", Node: label, Value: float64(found["orders"]), Unit: "rows", Note: "before the spike, the server's estimate"})
+	f.ms = append(f.ms, Measurement{Name: MeasureOrdersRows, Node: label, Value: float64(found["orders"]), Unit: "rows", Note: "before the spike, the server's estimate"})
 	f.mu.Unlock()
 	return nil
 }
@@ -426,8 +450,8 @@ func (f *spike) Measurements() []Measurement {
 	if f.res == nil || f.res.Summary == nil {
 		secs := time.Since(f.started).Seconds()
 		return append(out,
-			Measurement{Name: "spike ops", Node: node, Value: float64(f.ops.Load()), Unit: "ops", Note: "still running"},
-			Measurement{Name: "spike rate", Node: node, Value: float64(f.ops.Load()) / secs, Unit: "ops/s", Note: fmt.Sprintf("target %g ops/s, still running", target)})
+			Measurement{Name: MeasureSpikeOps, Node: node, Value: float64(f.ops.Load()), Unit: "ops", Note: "still running"},
+			Measurement{Name: MeasureSpikeRate, Node: node, Value: float64(f.ops.Load()) / secs, Unit: "ops/s", Note: fmt.Sprintf("target %g ops/s, still running", target)})
 	}
 	sum := f.res.Summary
 	stopped := f.stopped
@@ -452,7 +476,7 @@ func (f *spike) Measurements() []Measurement {
 			}
 		}
 		if s.Count > 0 {
-			perOp = append(perOp, Measurement{Name: "spike p99 " + s.Op, Node: node, Value: s.Latency.P99, Unit: "ms",
+			perOp = append(perOp, Measurement{Name: MeasureSpikeP99 + " " + s.Op, Node: node, Value: s.Latency.P99, Unit: "ms",
 				Note: fmt.Sprintf("%d ops, p50 %.1f ms, max %.1f ms, from the intended start", s.Count, s.Latency.P50, s.Latency.Max)})
 		}
 	}
@@ -471,15 +495,15 @@ func (f *spike) Measurements() []Measurement {
 		opsNote += "; the run ended with: " + f.runErr.Error()
 	}
 	out = append(out,
-		Measurement{Name: "spike duration", Node: node, Value: secs, Unit: "s", Note: "from its start to recover"},
-		Measurement{Name: "spike ops", Node: node, Value: float64(count), Unit: "ops", Note: opsNote},
-		Measurement{Name: "spike rate", Node: node, Value: rate, Unit: "ops/s", Note: fmt.Sprintf("target %g ops/s (%d x %d)", target, f.rate, f.times)})
+		Measurement{Name: MeasureSpikeDuration, Node: node, Value: secs, Unit: "s", Note: "from its start to recover"},
+		Measurement{Name: MeasureSpikeOps, Node: node, Value: float64(count), Unit: "ops", Note: opsNote},
+		Measurement{Name: MeasureSpikeRate, Node: node, Value: rate, Unit: "ops/s", Note: fmt.Sprintf("target %g ops/s (%d x %d)", target, f.rate, f.times)})
 	out = append(out, perOp...)
 	out = append(out,
-		Measurement{Name: "spike errors", Node: node, Value: float64(failed), Unit: "ops", Note: strings.Join(classNote, " ")},
-		Measurement{Name: "spike dropped", Node: node, Value: float64(dropped), Unit: "ops", Note: fmt.Sprintf("the servers fell behind the schedule; %d started late", late)})
+		Measurement{Name: MeasureSpikeErrors, Node: node, Value: float64(failed), Unit: "ops", Note: strings.Join(classNote, " ")},
+		Measurement{Name: MeasureSpikeDropped, Node: node, Value: float64(dropped), Unit: "ops", Note: fmt.Sprintf("the servers fell behind the schedule; %d started late", late)})
 	if f.wl.Name == "batch" {
-		out = append(out, Measurement{Name: "spike rows", Node: node, Value: float64(f.res.Acked), Unit: "rows",
+		out = append(out, Measurement{Name: MeasureSpikeRows, Node: node, Value: float64(f.res.Acked), Unit: "rows",
 			Note: fmt.Sprintf("acknowledged inserts; %d with an unknown outcome", f.res.Unknown)})
 	}
 	return out
