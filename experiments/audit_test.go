@@ -13,14 +13,48 @@ import (
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
-func TestAuditWalk(t *testing.T) {
-	rs := func(pairs ...int64) []results.Range {
-		var out []results.Range
-		for i := 0; i < len(pairs); i += 2 {
-			out = append(out, results.Range{Lo: pairs[i], Hi: pairs[i+1]})
-		}
-		return out
+func rs(pairs ...int64) []results.Range {
+	var out []results.Range
+	for i := 0; i < len(pairs); i += 2 {
+		out = append(out, results.Range{Lo: pairs[i], Hi: pairs[i+1]})
 	}
+	return out
+}
+
+// walkOf merges present ids (per node, ascending) as the read-back does.
+func walkOf(ranges []results.Range, unknown []int64, present ...[]int64) *Audit {
+	w := (&auditPlan{acked: ranges, unknown: unknown}).walk(len(present))
+	pos := make([]int, len(present))
+	for {
+		m, any := int64(0), false
+		for k, ids := range present {
+			if pos[k] < len(ids) && (!any || ids[pos[k]] < m) {
+				m, any = ids[pos[k]], true
+			}
+		}
+		if !any {
+			break
+		}
+		for k, ids := range present {
+			w.has[k] = pos[k] < len(ids) && ids[pos[k]] == m
+			if w.has[k] {
+				pos[k]++
+			}
+		}
+		w.present(m, w.has)
+	}
+	w.finish()
+	nodes := make([]AuditNode, len(present))
+	for k := range nodes {
+		nodes[k] = AuditNode{Index: k + 1, Label: fmt.Sprintf("n%d", k+1)}
+	}
+	var a Audit
+	w.fill(&a, nodes)
+	return &a
+}
+
+// One copy: the merge of present ids against acknowledged ranges.
+func TestAuditWalk(t *testing.T) {
 	for _, tc := range []struct {
 		name                 string
 		ranges               []results.Range
@@ -39,29 +73,56 @@ func TestAuditWalk(t *testing.T) {
 			firstLost: []int64{100, 101, 102, 103, 104, 105, 106, 107, 108, 109}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := auditWalk{ranges: tc.ranges}
-			if len(tc.ranges) > 0 {
-				w.next = tc.ranges[0].Lo
-			}
-			for _, id := range tc.present {
-				w.present(id)
-			}
-			w.finish()
-			var a Audit
-			w.fill(&a)
+			a := walkOf(tc.ranges, nil, tc.present)
 			if a.Lost != tc.lost || a.Unexpected != tc.unexpected || !slices.Equal(a.FirstLost, tc.firstLost) || !slices.Equal(a.FirstExtra, tc.firstXtra) {
 				t.Errorf("lost %d %v unexpected %d %v; want lost %d %v unexpected %d %v",
 					a.Lost, a.FirstLost, a.Unexpected, a.FirstExtra, tc.lost, tc.firstLost, tc.unexpected, tc.firstXtra)
+			}
+			if n := a.Nodes[0]; n.Lost != tc.lost || n.Lacks != 0 || a.Divergent != 0 || n.Rows != int64(len(tc.present)) {
+				t.Errorf("node: %+v, divergent %d; want lost %d, nothing lacked", n, a.Divergent, tc.lost)
 			}
 		})
 	}
 }
 
+// Three copies: a row missing everywhere is lost; missing on some is divergence,
+// per node; rows nobody acknowledged split into unknown outcome and unsent.
+func TestAuditWalkNodes(t *testing.T) {
+	// Acknowledged 1-10 and 20-21; unknown outcome: 15, 16, 30.
+	a := walkOf(rs(1, 10, 20, 21), []int64{15, 16, 30},
+		[]int64{1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 21, 40},  // n1: lacks 9 (lost everywhere)
+		[]int64{1, 2, 5, 6, 7, 8, 10, 15, 20, 21, 30, 40},    // n2: lacks 3, 4 (others have them), 9
+		[]int64{1, 2, 3, 5, 6, 7, 8, 10, 15, 16, 20, 21, 40}) // n3: lacks 4 (n1 has it), 9
+	check := func(what string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	check("lost everywhere", []any{a.Lost, a.FirstLost}, []any{1, []int64{9}})
+	check("divergent", []any{a.Divergent, a.DivergentAcked, a.FirstDivergent}, []any{4, 2, []int64{3, 4, 16, 30}})
+	check("unexpected", []any{a.Unexpected, a.FromUnknown, a.Unsent, a.FirstUnsent}, []any{4, 3, 1, []int64{40}})
+	n1, n2, n3 := a.Nodes[0], a.Nodes[1], a.Nodes[2]
+	check("n1", []any{n1.Lost, n1.FirstLost, n1.Lacks, n1.LacksAcked, n1.LacksAlone, n1.FirstLacks}, []any{1, []int64{9}, 2, 0, 0, []int64{16, 30}})
+	check("n2", []any{n2.Lost, n2.FirstLost, n2.Lacks, n2.LacksAcked, n2.LacksAlone, n2.FirstLacks}, []any{3, []int64{3, 4, 9}, 3, 2, 1, []int64{3, 4, 16}})
+	check("n3", []any{n3.Lost, n3.FirstLost, n3.Lacks, n3.LacksAcked, n3.LacksAlone, n3.FirstLacks}, []any{2, []int64{4, 9}, 2, 1, 0, []int64{4, 30}})
+	check("rows", []any{n1.Rows, n2.Rows, n3.Rows}, []any{13, 12, 13})
+}
+
 func TestAuditWindows(t *testing.T) {
-	got := auditWindows([]results.Range{{Lo: 1, Hi: 5}, {Lo: 8, Hi: 30}, {Lo: 40, Hi: 41}}, 10, 20)
-	want := []results.Range{{Lo: 1, Hi: 5}, {Lo: 8, Hi: 9}, {Lo: 10, Hi: 20}, {Lo: 21, Hi: 30}, {Lo: 40, Hi: 41}}
-	if !slices.Equal(got, want) {
-		t.Errorf("windows %v, want %v", got, want)
+	for _, tc := range []struct {
+		ranges, spans, want []results.Range
+	}{
+		{rs(1, 5, 8, 30, 40, 41), rs(10, 20), rs(1, 5, 8, 9, 10, 20, 21, 30, 40, 41)},
+		{rs(1, 5), nil, rs(1, 5)},
+		{nil, rs(10, 20), rs(10, 20)},
+		// Two sources' ranges (the load's and a spike's), acknowledged ids in both
+		// and one straddling a gap.
+		{rs(12, 14, 18, 33, 50, 50), rs(10, 20, 30, 40), rs(10, 20, 21, 29, 30, 40, 50, 50)},
+	} {
+		if got := auditWindows(tc.ranges, tc.spans); !slices.Equal(got, tc.want) {
+			t.Errorf("windows of %v in %v: %v, want %v", tc.ranges, tc.spans, got, tc.want)
+		}
 	}
 }
 

@@ -137,16 +137,80 @@ type PhaseStats struct {
 	ByClass  map[results.Class]int64 `json:"by_class,omitempty"`
 }
 
-// Audit is the durability audit: every acknowledged write read back.
+// Audit is the durability audit: every acknowledged write read back on every node
+// that serves, once each had applied everything (see AuditCluster).
 type Audit struct {
-	Acked      int64   `json:"acked"`      // writes the database acknowledged
-	Unknown    int64   `json:"unknown"`    // writes whose outcome the client could not know
-	Lost       int64   `json:"lost"`       // acknowledged and missing
-	Unexpected int64   `json:"unexpected"` // present but never acknowledged (from the unknown ones, or not)
-	FirstLost  []int64 `json:"first_lost,omitempty"`
-	FirstExtra []int64 `json:"first_unexpected,omitempty"`
-	Node       int     `json:"node"` // where it read back
-	Error      string  `json:"error,omitempty"`
+	Acked   int64 `json:"acked"`   // writes the database acknowledged, of every source
+	Unknown int64 `json:"unknown"` // writes whose outcome the client could not know
+	// Sources are the writers read back: the load, and faults that write (a batch
+	// spike), each with its own ids.
+	Sources []AuditSourceCount `json:"sources,omitempty"`
+	// Lost: acknowledged and missing on every node read: the cluster lost them.
+	Lost      int64   `json:"lost"`
+	FirstLost []int64 `json:"first_lost,omitempty"`
+	// Divergent: rows some nodes read have and others lack (DivergentAcked of them
+	// acknowledged): the copies disagree. Per node in Nodes (Lacks).
+	Divergent      int64   `json:"divergent,omitempty"`
+	DivergentAcked int64   `json:"divergent_acked,omitempty"`
+	FirstDivergent []int64 `json:"first_divergent,omitempty"`
+	// Unexpected: present on a node read but never acknowledged; FromUnknown of
+	// them come from writes of unknown outcome (legal: a retry policy must handle
+	// them), Unsent are rows no writer of the run sent (an anomaly).
+	Unexpected       int64   `json:"unexpected"`
+	FirstExtra       []int64 `json:"first_unexpected,omitempty"`
+	FromUnknown      int64   `json:"unexpected_unknown"`
+	FirstFromUnknown []int64 `json:"first_unexpected_unknown,omitempty"`
+	Unsent           int64   `json:"unexpected_unsent"`
+	FirstUnsent      []int64 `json:"first_unexpected_unsent,omitempty"`
+	// Nodes: each node's read-back, or why it was not read.
+	Nodes []NodeAudit `json:"nodes,omitempty"`
+	// Settle: how long the nodes took to apply everything before the read-back.
+	Settle AuditSettle `json:"settle"`
+	// Node is the node read back on when only one was (a single server); 0 when
+	// several were (see Nodes).
+	Node  int    `json:"node,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// AuditSourceCount is one writer's share of an audit.
+type AuditSourceCount struct {
+	Name    string `json:"name"`
+	Acked   int64  `json:"acked"`
+	Unknown int64  `json:"unknown"`
+}
+
+// NodeAudit is one node's read-back.
+type NodeAudit struct {
+	Node  int    `json:"node"`
+	Label string `json:"label,omitempty"`
+	// Read: the node was read back; Skipped says why not (did not answer, did
+	// not apply everything in time, the read failed).
+	Read    bool   `json:"read"`
+	Skipped string `json:"skipped,omitempty"`
+	Rows    int64  `json:"rows"` // rows found in the audited ids
+	// Lost: acknowledged rows this node lacks (on every node, or here only).
+	Lost      int64   `json:"lost"`
+	FirstLost []int64 `json:"first_lost,omitempty"`
+	// Lacks: rows another node read has and this one lacks (LacksAcked of them
+	// acknowledged; LacksAlone: every other node read has them).
+	Lacks      int64   `json:"lacks,omitempty"`
+	LacksAcked int64   `json:"lacks_acked,omitempty"`
+	LacksAlone int64   `json:"lacks_alone,omitempty"`
+	FirstLacks []int64 `json:"first_lacks,omitempty"`
+	Unexpected int64   `json:"unexpected,omitempty"` // present here, never acknowledged
+	// Applied is where the node was when it settled: a Galera seqno, a GTID
+	// position; Behind: Galera seqnos it was behind the target when the audit began.
+	Applied string `json:"applied,omitempty"`
+	Behind  int64  `json:"behind,omitempty"`
+}
+
+// AuditSettle is the audit's wait for every node to apply everything.
+type AuditSettle struct {
+	Seconds  float64 `json:"seconds"`   // from the audit's start until every node read had applied everything
+	Timeout  float64 `json:"timeout_s"` // the bound
+	TimedOut bool    `json:"timed_out,omitempty"`
+	Target   string  `json:"target,omitempty"` // what every node had to reach: a Galera seqno, a GTID position
+	Behind   string  `json:"behind,omitempty"` // when it timed out: who was behind, where
 }
 
 // Verdict of a finding.

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -42,6 +43,10 @@ type Options struct {
 	Log func(format string, args ...any)
 	// Observer watches the run live (a metrics endpoint); nil: none.
 	Observer Observer
+	// AuditSettle bounds the durability audit's wait for every node to apply
+	// everything before it reads back; 0: the spec's audit.settle, else
+	// DefaultAuditSettle. When it expires the audit is inconclusive.
+	AuditSettle time.Duration
 }
 
 // Observer watches runs live: a metrics endpoint. Its methods are called from the
@@ -488,10 +493,22 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	}
 	if lres != nil {
 		rec.Summary = lres.Summary
-		// Durability: read every acknowledged write back, on the first node that serves.
-		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		rec.Audit = auditOnAServingNode(actx, nodes, lres.Ledger, idLo, idHi)
+		// Durability: once every node has applied everything, read every
+		// acknowledged write back on each, the load's and those of faults that
+		// write rows of their own.
+		settle := cmp.Or(o.AuditSettle, spec.auditSettle(), DefaultAuditSettle)
+		sources := []AuditSource{{Name: "load", Ledger: lres.Ledger, Lo: idLo, Hi: idHi}}
+		for i, p := range plans {
+			if lw, ok := p.runner.Fault.(faults.LedgerWriter); ok {
+				if l, lo, hi := lw.Ledger(); l != nil {
+					sources = append(sources, AuditSource{Name: spec.Faults[i].Name, Ledger: l, Lo: lo, Hi: hi})
+				}
+			}
+		}
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), settle+3*time.Minute)
+		rec.Audit = auditServingNodes(actx, nodes, sources, settle)
 		acancel()
+		logf("durability audit: nodes settled in %.1fs; %d acknowledged, %d lost, %d divergent", rec.Audit.Settle.Seconds, rec.Audit.Acked, rec.Audit.Lost, rec.Audit.Divergent)
 		rf.Audit = rec.Audit
 	}
 	windows := append([]Window(nil), phases...)
@@ -621,33 +638,14 @@ func timelineText(spec *Spec) string {
 	return strings.Join(parts, ", ")
 }
 
-// auditOnAServingNode runs the durability audit on the first node that answers.
-func auditOnAServingNode(ctx context.Context, nodes []nodeRef, ledger *results.Ledger, lo, hi int64) *Audit {
-	var last error
-	for _, n := range nodes {
-		db, err := sql.Open("mysql", n.dsn)
-		if err != nil {
-			last = err
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err = db.PingContext(pctx)
-		cancel()
-		if err != nil {
-			db.Close()
-			last = err
-			continue
-		}
-		a, err := AuditLedger(ctx, db, ledger, lo, hi)
-		db.Close()
-		if err != nil {
-			last = err
-			continue
-		}
-		a.Node = n.index
-		return a
+// auditServingNodes runs the durability audit on every node: each must have
+// applied everything before it is read (see AuditCluster).
+func auditServingNodes(ctx context.Context, nodes []nodeRef, sources []AuditSource, settle time.Duration) *Audit {
+	an := make([]AuditNode, len(nodes))
+	for i, n := range nodes {
+		an[i] = AuditNode{Index: n.index, Label: n.label, DSN: n.dsn}
 	}
-	return &Audit{Error: fmt.Sprintf("no node answered for the audit: %v", last)}
+	return AuditCluster(ctx, an, sources, settle)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

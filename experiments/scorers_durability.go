@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -18,31 +19,226 @@ func durabilityScorer() Scorer {
 	return scorer{mode: ModeDurability, score: scoreDurability}
 }
 
-// scoreDurability: "acknowledged writes lost", from the audit: any lost fails;
-// writes present but never acknowledged are reported.
+// Names of the durability findings.
+const (
+	findLost      = "acknowledged writes lost"
+	findDiverge   = "divergence between nodes"
+	findUnsent    = "rows no writer sent"
+	refDivergence = "beyond the article: every copy of the data must hold what the cluster acknowledged"
+)
+
+// scoreDurability judges the audit (see AuditCluster), read back on every node
+// once each had applied everything:
+//   - acknowledged writes lost: acknowledged rows missing on any node read (on
+//     every node, or on some: then divergence says which); any fails;
+//   - divergence between nodes: rows some nodes have and others lack, per node
+//     with ids; any fails (a cluster of more than one node only);
+//   - rows no writer sent: rows in the run's ids that no writer of the run sent;
+//     any fails. Rows from writes of unknown outcome are legal and noted.
+//
+// All are inconclusive when nothing was read back, the audit failed, or a node did
+// not apply everything within the settle timeout: a slow node is never "lost".
 func scoreDurability(r *Recorded, _ Budgets) []Finding {
-	fd := Finding{Mode: ModeDurability, Name: "acknowledged writes lost", Unit: UnitCount, Reference: refDurability}
+	lost := Finding{Mode: ModeDurability, Name: findLost, Unit: UnitCount, Reference: refDurability}
+	div := Finding{Mode: ModeDurability, Name: findDiverge, Unit: UnitCount, Reference: refDivergence}
+	unsent := Finding{Mode: ModeDurability, Name: findUnsent, Unit: UnitCount, Reference: refDurability}
 	a := r.Audit
+	nodes := r.Nodes
+	if a != nil && len(a.Nodes) > 0 {
+		nodes = len(a.Nodes)
+	}
+	all := func(fs ...Finding) []Finding {
+		if nodes <= 1 {
+			return []Finding{fs[0], fs[2]}
+		}
+		return fs
+	}
+	whyNot := ""
 	switch {
 	case a == nil:
-		return []Finding{fd.inconclusive("no durability audit: nothing was read back")}
+		whyNot = "no durability audit: nothing was read back"
 	case a.Error != "":
-		return []Finding{fd.inconclusive("the audit failed: %s", a.Error)}
+		whyNot = "the audit failed: " + a.Error
+	case a.Settle.TimedOut:
+		whyNot = fmt.Sprintf("the nodes did not all apply everything within %s (the audit's settle timeout): %s; a node that is behind is not judged", fmtSeconds(a.Settle.Timeout), a.Settle.Behind)
 	case a.Acked == 0:
-		return []Finding{fd.inconclusive("no acknowledged write to read back")}
+		whyNot = "no acknowledged write to read back"
 	}
-	fd.Evidence = []Evidence{{Node: a.Node, Detail: fmt.Sprintf("read back on node %d", a.Node)}}
-	fd.judge(float64(a.Lost), 0, false, "")
-	fd.note("%d acknowledged writes read back on node %d; %d lost; %d with an unknown outcome", a.Acked, a.Node, a.Lost, a.Unknown)
-	if a.Lost > 0 {
-		fd.Reason = fmt.Sprintf("%d of %d acknowledged writes are missing", a.Lost, a.Acked)
-		fd.note("first lost ids: %s", ids(a.FirstLost))
+	if whyNot != "" {
+		out := all(lost.inconclusive("%s", whyNot), div.inconclusive("%s", whyNot), unsent.inconclusive("%s", whyNot))
+		if a != nil {
+			for i := range out {
+				noteNodes(&out[i], a)
+			}
+		}
+		return out
+	}
+
+	// Which nodes were read.
+	var read []string
+	for _, n := range a.Nodes {
+		if n.Read {
+			read = append(read, n.Label)
+		}
+	}
+	where := strings.Join(read, ", ")
+	switch {
+	case len(a.Nodes) == 0 && a.Node != 0:
+		where = fmt.Sprintf("node %d", a.Node)
+		lost.Evidence = []Evidence{{Node: a.Node, Detail: "read back on node " + strconv.Itoa(a.Node)}}
+	case len(a.Nodes) == 0:
+		where = "one node"
+	}
+
+	// Lost: on every node read, or on some.
+	missing := a.Lost + a.DivergentAcked
+	lost.judge(float64(missing), 0, false, "")
+	lost.note("%d acknowledged writes%s read back on %s after %s settling%s; %d lost on every node; %d with an unknown outcome",
+		a.Acked, sourcesText(a.Sources), where, fmtSeconds(a.Settle.Seconds), targetText(a.Settle), a.Lost, a.Unknown)
+	noteNodes(&lost, a)
+	for _, n := range a.Nodes {
+		if n.Read && n.Lost > 0 {
+			lost.Evidence = append(lost.Evidence, Evidence{Node: n.Node, Detail: fmt.Sprintf("%s lacks %d acknowledged rows: ids %s", n.Label, n.Lost, ids(n.FirstLost))})
+		}
+	}
+	if missing > 0 {
+		var parts []string
+		if a.Lost > 0 {
+			parts = append(parts, fmt.Sprintf("%d of %d acknowledged writes are missing", a.Lost, a.Acked))
+			if len(read) > 0 {
+				parts[0] += " on every node read (" + where + ")"
+			}
+			lost.note("first lost ids: %s", ids(a.FirstLost))
+		}
+		if a.DivergentAcked > 0 {
+			parts = append(parts, fmt.Sprintf("%d more are missing on some nodes only: %s", a.DivergentAcked, strings.Join(lacksTexts(a, true), "; ")))
+		}
+		lost.Reason = strings.Join(parts, "; ")
 	}
 	if a.Unexpected > 0 {
-		fd.note("%d writes present but never acknowledged (legal: a retry policy must handle them); first ids: %s", a.Unexpected, ids(a.FirstExtra))
+		lost.note("%d writes present but never acknowledged (first ids: %s)%s", a.Unexpected, ids(a.FirstExtra), splitText(a))
 	}
-	return []Finding{fd}
+
+	// Divergence.
+	if len(read) < 2 {
+		div = div.inconclusive("only %d node(s) of %d could be read back: nothing to compare", len(read), nodes)
+		noteNodes(&div, a)
+	} else {
+		div.judge(float64(a.Divergent), 0, false, "")
+		div.note("compared on %s: %d rows some nodes have and others lack, %d of them acknowledged", where, a.Divergent, a.DivergentAcked)
+		for _, n := range a.Nodes {
+			if n.Read && n.Lacks > 0 {
+				div.Evidence = append(div.Evidence, Evidence{Node: n.Node, Detail: lacksText(a, n)})
+			}
+		}
+		if a.Divergent > 0 {
+			div.Reason = strings.Join(lacksTexts(a, false), "; ")
+			div.note("first divergent ids: %s", ids(a.FirstDivergent))
+		}
+	}
+
+	// Rows nobody sent.
+	unsent.judge(float64(a.Unsent), 0, false, "")
+	unsent.note("%d rows present but never acknowledged%s", a.Unexpected, splitText(a))
+	if a.Unsent > 0 {
+		unsent.Reason = fmt.Sprintf("%d rows in the run's ids that no writer of the run sent: ids %s", a.Unsent, ids(a.FirstUnsent))
+	}
+	return all(lost, div, unsent)
 }
+
+// noteNodes adds a note per node: what was read there, or why it was not.
+func noteNodes(f *Finding, a *Audit) {
+	for _, n := range a.Nodes {
+		if !n.Read {
+			f.note("%s not read back: %s", n.Label, n.Skipped)
+			continue
+		}
+		s := fmt.Sprintf("%s: %d rows, %d acknowledged lost, %d lacked that other nodes have, %d never acknowledged", n.Label, n.Rows, n.Lost, n.Lacks, n.Unexpected)
+		if n.Applied != "" {
+			s += "; at " + n.Applied
+		}
+		if n.Behind > 0 {
+			s += fmt.Sprintf(", %d seqnos behind when the audit began", n.Behind)
+		}
+		f.note("%s", s)
+	}
+}
+
+// lacksTexts says, for each node that lacks rows others have, what and which.
+func lacksTexts(a *Audit, ackedOnly bool) []string {
+	var out []string
+	for _, n := range a.Nodes {
+		if n.Read && n.Lacks > 0 && (!ackedOnly || n.LacksAcked > 0) {
+			out = append(out, lacksText(a, n))
+		}
+	}
+	return out
+}
+
+// lacksText: "n2 lacks 12 acknowledged rows that n1 and n3 have: ids ...".
+func lacksText(a *Audit, n NodeAudit) string {
+	what := fmt.Sprintf("%d acknowledged rows", n.LacksAcked)
+	switch {
+	case n.LacksAcked == 0:
+		what = fmt.Sprintf("%d rows never acknowledged", n.Lacks)
+	case n.Lacks > n.LacksAcked:
+		what += fmt.Sprintf(" (and %d never acknowledged)", n.Lacks-n.LacksAcked)
+	}
+	var others []string
+	for _, o := range a.Nodes {
+		if o.Read && o.Node != n.Node {
+			others = append(others, o.Label)
+		}
+	}
+	who := "that another node has"
+	if n.LacksAlone == n.Lacks {
+		who = "that " + andList(others) + " ha" + map[bool]string{true: "s", false: "ve"}[len(others) == 1]
+	}
+	return fmt.Sprintf("%s lacks %s %s: ids %s", n.Label, what, who, ids(n.FirstLacks))
+}
+
+func andList(xs []string) string {
+	if len(xs) <= 1 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " and " + xs[len(xs)-1]
+}
+
+// splitText splits the unexpected rows, when the audit did.
+func splitText(a *Audit) string {
+	if a.FromUnknown+a.Unsent != a.Unexpected {
+		return "" // an audit that did not split them
+	}
+	s := fmt.Sprintf(": %d from writes of unknown outcome (legal: a retry policy must handle them)", a.FromUnknown)
+	if a.FromUnknown > 0 {
+		s += ", first ids " + ids(a.FirstFromUnknown)
+	}
+	s += fmt.Sprintf("; %d that no writer of the run sent (an anomaly)", a.Unsent)
+	if a.Unsent > 0 {
+		s += ", first ids " + ids(a.FirstUnsent)
+	}
+	return s
+}
+
+func sourcesText(ss []AuditSourceCount) string {
+	if len(ss) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, s := range ss {
+		parts = append(parts, fmt.Sprintf("%s %d", s.Name, s.Acked))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func targetText(s AuditSettle) string {
+	if s.Target == "" {
+		return ""
+	}
+	return " (every node at " + s.Target + ")"
+}
+
+func fmtSeconds(s float64) string { return strconv.FormatFloat(s, 'f', 1, 64) + " s" }
 
 func ids(xs []int64) string {
 	var s []string

@@ -31,6 +31,7 @@ type Spec struct {
 	Workloads []WorkloadSpec       `yaml:"workloads" json:"workloads"`
 	Faults    []FaultSpec          `yaml:"faults" json:"faults"`
 	Heartbeat *HeartbeatSpec       `yaml:"heartbeat" json:"heartbeat,omitempty"`
+	Audit     *AuditSpec           `yaml:"audit" json:"audit,omitempty"`
 	Budgets   map[string]BudgetSet `yaml:"budgets" json:"budgets,omitempty"` // mode -> key -> value
 
 	// Quick is the --quick profile: overrides applied before --set, as --set takes
@@ -108,6 +109,21 @@ type FaultSpec struct {
 type HeartbeatSpec struct {
 	Node  int `yaml:"node" json:"node"`
 	Every Dur `yaml:"every" json:"every"`
+}
+
+// AuditSpec tunes the durability audit.
+type AuditSpec struct {
+	// Settle bounds the wait for every node to apply everything before the
+	// read-back (default 60s); when it expires the audit is inconclusive.
+	Settle Dur `yaml:"settle" json:"settle,omitempty"`
+}
+
+// auditSettle is the spec's audit.settle, 0 when not given.
+func (s *Spec) auditSettle() time.Duration {
+	if s.Audit == nil {
+		return 0
+	}
+	return s.Audit.Settle.D()
 }
 
 // Dur is a duration written in human units ("30s", "1m30s").

@@ -109,6 +109,7 @@ type spike struct {
 	tag     string
 
 	// Set by Inject.
+	runTag int64 // the ids of the rows the spike inserts (loadgen.IDs)
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	ops    atomic.Int64 // successes so far (progress ticks)
@@ -282,6 +283,14 @@ func (f *spike) tagged() *loadgen.Workload {
 // Inject starts the spike in the background: open loop at rate x times, until
 // Recover cancels it (or the backstop of an hour).
 func (f *spike) Inject(ctx context.Context, env *Env) error {
+	// The spike's rows get a run tag of their own, chosen now among the ranges that
+	// hold no row: the load it disturbs has written in its own range by then, so
+	// the two cannot share ids, and a durability audit tells them apart.
+	runTag, err := loadgen.PickRunTag(ctx, f.ctl[0], rand.New(rand.NewPCG(rand.Uint64(), 1)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.labels[0], err)
+	}
+	f.runTag = runTag
 	rctx, cancel := context.WithCancelCause(ctx)
 	f.cancel = cancel
 	f.done = make(chan struct{})
@@ -294,6 +303,7 @@ func (f *spike) Inject(ctx context.Context, env *Env) error {
 			Seed:     rand.Uint64(),
 		}},
 		Params:   loadgen.Params{Dialect: loadgen.MariaDB, Data: f.data, BatchRows: f.rows},
+		RunTag:   runTag,
 		Interval: 200 * time.Millisecond,
 		Progress: func(p loadgen.Progress) {
 			f.ops.Add(p.Interval.Ops)
@@ -311,6 +321,26 @@ func (f *spike) Inject(ctx context.Context, env *Env) error {
 		f.mu.Unlock()
 	}()
 	return nil
+}
+
+// LedgerWriter is a fault that inserts rows of its own into the load's tables (a
+// batch spike): a durability audit reads them back too.
+type LedgerWriter interface {
+	// Ledger returns the fault's acknowledged and unknown inserts and the id range
+	// they come from (every row there is the fault's); nil when it wrote nothing
+	// (it never ran). Call it after the fault ended.
+	Ledger() (ledger *results.Ledger, lo, hi int64)
+}
+
+// Ledger: the spike's inserts (none for an analytics spike), once it ran.
+func (f *spike) Ledger() (*results.Ledger, int64, int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.res == nil || f.res.Ledger == nil {
+		return nil, 0, 0
+	}
+	lo, hi := loadgen.NewIDs(f.runTag).Range()
+	return f.res.Ledger, lo, hi
 }
 
 // WaitForEffect returns once the spike's first operations succeeded.
