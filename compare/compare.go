@@ -13,10 +13,8 @@ package compare
 
 import (
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,6 +88,11 @@ type Cell struct {
 	Max    *float64 `json:"max,omitempty"`
 	// Verdicts of a finding: verdict -> runs.
 	Verdicts map[string]int `json:"verdicts,omitempty"`
+	// Verdict of a finding taken on the median, and Unstable when the group's runs
+	// did not all give the same verdict (experiments.AggregateFindings, as a repeat
+	// directory's repeat.json has them).
+	Verdict  string `json:"verdict,omitempty"`
+	Unstable bool   `json:"unstable,omitempty"`
 	// Against the first group (nil in the first group's own cell): Median / first's
 	// Median; nil when either is missing or the first's is 0.
 	Ratio *float64 `json:"ratio,omitempty"`
@@ -121,28 +124,83 @@ func Load(dirs []string) ([]*experiments.RunDir, error) {
 			errs = append(errs, &usage.Error{Field: d, Msg: "not a directory: give a run directory (it holds run.json)"})
 			continue
 		}
-		// Only run.json: the findings and the per-phase figures are in it, and a
-		// long run's intervals and indicators would only take memory.
-		rf, err := experiments.ReadRunFile(filepath.Join(d, "run.json"))
-		switch {
-		case errors.Is(err, experiments.ErrNotRunDir):
-			errs = append(errs, &usage.Error{Field: d, Msg: "not a run directory (no run.json)"})
-			continue
-		case errors.Is(err, experiments.ErrNewerVersion), errors.Is(err, experiments.ErrBadRunFile):
-			path := filepath.Join(d, "run.json")
-			errs = append(errs, &usage.Error{Field: path, Msg: strings.TrimPrefix(err.Error(), "read "+path+": ")})
-			continue
-		case err != nil:
-			// Failing to read it, as opposed to what it holds.
-			errs = append(errs, fmt.Errorf("%s: %w", d, err))
+		if experiments.IsRepeatDir(d) {
+			rs, err := loadRepeat(d)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			out = append(out, rs...)
 			continue
 		}
-		out = append(out, &experiments.RunDir{Dir: d, Run: rf})
+		rd, err := loadRun(d)
+		if err != nil {
+			if errors.Is(err, experiments.ErrNotRunDir) {
+				err = &usage.Error{Field: d, Msg: "not a run directory (no run.json) nor a repeat directory (no repeat.json)"}
+			}
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, rd)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return out, nil
+}
+
+// loadRun reads dir/run.json. Only run.json: the findings and the per-phase
+// figures are in it, and a long run's intervals and indicators would only take
+// memory.
+func loadRun(dir string) (*experiments.RunDir, error) {
+	rf, err := experiments.ReadRunFile(filepath.Join(dir, "run.json"))
+	switch {
+	case errors.Is(err, experiments.ErrNotRunDir):
+		return nil, err
+	case errors.Is(err, experiments.ErrNewerVersion), errors.Is(err, experiments.ErrBadRunFile):
+		path := filepath.Join(dir, "run.json")
+		return nil, &usage.Error{Field: path, Msg: strings.TrimPrefix(err.Error(), "read "+path+": ")}
+	case err != nil:
+		// Failing to read it, as opposed to what it holds.
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return &experiments.RunDir{Dir: dir, Run: rf}, nil
+}
+
+// loadRepeat reads the runs of a repeat directory (its repeat.json names them),
+// each marked as the repeat's. Runs that wrote no run.json measured nothing and
+// are left out; a repeat with none is bad input.
+func loadRepeat(dir string) ([]*experiments.RunDir, error) {
+	rf, err := experiments.ReadRepeatFile(dir)
+	if err != nil {
+		path := filepath.Join(dir, experiments.RepeatFileName)
+		if errors.Is(err, experiments.ErrNewerVersion) || errors.Is(err, experiments.ErrBadRunFile) {
+			return nil, &usage.Error{Field: path, Msg: strings.TrimPrefix(err.Error(), "read "+path+": ")}
+		}
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	var out []*experiments.RunDir
+	var errs []error
+	for _, d := range rf.RunDirs(dir) {
+		rd, err := loadRun(d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rd.Repeat = dir
+		out = append(out, rd)
+	}
+	if len(out) == 0 && len(errs) == 0 {
+		errs = append(errs, &usage.Error{Field: dir, Msg: "a repeat directory with no run that wrote run.json"})
+	}
+	return out, errors.Join(errs...)
+}
+
+// source is where a run was given: its repeat directory, or its own.
+func source(r *experiments.RunDir) string {
+	if r.Repeat != "" {
+		return r.Repeat
+	}
+	return r.Dir
 }
 
 // Compare groups the runs and sets the groups side by side, the first group as the
@@ -199,7 +257,7 @@ func group(runs []*experiments.RunDir) []*grp {
 	byKey := map[string]*grp{}
 	for _, r := range runs {
 		flat := Settings(r.Run)
-		key := settingsKey(flat)
+		key := experiments.SettingsKey(flat)
 		g, ok := byKey[key]
 		if !ok {
 			g = &grp{flat: flat}
@@ -209,14 +267,26 @@ func group(runs []*experiments.RunDir) []*grp {
 		g.runs = append(g.runs, r)
 	}
 	if len(gs) == 1 {
-		// Nothing differs but the seed: each run is its own group.
+		// Nothing differs but the seed: each run is its own group, and the runs of
+		// a repeat directory are one.
 		gs = gs[:0]
+		bySource := map[string]*grp{}
 		for _, r := range runs {
-			gs = append(gs, &grp{flat: Settings(r.Run), runs: []*experiments.RunDir{r}})
+			g, ok := bySource[source(r)]
+			if !ok {
+				g = &grp{flat: Settings(r.Run)}
+				bySource[source(r)] = g
+				gs = append(gs, g)
+			}
+			g.runs = append(g.runs, r)
 		}
 	}
 	diff := differing(gs)
-	names := dirNames(runs)
+	var sources []string
+	for _, r := range runs {
+		sources = append(sources, source(r))
+	}
+	names := dirNames(sources)
 	for i, g := range gs {
 		g.ID = groupID(i)
 		g.Experiment = specName(g.runs[0])
@@ -236,7 +306,7 @@ func group(runs []*experiments.RunDir) []*grp {
 			}
 		}
 		if len(diff) == 0 {
-			g.Label = names[g.runs[0].Dir]
+			g.Label = names[source(g.runs[0])]
 			continue
 		}
 		g.Differs = map[string]string{}
@@ -264,20 +334,24 @@ func groupID(i int) string {
 	return id
 }
 
-// dirNames are short names for the runs' directories: the base name, or the path
-// as given where base names collide.
-func dirNames(runs []*experiments.RunDir) map[string]string {
+// dirNames are short names for directories: the base name, or the path as given
+// where base names collide.
+func dirNames(dirs []string) map[string]string {
 	count := map[string]int{}
-	for _, r := range runs {
-		count[filepath.Base(filepath.Clean(r.Dir))]++
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if !seen[d] {
+			seen[d] = true
+			count[filepath.Base(filepath.Clean(d))]++
+		}
 	}
 	out := map[string]string{}
-	for _, r := range runs {
-		b := filepath.Base(filepath.Clean(r.Dir))
+	for _, d := range dirs {
+		b := filepath.Base(filepath.Clean(d))
 		if count[b] > 1 {
-			b = r.Dir
+			b = d
 		}
-		out[r.Dir] = b
+		out[d] = b
 	}
 	return out
 }
@@ -328,162 +402,46 @@ func differing(gs []*grp) []string {
 	return out
 }
 
-// Settings flattens what makes a run's experiment and configuration to path ->
-// value, with the paths --set takes (workloads.oltp.rate, phases.baseline.duration,
-// cluster.settings.KEY); list items are keyed by their name. The spec's description
-// and its quick profile (already applied) are left out; so are the seed, the times
-// and where the run wrote. The cluster the run ran on adds cluster_used.topology,
-// cluster_used.nodes and cluster_used.lb; an exec target adds target.
-func Settings(rf *experiments.RunFile) map[string]string {
-	out := map[string]string{}
-	if rf.Spec != nil {
-		b, err := json.Marshal(rf.Spec)
-		if err == nil {
-			var v map[string]any
-			if json.Unmarshal(b, &v) == nil {
-				delete(v, "description")
-				delete(v, "quick")
-				flatten("", v, out)
-			}
-		}
-		if rf.Spec.Cluster != nil && rf.Spec.Cluster.Memory > 0 {
-			out["cluster.memory"] = sizeText(int64(rf.Spec.Cluster.Memory))
-		}
-	}
-	if ci := rf.Cluster; ci != nil {
-		out["cluster_used.topology"] = string(ci.Topology)
-		out["cluster_used.nodes"] = strconv.Itoa(len(ci.Nodes))
-		if ci.LB != nil {
-			out["cluster_used.lb"] = "true"
-		}
-	}
-	if rf.Target != "" {
-		out["target"] = rf.Target
-	}
-	if rf.ServerVersion != "" {
-		out["server_version"] = rf.ServerVersion
-	}
-	return out
-}
+// Settings is experiments.Settings: what makes a run's configuration, flattened
+// to the paths --set takes. Runs with equal Settings form one group.
+func Settings(rf *experiments.RunFile) map[string]string { return experiments.Settings(rf) }
 
-func flatten(prefix string, v any, out map[string]string) {
-	join := func(k string) string {
-		if prefix == "" {
-			return k
-		}
-		return prefix + "." + k
-	}
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			flatten(join(k), e, out)
-		}
-	case []any:
-		scalars := true
-		for _, e := range x {
-			switch e.(type) {
-			case map[string]any, []any:
-				scalars = false
-			}
-		}
-		if scalars {
-			parts := make([]string, len(x))
-			for i, e := range x {
-				parts[i] = scalarText(e)
-			}
-			out[prefix] = strings.Join(parts, ",")
-			return
-		}
-		var names []string
-		for i, e := range x {
-			key := strconv.Itoa(i)
-			if m, ok := e.(map[string]any); ok {
-				if n, ok := m["name"].(string); ok && n != "" {
-					key = n
-				}
-				delete(m, "name") // the key says it
-			}
-			names = append(names, key)
-			flatten(join(key), e, out)
-		}
-		out[prefix] = strings.Join(names, ",") // the items and their order
-	default:
-		out[prefix] = scalarText(x)
-	}
-}
-
-func scalarText(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case bool:
-		return strconv.FormatBool(x)
-	}
-	return fmt.Sprint(v)
-}
-
-// sizeText is a byte size as the spec takes it: 512MiB.
-func sizeText(n int64) string {
-	for _, u := range []struct {
-		s string
-		m int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.m && n%u.m == 0 {
-			return strconv.FormatInt(n/u.m, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-func settingsKey(flat map[string]string) string {
-	keys := make([]string, 0, len(flat))
-	for k := range flat {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(strconv.Quote(k))
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(flat[k]))
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-// findingRows: one row per finding (mode and name), in order of first appearance.
+// findingRows: one row per finding (mode and name), in order of first appearance;
+// each group's cell is the finding aggregated over the group's runs
+// (experiments.AggregateFindings: median, min..max, the verdict on the median,
+// unstable). An interrupted run's findings are not counted, as in a repeat.
 func findingRows(gs []*grp) []Row {
 	type key struct{ mode, name string }
 	var order []key
 	rows := map[key]*Row{}
-	vals := map[key][][]float64{}
 	for gi, g := range gs {
-		for _, r := range g.runs {
-			for _, f := range r.Run.Findings {
-				k := key{f.Mode, f.Name}
-				row, ok := rows[k]
-				if !ok {
-					row = &Row{Kind: "finding", Mode: f.Mode, Name: f.Name, Metric: "value", Unit: f.Unit, Direction: opDirection(f.Op)}
-					row.Cells = make([]Cell, len(gs))
-					rows[k] = row
-					vals[k] = make([][]float64, len(gs))
-					order = append(order, k)
-				}
-				if row.Direction == "" {
-					row.Direction = opDirection(f.Op)
-				}
-				c := &row.Cells[gi]
-				if c.Verdicts == nil {
-					c.Verdicts = map[string]int{}
-				}
-				c.Verdicts[string(f.Verdict)]++
-				if f.Verdict != experiments.Inconclusive {
-					vals[k][gi] = append(vals[k][gi], f.Value)
-				}
+		per := make([][]experiments.Finding, len(g.runs))
+		for i, r := range g.runs {
+			if r.Run.Interrupted {
+				continue
+			}
+			per[i] = r.Run.Findings
+			if per[i] == nil && r.Run.Verdict != "" {
+				per[i] = []experiments.Finding{} // scored, nothing found
+			}
+		}
+		for _, a := range experiments.AggregateFindings(per) {
+			k := key{a.Mode, a.Name}
+			row, ok := rows[k]
+			if !ok {
+				row = &Row{Kind: "finding", Mode: a.Mode, Name: a.Name, Metric: "value", Unit: a.Unit, Cells: make([]Cell, len(gs))}
+				rows[k] = row
+				order = append(order, k)
+			}
+			if row.Direction == "" {
+				row.Direction = opDirection(a.Op)
+			}
+			c := &row.Cells[gi]
+			c.N, c.Median, c.Min, c.Max = a.N, a.Median, a.Min, a.Max
+			c.Verdict, c.Unstable = string(a.Verdict), a.Unstable
+			c.Verdicts = map[string]int{}
+			for v, n := range a.Counts() {
+				c.Verdicts[string(v)] = n
 			}
 		}
 	}
@@ -491,7 +449,7 @@ func findingRows(gs []*grp) []Row {
 	for _, k := range order {
 		row := rows[k]
 		for gi := range gs {
-			fill(&row.Cells[gi], gs[gi].ID, vals[k][gi])
+			row.Cells[gi].Group = gs[gi].ID
 		}
 		out = append(out, *row)
 	}
@@ -599,23 +557,8 @@ func fill(c *Cell, id string, vs []float64) {
 	if len(vs) == 0 {
 		return
 	}
-	med, lo, hi := Median(vs), slices.Min(vs), slices.Max(vs)
+	med, lo, hi := experiments.Median(vs), slices.Min(vs), slices.Max(vs)
 	c.Median, c.Min, c.Max = &med, &lo, &hi
-}
-
-// Median of vs (the mean of the two middle values for an even count); vs is not
-// changed. NaN for none.
-func Median(vs []float64) float64 {
-	if len(vs) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(vs)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // judge sets each cell's ratio against the first group's and the better side.

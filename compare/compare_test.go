@@ -127,14 +127,14 @@ func TestMedianAndSpread(t *testing.T) {
 		med float64
 	}{{[]float64{5}, 5}, {[]float64{3, 1, 2}, 2}, {[]float64{10, 1, 3, 2}, 2.5}, {[]float64{4, 4}, 4}} {
 		in := append([]float64{}, tc.in...)
-		if got := Median(tc.in); got != tc.med {
+		if got := experiments.Median(tc.in); got != tc.med {
 			t.Errorf("Median(%v) = %v, want %v", tc.in, got, tc.med)
 		}
 		if !reflect.DeepEqual(in, tc.in) {
 			t.Errorf("Median changed its input: %v", tc.in)
 		}
 	}
-	if !math.IsNaN(Median(nil)) {
+	if !math.IsNaN(experiments.Median(nil)) {
 		t.Error("Median of nothing is not NaN")
 	}
 
@@ -170,7 +170,7 @@ func TestMedianAndSpread(t *testing.T) {
 	if err := c.WriteText(&txt, TextOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"3 (1..8) fail 1, pass 2", "2 inconclusive 1, pass 1", "0.67", "3 runs: a1 (seed 0, pass)"} {
+	for _, want := range []string{"3 (1..8) pass unstable (fail 1, pass 2)", "2 pass unstable (inconclusive 1, pass 1)", "0.67", "3 runs: a1 (seed 0, pass)"} {
 		if !strings.Contains(txt.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, txt.String())
 		}

@@ -67,7 +67,7 @@ func (c *Comparison) WriteText(w io.Writer, o TextOptions) error {
 		for _, cell := range r.Cells {
 			t := valueText(cell)
 			if finding {
-				t += " " + verdictText(cell.Verdicts)
+				t += " " + findingVerdictText(cell)
 			}
 			cols = append(cols, strings.TrimSpace(t))
 		}
@@ -180,7 +180,24 @@ func betterText(c Cell) string {
 	return c.Better
 }
 
-// verdictText: "pass" when every run agrees, else "pass 2, fail 1".
+// findingVerdictText is a finding cell's verdict: "pass" when every run agrees,
+// else the verdict on the median marked unstable, with the runs per verdict:
+// "pass unstable (fail 1, pass 2)".
+func findingVerdictText(c Cell) string {
+	if len(c.Verdicts) == 0 {
+		return ""
+	}
+	if !c.Unstable && c.Verdict != "" {
+		return c.Verdict
+	}
+	v := c.Verdict
+	if c.Unstable {
+		v += " unstable"
+	}
+	return strings.TrimSpace(v + " (" + verdictText(c.Verdicts) + ")")
+}
+
+// verdictText: "pass" when every run agrees, else "fail 1, pass 2".
 func verdictText(v map[string]int) string {
 	if len(v) == 0 {
 		return ""
@@ -260,7 +277,7 @@ func (c *Comparison) WriteHTML(w io.Writer) error {
 				}
 			}
 			if finding {
-				hc.Verdict = verdictText(cell.Verdicts)
+				hc.Verdict = findingVerdictText(cell)
 			}
 			if i > 0 && cell.Better != "" && cell.Better != Same {
 				if cell.Better == cell.Group {

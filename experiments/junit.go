@@ -28,6 +28,12 @@ type JUnitRun struct {
 	// Err is what Run returned: an infrastructure error, a fault that did not
 	// recover, an interruption. A failed verdict is not an error.
 	Err error
+	// A repeated experiment (Repeat): Seeds are its runs' seeds (Seed the first),
+	// Findings the aggregated ones (the median as the value, the verdict on the
+	// median), Unstable those whose runs disagreed.
+	Seeds    []uint64
+	Repeats  int // runs asked for; 0: not repeated
+	Unstable []RepeatFinding
 }
 
 // NewJUnitRun is the report's entry for a run of the experiment name with options o,
@@ -43,6 +49,27 @@ func NewJUnitRun(name string, o Options, start time.Time, res *Result, err error
 	return jr
 }
 
+// NewJUnitRepeat is the report's entry for a repeat of the experiment name with
+// options o (o.Out the repeat directory, o.Seed the first seed), started at start,
+// that returned rr and err.
+func NewJUnitRepeat(name string, o Options, start time.Time, rr *RepeatResult, err error) JUnitRun {
+	jr := JUnitRun{Experiment: name, Dir: o.Out, Seed: o.Seed, Start: start, Duration: time.Since(start), Err: err}
+	if rr == nil || rr.File == nil {
+		return jr
+	}
+	if rr.Dir != "" {
+		jr.Dir = rr.Dir
+	}
+	jr.Repeats = max(rr.File.Repeats, 1)
+	jr.Seeds = rr.File.Seeds()
+	if len(jr.Seeds) > 0 {
+		jr.Seed = jr.Seeds[0]
+	}
+	jr.Findings = rr.File.MedianFindings()
+	jr.Unstable = rr.File.Unstable()
+	return jr
+}
+
 // The JUnit document. JUnit has three outcomes besides a pass: failure (the test
 // judged and said no), error (the test could not run) and skipped. A finding maps
 // onto them so:
@@ -54,6 +81,15 @@ func NewJUnitRun(name string, o Options, start time.Time, res *Result, err error
 //     servers show as "not judged" without failing the build, which matches the
 //     exit code (inconclusive verdicts do not change it). Message: the reason;
 //   - pass -> a bare test case.
+//
+// A repeated experiment is one <testsuite> whose finding test cases carry the
+// verdict on the median (the value, the median; the body, the spread and each
+// run's verdict). Its properties add "repeats" (runs asked for), "seeds" (those
+// that ran, comma-separated) and "unstable", the number of findings whose runs
+// disagreed, with one property "unstable: MODE: FINDING" per such finding (value:
+// the runs per verdict, "pass 2, fail 1"); system-out lists them too. An unstable
+// finding is not a failure: like the exit code, only the verdict on the median
+// counts.
 //
 // Every experiment also has a test case named "run": it carries the run's error
 // (<error>, type "interrupted", "not-recovered" or "error") and shows the experiment
@@ -206,6 +242,22 @@ func junitDoc(runs []JUnitRun, host string, now time.Time) junitSuites {
 		}
 		if r.Err != nil {
 			s.Properties = append(s.Properties, junitProperty{"error", r.Err.Error()})
+		}
+		if r.Repeats > 0 {
+			seeds := make([]string, len(r.Seeds))
+			for i, sd := range r.Seeds {
+				seeds[i] = strconv.FormatUint(sd, 10)
+			}
+			s.Properties = append(s.Properties,
+				junitProperty{"repeats", strconv.Itoa(r.Repeats)},
+				junitProperty{"seeds", strings.Join(seeds, ",")},
+				junitProperty{"unstable", strconv.Itoa(len(r.Unstable))})
+			var out strings.Builder
+			for _, u := range r.Unstable {
+				s.Properties = append(s.Properties, junitProperty{"unstable: " + u.Mode + ": " + u.Name, u.CountsText()})
+				fmt.Fprintf(&out, "unstable: %s: %s: %s over %d runs; verdict on the median %s %s\n", u.Mode, u.Name, u.CountsText(), u.Runs, u.SpreadText(), u.Verdict)
+			}
+			s.SystemOut = out.String()
 		}
 		run := junitCase{Name: "run", Classname: name, Time: seconds(r.Duration)}
 		if r.Err != nil {

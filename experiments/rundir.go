@@ -22,6 +22,8 @@ type RunDir struct {
 	Summary    *results.Summary // nil: the run ended before the load wrote one
 	Indicators []Sample
 	Events     []faults.Event
+	// Repeat is the repeat directory the run is one of ("": a run of its own).
+	Repeat string
 }
 
 // Errors of ReadRunFile about its input (as opposed to failing to read it).

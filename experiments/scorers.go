@@ -8,21 +8,35 @@ import (
 	"strings"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
 )
 
-// builtinScorers returns one scorer per failure mode, in catalog order.
+// builtinScorers returns one scorer per failure mode, in catalog order, each
+// with what it claims: the fault classes whose faults it judges (and selects
+// its faults by), and the fault measurements it reads. TestTraits holds them to
+// the fault registry: every kind is claimed or declared unscored, and every
+// measurement read is one a kind makes.
 func builtinScorers() []Scorer {
 	return []Scorer{
-		memoryHeadroomScorer(),
-		dataMovementScorer(),
-		htapContentionScorer(),
-		schemaChangeScorer(),
-		failoverScorer(),
-		failSidewaysScorer(),
+		claim(memoryHeadroomScorer(), memoryClasses, faults.MeasureTableSize),
+		claim(dataMovementScorer(), nil, faults.MeasureSpikeOps), // reads analytics spikes' queries; judges no fault
+		claim(htapContentionScorer(), spikeClasses),
+		claim(schemaChangeScorer(), []faults.Class{faults.ClassSchema}, faults.MeasureAlterStart, faults.MeasureAlterEnd, faults.MeasureAlterDuration),
+		claim(failoverScorer(), failoverClasses),
+		claim(failSidewaysScorer(), sidewaysClasses),
 		durabilityScorer(),
 		freshnessScorer(),
 	}
+}
+
+// FaultClaimer is a Scorer that says which faults it judges and what of them it
+// reads: the fault classes (faults.Kind.Class) it selects its faults by, and the
+// names of the fault measurements (faults.Kind.Measures) it reads. A scorer
+// that judges no fault need not implement it.
+type FaultClaimer interface {
+	Claims() []faults.Class
+	Reads() []string
 }
 
 // Units of Finding.Value (and Budget).
@@ -42,10 +56,14 @@ type scorer struct {
 	mode    string
 	budgets []BudgetSpec
 	score   func(r *Recorded, b Budgets) []Finding
+	claims  []faults.Class // FaultClaimer
+	reads   []string
 }
 
-func (s scorer) Mode() string          { return s.mode }
-func (s scorer) Budgets() []BudgetSpec { return slices.Clone(s.budgets) }
+func (s scorer) Mode() string           { return s.mode }
+func (s scorer) Budgets() []BudgetSpec  { return slices.Clone(s.budgets) }
+func (s scorer) Claims() []faults.Class { return slices.Clone(s.claims) }
+func (s scorer) Reads() []string        { return slices.Clone(s.reads) }
 func (s scorer) Score(r *Recorded, b Budgets) []Finding {
 	return s.score(r, b)
 }
@@ -174,11 +192,26 @@ func (r *Recorded) faultStat(f FaultRecord, workload, op string, node int) (Phas
 	return PhaseStats{}, w, false
 }
 
-// faultsOfKind returns the run's faults of the kinds.
-func (r *Recorded) faultsOfKind(kinds ...string) []FaultRecord {
+// claim declares what a builtin scorer judges: the fault classes it selects its
+// faults by, and the fault measurements it reads.
+func claim(s Scorer, classes []faults.Class, reads ...string) Scorer {
+	sc := s.(scorer)
+	sc.claims, sc.reads = classes, reads
+	return sc
+}
+
+// faultsOfClass returns the run's faults whose kind is of one of the classes.
+func (r *Recorded) faultsOfClass(classes ...faults.Class) []FaultRecord {
+	return r.faultsWhere(func(k *faults.Kind) bool { return slices.Contains(classes, k.Class) })
+}
+
+// faultsWhere returns the run's faults whose kind has a trait. Kinds are looked
+// up in the builtin fault registry: a kind it does not know has no trait.
+func (r *Recorded) faultsWhere(trait func(k *faults.Kind) bool) []FaultRecord {
+	reg := faults.NewRegistry()
 	var out []FaultRecord
 	for _, f := range r.Faults {
-		if slices.Contains(kinds, f.Kind) {
+		if k, err := reg.Get(f.Kind); err == nil && trait(k) {
 			out = append(out, f)
 		}
 	}

@@ -6,12 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
 )
 
-// failoverKinds are the faults the failover mode scores: a node lost, frozen or
-// cut off. A run with none of them has every fault scored.
-var failoverKinds = []string{"node-kill", "node-stop", "node-restart", "pause", "partition"}
+// failoverClasses are the faults the failover mode scores (and claims): a node
+// lost, frozen or cut off. A run with none of them has every fault scored.
+var failoverClasses = []faults.Class{faults.ClassFailover}
 
 const (
 	// articleTPS is the article's write rate, to scale failed requests to.
@@ -47,7 +48,7 @@ func failoverScorer() Scorer {
 // effect until the OLTP throughput is back within 10% of the baseline and stays;
 // fails when it is not back by the run's end).
 func scoreFailover(r *Recorded, b Budgets) []Finding {
-	fs := r.faultsOfKind(failoverKinds...)
+	fs := r.faultsOfClass(failoverClasses...)
 	if len(fs) == 0 {
 		fs = r.Faults
 	}

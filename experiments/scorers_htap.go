@@ -6,11 +6,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
 )
 
-// spikeKinds are the faults that load a node with analytics or batch work.
-var spikeKinds = []string{"analytics-spike", "batch-spike"}
+// spikeClasses are the faults htap-contention scores (and claims): analytics or
+// batch work loaded on the nodes.
+var spikeClasses = []faults.Class{faults.ClassSpike}
+
+// sidewaysClasses are the faults fail-sideways scores (and claims): a spike, or a
+// node slowed (CPU, network), which on Galera slows the others' writes too (a
+// node at 3% of a core cut n1's inserts from 1,900/s to 100/s).
+var sidewaysClasses = []faults.Class{faults.ClassSpike, faults.ClassSlowdown}
 
 const (
 	refHTAPp99 = "the article: write p99 5 ms -> 50 ms (10x) under a fraud dashboard scanning 500M rows every 30 s, " +
@@ -52,7 +59,7 @@ func (sw stressWindow) stat(r *Recorded, workload, op string, node int) (PhaseSt
 // fault's when there is no spike), or else the phases in which an analytics or
 // batch workload runs that does not run in the baseline.
 func (r *Recorded) spikeWindows() []stressWindow {
-	fs := r.faultsOfKind(spikeKinds...)
+	fs := r.faultsOfClass(spikeClasses...)
 	if len(fs) == 0 {
 		fs = r.Faults
 	}
@@ -211,19 +218,20 @@ func failSidewaysScorer() Scorer {
 	return scorer{
 		mode: ModeFailSideways,
 		budgets: []BudgetSpec{
-			{Key: "p99-inflation", Type: BudgetRatio, Default: "3", Help: "OLTP p99 on the nodes the spike did not target, over their baseline's"},
+			{Key: "p99-inflation", Type: BudgetRatio, Default: "3", Help: "OLTP p99 on the nodes the spike (or slowed node) did not target, over their baseline's"},
 		},
 		score: scoreSideways,
 	}
 }
 
-// scoreSideways: per spike aimed at some nodes, "p99 inflation, other nodes"
-// (the largest OLTP p99 inflation on a node the spike did not target, held to
-// p99-inflation), with the chain in the notes: the cause node, the first
-// leading indicator to move on any node, the symptom node and the lead times.
+// scoreSideways: per spike or slowdown aimed at some nodes (any fault aimed at
+// some when there is none), "p99 inflation, other nodes" (the largest OLTP p99
+// inflation on a node the fault did not target, held to p99-inflation), with
+// the chain in the notes: the cause node, the first leading indicator to move
+// on any node, the symptom node and the lead times.
 func scoreSideways(r *Recorded, b Budgets) []Finding {
 	fd := Finding{Mode: ModeFailSideways, Name: "p99 inflation, other nodes", Unit: UnitRatio, Budget: b.Get("p99-inflation"), Reference: refSideways}
-	fs := r.faultsOfKind(spikeKinds...)
+	fs := r.faultsOfClass(sidewaysClasses...)
 	if len(fs) == 0 {
 		for _, f := range r.Faults {
 			if len(f.Nodes) > 0 {
@@ -232,7 +240,7 @@ func scoreSideways(r *Recorded, b Budgets) []Finding {
 		}
 	}
 	if len(fs) == 0 {
-		return []Finding{fd.inconclusive("the run has no spike aimed at a node")}
+		return []Finding{fd.inconclusive("the run has no spike or slowdown aimed at a node")}
 	}
 	var out []Finding
 	for _, f := range fs {
@@ -258,7 +266,7 @@ func (r *Recorded) sideways(fd Finding, f FaultRecord) Finding {
 		}
 	}
 	if len(others) == 0 {
-		return fd.inconclusive("the spike %s hit every node (%v): there is no other node to see a symptom on", f.Name, f.Nodes)
+		return fd.inconclusive("the fault %s hit every node (%v): there is no other node to see a symptom on", f.Name, f.Nodes)
 	}
 	oltp := r.workloadsOfKind("oltp")
 	if len(oltp) == 0 {
@@ -281,7 +289,7 @@ func (r *Recorded) sideways(fd Finding, f FaultRecord) Finding {
 				role = "target"
 			}
 			if !ok1 || !ok2 || bs.Count < minOps || ss.Count < minOps {
-				fd.note("%s on node %d (%s): too few samples (%d baseline, %d in the spike)", w, n, role, bs.Count, ss.Count)
+				fd.note("%s on node %d (%s): too few samples (%d baseline, %d in the fault)", w, n, role, bs.Count, ss.Count)
 				continue
 			}
 			x := ratio(ss.Latency.P99, bs.Latency.P99)
@@ -294,7 +302,7 @@ func (r *Recorded) sideways(fd Finding, f FaultRecord) Finding {
 		}
 	}
 	if len(measured) == 0 {
-		return fd.inconclusive("too few samples on the nodes the spike did not target (%v)", others)
+		return fd.inconclusive("too few samples on the nodes the fault did not target (%v)", others)
 	}
 	worst := slices.MaxFunc(measured, func(a, b nodeInfl) int {
 		switch {
@@ -307,7 +315,7 @@ func (r *Recorded) sideways(fd Finding, f FaultRecord) Finding {
 	})
 	fd.judge(worst.infl, fd.Budget, false, "p99-inflation")
 	if fd.Verdict == Fail {
-		fd.Reason = fmt.Sprintf("p99 on node %d, which the spike did not target, rose %.1fx (budget %.1fx)", worst.node, worst.infl, fd.Budget)
+		fd.Reason = fmt.Sprintf("p99 on node %d, which the fault did not target, rose %.1fx (budget %.1fx)", worst.node, worst.infl, fd.Budget)
 	}
 
 	// The chain.

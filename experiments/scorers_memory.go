@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -18,9 +19,9 @@ const (
 		"co-located by the join key: under 1 MB moved, 200 ms"
 )
 
-// lifecycleKinds are faults that stop or restart nodes on purpose: what they do
-// is not counted as a kill.
-var lifecycleKinds = []string{"node-kill", "node-stop", "node-restart"}
+// memoryClasses are the faults memory-headroom scores (and claims): memory
+// pressure on the nodes.
+var memoryClasses = []faults.Class{faults.ClassMemory}
 
 // Inputs of the article's sizing formula that a run does not measure.
 const (
@@ -48,7 +49,7 @@ func memoryHeadroomScorer() Scorer {
 func scoreMemory(r *Recorded, b Budgets) []Finding {
 	kills := Finding{Mode: ModeMemoryHeadroom, Name: "nodes killed or restarted", Unit: UnitCount, Reference: refMemoryKills}
 	errs := Finding{Mode: ModeMemoryHeadroom, Name: "oltp error rate", Unit: UnitFraction, Budget: b.Get("oltp-error-rate"), Reference: refMemoryErrors}
-	fills := r.faultsOfKind("memory-fill")
+	fills := r.faultsOfClass(memoryClasses...)
 	for _, f := range fills {
 		if !f.TookEffect() {
 			why := notEffective(r, f)
@@ -80,7 +81,7 @@ func (r *Recorded) memoryKills(fd Finding, stress Window) Finding {
 	}
 	// Windows in which a fault stopped or restarted a node on purpose.
 	excused := map[int][]Window{}
-	for _, f := range r.faultsOfKind(lifecycleKinds...) {
+	for _, f := range r.faultsWhere(func(k *faults.Kind) bool { return k.StopsServer }) {
 		if !f.TookEffect() {
 			continue
 		}
@@ -302,7 +303,7 @@ func (r *Recorded) memoryNotes() []string {
 	}
 	data, dataHow := 0.0, ""
 	for _, f := range r.Faults {
-		if v, _, ok := f.measurement("table size"); ok && v > data {
+		if v, _, ok := f.measurement(faults.MeasureTableSize); ok && v > data {
 			data, dataHow = v, "measured (the altered table)"
 		}
 	}
@@ -400,9 +401,10 @@ func scoreMovement(r *Recorded, b Budgets) []Finding {
 			wins = append(wins, win{p, q})
 		}
 	}
-	for _, f := range r.faultsOfKind("analytics-spike") {
+	analyticsSpike := func(k *faults.Kind) bool { return k.Class == faults.ClassSpike && k.Workload == "analytics" }
+	for _, f := range r.faultsWhere(analyticsSpike) {
 		if f.TookEffect() {
-			ops, _, _ := f.measurement("spike ops")
+			ops, _, _ := f.measurement(faults.MeasureSpikeOps)
 			wins = append(wins, win{f.Window(r.End), int64(ops)})
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -36,7 +37,7 @@ func schemaChangeScorer() Scorer {
 // (other variants; unset by default: reported only).
 func scoreSchema(r *Recorded, b Budgets) []Finding {
 	fd := Finding{Mode: ModeSchemaChange, Name: "longest write stall", Unit: UnitSeconds, Budget: b.Get("write-stall"), Reference: refSchema}
-	fs := r.faultsOfKind("schema-change")
+	fs := r.faultsOfClass(faults.ClassSchema)
 	if len(fs) == 0 {
 		return []Finding{fd.inconclusive("the run has no schema-change fault")}
 	}
@@ -77,13 +78,13 @@ func (r *Recorded) schemaStall(fd Finding, f FaultRecord, b Budgets) Finding {
 
 	// The ALTER's window: from its own measurements, else the fault's.
 	alter := f.Window(r.End)
-	if v, _, ok := f.measurement("alter start"); ok {
+	if v, _, ok := f.measurement(faults.MeasureAlterStart); ok {
 		alter.Start = unixSeconds(v)
 	}
-	if v, _, ok := f.measurement("alter end"); ok {
+	if v, _, ok := f.measurement(faults.MeasureAlterEnd); ok {
 		alter.End = unixSeconds(v)
 	}
-	if d, note, ok := f.measurement("alter duration"); ok {
+	if d, note, ok := f.measurement(faults.MeasureAlterDuration); ok {
 		fd.note("ALTER ran %.2f s (%s)", d, note)
 	} else {
 		fd.note("no ALTER duration measured: the fault's window (%.1f s) stands for it", alter.Duration().Seconds())

@@ -392,10 +392,10 @@ func schemaRun(variant string, alter, stall float64) *Recorded {
 	r.Faults = []FaultRecord{{Name: "alter", Kind: "schema-change", Nodes: []int{1}, Params: map[string]string{"variant": variant},
 		Injected: at(40), Effective: at(40), Recovered: at(40 + alter + 0.5), Healthy: at(40 + alter + 0.5),
 		Measurements: []faults.Measurement{
-			{Name: "table size", Value: 50 << 20, Unit: "bytes"},
-			{Name: "alter start", Value: float64(at(40).UnixNano()) / 1e9, Unit: "unix-s"},
-			{Name: "alter end", Value: float64(at(40+alter).UnixNano()) / 1e9, Unit: "unix-s"},
-			{Name: "alter duration", Value: alter, Unit: "s", Note: "variant=" + variant},
+			{Name: faults.MeasureTableSize, Value: 50 << 20, Unit: "bytes"},
+			{Name: faults.MeasureAlterStart, Value: float64(at(40).UnixNano()) / 1e9, Unit: "unix-s"},
+			{Name: faults.MeasureAlterEnd, Value: float64(at(40+alter).UnixNano()) / 1e9, Unit: "unix-s"},
+			{Name: faults.MeasureAlterDuration, Value: alter, Unit: "s", Note: "variant=" + variant},
 		}}}
 	r.addStat(PhaseBaseline, "oltp", "", 0, 9000, 0, 5)
 	r.addStat(PhaseBaseline, "oltp", "insert", 0, 4500, 0, 5)

@@ -136,7 +136,7 @@ func TestFaultsOnGalera(t *testing.T) {
 		}
 		var down float64
 		for _, m := range r.Measurements() {
-			if m.Name == "down until serving" {
+			if m.Name == MeasureDownUntilServing {
 				down = m.Value
 			}
 		}

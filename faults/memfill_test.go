@@ -237,12 +237,12 @@ func TestMemoryFill(t *testing.T) {
 		}
 
 		ms := r.Measurements()
-		if m, ok := measurement(ms, "memory reached"); !ok || math.Abs(m.Value-target) > memfillBand {
+		if m, ok := measurement(ms, MeasureMemoryReached); !ok || math.Abs(m.Value-target) > memfillBand {
 			t.Errorf("memory reached %+v, want %.0f±%.0f", m, target, memfillBand)
 		}
 		// The hog held what the database did not: the target minus the use before, roughly.
 		want := (target - before) / 100 * limit
-		if m, ok := measurement(ms, "hog size"); !ok || m.Value < want*0.8 || m.Value > want*1.2 {
+		if m, ok := measurement(ms, MeasureHogSize); !ok || m.Value < want*0.8 || m.Value > want*1.2 {
 			t.Errorf("hog size %+v, want about %.0f MiB", m, want/(1<<20))
 		}
 		if after > 80 || after > before+10 {
@@ -311,7 +311,7 @@ func TestMemoryFill(t *testing.T) {
 		if after > target-memfillMargin || after > before+10 {
 			t.Errorf("after recovery the engine reports %.1f%%: not released (before: %.1f%%)", after, before)
 		}
-		if m, ok := measurement(r.Measurements(), "memory-table size"); !ok || m.Value < (target-before-10)/100*limit {
+		if m, ok := measurement(r.Measurements(), MeasureMemoryTableSize); !ok || m.Value < (target-before-10)/100*limit {
 			t.Errorf("memory-table size %+v: less than the fill", m)
 		}
 	})

@@ -84,7 +84,7 @@ func TestNetworkLatency(t *testing.T) {
 	}
 	var sawAdded bool
 	for _, m := range r.Measurements() {
-		if m.Name == "added round trip" {
+		if m.Name == MeasureAddedRoundTrip {
 			sawAdded = true
 			if m.Value < 0.9*float64(delay.Milliseconds()) {
 				t.Errorf("measured %v", m)

@@ -148,15 +148,15 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 		for _, m := range ms {
 			t.Log(m)
 		}
-		d, ok := measurement(ms, "alter duration")
+		d, ok := measurement(ms, MeasureAlterDuration)
 		if !ok {
 			t.Fatal("no alter duration measured")
 		}
 		if strings.Contains(d.Note, "error") || !strings.Contains(d.Note, "variant="+variant) {
 			t.Errorf("alter duration note %q: want the variant and no error", d.Note)
 		}
-		s, _ := measurement(ms, "alter start")
-		e, _ := measurement(ms, "alter end")
+		s, _ := measurement(ms, MeasureAlterStart)
+		e, _ := measurement(ms, MeasureAlterEnd)
 		start, end := scFromUnix(s.Value), scFromUnix(e.Value)
 		if start.Before(t0) || end.After(t1) || end.Before(start) {
 			t.Errorf("ALTER %v .. %v lies outside the run %v .. %v", start, end, t0, t1)
@@ -164,7 +164,7 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 		if diff := end.Sub(start).Seconds() - d.Value; diff < -1e-3 || diff > 1e-3 {
 			t.Errorf("alter duration %.3fs, but it ran from %v to %v", d.Value, start, end)
 		}
-		if rows, _ := measurement(ms, "table rows"); rows.Value < 300_000 {
+		if rows, _ := measurement(ms, MeasureTableRows); rows.Value < 300_000 {
 			t.Errorf("table rows %v, want about 400K", rows.Value)
 		}
 		worst, writes, failed := scWorst(samples, t0, t1)
@@ -248,7 +248,7 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 		if r.State() != StateCleaned {
 			t.Errorf("state %s", r.State())
 		}
-		d, _ := measurement(r.Measurements(), "alter duration")
+		d, _ := measurement(r.Measurements(), MeasureAlterDuration)
 		t.Logf("cancelled: recovered %v after the cancel; %s", took, d)
 		if !strings.Contains(d.Note, "killed") {
 			t.Errorf("alter duration note %q: want killed", d.Note)

@@ -153,16 +153,16 @@ func TestSpikeOnASingleNode(t *testing.T) {
 		if float64(grew) < 0.8*want || float64(grew) > 1.1*want {
 			t.Errorf("orders grew %d rows in %.2fs: want about %.0f (%g x %d rows a second)", grew, ran, want, rate, rows)
 		}
-		if acked := spikeValue(t, ms, "spike rows"); int64(acked) != grew {
+		if acked := spikeValue(t, ms, MeasureSpikeRows); int64(acked) != grew {
 			t.Errorf("spike rows %v acknowledged, the table grew %d", acked, grew)
 		}
-		if got := spikeValue(t, ms, "spike rate"); math.Abs(got-rate) > 0.15*rate {
+		if got := spikeValue(t, ms, MeasureSpikeRate); math.Abs(got-rate) > 0.15*rate {
 			t.Errorf("spike rate %.2f ops/s, want %g", got, rate)
 		}
-		if e := spikeValue(t, ms, "spike errors"); e > 0 {
+		if e := spikeValue(t, ms, MeasureSpikeErrors); e > 0 {
 			t.Errorf("%v spike errors", e)
 		}
-		if p99 := spikeValue(t, ms, "spike p99 bulk-insert"); p99 <= 0 {
+		if p99 := spikeValue(t, ms, MeasureSpikeP99+" bulk-insert"); p99 <= 0 {
 			t.Errorf("p99 %v", p99)
 		}
 	})
@@ -185,15 +185,15 @@ func TestSpikeOnASingleNode(t *testing.T) {
 		for _, m := range ms {
 			t.Log(m)
 		}
-		ops := spikeValue(t, ms, "spike ops")
+		ops := spikeValue(t, ms, MeasureSpikeOps)
 		ran := r.Recovered.Sub(r.Injected).Seconds()
 		if ops < 0.8*rate*(ran-0.5) || ops > 1.1*rate*ran {
 			t.Errorf("%v fraud scans in %.2fs: want about %g a second", ops, ran, rate)
 		}
-		if got := spikeValue(t, ms, "spike rate"); math.Abs(got-rate) > 0.2*rate {
+		if got := spikeValue(t, ms, MeasureSpikeRate); math.Abs(got-rate) > 0.2*rate {
 			t.Errorf("spike rate %.2f ops/s, want %g", got, rate)
 		}
-		if p99 := spikeValue(t, ms, "spike p99 fraud-scan"); p99 <= 0 {
+		if p99 := spikeValue(t, ms, MeasureSpikeP99+" fraud-scan"); p99 <= 0 {
 			t.Errorf("fraud-scan p99 %v", p99)
 		}
 		base, nb := spikeP99(samples, r.Injected.Add(-2*time.Second), r.Injected)
@@ -238,7 +238,7 @@ func TestSpikeOnASingleNode(t *testing.T) {
 		if running := spikeRunning(t, db, "batch-spike"); running > 0 {
 			t.Errorf("%d spike statements still run", running)
 		}
-		if ops := spikeValue(t, r.Measurements(), "spike ops"); ops == 0 {
+		if ops := spikeValue(t, r.Measurements(), MeasureSpikeOps); ops == 0 {
 			t.Error("the cancelled spike did nothing")
 		}
 	})

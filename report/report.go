@@ -108,12 +108,23 @@ type Options struct {
 	Out string
 	// ChartsDir receives every chart as ID.svg and ID.png ("": none).
 	ChartsDir string
+	// PageOnly: for a repeat directory, write its page only, not each run's
+	// report again.
+	PageOnly bool
 }
 
 // Write reads the run directory dir and writes its report, and the charts
 // when asked. The page is written through a temporary file and a rename: a
 // failure leaves no half-written report.
+//
+// A repeat directory (experiments.Repeat: repeat.json and a run directory per
+// run) gets each run's report again and a page of its own, the findings' medians
+// and spread, linking each run's report (see writeRepeat); the returned Report is
+// then nil.
 func Write(dir string, o Options) (*Report, error) {
+	if experiments.IsRepeatDir(dir) {
+		return nil, writeRepeat(dir, o)
+	}
 	rd, err := experiments.ReadRunDir(dir)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/report"
-	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // verdictError is a run whose findings include a failed verdict: exit 1.
@@ -42,6 +42,7 @@ type runFlags struct {
 	metricsAddr          string
 	observer             experiments.Observer // the --metrics-addr endpoint; nil: off
 	junit                string               // --junit FILE; "": no report
+	repeat               int                  // --repeat N: runs of each experiment
 }
 
 func (f *runFlags) parseOptions() experiments.ParseOptions {
@@ -102,14 +103,23 @@ every node's indicators each second, audits durability, and scores each failure
 mode with a verdict and its evidence. Results go to --out as the run goes: run.json,
 summary.json, one .hlog per workload, intervals.jsonl, indicators.jsonl, events.jsonl.
 
-Exit codes: 0 no verdict failed, 1 a verdict failed, 2 bad input, 3 infrastructure
+--repeat N runs it N times with seeds --seed, --seed+1, ... on one cluster, each run
+in --out/r1, r2, ...; --out/repeat.json holds every finding's median with min..max,
+its verdict taken on the median, and "unstable" where the runs' verdicts differ.
+
+Exit codes: 0 no verdict failed, 1 a verdict failed (with --repeat: a verdict on a
+median; unstable findings alone do not change it), 2 bad input, 3 infrastructure
 error, 130 interrupted (what was measured is kept and scored).`,
 		Example: `  htapchaos run failover-kill --quick
   htapchaos run my-experiment.yaml --out runs/today --set workloads.oltp.rate=1000
-  htapchaos run partition --cluster demo --seed 7`,
+  htapchaos run partition --cluster demo --seed 7
+  htapchaos run htap-contention --quick --repeat 3 --out runs/htap3`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if err := checkRepeat(f.repeat); err != nil {
+				return err
+			}
 			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
 				return err
 			}
@@ -123,17 +133,34 @@ error, 130 interrupted (what was measured is kept and scored).`,
 				return err
 			}
 			defer stopMetrics()
-			o, cleanup, err := a.runOptions(ctx, &f, spec.Name)
+			o, err := a.runOptions(ctx, &f, spec.Name)
 			if err != nil {
 				return err
 			}
-			defer cleanup()
 			t0 := time.Now()
-			res, err := a.runOne(ctx, spec, o)
-			if jerr := a.writeJUnit(f.junit, []experiments.JUnitRun{experiments.NewJUnitRun(spec.Name, o, t0, res, err)}); jerr != nil {
+			var (
+				jr     experiments.JUnitRun
+				failed []string
+			)
+			if f.repeat > 1 {
+				var rr *experiments.RepeatResult
+				rr, err = experiments.Repeat(ctx, spec, f.repeat, experiments.RepeatOptions{Options: o, Hooks: a.runHooks()})
+				jr = experiments.NewJUnitRepeat(spec.Name, o, t0, rr, err)
+				if len(rr.File.Runs) > 0 && rr.Verdict() == experiments.Fail {
+					failed = append(failed, spec.Name)
+				}
+			} else {
+				var res *experiments.Result
+				res, err = a.runOne(ctx, spec, o)
+				jr = experiments.NewJUnitRun(spec.Name, o, t0, res, err)
+				if res != nil && res.Verdict() == experiments.Fail {
+					failed = append(failed, spec.Name)
+				}
+			}
+			if jerr := a.writeJUnit(f.junit, []experiments.JUnitRun{jr}); jerr != nil {
 				err = errors.Join(err, jerr)
 			}
-			return a.finish([]*experiments.Result{res}, err)
+			return a.finish(failed, err)
 		},
 	}
 	a.runFlags(cmd, &f)
@@ -146,20 +173,21 @@ func (a *app) suiteCmd() *cobra.Command {
 		Use:   "suite",
 		Short: "Run every builtin experiment, one after the other",
 		Long: `Run every builtin experiment in turn, each in its own directory under --out. Those
-that ask for the same cluster share one, started once. Exit codes as for run.`,
-		Example: `  htapchaos suite --quick --out runs/suite`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) (rerr error) {
+that ask for the same cluster share one, started once. With --repeat N each runs N
+times (seeds --seed, --seed+1, ...) and its directory is a repeat directory: r1, r2,
+... and repeat.json with each finding's median, min..max, verdict on the median and
+whether it is unstable. Exit codes as for run.`,
+		Example: `  htapchaos suite --quick --out runs/suite
+  htapchaos suite --quick --repeat 3 --out runs/nightly --junit junit.xml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if err := checkRepeat(f.repeat); err != nil {
+				return err
+			}
 			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
 				return err
 			}
-			var junit []experiments.JUnitRun // what ran, written last however the suite ends
-			defer func() {
-				if len(junit) > 0 || rerr == nil {
-					rerr = errors.Join(rerr, a.writeJUnit(f.junit, junit))
-				}
-			}()
 			var specs []*experiments.Spec
 			for _, n := range experiments.BuiltinNames() {
 				s, err := experiments.Builtin(n, f.parseOptions())
@@ -183,82 +211,31 @@ that ask for the same cluster share one, started once. Exit codes as for run.`,
 			if f.out == "" {
 				f.out = filepath.Join("runs", "suite-"+time.Now().Format("20060102-150405"))
 			}
-			base := f.out
-			var all []*experiments.Result
-			defer func() { a.writeSuiteIndex(base, junit) }()
-			shared := map[string]*testcontainers.Cluster{}
-			defer func() {
-				cctx, cancel := cleanupContext(ctx)
-				defer cancel()
-				for _, c := range shared {
-					if err := c.Terminate(cctx); err != nil {
-						fmt.Fprintf(a.stderr, "remove cluster %s: %v\n", c.Name, err)
-					}
-				}
-			}()
-			var errs []error
-			for _, s := range specs {
-				f.out = filepath.Join(base, s.Name)
-				o, cleanup, err := a.runOptions(ctx, &f, s.Name)
-				if err != nil {
-					return err
-				}
-				t0 := time.Now()
-				if o.Cluster == nil && o.Target == nil && s.Cluster != nil {
-					// The same cluster and the same data: the seeding adds rows, so
-					// experiments asking for other sizes get a cluster of their own.
-					key := fmt.Sprintf("%+v %+v", s.ClusterConfig(), s.Data)
-					c, ok := shared[key]
-					if !ok {
-						a.progress("suite: starting a %s cluster of %d node(s) for the experiments that ask for it", s.Cluster.Topology, s.Cluster.Nodes)
-						cfg := s.ClusterConfig()
-						cfg.Progress = a.progress
-						c, err = testcontainers.Run(ctx, cfg)
-						if c != nil {
-							shared[key] = c
-						}
-						if err != nil {
-							cleanup()
-							junit = append(junit, experiments.NewJUnitRun(s.Name, o, t0, nil, err))
-							return err
-						}
-					}
-					o.Cluster = c
-				}
-				a.progress("suite: %s", s.Name)
-				res, err := a.runOne(ctx, s, o)
-				cleanup()
-				junit = append(junit, experiments.NewJUnitRun(s.Name, o, t0, res, err))
-				if res != nil {
-					all = append(all, res)
-				}
-				if errors.Is(err, experiments.ErrNotRecovered) {
-					// A hurt cluster must not host the next experiment.
-					for k, c := range shared {
-						if c == o.Cluster {
-							cctx, cancel := cleanupContext(ctx)
-							if terr := c.Terminate(cctx); terr != nil {
-								fmt.Fprintf(a.stderr, "remove cluster %s: %v\n", c.Name, terr)
-							}
-							cancel()
-							delete(shared, k)
-						}
-					}
-				}
-				if err != nil {
-					if ctx.Err() != nil {
-						return errors.Join(a.finish(all, nil), err)
-					}
-					errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
-				}
+			o, err := a.runOptions(ctx, &f, "suite")
+			if err != nil {
+				return err
 			}
-			a.progress("suite: results in %s", base)
-			return a.finish(all, errors.Join(errs...))
+			res, err := experiments.Suite(ctx, specs, experiments.SuiteOptions{Options: o, Repeat: f.repeat, Hooks: a.runHooks()})
+			// The report and the index hold what ran, however the suite ended.
+			junit := res.JUnit()
+			if len(junit) > 0 || err == nil {
+				err = errors.Join(err, a.writeJUnit(f.junit, junit))
+			}
+			a.writeSuiteIndex(res.Dir, junit)
+			return a.finish(res.Failed(), err)
 		},
 	}
 	a.runFlags(cmd, &f)
 	cmd.Flags().Lookup("out").Usage = "directory for the runs, one subdirectory each (default runs/suite-TIME)"
 	return cmd
+}
+
+// checkRepeat is the bad-input check of --repeat.
+func checkRepeat(n int) error {
+	if n < 1 {
+		return usagef("--repeat %d: want 1 or more runs of each experiment", n)
+	}
+	return nil
 }
 
 func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
@@ -274,6 +251,7 @@ func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 	fl.StringArrayVar(&f.set, "set", nil, "override path=value, e.g. workloads.oltp.rate=1000 (repeatable)")
 	metricsFlag(cmd, &f.metricsAddr)
 	fl.StringVar(&f.junit, "junit", "", "write a JUnit XML report to FILE at the end: a test case per finding, failures with their evidence")
+	fl.IntVar(&f.repeat, "repeat", 1, "run each experiment N times with seeds seed, seed+1, ... on one cluster: every finding's median and min..max, its verdict on the median, unstable where the runs disagree")
 }
 
 // writeSuiteIndex writes the suite's index page: every experiment that ran or
@@ -286,6 +264,12 @@ func (a *app) writeSuiteIndex(base string, ran []experiments.JUnitRun) {
 	var runs []report.IndexRun
 	for _, r := range ran {
 		ir := report.IndexRun{Name: r.Experiment, Dir: r.Dir, Verdict: experiments.Worst(r.Findings), Findings: r.Findings}
+		if r.Repeats > 0 {
+			ir.Runs = len(r.Seeds)
+			for _, u := range r.Unstable {
+				ir.Unstable = append(ir.Unstable, u.Mode+": "+u.Name)
+			}
+		}
 		if r.Err != nil {
 			ir.Error = r.Err.Error()
 			if len(r.Findings) == 0 {
@@ -314,73 +298,157 @@ func (a *app) writeJUnit(path string, runs []experiments.JUnitRun) error {
 	return nil
 }
 
-// runOptions turns flags into run options; cleanup closes what they opened.
-func (a *app) runOptions(ctx context.Context, f *runFlags, name string) (experiments.Options, func(), error) {
-	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, Observer: f.observer}
+// runOptions turns flags into run options: the cluster or target attached, the
+// command's own lines (a repeat's, a suite's) to stderr. The hooks (runHooks) give
+// each run its live line.
+func (a *app) runOptions(ctx context.Context, f *runFlags, name string) (experiments.Options, error) {
+	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, Observer: f.observer, Log: a.progress}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", name+"-"+time.Now().Format("20060102-150405"))
 	}
 	if f.cluster != "" && f.target != "" {
-		return o, func() {}, usagef("--cluster and --target: give one")
+		return o, usagef("--cluster and --target: give one")
 	}
 	if f.cluster != "" {
 		c, err := attach(ctx, f.cluster)
 		if err != nil {
-			return o, func() {}, err
+			return o, err
 		}
 		o.Cluster = c
 	}
 	if f.target != "" {
 		t, err := faults.LoadExecTarget(f.target)
 		if err != nil {
-			return o, func() {}, err
+			return o, err
 		}
 		o.Target = t
 	}
-	prog := newProgressPrinter(a.stderr)
-	o.Progress = func(p experiments.Progress) {
-		line := fmt.Sprintf("%-12s %4.0fs/%.0fs  %7.0f ops/s  p99 %8s  errors %d", p.Phase, p.Elapsed.Seconds(), p.Total.Seconds(), p.OpsPerSec, fmtDur(p.P99), p.Errors)
-		if len(p.ActiveFaults) > 0 {
-			line += "  faults " + strings.Join(p.ActiveFaults, ",")
-		}
-		prog.show(line)
-	}
-	o.Log = func(format string, args ...any) { prog.log(func() { a.progress(format, args...) }) }
-	return o, prog.done, nil
+	return o, nil
 }
 
-func (a *app) runOne(ctx context.Context, s *experiments.Spec, o experiments.Options) (*experiments.Result, error) {
-	a.progress("%s: writing %s", s.Name, o.Out)
-	res, err := experiments.Run(ctx, s, o)
-	if res != nil {
-		printFindings(a.stdout, s.Name, res)
-		// The report comes from what the run wrote, so a failed report never costs
-		// the run its results: it is said, and `htapchaos report DIR` can try again.
-		page, rerr := a.writeReport(res.Dir, "", filepath.Join(res.Dir, "charts"))
-		if rerr != nil {
-			a.progress("%s: no report: %v", s.Name, rerr)
-			page = "(none)"
-		}
-		fmt.Fprintf(a.stdout, "results in %s (run.json, summary.json, indicators.jsonl, events.jsonl); report %s\n\n", res.Dir, page)
+// runHooks print around each run: its live line while it runs, then its verdict
+// table and report; after a repeat, the table of the medians and the repeat's page.
+func (a *app) runHooks() experiments.Hooks {
+	return experiments.Hooks{
+		Start: func(s *experiments.Spec, o *experiments.Options) func() {
+			a.progress("%s: writing %s", s.Name, o.Out)
+			prog := newProgressPrinter(a.stderr)
+			o.Progress = func(p experiments.Progress) {
+				line := fmt.Sprintf("%-12s %4.0fs/%.0fs  %7.0f ops/s  p99 %8s  errors %d", p.Phase, p.Elapsed.Seconds(), p.Total.Seconds(), p.OpsPerSec, fmtDur(p.P99), p.Errors)
+				if len(p.ActiveFaults) > 0 {
+					line += "  faults " + strings.Join(p.ActiveFaults, ",")
+				}
+				prog.show(line)
+			}
+			o.Log = func(format string, args ...any) { prog.log(func() { a.progress(format, args...) }) }
+			return prog.done
+		},
+		Done: func(s *experiments.Spec, _ experiments.Options, res *experiments.Result, _ error) {
+			if res == nil {
+				return
+			}
+			printFindings(a.stdout, s.Name, res)
+			// The report comes from what the run wrote, so a failed report never costs
+			// the run its results: it is said, and `htapchaos report DIR` can try again.
+			page, rerr := a.writeReport(res.Dir, "", filepath.Join(res.Dir, "charts"))
+			if rerr != nil {
+				a.progress("%s: no report: %v", s.Name, rerr)
+				page = "(none)"
+			}
+			fmt.Fprintf(a.stdout, "results in %s (run.json, summary.json, indicators.jsonl, events.jsonl); report %s\n\n", res.Dir, page)
+		},
+		RepeatDone: func(s *experiments.Spec, rr *experiments.RepeatResult, _ error) {
+			if len(rr.File.Runs) == 0 {
+				return
+			}
+			printRepeat(a.stdout, s.Name, rr.File)
+			page := filepath.Join(rr.Dir, "report.html")
+			if _, err := report.Write(rr.Dir, report.Options{PageOnly: true}); err != nil {
+				a.progress("%s: no report of the repeat: %v", s.Name, err)
+				page = "(none)"
+			}
+			fmt.Fprintf(a.stdout, "results in %s (repeat.json, and a run directory per run); report %s\n\n", rr.Dir, page)
+		},
 	}
+}
+
+// runOne runs one experiment between the hooks.
+func (a *app) runOne(ctx context.Context, s *experiments.Spec, o experiments.Options) (*experiments.Result, error) {
+	h := a.runHooks()
+	end := h.Start(s, &o)
+	res, err := experiments.Run(ctx, s, o)
+	end()
+	h.Done(s, o, res, err)
 	return res, err
 }
 
-// finish maps the runs' verdicts and error to the exit code's error.
-func (a *app) finish(rs []*experiments.Result, err error) error {
+// finish maps the verdicts (failed: the experiments whose verdict, on the medians
+// when repeated, failed) and the error to the exit code's error.
+func (a *app) finish(failed []string, err error) error {
 	if err != nil {
 		return err
-	}
-	var failed []string
-	for _, r := range rs {
-		if r != nil && r.Verdict() == experiments.Fail {
-			failed = append(failed, r.Recorded.Spec.Name)
-		}
 	}
 	if len(failed) > 0 {
 		return verdictError{failed}
 	}
 	return nil
+}
+
+// printRepeat is the verdict table of a repeat: each finding's median with
+// min..max, its verdict on the median, marked UNSTABLE where the runs disagree.
+func printRepeat(w io.Writer, name string, f *experiments.RepeatFile) {
+	seeds := f.Seeds()
+	fmt.Fprintf(w, "\n%s: %s on the medians of %d run(s), seeds %s\n", name, strings.ToUpper(string(f.Verdict)), len(f.Runs), seedsText(seeds))
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODE\tFINDING\tVERDICT\tMEDIAN (MIN..MAX)\tBUDGET\tRUNS\tEVIDENCE (MEDIAN RUN)")
+	unstable := 0
+	for _, rf := range f.Findings {
+		verdict := string(rf.Verdict)
+		if rf.Unstable {
+			verdict += " UNSTABLE"
+			unstable++
+		}
+		val := rf.SpreadText()
+		if rf.Median != nil && rf.Unit != "" {
+			val += " " + rf.Unit
+		}
+		budget := fmt.Sprintf("%s %.4g %s", rf.Op, rf.Budget, rf.Unit)
+		if rf.Op == "" {
+			budget = "report only"
+		}
+		if rf.Verdict == experiments.Inconclusive && rf.Reason != "" {
+			budget = rf.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", rf.Mode, rf.Name, verdict, val, budget, rf.CountsText(), evidenceText(rf.Evidence))
+	}
+	tw.Flush()
+	if unstable > 0 {
+		fmt.Fprintf(w, "%d finding(s) UNSTABLE: their runs gave different verdicts, so one run's verdict is not to be relied on; the exit code follows the verdicts on the medians\n", unstable)
+	}
+}
+
+// seedsText is "7, 8, 9".
+func seedsText(seeds []uint64) string {
+	parts := make([]string, len(seeds))
+	for i, s := range seeds {
+		parts[i] = strconv.FormatUint(s, 10)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// evidenceText is the first item of the evidence, in a few words.
+func evidenceText(ev []experiments.Evidence) string {
+	if len(ev) == 0 {
+		return ""
+	}
+	e := ev[0]
+	var parts []string
+	for _, p := range []string{e.Workload, e.Op, nodeText(e.Node), e.Phase, e.Detail} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // printFindings is the verdict table.
@@ -389,17 +457,7 @@ func printFindings(w io.Writer, name string, r *experiments.Result) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODE\tFINDING\tVERDICT\tVALUE\tBUDGET\tEVIDENCE\tARTICLE")
 	for _, f := range r.Findings {
-		ev := ""
-		if len(f.Evidence) > 0 {
-			e := f.Evidence[0]
-			var parts []string
-			for _, p := range []string{e.Workload, e.Op, nodeText(e.Node), e.Phase, e.Detail} {
-				if p != "" {
-					parts = append(parts, p)
-				}
-			}
-			ev = strings.Join(parts, " ")
-		}
+		ev := evidenceText(f.Evidence)
 		val := fmt.Sprintf("%.4g %s", f.Value, f.Unit)
 		budget := fmt.Sprintf("%s %.4g %s", f.Op, f.Budget, f.Unit)
 		if f.Op == "" {

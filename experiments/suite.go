@@ -1,0 +1,207 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+)
+
+// SuiteOptions say how Suite runs.
+type SuiteOptions struct {
+	// Options of every run. Out is the suite's directory: experiment NAME writes
+	// into Out/NAME. Seed is each experiment's seed (its first, when repeated).
+	// With Cluster or Target, every experiment runs on it; else the experiments
+	// that ask for the same cluster and data share one, started once. Log also
+	// receives the suite's own lines.
+	Options
+	// Repeat runs each experiment this many times (see Repeat): Out/NAME is then a
+	// repeat directory. 0 or 1: once, Out/NAME a run directory.
+	Repeat int
+	Hooks
+}
+
+// SuiteRun is one experiment of a suite.
+type SuiteRun struct {
+	Spec     *Spec
+	Dir      string // its run or repeat directory
+	Seed     uint64 // its (first) seed
+	Start    time.Time
+	Duration time.Duration // from the start of its cluster, when it started one
+	// Result is a single run's (nil when it measured nothing, or was repeated);
+	// Repeat a repeated one's.
+	Result *Result
+	Repeat *RepeatResult
+	Err    error
+}
+
+// Verdict is the run's verdict, or the repeat's on the medians; "" when nothing
+// was measured.
+func (r SuiteRun) Verdict() Verdict {
+	switch {
+	case r.Repeat != nil && len(r.Repeat.File.Runs) > 0:
+		return r.Repeat.Verdict()
+	case r.Result != nil:
+		return r.Result.Verdict()
+	}
+	return ""
+}
+
+// JUnit is the run's entry of a JUnit report.
+func (r SuiteRun) JUnit() JUnitRun {
+	o := Options{Out: r.Dir, Seed: r.Seed}
+	var jr JUnitRun
+	if r.Repeat != nil {
+		jr = NewJUnitRepeat(r.Spec.Name, o, r.Start, r.Repeat, r.Err)
+	} else {
+		jr = NewJUnitRun(r.Spec.Name, o, r.Start, r.Result, r.Err)
+	}
+	jr.Duration = r.Duration
+	return jr
+}
+
+// SuiteResult is what Suite produced: one entry per experiment that ran or tried
+// to, in order.
+type SuiteResult struct {
+	Dir  string
+	Runs []SuiteRun
+}
+
+// JUnit is the suite's JUnit report entries.
+func (s *SuiteResult) JUnit() []JUnitRun {
+	out := make([]JUnitRun, len(s.Runs))
+	for i, r := range s.Runs {
+		out[i] = r.JUnit()
+	}
+	return out
+}
+
+// Failed names the experiments whose verdict (on the medians, when repeated)
+// failed.
+func (s *SuiteResult) Failed() []string {
+	var out []string
+	for _, r := range s.Runs {
+		if r.Verdict() == Fail {
+			out = append(out, r.Spec.Name)
+		}
+	}
+	return out
+}
+
+// Suite runs specs one after the other, each in its own directory under o.Out,
+// repeated o.Repeat times when asked. Experiments that ask for the same cluster
+// and the same data share one, started when the first needs it and removed at the
+// end; one that a fault left hurt (ErrNotRecovered) is removed at once, and the
+// next experiment asking for it gets a new one. An experiment's error does not
+// stop the suite, except an interruption or a cluster that could not start; the
+// errors are returned joined. The result is never nil and holds what ran.
+func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult, err error) {
+	res = &SuiteResult{Dir: o.Out}
+	if o.Out == "" {
+		return res, &UsageError{Field: "--out", Msg: "no suite directory"}
+	}
+	if o.Repeat < 0 {
+		return res, &UsageError{Field: "--repeat", Msg: fmt.Sprintf("%d: want 1 or more runs", o.Repeat)}
+	}
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	shared := map[string]*htc.Cluster{}
+	remove := func(c *htc.Cluster) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if terr := c.Terminate(cctx); terr != nil {
+			logf("suite: remove cluster %s: %v", c.Name, terr)
+		}
+	}
+	defer func() {
+		for _, c := range shared {
+			remove(c)
+		}
+	}()
+	var errs []error
+	for _, s := range specs {
+		ro := o.Options
+		ro.Out = filepath.Join(o.Out, s.Name)
+		sr := SuiteRun{Spec: s, Dir: ro.Out, Seed: ro.Seed, Start: time.Now()}
+		if ro.Cluster == nil && ro.Target == nil && s.Target == "" && s.Cluster != nil {
+			c, err := sharedCluster(ctx, shared, s, o.Labels, logf)
+			if err != nil {
+				sr.Err, sr.Duration = err, time.Since(sr.Start)
+				res.Runs = append(res.Runs, sr)
+				return res, err
+			}
+			ro.Cluster = c
+		}
+		logf("suite: %s", s.Name)
+		var err error
+		if o.Repeat > 1 {
+			sr.Repeat, err = Repeat(ctx, s, o.Repeat, RepeatOptions{Options: ro, Hooks: o.Hooks})
+		} else {
+			sr.Result, err = runHooked(ctx, s, ro, o.Hooks)
+		}
+		sr.Err, sr.Duration = err, time.Since(sr.Start)
+		res.Runs = append(res.Runs, sr)
+		if errors.Is(err, ErrNotRecovered) {
+			// A hurt cluster must not host the next experiment.
+			for k, c := range shared {
+				if c == ro.Cluster {
+					remove(c)
+					delete(shared, k)
+				}
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, err
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
+		}
+	}
+	logf("suite: results in %s", o.Out)
+	return res, errors.Join(errs...)
+}
+
+// SuiteClusterKey is what experiments must have in common to share a suite's
+// cluster: the cluster and the data (the seeding only adds rows, so an experiment
+// asking for other sizes gets a cluster of its own).
+func SuiteClusterKey(s *Spec) string {
+	return fmt.Sprintf("%+v %+v", s.ClusterConfig(), s.Data)
+}
+
+// sharedCluster is the suite's cluster for s, started on first use.
+func sharedCluster(ctx context.Context, shared map[string]*htc.Cluster, s *Spec, labels map[string]string, logf func(string, ...any)) (*htc.Cluster, error) {
+	key := SuiteClusterKey(s)
+	if c, ok := shared[key]; ok {
+		return c, nil
+	}
+	logf("suite: starting a %s cluster of %d node(s) for the experiments that ask for it", s.Cluster.Topology, s.Cluster.Nodes)
+	cfg := s.ClusterConfig()
+	cfg.Labels = labels
+	cfg.Progress = logf
+	c, err := htc.Run(ctx, cfg)
+	if c != nil {
+		shared[key] = c // removed at the end, also when it did not start whole
+	}
+	return c, err
+}
+
+// runHooked is one Run between the hooks.
+func runHooked(ctx context.Context, s *Spec, o Options, h Hooks) (*Result, error) {
+	var end func()
+	if h.Start != nil {
+		end = h.Start(s, &o)
+	}
+	res, err := Run(ctx, s, o)
+	if end != nil {
+		end()
+	}
+	if h.Done != nil {
+		h.Done(s, o, res, err)
+	}
+	return res, err
+}
