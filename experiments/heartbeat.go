@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/htapchaos/htapchaos/results"
 )
 
 // HeartbeatTable is the freshness heartbeat's table: one row per writer node, its
@@ -42,6 +44,7 @@ type Heartbeat struct {
 	ready   bool      // the table exists
 	started time.Time // Run began
 	stats   HeartbeatStats
+	gaps    *results.GapTracker // the writer's acknowledged writes
 }
 
 // HeartbeatStats are what the writer did.
@@ -53,7 +56,7 @@ type HeartbeatStats struct {
 	LastError  string        `json:"last_error,omitempty"`
 	FirstOK    time.Time     `json:"first_ok,omitzero"`
 	LastOK     time.Time     `json:"last_ok,omitzero"`
-	LongestGap time.Duration `json:"longest_gap"` // between consecutive acknowledged writes
+	LongestGap time.Duration `json:"longest_gap"` // between the completions of consecutive acknowledged writes (results.GapTracker)
 }
 
 // NewHeartbeat returns a heartbeat written on writer every interval (0:
@@ -62,7 +65,7 @@ func NewHeartbeat(writer IndicatorNode, every time.Duration) *Heartbeat {
 	if every <= 0 {
 		every = DefaultHeartbeatEvery
 	}
-	return &Heartbeat{writer: writer, every: every, stats: HeartbeatStats{Node: writer.Index, Every: every}}
+	return &Heartbeat{writer: writer, every: every, stats: HeartbeatStats{Node: writer.Index, Every: every}, gaps: results.NewGapTracker(0)}
 }
 
 // Node is the writer node's index.
@@ -72,7 +75,9 @@ func (h *Heartbeat) Node() int { return h.writer.Index }
 func (h *Heartbeat) Stats() HeartbeatStats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.stats
+	s := h.stats
+	s.LongestGap = h.gaps.Longest()
+	return s
 }
 
 // Setup creates the heartbeat table on the writer node if it is missing.
@@ -146,19 +151,20 @@ func (h *Heartbeat) beat(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // our own shutdown, not a failed write
 	}
+	done := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := &h.stats
 	if err != nil {
 		s.Failed++
 		s.LastError = err.Error()
+		h.gaps.Failure(done, false)
 		return
 	}
 	s.Writes++
+	h.gaps.Success(done, false)
 	if s.FirstOK.IsZero() {
 		s.FirstOK = sent
-	} else if gap := sent.Sub(s.LastOK); gap > s.LongestGap {
-		s.LongestGap = gap
 	}
 	s.LastOK = sent
 }

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // hbQuantile of values (0..1), nearest rank.
@@ -24,7 +22,7 @@ func hbQuantile(vs []float64, q float64) float64 {
 // nodes are fresh to within a fraction of a second; cut n3 off the cluster network
 // and its staleness grows with the cut, then falls back once it rejoins.
 func TestHeartbeatGalera(t *testing.T) {
-	c := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
+	c := sharedGalera(t)
 	n3 := c.Nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

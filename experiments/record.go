@@ -227,6 +227,7 @@ type Evidence struct {
 	Workload string    `json:"workload,omitempty"`
 	Op       string    `json:"op,omitempty"`
 	Node     int       `json:"node,omitempty"`
+	Access   string    `json:"access,omitempty"` // read or write: the access kind of a gap
 	Phase    string    `json:"phase,omitempty"`
 	From     time.Time `json:"from,omitzero"`
 	To       time.Time `json:"to,omitzero"`
@@ -238,7 +239,7 @@ type Evidence struct {
 // zero.
 func (e Evidence) Text(start time.Time) string {
 	var parts []string
-	for _, p := range []string{e.Workload, e.Op} {
+	for _, p := range []string{e.Workload, e.Op, accessText(e.Access)} {
 		if p != "" {
 			parts = append(parts, p)
 		}
@@ -264,6 +265,14 @@ func (e Evidence) Text(start time.Time) string {
 		s += e.Detail
 	}
 	return s
+}
+
+// accessText names an access kind in evidence: "writes", "reads", or "".
+func accessText(a string) string {
+	if a == "" {
+		return ""
+	}
+	return a + "s"
 }
 
 // Finding is one scored measurement against a failure mode.

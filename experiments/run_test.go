@@ -93,17 +93,19 @@ faults:
 		if err != nil {
 			t.Fatal(err)
 		}
-		var gap *Finding
-		for _, f := range findings(res, ModeFailover) {
-			t.Logf("%s: %s %.3g %s %s %v", f.Name, f.Verdict, f.Value, f.Unit, f.Reason, f.Notes)
-			if f.Name == "longest gap, surviving nodes" {
-				gap = &f
-			}
-		}
 		// The survivor kept answering until it noticed it was alone (Galera's suspect
-		// timeout), then stalled until the others thawed.
-		if gap == nil || gap.Verdict != Fail || gap.Value <= gap.Budget {
-			t.Errorf("failover with quorum lost: %+v, want fail with a gap over the budget", gap)
+		// timeout), then refused reads and writes until the others thawed.
+		for _, name := range []string{nameWriteGap, nameReadGap, nameClusterGap} {
+			var gap *Finding
+			for _, f := range findings(res, ModeFailover) {
+				if f.Name == name {
+					t.Logf("%s: %s %.3g %s %s %v", f.Name, f.Verdict, f.Value, f.Unit, f.Reason, f.Notes)
+					gap = &f
+				}
+			}
+			if gap == nil || gap.Verdict != Fail || gap.Value <= gap.Budget {
+				t.Errorf("failover with quorum lost: %s %+v, want fail with a gap over the budget", name, gap)
+			}
 		}
 	})
 }

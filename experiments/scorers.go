@@ -481,11 +481,61 @@ func (r *Recorded) tally(w Window, keep func(l results.IntervalLine) bool) (s Ph
 	return s, true
 }
 
-// writeOps are the operations that write (the loadgen's oltp and batch
-// workloads).
-var writeOps = []string{"insert", "update-status", "bulk-insert", "load-data"}
+// opsOf lists a workload's ops of an access kind, as the summary records
+// them: each op declares whether it changes data (loadgen.Op.ChangesData).
+// A summary from before access kinds has none of either.
+func (r *Recorded) opsOf(workload string, a results.Access) []string {
+	var out []string
+	if r.Summary == nil {
+		return nil
+	}
+	for _, o := range r.Summary.Workloads {
+		if o.Workload == workload && o.Access == a && !slices.Contains(out, o.Op) {
+			out = append(out, o.Op)
+		}
+	}
+	return out
+}
 
-func isWrite(op string) bool { return slices.Contains(writeOps, op) }
+// workloadsWithWrites lists the workloads with an op that changes data.
+func (r *Recorded) workloadsWithWrites() []string {
+	var out []string
+	if r.Summary == nil {
+		return nil
+	}
+	for _, o := range r.Summary.Workloads {
+		if o.Access == results.Write && !slices.Contains(out, o.Workload) {
+			out = append(out, o.Workload)
+		}
+	}
+	return out
+}
+
+// streamsOf returns the summary's client streams of an access kind.
+func (r *Recorded) streamsOf(a results.Access) []results.StreamGaps {
+	if r.Summary == nil {
+		return nil
+	}
+	var out []results.StreamGaps
+	for _, sg := range r.Summary.Gaps {
+		if sg.Access == a {
+			out = append(out, sg)
+		}
+	}
+	return out
+}
+
+// baseCount is the number of a workload's ops of an access kind that
+// succeeded in the baseline on a node (0: every node).
+func (r *Recorded) baseCount(workload string, a results.Access, node int) int64 {
+	var n int64
+	for _, op := range r.opsOf(workload, a) {
+		if s, ok := r.stat(PhaseBaseline, workload, op, node); ok {
+			n += s.Count
+		}
+	}
+	return n
+}
 
 // indicator is one leading indicator of a Sample; value's ok is false when
 // the sample does not have it.

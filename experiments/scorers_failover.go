@@ -36,25 +36,52 @@ const (
 func failoverScorer() Scorer {
 	return scorer{
 		mode: ModeFailover,
-		budgets: []BudgetSpec{{Key: "gap", Type: BudgetDuration, Default: "5s",
-			Help: "longest unavailability gap of a client stream routed to a surviving node (streams pinned to the faulted node are reported, not judged)"}},
+		budgets: []BudgetSpec{
+			{Key: "gap", Type: BudgetDuration, Default: "5s",
+				Help: "longest unavailability gap of a client stream routed to a surviving node, for writes and for reads (streams pinned to the faulted node are reported, not judged), and of writes cluster-wide"},
+			{Key: "write-gap", Type: BudgetDuration, Default: "0s", Help: "the budget of write gaps, when it differs from gap; 0: gap"},
+			{Key: "read-gap", Type: BudgetDuration, Default: "0s", Help: "the budget of read gaps, when it differs from gap; 0: gap"},
+		},
 		score: scoreFailover,
 	}
 }
 
-// scoreFailover: per fault, "longest gap, surviving nodes" (the longest window
-// without a success on a client stream routed to a node the fault did not hit,
-// held to the gap budget) and "throughput back to baseline" (seconds from the
-// effect until the OLTP throughput is back within 10% of the baseline and stays;
-// fails when it is not back by the run's end).
+// Finding names of the failover mode.
+const (
+	nameWriteGap   = "longest write gap, surviving nodes"
+	nameReadGap    = "longest read gap, surviving nodes"
+	nameClusterGap = "cluster-wide write gap"
+	nameBack       = "throughput back to baseline"
+)
+
+// gapBudget is the budget of an access kind's gaps: write-gap or read-gap when
+// set, else gap.
+func gapBudget(b Budgets, a results.Access) (float64, string) {
+	key := string(a) + "-gap"
+	if v := b.Get(key); v > 0 {
+		return v, key
+	}
+	return b.Get("gap"), "gap"
+}
+
+// scoreFailover: per fault, "longest write gap, surviving nodes" and "longest
+// read gap, surviving nodes" (the longest window without a successful write, or
+// read, on a client stream routed to a node the fault did not hit, each held
+// to its budget), "cluster-wide write gap" (the longest window in which no
+// write succeeded on any node: what the application saw), and "throughput back
+// to baseline" (seconds from the effect until the OLTP throughput is back
+// within 10% of the baseline and stays; fails when it is not back by the run's
+// end). Writes are judged apart from reads: on Galera a frozen member holds
+// every commit of the cluster while reads go on.
 func scoreFailover(r *Recorded, b Budgets) []Finding {
 	fs := r.faultsOfClass(failoverClasses...)
 	if len(fs) == 0 {
 		fs = r.Faults
 	}
 	if len(fs) == 0 {
-		return []Finding{Finding{Mode: ModeFailover, Name: "longest gap, surviving nodes", Unit: UnitSeconds,
-			Budget: b.Get("gap"), Reference: refFailoverGap}.inconclusive("the run has no fault: nothing to fail over")}
+		wb, _ := gapBudget(b, results.Write)
+		return []Finding{Finding{Mode: ModeFailover, Name: nameWriteGap, Unit: UnitSeconds,
+			Budget: wb, Reference: refFailoverGap}.inconclusive("the run has no fault: nothing to fail over")}
 	}
 	var out []Finding
 	for _, f := range fs {
@@ -63,36 +90,9 @@ func scoreFailover(r *Recorded, b Budgets) []Finding {
 	return out
 }
 
-func failoverFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding {
-	gap := Finding{Mode: ModeFailover, Name: named("longest gap, surviving nodes", tag), Unit: UnitSeconds,
-		Budget: b.Get("gap"), Reference: refFailoverGap}
-	back := Finding{Mode: ModeFailover, Name: named("throughput back to baseline", tag), Unit: UnitSeconds, Reference: refFailoverBack}
-	both := func(format string, args ...any) []Finding {
-		return []Finding{gap.inconclusive(format, args...), back.inconclusive(format, args...)}
-	}
-	if !f.TookEffect() {
-		return both("%s", notEffective(r, f))
-	}
-	base, ok := r.phase(PhaseBaseline)
-	if !ok {
-		return both("the run has no %s phase to compare with", PhaseBaseline)
-	}
-	if r.Summary == nil {
-		return both("the run has no summary: no client stream gaps were recorded")
-	}
-	fw := f.Window(r.End)
-	var clients []string
-	for _, w := range r.workloadsOfKind("oltp") {
-		if r.activeIn(w, fw) {
-			clients = append(clients, w)
-		}
-	}
-	if len(clients) == 0 {
-		return both("no OLTP workload ran while the fault held: no client stream to measure")
-	}
-
-	// The span a gap counts in: from the injection to a little after the
-	// recovery or the rejoin, whichever is later.
+// failoverSpan is the span a gap counts in for fault f: from the injection to a
+// little after the recovery or the rejoin, whichever is later.
+func (r *Recorded) failoverSpan(f FaultRecord) Window {
 	from := f.Effective
 	if !f.Injected.IsZero() && f.Injected.Before(from) {
 		from = f.Injected
@@ -108,75 +108,45 @@ func failoverFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding 
 	if to.After(r.End) {
 		to = r.End
 	}
-	span := Window{Name: fw.Name, Start: from, End: to}
+	return Window{Name: f.Window(r.End).Name, Start: from, End: to}
+}
 
-	var (
-		worst          results.Gap
-		worstSG        results.StreamGaps
-		survivors      int
-		stalled        int
-		baseOps        int64
-		survivingNodes []int
-	)
-	for _, sg := range r.Summary.Gaps {
-		if !slices.Contains(clients, sg.Workload) {
-			continue
-		}
-		g := longestOverlap(sg.Gaps, span)
-		pinned := sg.Node != 0 && slices.Contains(f.Nodes, sg.Node)
-		detail := "no gap over the recorder's threshold"
-		if g.Duration > 0 {
-			detail = fmt.Sprintf("gap %.2f s from %s, %d failed, %d late inside", g.Duration, r.at(g.Start), g.Failed, g.Late)
-			if g.Ongoing {
-				detail += ", never served again before the run's end"
-			}
-		}
-		ew := Window{Name: span.Name, Start: g.Start, End: g.End}
-		if g.Duration == 0 {
-			ew = span
-		}
-		if pinned {
-			detail += "; pinned to the faulted node: reported, not judged"
-			gap.note("%s on node %d (faulted): %s", sg.Workload, sg.Node, detail)
-			gap.Evidence = append(gap.Evidence, evidence(sg.Workload, "", sg.Node, ew, detail))
-			continue
-		}
-		gap.note("%s on node %d: %s", sg.Workload, sg.Node, detail)
-		gap.Evidence = append(gap.Evidence, evidence(sg.Workload, "", sg.Node, ew, detail))
-		survivors++
-		if !slices.Contains(survivingNodes, sg.Node) {
-			survivingNodes = append(survivingNodes, sg.Node)
-		}
-		if bs, ok := r.stat(PhaseBaseline, sg.Workload, "", sg.Node); ok {
-			baseOps += bs.Count
-		}
-		if g.Duration > gap.Budget {
-			stalled++
-		}
-		if survivors == 1 || g.Duration > worst.Duration {
-			worst, worstSG = g, sg
+func failoverFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding {
+	wb, _ := gapBudget(b, results.Write)
+	rb, _ := gapBudget(b, results.Read)
+	wgap := Finding{Mode: ModeFailover, Name: named(nameWriteGap, tag), Unit: UnitSeconds, Budget: wb, Reference: refFailoverGap}
+	rgap := Finding{Mode: ModeFailover, Name: named(nameReadGap, tag), Unit: UnitSeconds, Budget: rb, Reference: refFailoverGap}
+	cgap := Finding{Mode: ModeFailover, Name: named(nameClusterGap, tag), Unit: UnitSeconds, Budget: wb, Reference: refFailoverGap}
+	back := Finding{Mode: ModeFailover, Name: named(nameBack, tag), Unit: UnitSeconds, Reference: refFailoverBack}
+	all := func(format string, args ...any) []Finding {
+		return []Finding{wgap.inconclusive(format, args...), rgap.inconclusive(format, args...),
+			cgap.inconclusive(format, args...), back.inconclusive(format, args...)}
+	}
+	if !f.TookEffect() {
+		return all("%s", notEffective(r, f))
+	}
+	base, ok := r.phase(PhaseBaseline)
+	if !ok {
+		return all("the run has no %s phase to compare with", PhaseBaseline)
+	}
+	if r.Summary == nil {
+		return all("the run has no summary: no client stream gaps were recorded")
+	}
+	fw := f.Window(r.End)
+	var clients []string
+	for _, w := range r.workloadsOfKind("oltp") {
+		if r.activeIn(w, fw) {
+			clients = append(clients, w)
 		}
 	}
-	switch {
-	case survivors == 0:
-		gap = gap.inconclusive("every client stream is pinned to a faulted node (%v): none is routed to a survivor", f.Nodes)
-	case baseOps < minOps:
-		gap = gap.inconclusive("too few samples: %d baseline operations on the streams routed to surviving nodes (fewer than %d)", baseOps, minOps)
-	default:
-		gap.judge(worst.Duration, gap.Budget, false, "gap")
-		switch {
-		case worst.Ongoing:
-			gap.Reason = fmt.Sprintf("%s on node %d never served again after %s, %.1f s before the run's end", worstSG.Workload, worstSG.Node, r.at(worst.Start), worst.Duration)
-		case gap.Verdict == Fail:
-			gap.Reason = fmt.Sprintf("%s on node %d had no success for %.1f s from %s (budget %.1f s)", worstSG.Workload, worstSG.Node, worst.Duration, r.at(worst.Start), gap.Budget)
-		}
-		if stalled == survivors && gap.Verdict == Fail {
-			gap.note("every stream routed to a surviving node stalled beyond the budget: the survivors stopped serving (lost quorum?)")
-		}
+	if len(clients) == 0 {
+		return all("no OLTP workload ran while the fault held: no client stream to measure")
 	}
-	if s, ok := r.nonPrimary(survivingNodes, span); ok {
-		gap.note("node %d reported non-Primary at %s (cluster size %d): the survivors lost quorum", s.Node, r.at(s.T), s.ClusterSize)
-	}
+	span := r.failoverSpan(f)
+
+	wgap = r.survivorGap(wgap, f, span, clients, results.Write, b)
+	rgap = r.survivorGap(rgap, f, span, clients, results.Read, b)
+	cgap = r.clusterGap(cgap, span, clients, b)
 
 	// Failed requests, scaled to the article's rate.
 	var failed, late, dropped int64
@@ -195,23 +165,139 @@ func failoverFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding 
 		}
 	}
 	if baseRate > 0 {
-		gap.note("failed requests %s: %d (%d late, %d dropped); at the baseline's %.0f ops/s that is %s failed at the article's 50K TPS (the article: 2.25M)",
+		cgap.note("failed requests %s: %d (%d late, %d dropped); at the baseline's %.0f ops/s that is %s failed at the article's 50K TPS (the article: 2.25M)",
 			window, failed, late, dropped, baseRate, countStr(float64(failed)/baseRate*articleTPS))
 	}
-	if worst.Duration > 0 && survivors > 0 {
-		gap.note("the longest gap on a surviving stream, %.1f s, is %s requests unserved at 50K TPS", worst.Duration, countStr(worst.Duration*articleTPS))
+	if cgap.Value > 0 {
+		cgap.note("%.1f s without a successful write anywhere is %s writes refused at 50K TPS", cgap.Value, countStr(cgap.Value*articleTPS))
 	}
-	gap.note("%s", r.noticed(f, base))
+	cgap.note("%s", r.noticed(f, base))
 	switch {
 	case f.Recovered.IsZero():
-		gap.note("the fault was not recovered before the run's end")
+		cgap.note("the fault was not recovered before the run's end")
 	case f.Healthy.IsZero():
-		gap.note("rejoin: the faulted node did not serve again before the run's end")
+		cgap.note("rejoin: the faulted node did not serve again before the run's end")
 	default:
-		gap.note("rejoin: the faulted node served again %.1f s after the fault was recovered (%s)", f.Healthy.Sub(f.Recovered).Seconds(), r.at(f.Healthy))
+		cgap.note("rejoin: the faulted node served again %.1f s after the fault was recovered (%s)", f.Healthy.Sub(f.Recovered).Seconds(), r.at(f.Healthy))
 	}
 
-	return []Finding{gap, r.throughputBack(back, f, base, clients)}
+	return []Finding{wgap, rgap, cgap, r.throughputBack(back, f, base, clients)}
+}
+
+// survivorGap judges the longest gap of an access kind on the client streams
+// routed to nodes the fault did not hit; streams pinned to a faulted node are
+// reported, not judged.
+func (r *Recorded) survivorGap(fd Finding, f FaultRecord, span Window, clients []string, a results.Access, b Budgets) Finding {
+	_, key := gapBudget(b, a)
+	kind := string(a) + "s" // reads, writes
+	var (
+		worst          results.Gap
+		worstSG        results.StreamGaps
+		survivors      int
+		stalled        int
+		baseOps        int64
+		survivingNodes []int
+	)
+	for _, sg := range r.streamsOf(a) {
+		if !slices.Contains(clients, sg.Workload) {
+			continue
+		}
+		g := longestOverlap(sg.Gaps, span)
+		pinned := sg.Node != 0 && slices.Contains(f.Nodes, sg.Node)
+		detail := "no gap over the recorder's threshold"
+		if g.Duration > 0 {
+			detail = fmt.Sprintf("gap %.2f s from %s, %d failed, %d late inside", g.Duration, r.at(g.Start), g.Failed, g.Late)
+			if g.Ongoing {
+				detail += ", never served again before the run's end"
+			}
+		}
+		ew := Window{Name: span.Name, Start: g.Start, End: g.End}
+		if g.Duration == 0 {
+			ew = span
+		}
+		e := evidence(sg.Workload, "", sg.Node, ew, detail)
+		e.Access = string(a)
+		if pinned {
+			fd.note("%s %s on node %d (faulted): %s; pinned to the faulted node: reported, not judged", sg.Workload, kind, sg.Node, detail)
+			e.Detail += "; pinned to the faulted node: reported, not judged"
+			fd.Evidence = append(fd.Evidence, e)
+			continue
+		}
+		fd.note("%s %s on node %d: %s", sg.Workload, kind, sg.Node, detail)
+		fd.Evidence = append(fd.Evidence, e)
+		survivors++
+		if !slices.Contains(survivingNodes, sg.Node) {
+			survivingNodes = append(survivingNodes, sg.Node)
+		}
+		baseOps += r.baseCount(sg.Workload, a, sg.Node)
+		if g.Duration > fd.Budget {
+			stalled++
+		}
+		if survivors == 1 || g.Duration > worst.Duration {
+			worst, worstSG = g, sg
+		}
+	}
+	switch {
+	case survivors == 0 && len(r.streamsOf(a)) == 0:
+		return fd.inconclusive("no client stream of %s was recorded (the workloads ran no op that %s, or the summary predates access kinds)", kind, map[results.Access]string{results.Read: "reads", results.Write: "changes data"}[a])
+	case survivors == 0:
+		return fd.inconclusive("every client stream of %s is pinned to a faulted node (%v): none is routed to a survivor", kind, f.Nodes)
+	case baseOps < minOps:
+		return fd.inconclusive("too few samples: %d baseline %s on the streams routed to surviving nodes (fewer than %d)", baseOps, kind, minOps)
+	}
+	fd.judge(worst.Duration, fd.Budget, false, key)
+	switch {
+	case worst.Ongoing:
+		fd.Reason = fmt.Sprintf("%s on node %d never had a successful %s again after %s, %.1f s before the run's end", worstSG.Workload, worstSG.Node, a, r.at(worst.Start), worst.Duration)
+	case fd.Verdict == Fail:
+		fd.Reason = fmt.Sprintf("%s on node %d had no successful %s for %.1f s from %s (budget %.1f s)", worstSG.Workload, worstSG.Node, a, worst.Duration, r.at(worst.Start), fd.Budget)
+	}
+	if stalled == survivors && fd.Verdict == Fail {
+		fd.note("every stream of %s routed to a surviving node stalled beyond the budget: the survivors stopped serving them (lost quorum, or a member holding every commit?)", kind)
+	}
+	if worst.Duration > 0 {
+		fd.note("the longest %s gap on a surviving stream, %.1f s, is %s requests unserved at 50K TPS", a, worst.Duration, countStr(worst.Duration*articleTPS))
+	}
+	if s, ok := r.nonPrimary(survivingNodes, span); ok {
+		fd.note("node %d reported non-Primary at %s (cluster size %d): the survivors lost quorum", s.Node, r.at(s.T), s.ClusterSize)
+	}
+	return fd
+}
+
+// clusterGap judges the cluster-wide write gap: the longest window, in span, in
+// which no write succeeded on any node.
+func (r *Recorded) clusterGap(fd Finding, span Window, clients []string, b Budgets) Finding {
+	_, key := gapBudget(b, results.Write)
+	cg, ok := r.Summary.ClusterGaps(results.Write)
+	if !ok {
+		return fd.inconclusive("no cluster-wide write stream was recorded (no op changed data, or the summary predates access kinds)")
+	}
+	var baseOps int64
+	for _, w := range clients {
+		baseOps += r.baseCount(w, results.Write, 0)
+	}
+	if baseOps < minOps {
+		return fd.inconclusive("too few samples: %d baseline writes (fewer than %d)", baseOps, minOps)
+	}
+	g := longestOverlap(cg.Gaps, span)
+	fd.judge(g.Duration, fd.Budget, false, key)
+	if g.Duration == 0 {
+		fd.note("some write succeeded somewhere at least every %.1f s (the recorder's gap threshold) while the fault held", 0.5)
+		fd.Evidence = append(fd.Evidence, Evidence{Access: string(results.Write), Phase: span.Name, From: span.Start, To: span.End, Detail: "no cluster-wide write gap"})
+		return fd
+	}
+	detail := fmt.Sprintf("no write succeeded on any node for %.2f s from %s, %d failed, %d late inside", g.Duration, r.at(g.Start), g.Failed, g.Late)
+	if g.Ongoing {
+		detail += ", and none did again before the run's end"
+	}
+	fd.Evidence = append(fd.Evidence, Evidence{Access: string(results.Write), Phase: span.Name, From: g.Start, To: g.End, Detail: detail})
+	switch {
+	case g.Ongoing:
+		fd.Reason = fmt.Sprintf("no write succeeded on any node from %s, and none did again before the run's end (%.1f s)", r.at(g.Start), g.Duration)
+	case fd.Verdict == Fail:
+		fd.Reason = fmt.Sprintf("the application could not write at all for %.1f s from %s (budget %.1f s)", g.Duration, r.at(g.Start), fd.Budget)
+	}
+	return fd
 }
 
 // longestOverlap returns the longest gap that overlaps w (a zero Gap if none).

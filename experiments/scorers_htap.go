@@ -150,7 +150,7 @@ func (r *Recorded) htapWindow(infl, errs Finding, sw stressWindow, w string, bas
 	infl.judge(ratio(ss.Latency.P99, bs.Latency.P99), infl.Budget, false, "p99-inflation")
 	infl.note("p99 %.2f -> %.2f ms (%.1fx); p99.9 %.2f -> %.2f ms (%.1fx)", bs.Latency.P99, ss.Latency.P99, infl.Value,
 		bs.Latency.P999, ss.Latency.P999, ratio(ss.Latency.P999, bs.Latency.P999))
-	for _, op := range writeOps {
+	for _, op := range r.opsOf(w, results.Write) {
 		bo, ok1 := r.stat(PhaseBaseline, w, op, 0)
 		so, _, ok2 := sw.stat(r, w, op, 0)
 		if ok1 && ok2 && bo.Count >= minOps && so.Count > 0 {

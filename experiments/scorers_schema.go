@@ -1,7 +1,6 @@
 package experiments
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -31,10 +30,11 @@ func schemaChangeScorer() Scorer {
 }
 
 // scoreSchema: per schema-change fault, "longest write stall": the longest
-// window without a successful write on a writing stream while the ALTER ran
-// (from the stream gaps, and from the per-second write counts, which reads
-// cannot hide), held to write-stall (add-nullable) or write-stall-rebuild
-// (other variants; unset by default: reported only).
+// window without a successful write on a write stream (workload, node, writes:
+// the recorder's gaps of the ops that change data, which reads cannot hide)
+// while the ALTER ran, held to write-stall (add-nullable) or
+// write-stall-rebuild (other variants; unset by default: reported only); the
+// cluster-wide write gap in the notes.
 func scoreSchema(r *Recorded, b Budgets) []Finding {
 	fd := Finding{Mode: ModeSchemaChange, Name: "longest write stall", Unit: UnitSeconds, Budget: b.Get("write-stall"), Reference: refSchema}
 	fs := r.faultsOfClass(faults.ClassSchema)
@@ -100,12 +100,10 @@ func (r *Recorded) schemaStall(fd Finding, f FaultRecord, b Budgets) Finding {
 	// The writing workloads and their baseline writes.
 	var writers []string
 	var baseWrites int64
-	for _, s := range r.Phase {
-		if s.Phase == PhaseBaseline && s.Node == 0 && isWrite(s.Op) {
-			baseWrites += s.Count
-			if !slices.Contains(writers, s.Workload) {
-				writers = append(writers, s.Workload)
-			}
+	for _, w := range r.workloadsWithWrites() {
+		if n := r.baseCount(w, results.Write, 0); n > 0 {
+			writers = append(writers, w)
+			baseWrites += n
 		}
 	}
 	if len(writers) == 0 {
@@ -115,86 +113,37 @@ func (r *Recorded) schemaStall(fd Finding, f FaultRecord, b Budgets) Finding {
 		return fd.inconclusive("too few samples: %d baseline writes (fewer than %d)", baseWrites, minOps)
 	}
 
+	// The write streams' gaps (no successful write; reads cannot hide it), and
+	// the cluster-wide one (no write succeeded anywhere).
 	var value float64
-	measured := false
 	var where string
-	// Stream gaps: no success of any op on a writing stream.
-	if r.Summary != nil {
-		var streams [][]results.Gap
-		for _, sg := range r.Summary.Gaps {
-			if !slices.Contains(writers, sg.Workload) {
-				continue
-			}
-			measured = true
-			streams = append(streams, sg.Gaps)
-			g := longestOverlap(sg.Gaps, span)
-			if g.Duration == 0 {
-				continue
-			}
-			detail := fmt.Sprintf("no success for %.2f s from %s, %d failed, %d late inside", g.Duration, r.at(g.Start), g.Failed, g.Late)
-			fd.Evidence = append(fd.Evidence, evidence(sg.Workload, "", sg.Node, Window{Name: span.Name, Start: g.Start, End: g.End}, detail))
-			if g.Duration > value {
-				value, where = g.Duration, fmt.Sprintf("%s on node %d, %s", sg.Workload, sg.Node, detail)
-			}
+	measured := false
+	for _, sg := range r.streamsOf(results.Write) {
+		if !slices.Contains(writers, sg.Workload) {
+			continue
 		}
-		if c, ok := commonStall(streams, span); ok {
-			fd.note("cluster-wide: no writing stream had a success for %.2f s from %s", c.Duration().Seconds(), r.at(c.Start))
-		} else if measured {
-			fd.note("cluster-wide: no window in which every writing stream stalled")
+		measured = true
+		g := longestOverlap(sg.Gaps, span)
+		if g.Duration == 0 {
+			continue
 		}
-	}
-	// Per-second write counts: a second with no successful write, even when
-	// reads went on.
-	if len(r.Seconds) > 0 {
-		base, _ := r.phase(PhaseBaseline)
-		type stream struct {
-			w string
-			n int
-		}
-		var keys []stream
-		for _, l := range r.Seconds {
-			if k := (stream{l.Workload, l.Node}); slices.Contains(writers, l.Workload) && isWrite(l.Op) && !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-		slices.SortFunc(keys, func(a, b stream) int { return cmp.Or(cmp.Compare(a.w, b.w), cmp.Compare(a.n, b.n)) })
-		for _, k := range keys {
-			w, n := k.w, k.n
-			s := r.perSecond(func(l results.IntervalLine) bool { return l.Workload == w && l.Node == n && isWrite(l.Op) })
-			var bc []float64
-			for _, x := range r.binsIn(s, base) {
-				bc = append(bc, float64(x.count))
-			}
-			if median(bc) < 2 {
-				continue // too few writes a second for an empty second to mean a stall
-			}
-			measured = true
-			run, longest, at := 0, 0, 0
-			lo, hi := r.binRange(len(s), span)
-			for i := lo; i <= hi; i++ {
-				x := s[i]
-				if x.count == 0 {
-					run++
-					if run > longest {
-						longest, at = run, i-run+1
-					}
-				} else {
-					run = 0
-				}
-			}
-			if longest == 0 {
-				continue
-			}
-			from := r.binTime(at - 1) // the start of the first empty second
-			detail := fmt.Sprintf("%d s without a successful write from %s (per-second counts)", longest, r.at(from))
-			fd.Evidence = append(fd.Evidence, evidence(w, "", n, Window{Name: span.Name, Start: from, End: from.Add(time.Duration(longest) * time.Second)}, detail))
-			if float64(longest) > value {
-				value, where = float64(longest), fmt.Sprintf("%s on node %d, %s", w, n, detail)
-			}
+		detail := fmt.Sprintf("no successful write for %.2f s from %s, %d failed, %d late inside", g.Duration, r.at(g.Start), g.Failed, g.Late)
+		e := evidence(sg.Workload, "", sg.Node, Window{Name: span.Name, Start: g.Start, End: g.End}, detail)
+		e.Access = string(results.Write)
+		fd.Evidence = append(fd.Evidence, e)
+		if g.Duration > value {
+			value, where = g.Duration, fmt.Sprintf("%s on node %d, %s", sg.Workload, sg.Node, detail)
 		}
 	}
 	if !measured {
-		return fd.inconclusive("no stream gaps and no per-second write counts recorded")
+		return fd.inconclusive("no write stream gaps recorded (the summary predates access kinds?)")
+	}
+	if cg, ok := r.Summary.ClusterGaps(results.Write); ok {
+		if g := longestOverlap(cg.Gaps, span); g.Duration > 0 {
+			fd.note("cluster-wide: no write succeeded on any node for %.2f s from %s", g.Duration, r.at(g.Start))
+		} else {
+			fd.note("cluster-wide: some node had a write succeed throughout")
+		}
 	}
 	fd.judge(value, fd.Budget, optional, key)
 	if fd.Verdict == Fail {
@@ -208,12 +157,12 @@ func (r *Recorded) schemaStall(fd Finding, f FaultRecord, b Budgets) Finding {
 	var wf PhaseStats
 	got := false
 	for _, w := range writers {
-		if s, ok := r.tally(alter, func(l results.IntervalLine) bool { return l.Workload == w && isWrite(l.Op) }); ok {
+		if s, ok := r.tally(alter, func(l results.IntervalLine) bool { return l.Workload == w && l.Access == results.Write }); ok {
 			wf = addStats(wf, s)
 			got = true
 			continue
 		}
-		for _, op := range writeOps {
+		for _, op := range r.opsOf(w, results.Write) {
 			if s, _, ok := r.faultStat(f, w, op, 0); ok {
 				wf = addStats(wf, s)
 				got = true
@@ -258,45 +207,4 @@ func addStats(a, b PhaseStats) PhaseStats {
 		a.ByClass[c] += n
 	}
 	return a
-}
-
-// commonStall finds the longest window, overlapping w, in which every stream
-// was inside one of its gaps.
-func commonStall(streams [][]results.Gap, w Window) (Window, bool) {
-	if len(streams) == 0 {
-		return Window{}, false
-	}
-	type edge struct {
-		t time.Time
-		d int
-	}
-	var edges []edge
-	for _, gaps := range streams {
-		for _, g := range gaps {
-			edges = append(edges, edge{g.Start, 1}, edge{g.End, -1})
-		}
-	}
-	slices.SortFunc(edges, func(a, b edge) int {
-		if c := a.t.Compare(b.t); c != 0 {
-			return c
-		}
-		return a.d - b.d // ends before starts: touching gaps do not overlap
-	})
-	var best, cur Window
-	found := false
-	n := 0
-	for _, e := range edges {
-		n += e.d
-		switch {
-		case e.d > 0 && n == len(streams):
-			cur.Start = e.t
-		case e.d < 0 && n == len(streams)-1:
-			cur.End = e.t
-			if cur.Start.Before(w.End) && cur.End.After(w.Start) && cur.Duration() > best.Duration() {
-				best, found = cur, true
-			}
-		}
-	}
-	best.Name = w.Name
-	return best, found
 }

@@ -33,7 +33,10 @@ func run(middle string, fs ...FaultSpec) *Recorded {
 			{Name: middle, Start: at(30), End: at(60)},
 			{Name: PhaseRecovery, Start: at(60), End: at(90)},
 		},
-		Summary: &results.Summary{Start: at(0), End: at(90)},
+		Summary: &results.Summary{Start: at(0), End: at(90), Workloads: []results.OpSummary{
+			{Workload: "oltp", Op: "point-read", Access: results.Read},
+			{Workload: "oltp", Op: "insert", Access: results.Write},
+		}},
 	}
 }
 
@@ -60,12 +63,22 @@ func (r *Recorded) addSeconds(workload, op string, node, from, to int, count int
 }
 
 // addGaps adds a stream's gaps.
-func (r *Recorded) addGaps(workload string, node int, gaps ...results.Gap) {
-	sg := results.StreamGaps{Workload: workload, Node: node, Gaps: gaps}
+func (r *Recorded) addGaps(workload string, node int, a results.Access, gaps ...results.Gap) {
+	sg := results.StreamGaps{Workload: workload, Node: node, Access: a, Gaps: gaps}
 	for _, g := range gaps {
 		sg.Longest = max(sg.Longest, g.Duration)
 	}
 	r.Summary.Gaps = append(r.Summary.Gaps, sg)
+}
+
+// setCluster sets the cluster-wide stream of an access kind.
+func (r *Recorded) setCluster(a results.Access, gaps ...results.Gap) {
+	r.Summary.Cluster = slices.DeleteFunc(r.Summary.Cluster, func(sg results.StreamGaps) bool { return sg.Access == a })
+	sg := results.StreamGaps{Access: a, Gaps: gaps}
+	for _, g := range gaps {
+		sg.Longest = max(sg.Longest, g.Duration)
+	}
+	r.Summary.Cluster = append(r.Summary.Cluster, sg)
 }
 
 func gap(from, to float64, ongoing bool) results.Gap {
@@ -180,13 +193,16 @@ func TestScorerRegistry(t *testing.T) {
 // failoverRun: node 2 killed at 30 s, recovered at 45 s, serving again at 50 s;
 // each node serves 100 ops/s, node 2 none from 30 to 50 s (10 errors a second
 // to 45 s; the fault phase's figures say 150 errors too); the streams of
-// nodes 1 and 3 see gaps of n1 and n3 s at 30 s, node 2's a 20 s gap.
+// nodes 1 and 3 see gaps of n1 and n3 s at 30 s (reads and writes alike),
+// node 2's a 20 s gap; no write succeeded anywhere for min(n1, n3) s from 30.2 s.
 func failoverRun(n1, n3 float64) *Recorded {
 	r := run("fault", FaultSpec{Name: "node-kill", Kind: "node-kill", Phase: "fault", Node: "2"})
 	r.Faults = []FaultRecord{{Name: "node-kill", Kind: "node-kill", Nodes: []int{2}, Injected: at(29.9), Effective: at(30),
 		Recovered: at(45), Healthy: at(50), State: "recovered"}}
 	for n := 1; n <= 3; n++ {
 		r.addStat(PhaseBaseline, "oltp", "", n, 3000, 0, 5)
+		r.addStat(PhaseBaseline, "oltp", "point-read", n, 2400, 0, 5)
+		r.addStat(PhaseBaseline, "oltp", "insert", n, 600, 0, 5)
 		r.addStat("fault", "oltp", "", n, 3000, 0, 6)
 		if n == 2 {
 			r.addSeconds("oltp", "point-read", n, 0, 30, 100, 5)
@@ -200,10 +216,19 @@ func failoverRun(n1, n3 float64) *Recorded {
 		}
 	}
 	r.addStat(PhaseBaseline, "oltp", "", 0, 9000, 0, 5)
+	r.addStat(PhaseBaseline, "oltp", "insert", 0, 1800, 0, 5)
 	r.addStat("fault", "oltp", "", 0, 7000, 150, 6)
-	r.addGaps("oltp", 1, gap(30, 30+n1, false))
-	r.addGaps("oltp", 2, gap(29.9, 50, false))
-	r.addGaps("oltp", 3, gap(30.2, 30.2+n3, false))
+	for _, a := range results.Accesses {
+		r.addGaps("oltp", 1, a, gap(30, 30+n1, false))
+		r.addGaps("oltp", 2, a, gap(29.9, 50, false))
+		r.addGaps("oltp", 3, a, gap(30.2, 30.2+n3, false))
+	}
+	if c := min(30+n1, 30.2+n3); c > 30.2 {
+		r.setCluster(results.Write, gap(30.2, c, false))
+	} else {
+		r.setCluster(results.Write)
+	}
+	r.setCluster(results.Read)
 	for n := 1; n <= 3; n++ {
 		for s := 1; s < 90; s++ {
 			size := 3
@@ -220,43 +245,75 @@ func failoverRun(n1, n3 float64) *Recorded {
 func TestScoreFailover(t *testing.T) {
 	t.Run("pass", func(t *testing.T) {
 		fs := score(t, ModeFailover, failoverRun(0.8, 1.2), nil)
-		f := want(t, fs, "longest gap, surviving nodes", Pass, 1.2,
-			"oltp on node 2 (faulted): gap 20.10 s", "reported, not judged",
-			"at the article's 50K TPS", "the cluster noticed 3.0 s after the effect: node 1 saw cluster size 3 -> 2",
-			"rejoin: the faulted node served again 5.0 s after the fault was recovered")
+		f := want(t, fs, "longest write gap, surviving nodes", Pass, 1.2,
+			"oltp writes on node 2 (faulted): gap 20.10 s", "reported, not judged")
 		if f.Budget != 5 || f.Op != "<=" || f.Unit != UnitSeconds {
 			t.Errorf("budget %g %q %q", f.Budget, f.Op, f.Unit)
 		}
+		if len(f.Evidence) != 3 || f.Evidence[0].Access != "write" || !strings.Contains(f.Evidence[0].Text(st0), "oltp writes n1") {
+			t.Errorf("evidence %+v", f.Evidence)
+		}
+		want(t, fs, "longest read gap, surviving nodes", Pass, 1.2, "oltp reads on node 3: gap 1.20 s")
 		// 150 failed at the baseline's 300 ops/s: 25,000 at 50K TPS.
-		want(t, fs, "longest gap, surviving nodes", Pass, -1, "150 (0 late, 0 dropped)", "25K failed")
+		want(t, fs, "cluster-wide write gap", Pass, 0.6, "150 (0 late, 0 dropped)", "25K failed",
+			"the cluster noticed 3.0 s after the effect: node 1 saw cluster size 3 -> 2",
+			"rejoin: the faulted node served again 5.0 s after the fault was recovered")
 		// Throughput is 2/3 until node 2 serves again at 50 s: 20 s after the effect.
 		want(t, fs, "throughput back to baseline", Pass, 20, "throughput back 5 s after the fault was recovered")
 	})
 	t.Run("fail", func(t *testing.T) {
 		fs := score(t, ModeFailover, failoverRun(0.8, 7), nil)
-		f := want(t, fs, "longest gap, surviving nodes", Fail, 7, "oltp on node 3 had no success for 7.0 s")
-		if len(f.Evidence) != 3 {
-			t.Errorf("evidence %+v", f.Evidence)
+		want(t, fs, "longest write gap, surviving nodes", Fail, 7, "oltp on node 3 had no successful write for 7.0 s")
+		want(t, fs, "longest read gap, surviving nodes", Fail, 7, "oltp on node 3 had no successful read for 7.0 s")
+	})
+	t.Run("writes stall behind reads", func(t *testing.T) {
+		// The Galera pause: reads go on everywhere, no write succeeds on any
+		// node for 6 s.
+		r := failoverRun(0.8, 1.2)
+		for i, sg := range r.Summary.Gaps {
+			if sg.Access == results.Write && sg.Node != 2 {
+				r.Summary.Gaps[i].Gaps = []results.Gap{gap(30.1, 36.1, false)}
+			}
 		}
+		r.setCluster(results.Write, gap(30.1, 36.1, false))
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest write gap, surviving nodes", Fail, 6, "no successful write for 6.0 s from +30.1 s (budget 5.0 s)",
+			"every stream of writes routed to a surviving node stalled")
+		want(t, fs, "longest read gap, surviving nodes", Pass, 1.2)
+		c := want(t, fs, "cluster-wide write gap", Fail, 6, "could not write at all for 6.0 s from +30.1 s")
+		if len(c.Evidence) != 1 || !strings.Contains(c.Evidence[0].Text(st0), "writes in fault:node-kill 30.1s-36.1s: no write succeeded on any node for 6.00 s") {
+			t.Errorf("cluster-wide evidence %+v", c.Evidence)
+		}
+		// Budgets per access kind.
+		fs = score(t, ModeFailover, r, BudgetSet{"write-gap": "10s", "read-gap": "1s"})
+		want(t, fs, "longest write gap, surviving nodes", Pass, 6)
+		want(t, fs, "cluster-wide write gap", Pass, 6)
+		want(t, fs, "longest read gap, surviving nodes", Fail, 1.2)
 	})
 	t.Run("budget overridden", func(t *testing.T) {
 		fs := score(t, ModeFailover, failoverRun(0.8, 7), BudgetSet{"gap": "10s"})
-		want(t, fs, "longest gap, surviving nodes", Pass, 7)
+		want(t, fs, "longest write gap, surviving nodes", Pass, 7)
+		want(t, fs, "longest read gap, surviving nodes", Pass, 7)
 	})
 	t.Run("quorum lost", func(t *testing.T) {
 		r := failoverRun(0, 0)
 		r.Faults[0].Nodes, r.Faults[0].Healthy = []int{2, 3}, time.Time{}
 		r.Summary.Gaps = nil
-		r.addGaps("oltp", 1, gap(30, 90, true))
-		r.addGaps("oltp", 2, gap(30, 90, true))
-		r.addGaps("oltp", 3, gap(30, 90, true))
+		for _, a := range results.Accesses {
+			for n := 1; n <= 3; n++ {
+				r.addGaps("oltp", n, a, gap(30, 90, true))
+			}
+		}
+		r.setCluster(results.Write, gap(30, 90, true))
 		r.Seconds = nil
 		for n := 1; n <= 3; n++ {
 			r.addSeconds("oltp", "point-read", n, 0, 30, 100, 5)
 		}
 		r.sample(1, 40.5, func(s *Sample) { s.ClusterSize, s.Primary = 1, false })
 		fs := score(t, ModeFailover, r, nil)
-		want(t, fs, "longest gap, surviving nodes", Fail, 60, "never served again", "lost quorum", "node 1 reported non-Primary")
+		want(t, fs, "longest write gap, surviving nodes", Fail, 60, "never had a successful write again", "lost quorum", "node 1 reported non-Primary")
+		want(t, fs, "longest read gap, surviving nodes", Fail, 60, "never had a successful read again")
+		want(t, fs, "cluster-wide write gap", Fail, 60, "none did again")
 		want(t, fs, "throughput back to baseline", Fail, 60, "not back")
 	})
 	t.Run("never took effect", func(t *testing.T) {
@@ -264,7 +321,9 @@ func TestScoreFailover(t *testing.T) {
 		r.Faults[0].Effective, r.Faults[0].Error = time.Time{}, "container already stopped"
 		r.Spec.Faults[0].Expect = "no-effect"
 		fs := score(t, ModeFailover, r, nil)
-		want(t, fs, "longest gap, surviving nodes", Inconclusive, -1, "never took effect", "expect", "container already stopped")
+		for _, name := range []string{"longest write gap, surviving nodes", "longest read gap, surviving nodes", "cluster-wide write gap"} {
+			want(t, fs, name, Inconclusive, -1, "never took effect", "expect", "container already stopped")
+		}
 		want(t, fs, "throughput back to baseline", Inconclusive, -1, "never took effect")
 	})
 	t.Run("too few samples", func(t *testing.T) {
@@ -272,18 +331,31 @@ func TestScoreFailover(t *testing.T) {
 		r.Phase = nil
 		for n := 1; n <= 3; n++ {
 			r.addStat(PhaseBaseline, "oltp", "", n, 5, 0, 5)
+			r.addStat(PhaseBaseline, "oltp", "insert", n, 1, 0, 5)
 		}
 		r.Seconds = nil
 		fs := score(t, ModeFailover, r, nil)
-		want(t, fs, "longest gap, surviving nodes", Inconclusive, -1, "too few samples")
+		want(t, fs, "longest write gap, surviving nodes", Inconclusive, -1, "too few samples: 2 baseline writes")
+		want(t, fs, "longest read gap, surviving nodes", Inconclusive, -1, "too few samples: 0 baseline reads")
+		want(t, fs, "cluster-wide write gap", Inconclusive, -1, "too few samples")
 		want(t, fs, "throughput back to baseline", Inconclusive, -1, "too few samples")
+	})
+	t.Run("a summary from before access kinds", func(t *testing.T) {
+		r := failoverRun(0.8, 1.2)
+		for i := range r.Summary.Gaps {
+			r.Summary.Gaps[i].Access = ""
+		}
+		r.Summary.Cluster, r.Summary.Workloads = nil, nil
+		fs := score(t, ModeFailover, r, nil)
+		want(t, fs, "longest write gap, surviving nodes", Inconclusive, -1, "predates access kinds")
+		want(t, fs, "cluster-wide write gap", Inconclusive, -1, "predates access kinds")
 	})
 	t.Run("throughput never back", func(t *testing.T) {
 		r := failoverRun(0.8, 1.2)
 		r.Faults[0].Healthy = time.Time{}
 		r.Seconds = slices.DeleteFunc(r.Seconds, func(l results.IntervalLine) bool { return l.Node == 2 && l.T > at(30).UnixMilli() })
 		fs := score(t, ModeFailover, r, nil)
-		want(t, fs, "longest gap, surviving nodes", Pass, 1.2, "did not serve again")
+		want(t, fs, "cluster-wide write gap", Pass, 0.6, "did not serve again")
 		want(t, fs, "throughput back to baseline", Fail, 60, "last 5 s median 200 ops/s, baseline 300")
 	})
 	t.Run("fault held to the end", func(t *testing.T) {
@@ -291,7 +363,7 @@ func TestScoreFailover(t *testing.T) {
 		r.Faults[0].Recovered, r.Faults[0].Healthy = time.Time{}, time.Time{}
 		r.Seconds = slices.DeleteFunc(r.Seconds, func(l results.IntervalLine) bool { return l.Node == 2 && l.T > at(30).UnixMilli() })
 		fs := score(t, ModeFailover, r, nil)
-		want(t, fs, "longest gap, surviving nodes", Pass, 1.2, "the fault was not recovered before the run's end")
+		want(t, fs, "cluster-wide write gap", Pass, 0.6, "the fault was not recovered before the run's end")
 		want(t, fs, "throughput back to baseline", Inconclusive, -1, "held until the run's end")
 	})
 	t.Run("no per-second series", func(t *testing.T) {
@@ -305,7 +377,7 @@ func TestScoreFailover(t *testing.T) {
 		r := failoverRun(0.8, 1.2)
 		r.Faults = nil
 		fs := score(t, ModeFailover, r, nil)
-		want(t, fs, "longest gap, surviving nodes", Inconclusive, -1, "no fault")
+		want(t, fs, "longest write gap, surviving nodes", Inconclusive, -1, "no fault")
 	})
 }
 
@@ -401,19 +473,23 @@ func schemaRun(variant string, alter, stall float64) *Recorded {
 	r.addStat(PhaseBaseline, "oltp", "insert", 0, 4500, 0, 5)
 	r.addStat("alter", "oltp", "", 0, 9000, 0, 9)
 	r.addStat("alter", "oltp", "insert", 0, 4400, 12, 12)
-	r.addGaps("oltp", 1)
-	if stall > 0 {
-		r.Summary.Gaps[0] = results.StreamGaps{Workload: "oltp", Node: 1, Gaps: []results.Gap{gap(40, 40+stall, false)}}
+	for n := 1; n <= 3; n++ {
+		r.addGaps("oltp", n, results.Read)
 	}
-	r.addGaps("oltp", 2, gap(40.2, 40.2+stall/2, false))
-	r.addGaps("oltp", 3)
+	r.addGaps("oltp", 1, results.Write)
+	if stall > 0 {
+		r.Summary.Gaps[3].Gaps = []results.Gap{gap(40, 40+stall, false)}
+	}
+	r.addGaps("oltp", 2, results.Write, gap(40.2, 40.2+stall/2, false))
+	r.addGaps("oltp", 3, results.Write)
+	r.setCluster(results.Write)
 	return r
 }
 
 func TestScoreSchemaChange(t *testing.T) {
 	t.Run("pass", func(t *testing.T) {
 		fs := score(t, ModeSchemaChange, schemaRun("add-nullable", 0.3, 0.6), nil)
-		want(t, fs, "longest write stall", Pass, 0.6, "ALTER ran 0.30 s (variant=add-nullable)", "cluster-wide: no window in which every writing stream stalled",
+		want(t, fs, "longest write stall", Pass, 0.6, "ALTER ran 0.30 s (variant=add-nullable)", "cluster-wide: some node had a write succeed throughout",
 			"oltp p99 5.00 ms in the baseline, 9.00 ms in alter (1.8x)")
 	})
 	t.Run("fail", func(t *testing.T) {
@@ -432,26 +508,26 @@ func TestScoreSchemaChange(t *testing.T) {
 		want(t, fs, "longest write stall", Fail, 12)
 	})
 	t.Run("reads hide the stall", func(t *testing.T) {
-		// No stream gap (reads went on), but no insert succeeded on node 2 in the
-		// seconds ending at 41..44.
+		// Reads went on everywhere; no write succeeded on node 2 from 40 to 44 s.
 		r := schemaRun("add-nullable", 5, 0)
-		for n := 1; n <= 3; n++ {
-			r.addSeconds("oltp", "point-read", n, 0, 90, 50, 5)
-			if n == 2 {
-				r.addSeconds("oltp", "insert", n, 0, 40, 50, 5)
-				r.addSeconds("oltp", "insert", n, 44, 90, 50, 5)
-			} else {
-				r.addSeconds("oltp", "insert", n, 0, 90, 50, 5)
-			}
-		}
+		r.Summary.Gaps[4].Gaps = []results.Gap{gap(40, 44, false)}
 		fs := score(t, ModeSchemaChange, r, nil)
-		want(t, fs, "longest write stall", Fail, 4, "oltp on node 2, 4 s without a successful write from +40.0 s")
+		f := want(t, fs, "longest write stall", Fail, 4, "oltp on node 2, no successful write for 4.00 s from +40.0 s")
+		if len(f.Evidence) != 1 || f.Evidence[0].Access != "write" || f.Evidence[0].Node != 2 {
+			t.Errorf("evidence %+v", f.Evidence)
+		}
 	})
 	t.Run("cluster-wide", func(t *testing.T) {
 		r := schemaRun("add-nullable", 2, 3)
-		r.Summary.Gaps[2].Gaps = []results.Gap{gap(40.5, 41.5, false)}
+		r.setCluster(results.Write, gap(40.5, 41.5, false))
 		fs := score(t, ModeSchemaChange, r, nil)
-		want(t, fs, "longest write stall", Fail, 3, "cluster-wide: no writing stream had a success for 1.00 s from +40.5 s")
+		want(t, fs, "longest write stall", Fail, 3, "cluster-wide: no write succeeded on any node for 1.00 s from +40.5 s")
+	})
+	t.Run("a summary from before access kinds", func(t *testing.T) {
+		r := schemaRun("add-nullable", 2, 3)
+		r.Summary.Workloads = nil
+		fs := score(t, ModeSchemaChange, r, nil)
+		want(t, fs, "longest write stall", Inconclusive, -1, "no workload wrote")
 	})
 	t.Run("never took effect", func(t *testing.T) {
 		r := schemaRun("add-nullable", 2, 3)
@@ -737,25 +813,5 @@ func TestPerSecond(t *testing.T) {
 	tl, ok := r.tally(Window{Start: at(0), End: at(1.5)}, func(l results.IntervalLine) bool { return l.Workload == "oltp" })
 	if !ok || tl.Count != 15 || tl.Errors != 2 || tl.ByClass[results.ClassTimeout] != 2 {
 		t.Errorf("tally %+v", tl)
-	}
-}
-
-func TestCommonStall(t *testing.T) {
-	w := Window{Start: at(10), End: at(20)}
-	streams := [][]results.Gap{
-		{gap(11, 15, false), gap(16, 19, false)},
-		{gap(12, 17, false)},
-		{gap(10, 18, false)},
-	}
-	c, ok := commonStall(streams, w)
-	if !ok || !c.Start.Equal(at(12)) || !c.End.Equal(at(15)) {
-		t.Errorf("common %v %v-%v", ok, c.Start.Sub(st0), c.End.Sub(st0))
-	}
-	if _, ok := commonStall(append(streams, nil), w); ok {
-		t.Error("a stream without gaps: a common stall")
-	}
-	// Touching gaps do not overlap.
-	if _, ok := commonStall([][]results.Gap{{gap(11, 12, false)}, {gap(12, 13, false)}}, w); ok {
-		t.Error("touching gaps overlap")
 	}
 }

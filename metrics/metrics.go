@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,6 +35,9 @@ type Metrics struct {
 
 	run, phase, fault *prometheus.GaugeVec
 
+	sinceSuccess, longestGap               *prometheus.GaugeVec // per workload, node, access
+	clusterSinceSuccess, clusterLongestGap *prometheus.GaugeVec // per access
+
 	up, ready, primary, paused, clusterSize     *prometheus.GaugeVec
 	memory, cpu, fcPaused, recvQ, sendQ         *prometheus.GaugeVec
 	threadsRunning, threadsConnected, staleness *prometheus.GaugeVec
@@ -43,7 +47,10 @@ type Metrics struct {
 	curRun, curPhase                            string
 }
 
-var _ experiments.Observer = (*Metrics)(nil)
+var (
+	_ experiments.Observer   = (*Metrics)(nil)
+	_ results.StreamObserver = (*Metrics)(nil)
+)
 
 // New returns the collectors, registered on a registry of their own.
 func New() *Metrics {
@@ -71,6 +78,12 @@ func New() *Metrics {
 	m.run = gauge("run_info", "1 for the experiment (or load) running now, 0 for one that ran before.", "run")
 	m.phase = gauge("phase_info", "1 for the run's phase now, 0 for the others seen.", "phase")
 	m.fault = gauge("fault_active", "1 while a fault of the experiment holds (from injection to recovery), 0 before and after.", "fault", "kind")
+
+	stream := []string{"workload", "node", "access"}
+	m.sinceSuccess = gauge("stream_seconds_since_success", "Time since the last successful operation of the stream (workload, node, access read or write): the gap open now.", stream...)
+	m.longestGap = gauge("stream_longest_gap_seconds", "Longest gap (window without a successful operation) of the stream so far, the open one included.", stream...)
+	m.clusterSinceSuccess = gauge("cluster_seconds_since_success", "Time since the last successful operation of the access kind (read or write) on any node.", "access")
+	m.clusterLongestGap = gauge("cluster_longest_gap_seconds", "Longest window so far in which no operation of the access kind (read or write) succeeded on any node.", "access")
 
 	n := "node"
 	m.up = gauge("node_up", "1 if the node answered a query in its last sample.", n)
@@ -117,6 +130,22 @@ func (m *Metrics) ObserveInterval(ivs []results.KeyInterval) {
 	}
 }
 
+// ObserveStreams sets the gap gauges from the streams' state after an interval
+// (results.StreamObserver).
+func (m *Metrics) ObserveStreams(_ time.Time, ss []results.StreamState) {
+	for _, st := range ss {
+		a := string(st.Access)
+		if st.Workload == "" && st.Node == 0 {
+			m.clusterSinceSuccess.WithLabelValues(a).Set(st.SinceSuccess.Seconds())
+			m.clusterLongestGap.WithLabelValues(a).Set(st.Longest.Seconds())
+			continue
+		}
+		k := []string{st.Workload, strconv.Itoa(st.Node), a}
+		m.sinceSuccess.WithLabelValues(k...).Set(st.SinceSuccess.Seconds())
+		m.longestGap.WithLabelValues(k...).Set(st.Longest.Seconds())
+	}
+}
+
 // RunStarted marks name as the run now. The gauges of the run before (latency,
 // phases, faults, indicators) are cleared; the counters go on.
 func (m *Metrics) RunStarted(name string) {
@@ -128,7 +157,7 @@ func (m *Metrics) RunStarted(name string) {
 	m.curRun, m.curPhase = name, ""
 	m.run.WithLabelValues(name).Set(1)
 	m.latency.forget()
-	for _, g := range []*prometheus.GaugeVec{m.phase, m.fault, m.sampleTime, m.up, m.ready, m.primary, m.paused, m.clusterSize,
+	for _, g := range []*prometheus.GaugeVec{m.phase, m.fault, m.sampleTime, m.sinceSuccess, m.longestGap, m.clusterSinceSuccess, m.clusterLongestGap, m.up, m.ready, m.primary, m.paused, m.clusterSize,
 		m.memory, m.cpu, m.fcPaused, m.recvQ, m.sendQ, m.threadsRunning, m.threadsConnected, m.staleness, m.replicaLag} {
 		g.Reset()
 	}

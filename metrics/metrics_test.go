@@ -214,6 +214,49 @@ func TestRecorderFeedsTheMetrics(t *testing.T) {
 	}
 }
 
+// Gaps of reads and writes, per stream and cluster-wide, from a recorder fed
+// writes that stop on one node while reads go on.
+func TestGapGauges(t *testing.T) {
+	s := startTest(t)
+	t0 := time.Now()
+	rec, err := results.NewRecorder(results.Options{Start: t0, Observer: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := rec.Handle(results.Key{Workload: "oltp", Op: "point-read", Node: 1, Access: results.Read})
+	write1 := rec.Handle(results.Key{Workload: "oltp", Op: "insert", Node: 1, Access: results.Write})
+	write2 := rec.Handle(results.Key{Workload: "oltp", Op: "insert", Node: 2, Access: results.Write})
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for ms := 0; ms <= 3000; ms += 10 {
+		read.Record(at(ms), at(ms), at(ms), nil)
+	}
+	// Node 1 writes until 0.5 s and from 2.5 s; node 2 until 1 s, then never again.
+	for ms := 0; ms <= 3000; ms += 100 {
+		if ms <= 500 || ms >= 2500 {
+			write1.Record(at(ms), at(ms), at(ms), nil)
+		}
+		if ms <= 1000 {
+			write2.Record(at(ms), at(ms), at(ms), nil)
+		}
+	}
+	if _, err := rec.Tick(at(3000)); err != nil {
+		t.Fatal(err)
+	}
+	got := scrape(t, s.URL())
+	for k, v := range map[string]float64{
+		`htapchaos_stream_longest_gap_seconds{access="write",node="1",workload="oltp"}`:   2,
+		`htapchaos_stream_seconds_since_success{access="write",node="1",workload="oltp"}`: 0,
+		`htapchaos_stream_longest_gap_seconds{access="write",node="2",workload="oltp"}`:   2, // open since 1 s
+		`htapchaos_stream_seconds_since_success{access="write",node="2",workload="oltp"}`: 2,
+		`htapchaos_stream_longest_gap_seconds{access="read",node="1",workload="oltp"}`:    0,
+		`htapchaos_cluster_longest_gap_seconds{access="write"}`:                           1.5, // 1 s to 2.5 s
+		`htapchaos_cluster_seconds_since_success{access="write"}`:                         0,
+		`htapchaos_cluster_longest_gap_seconds{access="read"}`:                            0,
+	} {
+		want(t, got, k, v)
+	}
+}
+
 func TestPhaseFaultsAndRuns(t *testing.T) {
 	s := startTest(t)
 	s.RunStarted("failover-pause")

@@ -449,10 +449,25 @@ func indicatorCharts(tl timeline, samples []experiments.Sample, labels map[int]s
 	return out, nil
 }
 
-// gapChart draws each stream's unavailability gaps as bars on the time axis.
-func gapChart(tl timeline, gaps []results.StreamGaps) (*Chart, error) {
+// streamLabel names a stream of gaps: "oltp writes n1", or "writes, every
+// node" for a cluster-wide stream ("oltp n1" for a stream of a summary from
+// before access kinds).
+func streamLabel(g results.StreamGaps) string {
+	kind := ""
+	if g.Access != "" {
+		kind = string(g.Access) + "s"
+	}
+	if g.Workload == "" && g.Node == 0 {
+		return kind + ", every node"
+	}
+	return strings.Join(strings.Fields(fmt.Sprintf("%s %s n%d", g.Workload, kind, g.Node)), " ")
+}
+
+// gapChart draws each stream's unavailability gaps as bars on the time axis:
+// the cluster-wide streams first, then each client stream.
+func gapChart(tl timeline, s *results.Summary) (*Chart, error) {
 	var streams []results.StreamGaps
-	for _, g := range gaps {
+	for _, g := range append(slices.Clone(s.Cluster), s.Gaps...) {
 		if len(g.Gaps) > 0 {
 			streams = append(streams, g)
 		}
@@ -460,13 +475,13 @@ func gapChart(tl timeline, gaps []results.StreamGaps) (*Chart, error) {
 	if len(streams) == 0 {
 		return nil, nil
 	}
-	p := tl.timeChart("failover gaps: time without a success, per stream", "stream")
+	p := tl.timeChart("failover gaps: time without a successful read or write, per stream", "stream")
 	var labels []plot.Tick
 	var bars gapBars
 	n := 0
 	for i, s := range streams {
 		y := float64(len(streams) - i)
-		labels = append(labels, plot.Tick{Value: y, Label: fmt.Sprintf("%s n%d", s.Workload, s.Node)})
+		labels = append(labels, plot.Tick{Value: y, Label: streamLabel(s)})
 		for _, g := range s.Gaps {
 			bars = append(bars, gapBar{y: y, from: tl.x(g.Start), to: tl.x(g.End), color: plotutil.Color(i)})
 			n++
@@ -479,7 +494,7 @@ func gapChart(tl timeline, gaps []results.StreamGaps) (*Chart, error) {
 	tl.fix(p)
 	return &Chart{ID: "gaps", Title: p.Title.Text, Section: "gaps", Points: n, Bands: len(tl.faults), plot: p, w: 9 * vg.Inch,
 		h:       vg.Length(1.2+0.35*float64(len(streams))) * vg.Inch,
-		Caption: "Each bar runs from the last success before trouble to the first success after, on one stream (workload and node)."}, nil
+		Caption: "Each bar runs from the last success before trouble to the first success after, on one stream: a workload's reads or writes on one node, or the reads or writes of every node together (no write succeeded anywhere)."}, nil
 }
 
 type gapBar struct {

@@ -158,10 +158,10 @@ func (r *Report) HTML(w io.Writer) error {
 			}
 		}
 		var rows []gapRow
-		for _, sg := range s.Gaps {
+		for _, sg := range append(slices.Clone(s.Cluster), s.Gaps...) {
 			d.MoreGaps += sg.MoreGaps
 			for _, g := range sg.Gaps {
-				rows = append(rows, gapRow{Stream: fmt.Sprintf("%s n%d", sg.Workload, sg.Node), From: at(g.Start), To: at(g.End),
+				rows = append(rows, gapRow{Stream: streamLabel(sg), From: at(g.Start), To: at(g.End),
 					Seconds: g.Duration, Failed: g.Failed, Late: g.Late, Ongoing: g.Ongoing, FaultsInWindow: faultsDuring(rf, g.Start, g.End)})
 			}
 		}

@@ -80,7 +80,7 @@ func Build(rd *experiments.RunDir) (*Report, error) {
 		r.Charts = append(r.Charts, cs...)
 	}
 	if rd.Summary != nil {
-		c, err := gapChart(tl, rd.Summary.Gaps)
+		c, err := gapChart(tl, rd.Summary)
 		if err != nil {
 			return nil, err
 		}

@@ -139,3 +139,30 @@ func (s *stream) Snapshot(now time.Time) StreamGaps {
 	sg.Longest = longest.Seconds()
 	return sg
 }
+
+// StreamState is a stream's availability at one instant, for a live view.
+type StreamState struct {
+	Workload string // "" for a cluster-wide stream
+	Node     int    // 0 for a cluster-wide stream
+	Access   Access
+	// SinceSuccess is the time from the stream's latest success to now: the gap
+	// open now (0 before the first success).
+	SinceSuccess time.Duration
+	// Longest is the longest gap so far, the open one included when it is over
+	// the threshold.
+	Longest time.Duration
+}
+
+// state is the stream's StreamState at now.
+func (s *stream) state(now time.Time) StreamState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := StreamState{Workload: s.key.Workload, Node: s.key.Node, Access: s.key.Access, Longest: s.longest}
+	if s.have && now.After(s.last) {
+		st.SinceSuccess = now.Sub(s.last)
+		if st.SinceSuccess >= s.threshold {
+			st.Longest = max(st.Longest, st.SinceSuccess)
+		}
+	}
+	return st
+}

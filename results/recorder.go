@@ -70,6 +70,16 @@ type Observer interface {
 	ObserveInterval(ivs []KeyInterval)
 }
 
+// StreamObserver is an Observer that is also told, after each interval, the
+// state of every stream: per (workload, node, access) and cluster-wide per
+// access (a live gap gauge).
+type StreamObserver interface {
+	Observer
+	// ObserveStreams gets the streams sorted by workload, node and access,
+	// then the cluster-wide ones. Same rules as ObserveInterval.
+	ObserveStreams(now time.Time, streams []StreamState)
+}
+
 // KeyInterval is one key's figures over one closed interval, for an Observer.
 type KeyInterval struct {
 	Key        Key
@@ -527,6 +537,9 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 		r.observer.ObserveInterval(r.observed)
 		clear(r.observed)
 		r.observed = r.observed[:0]
+		if so, ok := r.observer.(StreamObserver); ok {
+			so.ObserveStreams(now, r.streamStates(now))
+		}
 	}
 	iv.P99 = p99(r.all)
 	for w, ws := range iv.ByWorkload {
@@ -540,6 +553,35 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 	}
 	r.lastTick = now
 	return iv, errors.Join(errs...)
+}
+
+// streamStates returns the state of every stream at now: the client streams
+// in order, then the cluster-wide ones.
+func (r *Recorder) streamStates(now time.Time) []StreamState {
+	streams, cluster := r.allStreams()
+	out := make([]StreamState, 0, len(streams)+len(cluster))
+	for _, s := range append(streams, cluster...) {
+		out = append(out, s.state(now))
+	}
+	return out
+}
+
+// allStreams returns the client streams sorted by workload, node and access,
+// and the cluster-wide ones, reads first.
+func (r *Recorder) allStreams() (streams, cluster []*stream) {
+	r.hmu.RLock()
+	defer r.hmu.RUnlock()
+	streams = make([]*stream, 0, len(r.streams))
+	for _, s := range r.streams {
+		streams = append(streams, s)
+	}
+	slices.SortFunc(streams, func(a, b *stream) int { return compareStreams(a.key, b.key) })
+	for _, a := range Accesses {
+		if s := r.cluster[a]; s != nil {
+			cluster = append(cluster, s)
+		}
+	}
+	return streams, cluster
 }
 
 // keyInterval is what an Observer is told about c, the interval of k.
@@ -808,19 +850,7 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 		i = j
 	}
 
-	r.hmu.RLock()
-	streams := make([]*stream, 0, len(r.streams))
-	for _, s := range r.streams {
-		streams = append(streams, s)
-	}
-	var cluster []*stream
-	for _, a := range Accesses {
-		if s := r.cluster[a]; s != nil {
-			cluster = append(cluster, s)
-		}
-	}
-	r.hmu.RUnlock()
-	slices.SortFunc(streams, func(a, b *stream) int { return compareStreams(a.key, b.key) })
+	streams, cluster := r.allStreams()
 	for _, s := range streams {
 		sum.Gaps = append(sum.Gaps, s.Snapshot(now))
 	}

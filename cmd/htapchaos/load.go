@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -369,13 +370,17 @@ func printSummary(w io.Writer, res *loadgen.Result) {
 			errorsText(o), o.Late, o.Dropped, o.Latency.P50, o.Latency.P99, o.Latency.P999, o.Latency.Max)
 	}
 	tw.Flush()
-	for _, g := range s.Gaps {
+	for _, g := range append(slices.Clone(s.Gaps), s.Cluster...) {
+		where := fmt.Sprintf("%s %ss on n%d", g.Workload, g.Access, g.Node)
+		if g.Workload == "" && g.Node == 0 {
+			where = fmt.Sprintf("%ss on every node", g.Access)
+		}
 		for _, gap := range g.Gaps {
 			state := ""
 			if gap.Ongoing {
 				state = " (still open at the end)"
 			}
-			fmt.Fprintf(w, "gap: %s on n%d: %.2fs from %s, %d failed, %d late%s\n", g.Workload, g.Node, gap.Duration,
+			fmt.Fprintf(w, "gap: %s: %.2fs from %s, %d failed, %d late%s\n", where, gap.Duration,
 				gap.Start.Format("15:04:05.000"), gap.Failed, gap.Late, state)
 		}
 	}
