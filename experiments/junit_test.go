@@ -315,3 +315,80 @@ func TestCheckJUnitPath(t *testing.T) {
 		}
 	}
 }
+
+// repeatResult is a repeat of three runs as Repeat would leave it: a gap that
+// failed in one run (unstable, median passes), a write stall whose median fails
+// in every run (stable), and lost rows judged alike.
+func repeatResult() *RepeatResult {
+	runs := [][]Finding{
+		{fd("gap", "<=", 5, Pass, 1), fd("stall", "<=", 1, Fail, 1.8), fd("lost", "<=", 0, Pass, 0)},
+		{fd("gap", "<=", 5, Fail, 8), fd("stall", "<=", 1, Fail, 2.2), fd("lost", "<=", 0, Pass, 0)},
+		{fd("gap", "<=", 5, Pass, 3), fd("stall", "<=", 1, Fail, 1.5), fd("lost", "<=", 0, Pass, 0)},
+	}
+	f := &RepeatFile{Version: repeatVersion, Experiment: "failover-pause", Repeats: 3,
+		Runs: []RepeatRun{{Dir: "r1", Seed: 7, Counted: true}, {Dir: "r2", Seed: 8, Counted: true}, {Dir: "r3", Seed: 9, Counted: true}}}
+	f.aggregate(runs)
+	return &RepeatResult{Dir: "runs/rep", File: f}
+}
+
+// A repeated experiment in JUnit: one suite, the verdicts on the medians, and the
+// repeat in its properties: the runs, the seeds, and each unstable finding.
+func TestJUnitRepeat(t *testing.T) {
+	rr := repeatResult()
+	if rr.Verdict() != Fail {
+		t.Fatalf("verdict on the medians %s, want fail (the stall's median fails)", rr.Verdict())
+	}
+	jr := NewJUnitRepeat("failover-pause", Options{Out: "runs/rep", Seed: 7}, time.Now().Add(-time.Minute), rr, nil)
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := WriteJUnitFile(path, []JUnitRun{jr}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc xUnitSuites
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Suites) != 1 {
+		t.Fatalf("%d suites for one repeat", len(doc.Suites))
+	}
+	s := doc.Suites[0]
+	props := map[string]string{}
+	for _, p := range s.Properties {
+		props[p.Name] = p.Value
+	}
+	for k, want := range map[string]string{"run_dir": "runs/rep", "seed": "7", "seeds": "7,8,9", "repeats": "3", "verdict": "fail",
+		"unstable": "1", "unstable: m: gap": "pass 2, fail 1"} {
+		if props[k] != want {
+			t.Errorf("property %q = %q, want %q (all: %v)", k, props[k], want, props)
+		}
+	}
+	if _, ok := props["unstable: m: stall"]; ok {
+		t.Error("a finding every run failed alike is marked unstable")
+	}
+	// Test cases: the verdict on the median, not each run's.
+	if s.Tests != 4 || s.Failures != 1 {
+		t.Errorf("tests %d failures %d, want 4 and 1 (the stall)", s.Tests, s.Failures)
+	}
+	for _, c := range s.Cases {
+		switch c.Name {
+		case "m: gap":
+			if c.Failure != nil {
+				t.Errorf("the gap's median passes, yet a failure: %+v", c.Failure)
+			}
+		case "m: stall":
+			if c.Failure == nil || !strings.HasPrefix(c.Failure.Message, "1.8 s vs budget <= 1 s") || !strings.Contains(c.Failure.Body, "1.8 (1.5..2.2)") {
+				t.Errorf("stall: %+v, want a failure on the median 1.8 with its spread", c.Failure)
+			}
+		}
+	}
+	if !strings.Contains(string(b), "unstable: m: gap: pass 2, fail 1 over 3 runs") {
+		t.Errorf("system-out does not list the unstable finding:\n%s", b)
+	}
+	lint := testtool.Find(t, "libxml2-utils", "xmllint")
+	if out, err := exec.Command(lint, "--noout", "--schema", filepath.Join("testdata", "junit.xsd"), path).CombinedOutput(); err != nil {
+		t.Fatalf("xmllint: %v\n%s\n%s", err, out, b)
+	}
+}
