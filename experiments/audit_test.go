@@ -4,10 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
@@ -180,8 +184,9 @@ func TestAuditLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("audit: %+v", *a)
-	if a.Acked != 80 || a.Unknown != 1 || a.Lost != 2 || !slices.Equal(a.FirstLost, lost) || a.Unexpected != 1 || !slices.Equal(a.FirstExtra, []int64{extra}) {
-		t.Errorf("audit %+v; want acked 80, unknown 1, lost 2 %v, unexpected 1 [%d]", *a, lost, extra)
+	if a.Acked != 80 || a.Unknown != 1 || a.Lost != 2 || !slices.Equal(a.FirstLost, lost) || a.Unexpected != 1 || !slices.Equal(a.FirstExtra, []int64{extra}) ||
+		a.Unsent != 1 || a.FromUnknown != 0 {
+		t.Errorf("audit %+v; want acked 80, unknown 1, lost 2 %v, unexpected 1 [%d], which no writer sent", *a, lost, extra)
 	}
 
 	t.Run("a million rows", func(t *testing.T) {
@@ -227,4 +232,374 @@ func TestAuditLedger(t *testing.T) {
 			t.Errorf("audit of a million rows took %v, want well under 10s", took)
 		}
 	})
+}
+
+// galeraAudit is a test's handle on the shared Galera cluster for audits.
+type galeraAudit struct {
+	t     *testing.T
+	ctx   context.Context
+	c     *htc.Cluster
+	dbs   []*sql.DB
+	nodes []AuditNode
+}
+
+// exec runs statements on node i (1-based) in one session; local: with
+// wsrep_on=OFF, so that they do not replicate.
+func (g *galeraAudit) exec(i int, local bool, stmts ...string) {
+	g.t.Helper()
+	conn, err := g.dbs[i-1].Conn(g.ctx)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer conn.Close()
+	if local {
+		stmts = append([]string{"SET SESSION wsrep_on = OFF"}, stmts...)
+		defer conn.ExecContext(context.WithoutCancel(g.ctx), "SET SESSION wsrep_on = ON")
+	}
+	for _, s := range stmts {
+		if _, err := conn.ExecContext(g.ctx, s); err != nil {
+			g.t.Fatalf("n%d: %s: %v", i, s, err)
+		}
+	}
+}
+
+// insert writes n consecutive ids of writer w on node 1 in statements of batch
+// rows, acknowledging them in ledger.
+func (g *galeraAudit) insert(ledger *results.Ledger, ids *loadgen.IDs, w, n, batch int) {
+	g.t.Helper()
+	for done := 0; done < n; done += batch {
+		k := min(batch, n-done)
+		first := ids.ID(w, uint64(done))
+		res, err := g.dbs[0].ExecContext(g.ctx, fmt.Sprintf("INSERT INTO orders (order_id, user_id, amount, status, created_at) SELECT %d + seq, 1, 1.00, 'paid', NOW(6) FROM seq_0_to_%d", first, k-1))
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if got, _ := res.RowsAffected(); got != int64(k) {
+			g.t.Fatalf("inserted %d rows, want %d", got, k)
+		}
+		for j := range k {
+			ledger.Ack(w, first+int64(j))
+		}
+	}
+}
+
+func (g *galeraAudit) node(a *Audit, i int) NodeAudit {
+	g.t.Helper()
+	for _, n := range a.Nodes {
+		if n.Node == i {
+			return n
+		}
+	}
+	g.t.Fatalf("no node %d in the audit: %+v", i, a.Nodes)
+	return NodeAudit{}
+}
+
+func logAudit(t *testing.T, a *Audit) {
+	t.Helper()
+	t.Logf("audit: acked %d, lost %d %v, divergent %d (acked %d), unexpected %d (unknown %d, unsent %d); settle %.2fs to %s, timed out %v %s; error %q",
+		a.Acked, a.Lost, a.FirstLost, a.Divergent, a.DivergentAcked, a.Unexpected, a.FromUnknown, a.Unsent,
+		a.Settle.Seconds, a.Settle.Target, a.Settle.TimedOut, a.Settle.Behind, a.Error)
+	for _, n := range a.Nodes {
+		t.Logf("  %s: read %v %s rows %d lost %d %v lacks %d (acked %d, alone %d) unexpected %d; %s, %d behind at start",
+			n.Label, n.Read, n.Skipped, n.Rows, n.Lost, n.FirstLost, n.Lacks, n.LacksAcked, n.LacksAlone, n.Unexpected, n.Applied, n.Behind)
+	}
+}
+
+// The audit on the shared 3-node Galera cluster: rows deleted behind the tool's
+// back on one node are lost on that node only, and named as divergence; a node
+// that is slow to apply (CPU-capped) gives no false loss, the settle waits for
+// it; a node that cannot apply in time makes the audit inconclusive; a batch
+// spike's rows are read back with the load's. Everything it adds is removed, and
+// the cluster is left Synced with its CPU limits as they were.
+func TestAuditGalera(t *testing.T) {
+	c := sharedGalera(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	g := &galeraAudit{t: t, ctx: ctx, c: c}
+	for _, n := range c.Nodes {
+		db, err := sql.Open("mysql", n.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() }) // after the cleanups below, which use it
+		g.dbs = append(g.dbs, db)
+		g.nodes = append(g.nodes, AuditNode{Index: n.Index, Label: fmt.Sprintf("n%d", n.Index), DSN: n.DSN()})
+	}
+	var had int
+	if err := g.dbs[0].QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('users', 'orders')").Scan(&had); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range loadgen.DDL(loadgen.MariaDB) {
+		g.exec(1, false, stmt)
+	}
+	// The cleanups run after ctx is cancelled: they take a context of their own.
+	cleanup := func() (*galeraAudit, context.CancelFunc) {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cg := *g
+		cg.ctx = cctx
+		return &cg, cancel
+	}
+	if had == 0 {
+		t.Cleanup(func() {
+			g, cancel := cleanup()
+			defer cancel()
+			g.exec(1, false, "DROP TABLE IF EXISTS orders", "DROP TABLE IF EXISTS users")
+		})
+	}
+	tag, err := loadgen.PickRunTag(ctx, g.dbs[0], rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := loadgen.NewIDs(tag)
+	lo, hi := ids.Range()
+	var spikeLo, spikeHi int64 = 1, 0
+	// Remove what the test wrote on each node apart (wsrep_on=OFF): a replicated
+	// DELETE of a row a node lacks would make that node leave the cluster.
+	t.Cleanup(func() {
+		g, cancel := cleanup()
+		defer cancel()
+		where := fmt.Sprintf("order_id BETWEEN %d AND %d OR order_id BETWEEN %d AND %d", lo, hi, spikeLo, spikeHi)
+		for i, db := range g.dbs {
+			g.exec(i+1, true, "DELETE FROM orders WHERE "+where)
+			var left int
+			if err := db.QueryRowContext(g.ctx, "SELECT COUNT(*) FROM orders WHERE "+where).Scan(&left); err != nil || left != 0 {
+				t.Errorf("n%d: %d rows left behind (%v)", i+1, left, err)
+			}
+		}
+	})
+
+	ledger := results.NewLedger()
+	g.insert(ledger, ids, 1, 300, 300)
+	load := []AuditSource{{Name: "load", Ledger: ledger, Lo: lo, Hi: hi}}
+
+	t.Run("rows deleted on one node", func(t *testing.T) {
+		g := *g
+		g.t = t
+		landed, lost := ids.ID(2, 0), ids.ID(2, 1) // outcome unknown: one landed
+		ledger.Unknown(2, landed)
+		ledger.Unknown(2, lost)
+		unsent := ids.ID(3, 0) // no writer sent it
+		g.exec(1, false, fmt.Sprintf("INSERT INTO orders (order_id, user_id, amount, status, created_at) VALUES (%d, 1, 1.00, 'paid', NOW(6)), (%d, 1, 1.00, 'paid', NOW(6))", landed, unsent))
+		var gone []int64
+		for seq := range uint64(12) {
+			gone = append(gone, ids.ID(1, 100+seq))
+		}
+		g.exec(2, true, fmt.Sprintf("DELETE FROM orders WHERE order_id BETWEEN %d AND %d", gone[0], gone[11]))
+
+		a := AuditCluster(ctx, g.nodes, load, 30*time.Second)
+		logAudit(t, a)
+		if a.Error != "" || a.Settle.TimedOut || a.Acked != 300 {
+			t.Fatalf("audit error %q, timed out %v, acked %d; want a whole audit of 300", a.Error, a.Settle.TimedOut, a.Acked)
+		}
+		n1, n2, n3 := g.node(a, 1), g.node(a, 2), g.node(a, 3)
+		if !n1.Read || !n2.Read || !n3.Read {
+			t.Fatalf("not every node read: %+v", a.Nodes)
+		}
+		if n2.Lost != 12 || !slices.Equal(n2.FirstLost, gone[:auditFirst]) || n2.LacksAlone != 12 || n1.Lost != 0 || n3.Lost != 0 || a.Lost != 0 {
+			t.Errorf("lost: n1 %d, n2 %d %v (alone %d), n3 %d, everywhere %d; want n2 only, 12 from %v", n1.Lost, n2.Lost, n2.FirstLost, n2.LacksAlone, n3.Lost, a.Lost, gone[:auditFirst])
+		}
+		if a.Divergent != 12 || a.DivergentAcked != 12 {
+			t.Errorf("divergent %d (acked %d), want 12", a.Divergent, a.DivergentAcked)
+		}
+		if a.Unexpected != 2 || a.FromUnknown != 1 || a.Unsent != 1 || !slices.Equal(a.FirstUnsent, []int64{unsent}) || !slices.Equal(a.FirstFromUnknown, []int64{landed}) {
+			t.Errorf("unexpected %d: unknown %d %v, unsent %d %v; want 1 [%d] and 1 [%d]", a.Unexpected, a.FromUnknown, a.FirstFromUnknown, a.Unsent, a.FirstUnsent, landed, unsent)
+		}
+		fs := scoreDurability(&Recorded{Nodes: 3, Audit: a}, nil)
+		for _, f := range fs {
+			t.Logf("%s: %s %g: %s", f.Name, f.Verdict, f.Value, f.Reason)
+		}
+		wantFinding(t, fs, findLost, Fail, 12, "n2 lacks 12 acknowledged rows that n1 and n3 have: ids "+ids10(gone))
+		wantFinding(t, fs, findDiverge, Fail, 12, "n2 lacks 12 acknowledged rows that n1 and n3 have")
+		wantFinding(t, fs, findUnsent, Fail, 1, fmt.Sprint(unsent))
+
+		// Put the rows back on n2 alone, and remove the extra ones everywhere.
+		g.exec(2, true, fmt.Sprintf("INSERT INTO orders (order_id, user_id, amount, status, created_at) SELECT %d + seq, 1, 1.00, 'paid', NOW(6) FROM seq_0_to_11", gone[0]))
+		g.exec(1, false, fmt.Sprintf("DELETE FROM orders WHERE order_id IN (%d, %d)", landed, unsent))
+	})
+
+	t.Run("a node slow to apply", func(t *testing.T) {
+		g := *g
+		g.t = t
+		restore, err := c.Nodes[2].LimitCPU(ctx, 0.05)
+		if restore != nil {
+			defer func() {
+				if err := restore(context.WithoutCancel(ctx)); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Flow control would hold the writer back to keep n3 within a few write
+		// sets; raised on n3, it lets n3 fall behind as a slow node does where the
+		// limit is higher or the lag comes in bursts.
+		var name, opts string
+		if err := g.dbs[2].QueryRowContext(ctx, "SHOW GLOBAL VARIABLES LIKE 'wsrep_provider_options'").Scan(&name, &opts); err != nil {
+			t.Fatal(err)
+		}
+		fcLimit := regexp.MustCompile(`gcs\.fc_limit = (\d+)`).FindStringSubmatch(opts)
+		if fcLimit == nil {
+			t.Fatalf("no gcs.fc_limit in %s", opts)
+		}
+		g.exec(3, false, "SET GLOBAL wsrep_provider_options = 'gcs.fc_limit=100000'")
+		defer g.exec(3, false, "SET GLOBAL wsrep_provider_options = 'gcs.fc_limit="+fcLimit[1]+"'")
+		start := time.Now()
+		g.insert(ledger, ids, 4, 8000, 500)
+		var have int64
+		if err := g.dbs[2].QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE order_id BETWEEN ? AND ?", ids.ID(4, 0), ids.ID(4, 7999)).Scan(&have); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("8000 rows inserted on n1 in %v; n3 (0.05 cores) had %d of them right after", time.Since(start).Round(time.Millisecond), have)
+		if have == 8000 {
+			t.Fatal("n3 had every row before the audit began: the test shows nothing")
+		}
+
+		a := AuditCluster(ctx, g.nodes, load, 60*time.Second)
+		logAudit(t, a)
+		if a.Error != "" || a.Settle.TimedOut {
+			t.Fatalf("audit error %q, settle timed out %v", a.Error, a.Settle.TimedOut)
+		}
+		n3 := g.node(a, 3)
+		if n3.Behind == 0 {
+			t.Fatalf("n3 was not behind when the audit began: the test shows nothing (settle %.2fs)", a.Settle.Seconds)
+		}
+		if a.Acked != 8300 || a.Lost != 0 || a.Divergent != 0 || n3.Lost != 0 || n3.Rows != 8300 {
+			t.Errorf("acked %d, lost %d, divergent %d, n3 lost %d of %d rows; want 8300 acked, none lost", a.Acked, a.Lost, a.Divergent, n3.Lost, n3.Rows)
+		}
+		wantFinding(t, scoreDurability(&Recorded{Nodes: 3, Audit: a}, nil), findLost, Pass, 0)
+		t.Logf("settle: n3 was %d seqnos behind; every node at %s after %.2fs", n3.Behind, a.Settle.Target, a.Settle.Seconds)
+	})
+
+	t.Run("a node that does not apply in time", func(t *testing.T) {
+		g := *g
+		g.t = t
+		// FLUSH TABLES WITH READ LOCK on n3 desyncs it and holds its applier.
+		conn, err := g.dbs[2].Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
+			t.Fatal(err)
+		}
+		unlocked := false
+		unlock := func() {
+			if unlocked {
+				return
+			}
+			unlocked = true
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES"); err != nil {
+				t.Error(err)
+			}
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if err := c.Nodes[2].WaitReady(wctx); err != nil {
+				t.Error(err)
+			}
+		}
+		defer unlock()
+		g.insert(ledger, ids, 5, 10, 10)
+		a := AuditCluster(ctx, g.nodes, load, 2*time.Second)
+		logAudit(t, a)
+		unlock()
+		n3 := g.node(a, 3)
+		if !a.Settle.TimedOut || n3.Read || !strings.Contains(n3.Skipped, "not settled") || !strings.Contains(a.Settle.Behind, "n3") {
+			t.Errorf("timed out %v (%s), n3 read %v (%s); want a timeout naming n3, n3 not read", a.Settle.TimedOut, a.Settle.Behind, n3.Read, n3.Skipped)
+		}
+		if a.Lost != 0 || !g.node(a, 1).Read || !g.node(a, 2).Read {
+			t.Errorf("lost %d; n1 and n2 read %v %v", a.Lost, g.node(a, 1).Read, g.node(a, 2).Read)
+		}
+		for _, f := range scoreDurability(&Recorded{Nodes: 3, Audit: a}, nil) {
+			if f.Verdict != Inconclusive || !strings.Contains(f.Reason, "settle timeout") {
+				t.Errorf("%s: %s (%s); want inconclusive, the settle timeout", f.Name, f.Verdict, f.Reason)
+			}
+		}
+	})
+
+	t.Run("a batch spike's rows", func(t *testing.T) {
+		g := *g
+		g.t = t
+		fc := faults.Containers(c)
+		k, err := faults.NewRegistry().Get("batch-spike")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := k.Parse(map[string]string{"rate": "4", "times": "1", "rows": "50"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets, err := faults.Resolve(fc, "1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := k.New(p)
+		r := faults.NewRunner(k.Name, f, &faults.Env{Targets: targets, Cluster: fc, Events: faults.NewEvents(nil), Params: p})
+		runErr := r.Run(ctx, 1500*time.Millisecond, time.Minute)
+		lw, ok := f.(faults.LedgerWriter)
+		if !ok {
+			t.Fatal("batch-spike is no LedgerWriter")
+		}
+		sl, slo, shi := lw.Ledger()
+		if sl != nil {
+			spikeLo, spikeHi = slo, shi // for the cleanup
+		}
+		if runErr != nil {
+			t.Fatal(runErr)
+		}
+		if sl == nil {
+			t.Fatal("the spike ran and has no ledger")
+		}
+		sacked, _ := sl.Count()
+		if sacked == 0 || (slo <= hi && lo <= shi) {
+			t.Fatalf("spike: %d rows acknowledged in %d-%d (load %d-%d); want some, in a range of its own", sacked, slo, shi, lo, hi)
+		}
+		a := AuditCluster(ctx, g.nodes, append(slices.Clone(load), AuditSource{Name: "batch-spike", Ledger: sl, Lo: slo, Hi: shi}), 30*time.Second)
+		logAudit(t, a)
+		loadAcked, _ := ledger.Count()
+		if a.Error != "" || a.Acked != loadAcked+sacked || a.Lost != 0 || a.Divergent != 0 || a.Unexpected != 0 || len(a.Sources) != 2 {
+			t.Errorf("audit %+v; want %d + %d acknowledged, none lost, divergent or unexpected, 2 sources", *a, loadAcked, sacked)
+		}
+		for _, n := range a.Nodes {
+			if n.Rows != loadAcked+sacked {
+				t.Errorf("%s has %d rows, want %d", n.Label, n.Rows, loadAcked+sacked)
+			}
+		}
+		t.Logf("spike: %d rows acknowledged, ids %d-%d", sacked, slo, shi)
+	})
+}
+
+// wantFinding checks one finding's verdict, value and text.
+func wantFinding(t *testing.T, fs []Finding, name string, v Verdict, value float64, fragments ...string) {
+	t.Helper()
+	i := slices.IndexFunc(fs, func(f Finding) bool { return f.Name == name })
+	if i < 0 {
+		t.Fatalf("no finding %q", name)
+	}
+	f := fs[i]
+	if f.Verdict != v || f.Value != value {
+		t.Errorf("%s: %s %g (%s), want %s %g", name, f.Verdict, f.Value, f.Reason, v, value)
+	}
+	text := f.Reason + "\n" + strings.Join(f.Notes, "\n")
+	for _, fr := range fragments {
+		if !strings.Contains(text, fr) {
+			t.Errorf("%s: no %q in\n%s", name, fr, text)
+		}
+	}
+}
+
+func ids10(xs []int64) string { return ids(xs[:min(len(xs), auditFirst)]) }
+
+// A single server: no divergence finding (nothing to compare), the others judged.
+func TestScoreDurabilitySingle(t *testing.T) {
+	r := run("fault")
+	r.Nodes = 1
+	r.Audit = &Audit{Acked: 100, Unexpected: 1, FromUnknown: 1, FirstExtra: []int64{7}, FirstFromUnknown: []int64{7}, Node: 1,
+		Nodes: []NodeAudit{{Node: 1, Label: "n1", Read: true, Rows: 101, Unexpected: 1}}}
+	fs := scoreDurability(r, nil)
+	if len(fs) != 2 || slices.ContainsFunc(fs, func(f Finding) bool { return f.Name == findDiverge }) {
+		t.Fatalf("findings %+v; want lost and unsent only", fs)
+	}
+	wantFinding(t, fs, findLost, Pass, 0, "1 from writes of unknown outcome", "read back on n1")
+	wantFinding(t, fs, findUnsent, Pass, 0)
 }

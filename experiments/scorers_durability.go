@@ -111,7 +111,11 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 			lost.note("first lost ids: %s", ids(a.FirstLost))
 		}
 		if a.DivergentAcked > 0 {
-			parts = append(parts, fmt.Sprintf("%d more are missing on some nodes only: %s", a.DivergentAcked, strings.Join(lacksTexts(a, true), "; ")))
+			what := fmt.Sprintf("%d of %d acknowledged writes are", a.DivergentAcked, a.Acked)
+			if a.Lost > 0 {
+				what = fmt.Sprintf("%d more are", a.DivergentAcked)
+			}
+			parts = append(parts, fmt.Sprintf("%s missing on some nodes only: %s", what, strings.Join(lacksTexts(a, true), "; ")))
 		}
 		lost.Reason = strings.Join(parts, "; ")
 	}
@@ -141,7 +145,7 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 	unsent.judge(float64(a.Unsent), 0, false, "")
 	unsent.note("%d rows present but never acknowledged%s", a.Unexpected, splitText(a))
 	if a.Unsent > 0 {
-		unsent.Reason = fmt.Sprintf("%d rows in the run's ids that no writer of the run sent: ids %s", a.Unsent, ids(a.FirstUnsent))
+		unsent.Reason = fmt.Sprintf("%d row(s) in the run's ids that no writer of the run sent: ids %s", a.Unsent, ids(a.FirstUnsent))
 	}
 	return all(lost, div, unsent)
 }
