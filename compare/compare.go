@@ -8,7 +8,13 @@
 // seed, the time or the directory. Each group is labelled by what differs between
 // the groups ("workloads.oltp.rate=400", "server: innodb_flush_log_at_trx_commit=2");
 // runs that differ in nothing but the seed are each their own group, labelled by
-// their directory.
+// their directory, except that the runs of one repeat directory (htapchaos run
+// --repeat N) are one group, labelled by the repeat directory.
+//
+// A group's finding is aggregated as a repeat's is (experiments.AggregateFindings):
+// the median with min..max over the runs that judged it, the verdict taken on the
+// median, unstable when the runs' verdicts differ; an interrupted run's findings are
+// not counted.
 package compare
 
 import (
@@ -104,10 +110,11 @@ type Cell struct {
 	Overlap bool `json:"overlap,omitempty"`
 }
 
-// Load reads the run.json of run directories (experiments.ReadRunFile). A directory that is
-// missing, holds no run.json, or one that is not htapchaos's or was written by a
-// newer htapchaos is bad input (a usage error naming it); every such problem is
-// reported at once.
+// Load reads the run.json of run directories (experiments.ReadRunFile). A repeat
+// directory (repeat.json, experiments.Repeat) gives each of its runs, marked with
+// RunDir.Repeat. A directory that is missing, holds neither file, or one that is
+// not htapchaos's or was written by a newer htapchaos is bad input (a usage error
+// naming it); every such problem is reported at once.
 func Load(dirs []string) ([]*experiments.RunDir, error) {
 	var out []*experiments.RunDir
 	var errs []error

@@ -421,3 +421,100 @@ func fmtPtr(p *float64) any {
 	}
 	return *p
 }
+
+// writeRepeat writes a repeat directory as experiments.Repeat leaves it: a run
+// directory per run and repeat.json with the findings aggregated.
+func writeRepeat(t *testing.T, dir string, runs []fakeRun) {
+	t.Helper()
+	f := experiments.RepeatFile{Version: 1, Experiment: "exp", Repeats: len(runs)}
+	var per [][]experiments.Finding
+	for i, r := range runs {
+		name := "r" + string(rune('1'+i))
+		r.dir = filepath.Join(dir, name)
+		if err := os.MkdirAll(r.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(r.rd().Run)
+		if err := os.WriteFile(filepath.Join(r.dir, "run.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f.Runs = append(f.Runs, experiments.RepeatRun{Dir: name, Seed: r.seed, Counted: true})
+		per = append(per, r.findings)
+	}
+	f.Findings = experiments.AggregateFindings(per)
+	b, _ := json.Marshal(f)
+	if err := os.WriteFile(filepath.Join(dir, experiments.RepeatFileName), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// compare OUT_A OUT_B with repeat directories: each is its N runs, one group
+// labelled by its directory, whose figures are those of its repeat.json.
+func TestCompareRepeatDirectories(t *testing.T) {
+	tmp := t.TempDir()
+	gap := func(v experiments.Verdict, x float64) []experiments.Finding {
+		return []experiments.Finding{{Mode: "failover", Name: "gap", Op: "<=", Budget: 5, Verdict: v, Value: x, Unit: "s"}}
+	}
+	a, b := filepath.Join(tmp, "monday"), filepath.Join(tmp, "tuesday")
+	writeRepeat(t, a, []fakeRun{{seed: 1, rate: 200, findings: gap(experiments.Pass, 1)}, {seed: 2, rate: 200, findings: gap(experiments.Fail, 8)},
+		{seed: 3, rate: 200, findings: gap(experiments.Pass, 3)}})
+	writeRepeat(t, b, []fakeRun{{seed: 1, rate: 200, findings: gap(experiments.Pass, 2)}, {seed: 2, rate: 200, findings: gap(experiments.Pass, 4)}})
+	runs, err := Load([]string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 5 || runs[0].Repeat != a || runs[4].Repeat != b || runs[4].Dir != filepath.Join(b, "r2") {
+		t.Fatalf("loaded %d runs: %+v", len(runs), runs)
+	}
+	c, err := Compare(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Groups) != 2 || c.Groups[0].Label != "monday" || c.Groups[1].Label != "tuesday" || len(c.Groups[0].Dirs) != 3 || !reflect.DeepEqual(c.Groups[1].Seeds, []uint64{1, 2}) {
+		t.Fatalf("groups %+v, want one per repeat directory", c.Groups)
+	}
+	for i, dir := range []string{a, b} {
+		rf, err := experiments.ReadRepeatFile(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, cell := rf.Findings[0], c.Findings[0].Cells[i]
+		if *cell.Median != *want.Median || *cell.Min != *want.Min || *cell.Max != *want.Max || cell.N != want.N ||
+			cell.Verdict != string(want.Verdict) || cell.Unstable != want.Unstable {
+			t.Errorf("%s: cell %+v, repeat.json %+v", dir, cell, want)
+		}
+	}
+	if cell := c.Findings[0].Cells[0]; *cell.Median != 3 || cell.Verdict != "pass" || !cell.Unstable {
+		t.Errorf("monday: %+v, want the median 3 passing, unstable", cell)
+	}
+	var txt bytes.Buffer
+	c.WriteText(&txt, TextOptions{})
+	for _, want := range []string{"A  monday", "3 runs:", "3 (1..8) pass unstable (fail 1, pass 2)", "3 (2..4) pass"} {
+		if !strings.Contains(txt.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, txt.String())
+		}
+	}
+
+	// A repeat beside a run of another configuration: grouped by configuration.
+	other := filepath.Join(tmp, "rate400")
+	os.Mkdir(other, 0o755)
+	bb, _ := json.Marshal(fakeRun{dir: other, seed: 4, rate: 400, findings: gap(experiments.Pass, 2)}.rd().Run)
+	os.WriteFile(filepath.Join(other, "run.json"), bb, 0o644)
+	runs, err = Load([]string{a, other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Compare(runs); err != nil || len(c.Groups) != 2 || len(c.Groups[0].Dirs) != 3 || c.Groups[1].Label != "workloads.oltp.rate=400" {
+		t.Errorf("a repeat against another rate: %v %+v", err, c.Groups)
+	}
+
+	// A repeat.json from a newer htapchaos is bad input naming it.
+	newer := filepath.Join(tmp, "newer")
+	os.Mkdir(newer, 0o755)
+	os.WriteFile(filepath.Join(newer, experiments.RepeatFileName), []byte(`{"version": 99}`), 0o644)
+	_, err = Load([]string{a, newer})
+	var ue *usage.Error
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), filepath.Join(newer, "repeat.json")+": version 99") {
+		t.Errorf("newer repeat.json: %v", err)
+	}
+}

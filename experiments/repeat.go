@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,12 @@ func (f *RepeatFile) Seeds() []uint64 {
 		out[i] = r.Seed
 	}
 	return out
+}
+
+// Measured says whether a run counts in the aggregate (it was scored and not
+// interrupted).
+func (f *RepeatFile) Measured() bool {
+	return slices.ContainsFunc(f.Runs, func(r RepeatRun) bool { return r.Counted })
 }
 
 // Unstable are the aggregated findings whose runs disagreed.

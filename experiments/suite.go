@@ -42,7 +42,7 @@ type SuiteRun struct {
 // was measured.
 func (r SuiteRun) Verdict() Verdict {
 	switch {
-	case r.Repeat != nil && len(r.Repeat.File.Runs) > 0:
+	case r.Repeat != nil && r.Repeat.File.Measured():
 		return r.Repeat.Verdict()
 	case r.Result != nil:
 		return r.Result.Verdict()

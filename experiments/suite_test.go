@@ -1,0 +1,100 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// An experiment's error does not stop the suite: every experiment is tried, each
+// in its own directory, between the hooks, and the errors come back joined with
+// what ran. No cluster is needed: these experiments name none.
+func TestSuiteGoesOnAfterAnError(t *testing.T) {
+	var specs []*Spec
+	for _, n := range []string{"one", "two"} {
+		s, err := ParseSpec(n+".yaml", []byte("name: "+n+"\nmodes: [durability]\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, s)
+	}
+	for _, repeat := range []int{0, 1, 3} {
+		out := filepath.Join(t.TempDir(), "suite")
+		var started, done, repeats []string
+		res, err := Suite(context.Background(), specs, SuiteOptions{Options: Options{Out: out, Seed: 9}, Repeat: repeat, Hooks: Hooks{
+			Start:      func(s *Spec, o *Options) func() { started = append(started, o.Out); return nil },
+			Done:       func(s *Spec, o Options, _ *Result, _ error) { done = append(done, s.Name) },
+			RepeatDone: func(s *Spec, _ *RepeatResult, _ error) { repeats = append(repeats, s.Name) },
+		}})
+		var ue *UsageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "one: ") || !strings.Contains(err.Error(), "two: ") {
+			t.Errorf("repeat %d: %v, want both experiments' errors", repeat, err)
+		}
+		if res == nil || len(res.Runs) != 2 || res.Runs[0].Dir != filepath.Join(out, "one") || res.Runs[1].Seed != 9 || res.Runs[1].Err == nil {
+			t.Fatalf("repeat %d: result %+v", repeat, res)
+		}
+		if len(res.Failed()) != 0 || res.Runs[0].Verdict() != "" {
+			t.Errorf("repeat %d: failed %v, verdict %q: nothing was measured", repeat, res.Failed(), res.Runs[0].Verdict())
+		}
+		if !slices.Equal(done, []string{"one", "two"}) {
+			t.Errorf("repeat %d: done %v", repeat, done)
+		}
+		junit := res.JUnit()
+		if len(junit) != 2 || junit[1].Experiment != "two" || junit[1].Err == nil {
+			t.Errorf("repeat %d: junit %+v", repeat, junit)
+		}
+		if repeat > 1 {
+			// Each experiment's directory is a repeat directory; its first run failed,
+			// so it stopped there.
+			want := []string{filepath.Join(out, "one", "r1"), filepath.Join(out, "two", "r1")}
+			if !slices.Equal(started, want) || !slices.Equal(repeats, []string{"one", "two"}) || !IsRepeatDir(filepath.Join(out, "two")) {
+				t.Errorf("repeat %d: started %v, repeats done %v", repeat, started, repeats)
+			}
+			if res.Runs[0].Repeat == nil || junit[0].Repeats != repeat {
+				t.Errorf("repeat %d: %+v", repeat, junit[0])
+			}
+		} else if !slices.Equal(started, []string{filepath.Join(out, "one"), filepath.Join(out, "two")}) || len(repeats) != 0 {
+			t.Errorf("repeat %d: started %v, repeats done %v", repeat, started, repeats)
+		}
+	}
+
+	// Bad options: refused before anything runs.
+	for _, o := range []SuiteOptions{{}, {Options: Options{Out: filepath.Join(t.TempDir(), "never")}, Repeat: -1}} {
+		res, err := Suite(context.Background(), specs, o)
+		var ue *UsageError
+		if !errors.As(err, &ue) || res == nil || len(res.Runs) != 0 {
+			t.Errorf("%+v: %v", o, err)
+		}
+		if o.Out != "" {
+			if _, err := os.Stat(o.Out); err == nil {
+				t.Error("a refused suite made its directory")
+			}
+		}
+	}
+}
+
+// Experiments share a suite's cluster when they ask for the same cluster and
+// data.
+func TestSuiteClusterKey(t *testing.T) {
+	key := func(name string, o ParseOptions) string {
+		s, err := Builtin(name, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return SuiteClusterKey(s)
+	}
+	q := ParseOptions{Quick: true}
+	if key("failover-kill", q) != key("failover-pause", q) {
+		t.Error("failover-kill and failover-pause ask for the same cluster and data, yet do not share")
+	}
+	if key("failover-kill", q) == key("htap-contention", q) {
+		t.Error("htap-contention seeds more orders, yet shares failover-kill's cluster")
+	}
+	if key("failover-kill", q) == key("failover-kill", ParseOptions{Quick: true, Set: []string{"cluster.memory=1GiB"}}) {
+		t.Error("a cluster of other memory is shared")
+	}
+}
