@@ -137,6 +137,20 @@ func AuditCluster(ctx context.Context, nodes []AuditNode, sources []AuditSource,
 	return a
 }
 
+// auditLine sums an audit up on one line, for the run's log.
+func auditLine(a *Audit) string {
+	settle := fmt.Sprintf("every node settled in %.1fs", a.Settle.Seconds)
+	if a.Settle.TimedOut {
+		settle = fmt.Sprintf("settle timed out after %.1fs (%s)", a.Settle.Seconds, a.Settle.Behind)
+	}
+	s := fmt.Sprintf("durability audit: %s; %d acknowledged, %d lost on every node, %d rows divergent, %d unexpected (%d of unknown outcome, %d unsent)",
+		settle, a.Acked, a.Lost, a.Divergent, a.Unexpected, a.FromUnknown, a.Unsent)
+	if a.Error != "" {
+		s += "; " + a.Error
+	}
+	return s
+}
+
 // auditPlan is what every read of one audit shares: the acknowledged ranges and
 // unknown ids of all sources, and the windows to read.
 type auditPlan struct {

@@ -603,3 +603,26 @@ func TestScoreDurabilitySingle(t *testing.T) {
 	wantFinding(t, fs, findLost, Pass, 0, "1 from writes of unknown outcome", "read back on n1")
 	wantFinding(t, fs, findUnsent, Pass, 0)
 }
+
+// audit.settle in a spec and through --set; a bad one refused.
+func TestSpecAuditSettle(t *testing.T) {
+	s, err := Builtin("fail-sideways", ParseOptions{Quick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.auditSettle(); got != 0 {
+		t.Errorf("no audit key: settle %v, want 0 (the default)", got)
+	}
+	s, err = Builtin("fail-sideways", ParseOptions{Quick: true, Set: []string{"audit.settle=5s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.auditSettle(); got != 5*time.Second {
+		t.Errorf("settle %v, want 5s", got)
+	}
+	for _, bad := range []string{"audit.settle=-1s", "audit.settle=soon", "audit.wait=5s"} {
+		if _, err := Builtin("fail-sideways", ParseOptions{Quick: true, Set: []string{bad}}); err == nil {
+			t.Errorf("--set %s accepted", bad)
+		}
+	}
+}

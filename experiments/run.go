@@ -508,7 +508,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), settle+3*time.Minute)
 		rec.Audit = auditServingNodes(actx, nodes, sources, settle)
 		acancel()
-		logf("durability audit: nodes settled in %.1fs; %d acknowledged, %d lost, %d divergent", rec.Audit.Settle.Seconds, rec.Audit.Acked, rec.Audit.Lost, rec.Audit.Divergent)
+		logf("%s", auditLine(rec.Audit))
 		rf.Audit = rec.Audit
 	}
 	windows := append([]Window(nil), phases...)
