@@ -234,8 +234,8 @@ func TestAuditLedger(t *testing.T) {
 	})
 }
 
-// galeraAudit is a test's handle on the shared Galera cluster for audits.
-type galeraAudit struct {
+// clusterUnderAudit is a test's handle on a cluster for audits.
+type clusterUnderAudit struct {
 	t     *testing.T
 	ctx   context.Context
 	c     *htc.Cluster
@@ -245,7 +245,7 @@ type galeraAudit struct {
 
 // exec runs statements on node i (1-based) in one session; local: with
 // wsrep_on=OFF, so that they do not replicate.
-func (g *galeraAudit) exec(i int, local bool, stmts ...string) {
+func (g *clusterUnderAudit) exec(i int, local bool, stmts ...string) {
 	g.t.Helper()
 	conn, err := g.dbs[i-1].Conn(g.ctx)
 	if err != nil {
@@ -265,7 +265,7 @@ func (g *galeraAudit) exec(i int, local bool, stmts ...string) {
 
 // insert writes n consecutive ids of writer w on node 1 in statements of batch
 // rows, acknowledging them in ledger.
-func (g *galeraAudit) insert(ledger *results.Ledger, ids *loadgen.IDs, w, n, batch int) {
+func (g *clusterUnderAudit) insert(ledger *results.Ledger, ids *loadgen.IDs, w, n, batch int) {
 	g.t.Helper()
 	for done := 0; done < n; done += batch {
 		k := min(batch, n-done)
@@ -283,7 +283,7 @@ func (g *galeraAudit) insert(ledger *results.Ledger, ids *loadgen.IDs, w, n, bat
 	}
 }
 
-func (g *galeraAudit) node(a *Audit, i int) NodeAudit {
+func (g *clusterUnderAudit) node(a *Audit, i int) NodeAudit {
 	g.t.Helper()
 	for _, n := range a.Nodes {
 		if n.Node == i {
@@ -315,7 +315,7 @@ func TestAuditGalera(t *testing.T) {
 	c := sharedGalera(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	g := &galeraAudit{t: t, ctx: ctx, c: c}
+	g := &clusterUnderAudit{t: t, ctx: ctx, c: c}
 	for _, n := range c.Nodes {
 		db, err := sql.Open("mysql", n.DSN())
 		if err != nil {
@@ -333,7 +333,7 @@ func TestAuditGalera(t *testing.T) {
 		g.exec(1, false, stmt)
 	}
 	// The cleanups run after ctx is cancelled: they take a context of their own.
-	cleanup := func() (*galeraAudit, context.CancelFunc) {
+	cleanup := func() (*clusterUnderAudit, context.CancelFunc) {
 		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		cg := *g
 		cg.ctx = cctx
@@ -624,5 +624,46 @@ func TestSpecAuditSettle(t *testing.T) {
 		if _, err := Builtin("fail-sideways", ParseOptions{Quick: true, Set: []string{bad}}); err == nil {
 			t.Errorf("--set %s accepted", bad)
 		}
+	}
+}
+
+// The settle on asynchronous replication: a replica whose applier is stopped is
+// not read and the audit is inconclusive; once it applies again, it reaches the
+// primary's GTID position and is read back like the primary.
+func TestAuditPrimaryReplica(t *testing.T) {
+	c := htc.StartForTest(t, htc.Config{Topology: htc.PrimaryReplica, Nodes: 2, Memory: 512 << 20, Labels: testLabels})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	g := &clusterUnderAudit{t: t, ctx: ctx, c: c}
+	for _, n := range c.Nodes {
+		db, err := sql.Open("mysql", n.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		g.dbs = append(g.dbs, db)
+		g.nodes = append(g.nodes, AuditNode{Index: n.Index, Label: fmt.Sprintf("n%d", n.Index), DSN: n.DSN()})
+	}
+	for _, stmt := range loadgen.DDL(loadgen.MariaDB) {
+		g.exec(1, false, stmt)
+	}
+	ids := loadgen.NewIDs(11)
+	lo, hi := ids.Range()
+	load := []AuditSource{{Name: "load", Ledger: results.NewLedger(), Lo: lo, Hi: hi}}
+
+	g.exec(2, false, "STOP SLAVE SQL_THREAD")
+	g.insert(load[0].Ledger, ids, 1, 2000, 500)
+	a := AuditCluster(ctx, g.nodes, load, time.Second)
+	logAudit(t, a)
+	if n2 := g.node(a, 2); !a.Settle.TimedOut || n2.Read || !strings.Contains(a.Settle.Target, "GTID") || !g.node(a, 1).Read || a.Lost != 0 {
+		t.Errorf("applier stopped: timed out %v, target %q, n2 read %v (%s), n1 read %v, lost %d; want a timeout on n2 only", a.Settle.TimedOut, a.Settle.Target, n2.Read, n2.Skipped, g.node(a, 1).Read, a.Lost)
+	}
+
+	g.exec(2, false, "START SLAVE SQL_THREAD")
+	a = AuditCluster(ctx, g.nodes, load, 30*time.Second)
+	logAudit(t, a)
+	n2 := g.node(a, 2)
+	if a.Settle.TimedOut || a.Error != "" || !n2.Read || n2.Rows != 2000 || a.Lost != 0 || a.Divergent != 0 || !strings.HasPrefix(n2.Applied, "GTID ") {
+		t.Errorf("applier running: timed out %v, error %q, n2 read %v with %d rows at %q, lost %d, divergent %d; want every row on both", a.Settle.TimedOut, a.Error, n2.Read, n2.Rows, n2.Applied, a.Lost, a.Divergent)
 	}
 }
