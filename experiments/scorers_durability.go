@@ -36,8 +36,9 @@ const (
 //   - rows no writer sent: rows in the run's ids that no writer of the run sent;
 //     any fails. Rows from writes of unknown outcome are legal and noted.
 //
-// All are inconclusive when nothing was read back, the audit failed, or a node did
-// not apply everything within the settle timeout: a slow node is never "lost".
+// With no audit, or nothing acknowledged, one inconclusive finding says so. All
+// are inconclusive when the audit failed or a node did not apply everything within
+// the settle timeout: a slow node is never "lost".
 func scoreDurability(r *Recorded, _ Budgets) []Finding {
 	lost := Finding{Mode: ModeDurability, Name: findLost, Unit: UnitCount, Reference: refDurability}
 	div := Finding{Mode: ModeDurability, Name: findDiverge, Unit: UnitCount, Reference: refDivergence}
@@ -53,23 +54,25 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 		}
 		return fs
 	}
-	whyNot := ""
+	// Nothing to audit: one finding says so.
 	switch {
 	case a == nil:
-		whyNot = "no durability audit: nothing was read back"
+		return []Finding{lost.inconclusive("no durability audit: nothing was read back")}
+	case a.Acked == 0 && a.Error == "" && !a.Settle.TimedOut:
+		return []Finding{lost.inconclusive("no acknowledged write to read back")}
+	}
+	// An audit that could not judge: every check says why.
+	whyNot := ""
+	switch {
 	case a.Error != "":
 		whyNot = "the audit failed: " + a.Error
 	case a.Settle.TimedOut:
 		whyNot = fmt.Sprintf("the nodes did not all apply everything within %s (the audit's settle timeout): %s; a node that is behind is not judged", fmtSeconds(a.Settle.Timeout), a.Settle.Behind)
-	case a.Acked == 0:
-		whyNot = "no acknowledged write to read back"
 	}
 	if whyNot != "" {
 		out := all(lost.inconclusive("%s", whyNot), div.inconclusive("%s", whyNot), unsent.inconclusive("%s", whyNot))
-		if a != nil {
-			for i := range out {
-				noteNodes(&out[i], a)
-			}
+		for i := range out {
+			noteNodes(&out[i], a)
 		}
 		return out
 	}
