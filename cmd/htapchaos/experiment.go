@@ -146,7 +146,7 @@ error, 130 interrupted (what was measured is kept and scored).`,
 				var rr *experiments.RepeatResult
 				rr, err = experiments.Repeat(ctx, spec, f.repeat, experiments.RepeatOptions{Options: o, Hooks: a.runHooks()})
 				jr = experiments.NewJUnitRepeat(spec.Name, o, t0, rr, err)
-				if len(rr.File.Runs) > 0 && rr.Verdict() == experiments.Fail {
+				if rr.File.Measured() && rr.Verdict() == experiments.Fail {
 					failed = append(failed, spec.Name)
 				}
 			} else {
@@ -361,7 +361,9 @@ func (a *app) runHooks() experiments.Hooks {
 			if len(rr.File.Runs) == 0 {
 				return
 			}
-			printRepeat(a.stdout, s.Name, rr.File)
+			if rr.File.Measured() {
+				printRepeat(a.stdout, s.Name, rr.File)
+			}
 			page := filepath.Join(rr.Dir, "report.html")
 			if _, err := report.Write(rr.Dir, report.Options{PageOnly: true}); err != nil {
 				a.progress("%s: no report of the repeat: %v", s.Name, err)
