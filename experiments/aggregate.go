@@ -185,9 +185,7 @@ func aggregateOne(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFindi
 	f.Values = make([]*float64, len(per))
 	f.Verdicts = make([]Verdict, len(per))
 	var judged []int // run indexes
-	first := Verdict("")
-	f.Unstable = false
-	seenAny := false
+	first, seenAny := Verdict(""), false
 	for i, rf := range per {
 		if runs[i] == nil {
 			continue
@@ -223,9 +221,10 @@ func aggregateOne(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFindi
 		f.Budget = per[judged[0]].Budget
 	}
 	f.N = len(judged)
+	// Why the runs that did not judge it could not.
 	firstReason := func() string {
 		for _, rf := range per {
-			if rf != nil && rf.Reason != "" {
+			if rf != nil && rf.Verdict != Pass && rf.Verdict != Fail && rf.Reason != "" {
 				return rf.Reason
 			}
 		}
@@ -252,8 +251,8 @@ func aggregateOne(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFindi
 	}
 	med, lo, hi := Median(vals), slices.Min(vals), slices.Max(vals)
 	f.Median, f.Min, f.Max = &med, &lo, &hi
-	// The runs in value order; the median run is the middle one (the lower middle of
-	// an even count that is nearer the median: the first).
+	// The runs in value order; the median run is the middle one (of an even count,
+	// the lower middle).
 	sorted := slices.Clone(judged)
 	slices.SortStableFunc(sorted, func(a, b int) int { return cmp.Compare(*f.Values[a], *f.Values[b]) })
 	n := len(sorted)
