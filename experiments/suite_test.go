@@ -3,11 +3,14 @@ package experiments
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // An experiment's error does not stop the suite: every experiment is tried, each
@@ -96,5 +99,73 @@ func TestSuiteClusterKey(t *testing.T) {
 	}
 	if key("failover-kill", q) == key("failover-kill", ParseOptions{Quick: true, Set: []string{"cluster.memory=1GiB"}}) {
 		t.Error("a cluster of other memory is shared")
+	}
+}
+
+// Two experiments asking for the same one-node cluster: the suite starts it once,
+// runs both on it, each in its directory, and removes it at the end.
+func TestSuiteSharesACluster(t *testing.T) {
+	var specs []*Spec
+	for _, n := range []string{"first", "second"} {
+		s, err := ParseSpec(n+".yaml", []byte("name: "+n+`
+modes: [durability]
+cluster: {topology: single, memory: 512MiB}
+data: {users: 100, orders: 2000}
+phases: [{name: baseline, duration: 2s}]
+workloads: [{kind: oltp, rate: 50, timeout: 2s}]
+`), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, s)
+	}
+	out := filepath.Join(t.TempDir(), "suite")
+	var lines []string
+	var clusters []string
+	res, err := Suite(context.Background(), specs, SuiteOptions{
+		Options: Options{Out: out, Seed: 3, Labels: testLabels, Log: func(format string, args ...any) {
+			lines = append(lines, fmt.Sprintf(format, args...))
+		}},
+		Hooks: Hooks{Done: func(_ *Spec, o Options, res *Result, _ error) {
+			if res != nil && res.Recorded != nil {
+				clusters = append(clusters, o.Cluster.Name)
+			}
+		}},
+	})
+	if err != nil {
+		if errors.Is(err, htc.ErrEngineUnavailable) || errors.Is(err, htc.ErrImageMissing) {
+			if os.Getenv("CI") == "" {
+				t.Skipf("needs a container engine and the node image: %v", err)
+			}
+		}
+		t.Fatalf("suite: %v\n%s", err, strings.Join(lines, "\n"))
+	}
+	started := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "suite: starting a single cluster") {
+			started++
+		}
+	}
+	if started != 1 || len(clusters) != 2 || clusters[0] != clusters[1] {
+		t.Errorf("%d clusters started, runs on %v; want one, shared", started, clusters)
+	}
+	for i, s := range specs {
+		rf, err := ReadRunFile(filepath.Join(out, s.Name, "run.json"))
+		if err != nil || rf.Seed != 3 || res.Runs[i].Verdict() == "" {
+			t.Errorf("%s: %v, seed %d, verdict %q", s.Name, err, rf.Seed, res.Runs[i].Verdict())
+		}
+	}
+	eng, err := htc.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := htc.List(context.Background(), eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if len(clusters) > 0 && c.Name == clusters[0] {
+			t.Errorf("the suite's cluster %s is left", c.Name)
+		}
 	}
 }
