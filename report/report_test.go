@@ -31,8 +31,8 @@ func syntheticRun(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n1 := rec.Handle(results.Key{Workload: "oltp", Op: "point-read", Node: 1})
-	n2 := rec.Handle(results.Key{Workload: "oltp", Op: "point-read", Node: 2})
+	n1 := rec.Handle(results.Key{Workload: "oltp", Op: "point-read", Node: 1, Access: results.Read})
+	n2 := rec.Handle(results.Key{Workload: "oltp", Op: "point-read", Node: 2, Access: results.Read})
 	for s := range 10 {
 		sec := t0.Add(time.Duration(s) * time.Second)
 		fault := s == 4 || s == 5
@@ -146,7 +146,7 @@ func TestReportOfASyntheticRun(t *testing.T) {
 		`<span class="verdict fail" id="verdict">fail</span>`,
 		`the article: clients hung`,
 		`id="chart-oltp-latency" data-points="40" data-bands="1"`,
-		`<td>oltp n2</td>`, // a gap row
+		`<td>oltp reads n2</td>`, // a gap row, with its access kind
 	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report lacks %q", want)
