@@ -30,6 +30,7 @@ import (
 
 	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/internal/usage"
+	"github.com/htapchaos/htapchaos/results"
 )
 
 // Directions: which way is better.
@@ -233,7 +234,7 @@ func Compare(runs []*experiments.RunDir) (*Comparison, error) {
 		c.Groups[i] = g.Group
 	}
 	c.Findings = findingRows(groups)
-	c.Workloads = workloadRows(groups)
+	c.Workloads = append(workloadRows(groups), gapRows(groups)...)
 	for _, rows := range [][]Row{c.Findings, c.Workloads} {
 		for i := range rows {
 			judge(&rows[i])
@@ -471,6 +472,77 @@ func opDirection(op string) string {
 		return Higher
 	}
 	return ""
+}
+
+// Gap metrics: the longest window without a successful read or write, over the
+// whole run, on a workload's streams (the longest of its nodes) or on every
+// node together (Workload ClusterWide).
+const (
+	MetricReadGap  = "longest_read_gap_s"
+	MetricWriteGap = "longest_write_gap_s"
+	// ClusterWide is the Workload of the rows of the cluster-wide streams.
+	ClusterWide = "every node"
+	// PhaseRun is the Phase of the rows over the whole run.
+	PhaseRun = "run"
+)
+
+// gapRows: per workload, and cluster-wide, the longest read gap and the longest
+// write gap of each run (from summary.json), median over a group's runs. A run
+// whose summary predates access kinds gives none.
+func gapRows(gs []*grp) []Row {
+	type key struct {
+		workload string
+		access   results.Access
+	}
+	var order []key
+	vals := map[key][][]float64{}
+	add := func(k key, gi int, v float64) {
+		if vals[k] == nil {
+			vals[k] = make([][]float64, len(gs))
+			order = append(order, k)
+		}
+		vals[k][gi] = append(vals[k][gi], v)
+	}
+	for gi, g := range gs {
+		for _, r := range g.runs {
+			if r.Summary == nil {
+				continue
+			}
+			longest := map[key]float64{}
+			var keys []key
+			for _, sg := range r.Summary.Gaps {
+				if sg.Access == "" {
+					continue
+				}
+				k := key{sg.Workload, sg.Access}
+				if _, ok := longest[k]; !ok {
+					keys = append(keys, k)
+				}
+				longest[k] = max(longest[k], sg.Longest)
+			}
+			for _, sg := range r.Summary.Cluster {
+				k := key{ClusterWide, sg.Access}
+				keys = append(keys, k)
+				longest[k] = sg.Longest
+			}
+			for _, k := range keys {
+				add(k, gi, longest[k])
+			}
+		}
+	}
+	var out []Row
+	for _, k := range order {
+		m := MetricReadGap
+		if k.access == results.Write {
+			m = MetricWriteGap
+		}
+		row := Row{Kind: "workload", Workload: k.workload, Phase: PhaseRun, Metric: m, Unit: "s", Direction: Lower, Cells: make([]Cell, len(gs))}
+		for gi := range gs {
+			fill(&row.Cells[gi], gs[gi].ID, vals[k][gi])
+		}
+		out = append(out, row)
+	}
+	return out
 }
 
 // workloadMetrics are the figures compared per workload, op and phase.

@@ -518,3 +518,52 @@ func TestCompareRepeatDirectories(t *testing.T) {
 		t.Errorf("newer repeat.json: %v", err)
 	}
 }
+
+// Gap rows: per workload the longest of its nodes' read and write gaps, and the
+// cluster-wide ones, as medians over a group's runs.
+func TestGapRows(t *testing.T) {
+	withGaps := func(dir string, seed uint64, rate, w1, w2, r1, cw float64) *experiments.RunDir {
+		rd := fakeRun{dir: dir, seed: seed, rate: rate}.rd()
+		rd.Summary = &results.Summary{
+			Gaps: []results.StreamGaps{
+				{Workload: "oltp", Node: 1, Access: results.Read, Longest: r1},
+				{Workload: "oltp", Node: 1, Access: results.Write, Longest: w1},
+				{Workload: "oltp", Node: 2, Access: results.Write, Longest: w2},
+				{Workload: "oltp", Node: 3, Longest: 99}, // a stream from before access kinds: left out
+			},
+			Cluster: []results.StreamGaps{{Access: results.Read}, {Access: results.Write, Longest: cw}},
+		}
+		return rd
+	}
+	c, err := Compare([]*experiments.RunDir{
+		withGaps("a1", 1, 200, 6, 6.5, 1, 6), withGaps("a2", 2, 200, 2, 1, 0, 0.5), withGaps("a3", 3, 200, 7, 3, 0.5, 3),
+		withGaps("b1", 1, 400, 0.6, 0.7, 0, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]float64{}
+	for _, r := range c.Workloads {
+		if r.Phase != PhaseRun {
+			continue
+		}
+		if r.Direction != Lower || r.Unit != "s" || len(r.Cells) != 2 || r.Cells[0].Median == nil || r.Cells[1].Median == nil {
+			t.Fatalf("row %+v", r)
+		}
+		got[r.Workload+" "+r.Metric] = [2]float64{*r.Cells[0].Median, *r.Cells[1].Median}
+	}
+	want := map[string][2]float64{
+		"oltp " + MetricReadGap:            {0.5, 0},   // medians of 1, 0, 0.5 and of 0
+		"oltp " + MetricWriteGap:           {6.5, 0.7}, // each run's longest node: 6.5, 2, 7
+		ClusterWide + " " + MetricReadGap:  {0, 0},
+		ClusterWide + " " + MetricWriteGap: {3, 0},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("gap rows %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+}

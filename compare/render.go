@@ -135,6 +135,10 @@ func MetricText(m string) string {
 		return "p99.9"
 	case "value":
 		return "value"
+	case MetricReadGap:
+		return "longest read gap"
+	case MetricWriteGap:
+		return "longest write gap"
 	}
 	return strings.TrimSuffix(m, "_ms")
 }
