@@ -387,7 +387,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 			rec.NodeLabels = append(rec.NodeLabels, n.Label())
 		}
 		records[i] = rec
-		runner := faults.NewRunner(f.Kind, kind.New(params), &faults.Env{Targets: targetsF, Cluster: fc, Events: events, Params: params, Proxies: proxies})
+		runner := faults.NewRunner(f.Kind, kind.New(params), &faults.Env{Targets: targetsF, Cluster: fc, Events: events, Params: params, Proxies: proxies, RunTags: []int64{runTag}})
 		// The fault's window ends when the spec says, however long it took to take effect.
 		runner.HoldUntil = at.Add(hold)
 		plans[i] = planned{runner, at, hold}

@@ -72,6 +72,9 @@ type Env struct {
 	// Proxies are latency proxies in front of the nodes' client ports, started by
 	// whoever routes load through them; network-latency starts its own when nil.
 	Proxies *Proxies
+	// RunTags are the id ranges (loadgen.IDs) the run's own writers use: a fault
+	// that writes rows of its own (a batch spike) picks another.
+	RunTags []int64
 }
 
 // State is where a fault is in its life cycle.

@@ -284,9 +284,9 @@ func (f *spike) tagged() *loadgen.Workload {
 // Recover cancels it (or the backstop of an hour).
 func (f *spike) Inject(ctx context.Context, env *Env) error {
 	// The spike's rows get a run tag of their own, chosen now among the ranges that
-	// hold no row: the load it disturbs has written in its own range by then, so
-	// the two cannot share ids, and a durability audit tells them apart.
-	runTag, err := loadgen.PickRunTag(ctx, f.ctl[0], rand.New(rand.NewPCG(rand.Uint64(), 1)))
+	// hold no row and are not the run's own writers' (env.RunTags): the two cannot
+	// share ids, and a durability audit tells them apart.
+	runTag, err := loadgen.PickRunTag(ctx, f.ctl[0], rand.New(rand.NewPCG(rand.Uint64(), 1)), env.RunTags...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.labels[0], err)
 	}

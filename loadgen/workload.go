@@ -305,9 +305,14 @@ func (x *IDs) ID(writer int, seq uint64) int64 {
 func (x *IDs) Range() (lo, hi int64) { return x.run << 40, (x.run+1)<<40 - 1 }
 
 // PickRunTag chooses a run tag whose id range holds no row yet.
-func PickRunTag(ctx context.Context, db *sql.DB, r *rand.Rand) (int64, error) {
+// Tags in avoid are never picked (those of writers that may not have written
+// yet, such as the load a spike disturbs).
+func PickRunTag(ctx context.Context, db *sql.DB, r *rand.Rand, avoid ...int64) (int64, error) {
 	for range 16 {
 		tag := 1 + r.Int64N(1<<22-1)
+		if slices.Contains(avoid, tag) {
+			continue
+		}
 		ids := NewIDs(tag)
 		lo, hi := ids.Range()
 		var one int
