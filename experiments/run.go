@@ -241,7 +241,10 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 
 	// Load goes through latency proxies when a fault adds latency on the client path.
 	var proxies *faults.Proxies
-	if slices.ContainsFunc(spec.Faults, func(f FaultSpec) bool { return f.Kind == "network-latency" }) {
+	if slices.ContainsFunc(spec.Faults, func(f FaultSpec) bool {
+		k, err := faults.NewRegistry().Get(f.Kind)
+		return err == nil && k.ClientPath
+	}) {
 		proxies = faults.NewProxies()
 		defer proxies.Close()
 		for _, n := range fc.Nodes() {

@@ -9,6 +9,7 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 )
 
@@ -231,12 +232,13 @@ func (s *Spec) Procs(limit int) int {
 		wl, _ := reg.Get(w.Kind)
 		specs = append(specs, loadgen.Spec{Workload: wl, Closed: w.Closed(), Phases: s.loadPhases(w)})
 	}
+	fr := faults.NewRegistry()
 	for _, f := range s.Faults {
-		switch f.Kind {
-		case "analytics-spike":
-			specs = append(specs, loadgen.Spec{Workload: loadgen.Analytics()})
-		case "batch-spike":
-			specs = append(specs, loadgen.Spec{Workload: loadgen.Batch()})
+		// A fault that runs a workload of its own (a spike) needs its processors too.
+		if k, err := fr.Get(f.Kind); err == nil && k.Workload != "" {
+			if wl, err := reg.Get(k.Workload); err == nil {
+				specs = append(specs, loadgen.Spec{Workload: wl})
+			}
 		}
 	}
 	return max(1, min(limit, loadgen.Procs(specs, limit)+1))

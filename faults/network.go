@@ -29,6 +29,7 @@ func networkKinds() []*Kind {
 			Name:        "network-latency",
 			Description: "delay (and optionally reset) client connections to the node through a latency proxy (Toxiproxy) in front of it",
 			Class:       ClassSlowdown,
+			ClientPath:  true,
 			Measures:    []string{MeasureRoundTripBefore, MeasureAddedRoundTrip},
 			Params: []ParamSpec{
 				{Name: "delay", Type: Duration, Default: "100ms", Help: "added to every response"},

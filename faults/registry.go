@@ -94,6 +94,10 @@ type Kind struct {
 	StopsServer bool
 	// Workload is the loadgen workload kind a spike runs (analytics, batch).
 	Workload string
+	// ClientPath marks a fault that acts on the path from the clients to the node
+	// through a latency proxy (Proxies): load must be routed through the proxies
+	// for it to show.
+	ClientPath bool
 	Params   []ParamSpec
 	// Needs are the node capabilities the fault uses, checked before anything runs.
 	Needs func(Node) error
