@@ -56,7 +56,9 @@ type HeartbeatStats struct {
 	LastError  string        `json:"last_error,omitempty"`
 	FirstOK    time.Time     `json:"first_ok,omitzero"`
 	LastOK     time.Time     `json:"last_ok,omitzero"`
-	LongestGap time.Duration `json:"longest_gap"` // between the completions of consecutive acknowledged writes (results.GapTracker)
+	// LongestGap is the longest time between the completions of two consecutive
+	// acknowledged writes (results.GapTracker), when over two intervals; 0: none was.
+	LongestGap time.Duration `json:"longest_gap"`
 }
 
 // NewHeartbeat returns a heartbeat written on writer every interval (0:
@@ -65,7 +67,7 @@ func NewHeartbeat(writer IndicatorNode, every time.Duration) *Heartbeat {
 	if every <= 0 {
 		every = DefaultHeartbeatEvery
 	}
-	return &Heartbeat{writer: writer, every: every, stats: HeartbeatStats{Node: writer.Index, Every: every}, gaps: results.NewGapTracker(0)}
+	return &Heartbeat{writer: writer, every: every, stats: HeartbeatStats{Node: writer.Index, Every: every}, gaps: results.NewGapTracker(2 * every)}
 }
 
 // Node is the writer node's index.

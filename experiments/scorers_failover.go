@@ -282,7 +282,11 @@ func (r *Recorded) clusterGap(fd Finding, span Window, clients []string, b Budge
 	g := longestOverlap(cg.Gaps, span)
 	fd.judge(g.Duration, fd.Budget, false, key)
 	if g.Duration == 0 {
-		fd.note("some write succeeded somewhere at least every %.1f s (the recorder's gap threshold) while the fault held", 0.5)
+		if t := r.Summary.GapThreshold; t > 0 {
+			fd.note("some write succeeded somewhere at least every %.2g s (the recorder's gap threshold) while the fault held", t)
+		} else {
+			fd.note("no cluster-wide write gap over the recorder's threshold while the fault held")
+		}
 		fd.Evidence = append(fd.Evidence, Evidence{Access: string(results.Write), Phase: span.Name, From: span.Start, To: span.End, Detail: "no cluster-wide write gap"})
 		return fd
 	}

@@ -135,7 +135,7 @@ func (m *Metrics) ObserveInterval(ivs []results.KeyInterval) {
 func (m *Metrics) ObserveStreams(_ time.Time, ss []results.StreamState) {
 	for _, st := range ss {
 		a := string(st.Access)
-		if st.Workload == "" && st.Node == 0 {
+		if st.ClusterWide() {
 			m.clusterSinceSuccess.WithLabelValues(a).Set(st.SinceSuccess.Seconds())
 			m.clusterLongestGap.WithLabelValues(a).Set(st.Longest.Seconds())
 			continue

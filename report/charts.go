@@ -457,7 +457,7 @@ func streamLabel(g results.StreamGaps) string {
 	if g.Access != "" {
 		kind = string(g.Access) + "s"
 	}
-	if g.Workload == "" && g.Node == 0 {
+	if g.ClusterWide() {
 		return kind + ", every node"
 	}
 	return strings.Join(strings.Fields(fmt.Sprintf("%s %s n%d", g.Workload, kind, g.Node)), " ")

@@ -27,15 +27,9 @@ func compareStreams(a, b streamKey) int {
 // next success that ends later; it is a gap when it lasts at least the
 // threshold. It is the one way htapchaos measures a stall: the recorder's
 // streams (per workload, node and access, and cluster-wide per access), the
-// schema-change write stall and the freshness heartbeat's writer all use it.
-// Safe for concurrent use.
-type GapTracker = stream
-
-// NewGapTracker returns a tracker reporting windows of at least threshold
-// (<= 0: every window between two successes).
-func NewGapTracker(threshold time.Duration) *GapTracker { return newStream(streamKey{}, threshold) }
-
-type stream struct {
+// schema-change write stall (which reads the write streams) and the freshness
+// heartbeat's writer all use it. Safe for concurrent use.
+type GapTracker struct {
 	key       streamKey
 	threshold time.Duration
 
@@ -49,17 +43,16 @@ type stream struct {
 	longest time.Duration
 }
 
-func newStream(k streamKey, threshold time.Duration) *stream {
-	return &stream{key: k, threshold: threshold}
+// NewGapTracker returns a tracker reporting windows of at least threshold
+// (<= 0: every window between two successes; the first 1000 are listed).
+func NewGapTracker(threshold time.Duration) *GapTracker { return newStream(streamKey{}, threshold) }
+
+func newStream(k streamKey, threshold time.Duration) *GapTracker {
+	return &GapTracker{key: k, threshold: threshold}
 }
 
 // Success notes a successful completion at ended; late says it started late.
-func (s *stream) Success(ended time.Time, late bool) { s.success(ended, late) }
-
-// Failure notes a failed (not canceled) completion at ended.
-func (s *stream) Failure(ended time.Time, late bool) { s.failure(ended, late) }
-
-func (s *stream) success(ended time.Time, late bool) {
+func (s *GapTracker) Success(ended time.Time, late bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.have {
@@ -78,7 +71,8 @@ func (s *stream) success(ended time.Time, late bool) {
 	s.last, s.failed, s.late = ended, 0, 0
 }
 
-func (s *stream) failure(ended time.Time, late bool) {
+// Failure notes a failed (not canceled) completion at ended.
+func (s *GapTracker) Failure(ended time.Time, late bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.have || !ended.After(s.last) {
@@ -91,7 +85,7 @@ func (s *stream) failure(ended time.Time, late bool) {
 }
 
 // add keeps a gap. Called with s.mu held.
-func (s *stream) add(g Gap, d time.Duration) {
+func (s *GapTracker) add(g Gap, d time.Duration) {
 	if d > s.longest {
 		s.longest = d
 	}
@@ -104,7 +98,7 @@ func (s *stream) add(g Gap, d time.Duration) {
 
 // Longest is the longest closed gap so far (the window still open is not
 // counted: see Snapshot).
-func (s *stream) Longest() time.Duration {
+func (s *GapTracker) Longest() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.longest
@@ -112,7 +106,7 @@ func (s *stream) Longest() time.Duration {
 
 // Snapshot returns the stream's gaps as of now, with the window still open at
 // now reported as an ongoing gap when it is long enough.
-func (s *stream) Snapshot(now time.Time) StreamGaps {
+func (s *GapTracker) Snapshot(now time.Time) StreamGaps {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sg := StreamGaps{
@@ -140,6 +134,9 @@ func (s *stream) Snapshot(now time.Time) StreamGaps {
 	return sg
 }
 
+// ClusterWide says whether g is a cluster-wide stream (no workload, node 0).
+func (g StreamGaps) ClusterWide() bool { return g.Workload == "" && g.Node == 0 }
+
 // StreamState is a stream's availability at one instant, for a live view.
 type StreamState struct {
 	Workload string // "" for a cluster-wide stream
@@ -153,8 +150,11 @@ type StreamState struct {
 	Longest time.Duration
 }
 
+// ClusterWide says whether st is a cluster-wide stream (no workload, node 0).
+func (st StreamState) ClusterWide() bool { return st.Workload == "" && st.Node == 0 }
+
 // state is the stream's StreamState at now.
-func (s *stream) state(now time.Time) StreamState {
+func (s *GapTracker) state(now time.Time) StreamState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := StreamState{Workload: s.key.Workload, Node: s.key.Node, Access: s.key.Access, Longest: s.longest}

@@ -135,8 +135,8 @@ type Recorder struct {
 	hmu     sync.RWMutex // guards the fields below
 	handles map[Key]*Handle
 	sorted  []*Handle // handles sorted by key; nil when stale
-	streams map[streamKey]*stream
-	cluster map[Access]*stream // per access over every workload and node
+	streams map[streamKey]*GapTracker
+	cluster map[Access]*GapTracker // per access over every workload and node
 	hclosed bool
 
 	mu        sync.Mutex // serialises Tick, Close and Summary; guards the fields below
@@ -167,8 +167,8 @@ type hlogFile struct {
 type Handle struct {
 	r       *Recorder
 	key     Key
-	s       *stream // the handle's stream (workload, node, access)
-	cs      *stream // the cluster-wide stream of its access
+	s       *GapTracker // the handle's stream (workload, node, access)
+	cs      *GapTracker // the cluster-wide stream of its access (shared by every handle)
 	lateThr time.Duration
 	tags    [3]string // lat, svc, err tags in the interval log
 
@@ -273,8 +273,8 @@ func NewRecorder(o Options) (*Recorder, error) {
 		startMs:   startMs,
 		baseMs:    startMs - startMs%1000, // BaseTime is written in whole seconds
 		handles:   map[Key]*Handle{},
-		streams:   map[streamKey]*stream{},
-		cluster:   map[Access]*stream{},
+		streams:   map[streamKey]*GapTracker{},
+		cluster:   map[Access]*GapTracker{},
 		lastTick:  o.Start,
 		all:       newHist(),
 		byWL:      map[string]*hdr.Histogram{},
@@ -311,7 +311,6 @@ func (r *Recorder) Handle(k Key) *Handle {
 	if h, ok := r.handles[k]; ok {
 		return h
 	}
-	k.Access = k.Access.orRead()
 	sk := streamKey{Workload: k.Workload, Node: k.Node, Access: k.Access}
 	s := r.streams[sk]
 	if s == nil {
@@ -367,9 +366,11 @@ func (h *Handle) Record(intended, started, ended time.Time, err error) {
 		if late {
 			c.late++
 		}
-		h.s.success(ended, late)
-		h.cs.success(ended, late)
 		h.mu.Unlock()
+		// The streams have locks of their own; the cluster-wide one is shared by
+		// every handle, so it is not taken under the handle's lock.
+		h.s.Success(ended, late)
+		h.cs.Success(ended, late)
 		return
 	}
 	h.recordError(intended, ended, late, Classify(err))
@@ -378,13 +379,14 @@ func (h *Handle) Record(intended, started, ended time.Time, err error) {
 func (h *Handle) recordError(intended, ended time.Time, late bool, info ErrorInfo) {
 	i := classIndex(info.Class)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return
 	}
 	c := h.cur
 	c.errs[i]++
 	if i == idxCanceled {
+		h.mu.Unlock()
 		return // our own shutdown: counted apart, nothing else
 	}
 	if c.err == nil {
@@ -397,8 +399,9 @@ func (h *Handle) recordError(intended, ended time.Time, late bool, info ErrorInf
 	if i == classIndex(ClassOther) {
 		h.addOther(info)
 	}
-	h.s.failure(ended, late)
-	h.cs.failure(ended, late)
+	h.mu.Unlock()
+	h.s.Failure(ended, late)
+	h.cs.Failure(ended, late)
 }
 
 // maxOtherNumbers caps the distinct server error numbers kept per key; the
@@ -568,14 +571,14 @@ func (r *Recorder) streamStates(now time.Time) []StreamState {
 
 // allStreams returns the client streams sorted by workload, node and access,
 // and the cluster-wide ones, reads first.
-func (r *Recorder) allStreams() (streams, cluster []*stream) {
+func (r *Recorder) allStreams() (streams, cluster []*GapTracker) {
 	r.hmu.RLock()
 	defer r.hmu.RUnlock()
-	streams = make([]*stream, 0, len(r.streams))
+	streams = make([]*GapTracker, 0, len(r.streams))
 	for _, s := range r.streams {
 		streams = append(streams, s)
 	}
-	slices.SortFunc(streams, func(a, b *stream) int { return compareStreams(a.key, b.key) })
+	slices.SortFunc(streams, func(a, b *GapTracker) int { return compareStreams(a.key, b.key) })
 	for _, a := range Accesses {
 		if s := r.cluster[a]; s != nil {
 			cluster = append(cluster, s)
@@ -800,14 +803,15 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 		dur = 0
 	}
 	sum := &Summary{
-		Version:   summaryVersion,
-		Start:     r.start,
-		End:       now,
-		Duration:  dur,
-		Ops:       []OpSummary{},
-		Workloads: []OpSummary{},
-		Gaps:      []StreamGaps{},
-		Cluster:   []StreamGaps{},
+		Version:      summaryVersion,
+		Start:        r.start,
+		End:          now,
+		Duration:     dur,
+		GapThreshold: r.gapThr.Seconds(),
+		Ops:          []OpSummary{},
+		Workloads:    []OpSummary{},
+		Gaps:         []StreamGaps{},
+		Cluster:      []StreamGaps{},
 	}
 	hs := r.list()
 	views := make([]keyView, 0, len(hs))

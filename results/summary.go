@@ -16,13 +16,16 @@ const summaryVersion = 2
 
 // Summary is the cumulative result of a run, written to summary.json.
 type Summary struct {
-	Version   int          `json:"version"`
-	Start     time.Time    `json:"start"`
-	End       time.Time    `json:"end"`
-	Duration  float64      `json:"duration_s"`
-	Ops       []OpSummary  `json:"ops"`       // one per Key, sorted by workload, op, node
-	Workloads []OpSummary  `json:"workloads"` // per workload x op, merged over nodes (Node = 0)
-	Gaps      []StreamGaps `json:"gaps"`      // one per stream (workload, node, access), sorted
+	Version  int       `json:"version"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Duration float64   `json:"duration_s"`
+	// GapThreshold is the shortest window without a success kept as a gap, in
+	// seconds (0 in a version 1 summary).
+	GapThreshold float64      `json:"gap_threshold_s,omitempty"`
+	Ops          []OpSummary  `json:"ops"`       // one per Key, sorted by workload, op, node
+	Workloads    []OpSummary  `json:"workloads"` // per workload x op, merged over nodes (Node = 0)
+	Gaps         []StreamGaps `json:"gaps"`      // one per stream (workload, node, access), sorted
 	// Cluster holds one stream per access kind over every workload and node: a
 	// gap there is a window in which no write (or no read) succeeded anywhere,
 	// what an application sees as "the database was down".

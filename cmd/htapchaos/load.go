@@ -372,7 +372,7 @@ func printSummary(w io.Writer, res *loadgen.Result) {
 	tw.Flush()
 	for _, g := range append(slices.Clone(s.Gaps), s.Cluster...) {
 		where := fmt.Sprintf("%s %ss on n%d", g.Workload, g.Access, g.Node)
-		if g.Workload == "" && g.Node == 0 {
+		if g.ClusterWide() {
 			where = fmt.Sprintf("%ss on every node", g.Access)
 		}
 		for _, gap := range g.Gaps {
