@@ -16,7 +16,8 @@ import (
 )
 
 // Median of vs (the mean of the two middle values for an even count); vs is not
-// changed. NaN for none.
+// changed. NaN for none. It is the package's one median: the scorers' (median,
+// of per-second series) is it too, with 0 for none.
 func Median(vs []float64) float64 {
 	if len(vs) == 0 {
 		return math.NaN()

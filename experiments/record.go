@@ -93,8 +93,14 @@ type Sample struct {
 
 // FaultRecord is what happened to one fault of the spec.
 type FaultRecord struct {
-	Name         string               `json:"name"` // the fault's name in the spec
-	Kind         string               `json:"kind"`
+	Name string `json:"name"` // the fault's name in the spec
+	Kind string `json:"kind"`
+	// The kind's traits the scorers select faults by (faults.Kind), recorded when
+	// the run resolved the kind: a kind a user registers is scored by them too. A
+	// run.json from before they were recorded has no Class (see traits).
+	Class        faults.Class         `json:"class,omitempty"`
+	StopsServer  bool                 `json:"stops_server,omitempty"`
+	Workload     string               `json:"workload,omitempty"`
 	Nodes        []int                `json:"nodes"`
 	NodeLabels   []string             `json:"node_labels"`
 	Params       map[string]string    `json:"params"`
@@ -106,6 +112,24 @@ type FaultRecord struct {
 	State        string               `json:"state"`
 	Error        string               `json:"error,omitempty"`
 	Measurements []faults.Measurement `json:"measurements"`
+}
+
+// newFaultRecord is the record of the spec's fault name, of kind k, with the
+// kind's traits the scorers select on.
+func newFaultRecord(name string, k *faults.Kind) FaultRecord {
+	return FaultRecord{Name: name, Kind: k.Name, Class: k.Class, StopsServer: k.StopsServer, Workload: k.Workload}
+}
+
+// traits is the fault's kind as far as the scorers need it (Name, Class,
+// StopsServer, Workload): as recorded or, in a run.json written before the
+// traits were recorded (no Class), the builtin kind of that name, so that old
+// runs score again as they did. ok is false when neither knows the kind.
+func (f FaultRecord) traits() (k *faults.Kind, ok bool) {
+	if f.Class != "" {
+		return &faults.Kind{Name: f.Kind, Class: f.Class, StopsServer: f.StopsServer, Workload: f.Workload}, true
+	}
+	k, err := faults.NewRegistry().Get(f.Kind)
+	return k, err == nil
 }
 
 // TookEffect says whether the fault verifiably happened.

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // Hooks let a caller act around each run of a repeat or a suite (print its
@@ -135,8 +133,8 @@ func (r *RepeatResult) Verdict() Verdict { return r.File.Verdict }
 // so far, with the error. The result is never nil.
 func Repeat(ctx context.Context, spec *Spec, n int, o RepeatOptions) (rr *RepeatResult, err error) {
 	rr = &RepeatResult{Dir: o.Out, File: &RepeatFile{Version: repeatVersion, Tool: toolVersion(), Experiment: spec.Name, Spec: spec, Repeats: n, Verdict: Inconclusive}}
-	if n < 1 {
-		return rr, &UsageError{Field: "--repeat", Msg: fmt.Sprintf("%d: want 1 or more runs", n)}
+	if err := CheckRepeat(n); err != nil {
+		return rr, err
 	}
 	if err := checkNewDir(o.Out); err != nil {
 		return rr, err
@@ -147,26 +145,24 @@ func Repeat(ctx context.Context, spec *Spec, n int, o RepeatOptions) (rr *Repeat
 	}
 	if o.Cluster == nil && o.Target == nil && spec.Target == "" && spec.Cluster != nil {
 		// One cluster for every run: Run would start and remove one per run.
-		cfg := spec.ClusterConfig()
-		cfg.Labels = o.Labels
-		cfg.Progress = func(format string, args ...any) { logf(format, args...) }
-		logf("%s: starting a %s cluster of %d node(s) for its %d runs", spec.Name, cfg.Topology, cfg.Nodes, n)
-		c, cerr := htc.Run(ctx, cfg)
-		if c != nil {
-			defer func() {
-				tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-				defer cancel()
-				if terr := c.Terminate(tctx); terr != nil {
-					err = errors.Join(err, fmt.Errorf("remove cluster %s: %w", c.Name, terr))
-				}
-			}()
-		}
+		logf("%s: one cluster for its %d runs", spec.Name, n)
+		c, remove, cerr := startSpecCluster(ctx, spec, o.Labels, prefixLog(logf, spec.Name+": "))
+		defer func() { err = errors.Join(err, remove(ctx)) }()
 		if cerr != nil {
 			return rr, cerr
 		}
 		o.Cluster = c
 	}
 	return repeatOn(ctx, spec, n, o)
+}
+
+// CheckRepeat is the one check of a repeat count: Repeat's n, SuiteOptions.Repeat
+// and the CLI's --repeat all want 1 or more runs (1: a single run).
+func CheckRepeat(n int) error {
+	if n < 1 {
+		return &UsageError{Field: "--repeat", Msg: fmt.Sprintf("%d: want 1 or more runs of each experiment", n)}
+	}
+	return nil
 }
 
 // repeatOn runs the repeat on the cluster or target o gives (or the spec's own

@@ -170,10 +170,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 
 	// The cluster: given, the spec's own, or an exec target.
 	var (
-		hc      *htc.Cluster
-		fc      faults.Cluster
-		nodes   []nodeRef
-		started bool
+		hc    *htc.Cluster
+		fc    faults.Cluster
+		nodes []nodeRef
 	)
 	switch {
 	case o.Cluster != nil:
@@ -181,28 +180,15 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	case o.Target != nil:
 		fc = o.Target.Cluster()
 	case spec.Cluster != nil:
-		cfg := spec.ClusterConfig()
-		cfg.Labels = o.Labels
-		cfg.Progress = func(format string, args ...any) { logf(format, args...) }
-		logf("starting a %s cluster of %d node(s)", cfg.Topology, cfg.Nodes)
-		hc, err = htc.Run(ctx, cfg)
-		if hc != nil {
-			started = true
-			defer func() {
-				tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-				defer cancel()
-				if terr := hc.Terminate(tctx); terr != nil {
-					err = errors.Join(err, fmt.Errorf("remove cluster %s: %w", hc.Name, terr))
-				}
-			}()
-		}
+		var remove func(context.Context) error
+		hc, remove, err = startSpecCluster(ctx, spec, o.Labels, logf)
+		defer func() { err = errors.Join(err, remove(ctx)) }()
 		if err != nil {
 			return nil, err
 		}
 	default:
 		return nil, &UsageError{Field: "--cluster", Msg: fmt.Sprintf("%s names no cluster and no target: give --cluster NAME or --target FILE", spec.Name)}
 	}
-	_ = started
 	if hc != nil {
 		fc = faults.Containers(hc)
 		for _, n := range hc.Nodes {
@@ -384,7 +370,8 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		if hold == 0 {
 			hold = pdur - f.Offset.D()
 		}
-		rec := FaultRecord{Name: f.Name, Kind: f.Kind, Params: params, Planned: Window{Name: FaultPrefix + f.Name, Start: at, End: at.Add(hold)}}
+		rec := newFaultRecord(f.Name, kind) // with the traits the scorers select on
+		rec.Params, rec.Planned = params, Window{Name: FaultPrefix + f.Name, Start: at, End: at.Add(hold)}
 		for _, n := range targetsF {
 			rec.Nodes = append(rec.Nodes, n.Index())
 			rec.NodeLabels = append(rec.NodeLabels, n.Label())

@@ -20,7 +20,7 @@ import (
 func builtinScorers() []Scorer {
 	return []Scorer{
 		claim(memoryHeadroomScorer(), memoryClasses, faults.MeasureTableSize),
-		claim(dataMovementScorer(), nil, faults.MeasureSpikeOps), // reads analytics spikes' queries; judges no fault
+		claim(dataMovementScorer(), spikeClasses, faults.MeasureSpikeOps), // the bytes moved in each spike's window
 		claim(htapContentionScorer(), spikeClasses),
 		claim(schemaChangeScorer(), []faults.Class{faults.ClassSchema}, faults.MeasureAlterStart, faults.MeasureAlterEnd, faults.MeasureAlterDuration),
 		claim(failoverScorer(), failoverClasses),
@@ -205,13 +205,13 @@ func (r *Recorded) faultsOfClass(classes ...faults.Class) []FaultRecord {
 	return r.faultsWhere(func(k *faults.Kind) bool { return slices.Contains(classes, k.Class) })
 }
 
-// faultsWhere returns the run's faults whose kind has a trait. Kinds are looked
-// up in the builtin fault registry: a kind it does not know has no trait.
+// faultsWhere returns the run's faults whose kind has a trait: the traits the
+// run recorded with each fault (FaultRecord.traits), so a kind a user registered
+// is selected like a builtin one.
 func (r *Recorded) faultsWhere(trait func(k *faults.Kind) bool) []FaultRecord {
-	reg := faults.NewRegistry()
 	var out []FaultRecord
 	for _, f := range r.Faults {
-		if k, err := reg.Get(f.Kind); err == nil && trait(k) {
+		if k, ok := f.traits(); ok && trait(k) {
 			out = append(out, f)
 		}
 	}
@@ -377,8 +377,15 @@ func quantile(xs []float64, q float64) float64 {
 	return s[max(0, min(i, len(s)-1))]
 }
 
-// median is the median of xs (the lower middle of an even count).
-func median(xs []float64) float64 { return quantile(xs, 0.5) }
+// median is Median (the package's one median: the mean of the two middles of
+// an even count), except that it is 0 for none instead of NaN: the scorers put
+// it in findings, which are JSON (see ratio).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	return Median(xs)
+}
 
 // meanSD returns the mean and (population) standard deviation of xs.
 func meanSD(xs []float64) (float64, float64) {

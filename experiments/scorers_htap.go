@@ -11,7 +11,8 @@ import (
 )
 
 // spikeClasses are the faults htap-contention scores (and claims): analytics or
-// batch work loaded on the nodes.
+// batch work loaded on the nodes. data-movement claims them too: it reports the
+// bytes the nodes moved in each spike's window.
 var spikeClasses = []faults.Class{faults.ClassSpike}
 
 // sidewaysClasses are the faults fail-sideways scores (and claims): a spike, or a

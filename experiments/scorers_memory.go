@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -371,12 +372,16 @@ func dataMovementScorer() Scorer {
 
 // scoreMovement: "bytes moved over bytes returned". Inconclusive on a target
 // that is not sharded, and until bytes returned are recorded; the network
-// bytes per analytical window are reported in the notes either way.
+// bytes per analytical window and per spike (the faults it claims,
+// spikeClasses) are reported in the notes either way, and a spike that never
+// took effect is named.
 func scoreMovement(r *Recorded, b Budgets) []Finding {
 	fd := Finding{Mode: ModeDataMovement, Name: "bytes moved / bytes returned", Unit: UnitRatio, Budget: b.Get("movement-ratio"), Reference: refMovement}
 	type win struct {
-		w       Window
-		queries int64
+		w   Window
+		ops int64
+		// of names the ops: "" for analytical queries, else the spike's workload.
+		of string
 	}
 	var wins []win
 	if base, ok := r.phase(PhaseBaseline); ok {
@@ -398,15 +403,25 @@ func scoreMovement(r *Recorded, b Budgets) []Finding {
 			}
 		}
 		if active {
-			wins = append(wins, win{p, q})
+			wins = append(wins, win{w: p, ops: q})
 		}
 	}
-	analyticsSpike := func(k *faults.Kind) bool { return k.Class == faults.ClassSpike && k.Workload == "analytics" }
-	for _, f := range r.faultsWhere(analyticsSpike) {
-		if f.TookEffect() {
-			ops, _, _ := f.measurement(faults.MeasureSpikeOps)
-			wins = append(wins, win{f.Window(r.End), int64(ops)})
+	// Every spike's window (the claim, spikeClasses): an analytics spike's moves
+	// data to answer queries, a batch spike's to replicate its rows.
+	var missed []string
+	for _, f := range r.faultsOfClass(spikeClasses...) {
+		if !f.TookEffect() {
+			missed = append(missed, notEffective(r, f)+": its window is not measured")
+			continue
 		}
+		ops, _, _ := f.measurement(faults.MeasureSpikeOps)
+		of := "spike"
+		if k, ok := f.traits(); ok && k.Workload == loadgen.Analytics().Name {
+			of = ""
+		} else if ok && k.Workload != "" {
+			of = k.Workload
+		}
+		wins = append(wins, win{w: f.Window(r.End), ops: int64(ops), of: of})
 	}
 	for _, w := range wins {
 		var rx, tx int64
@@ -421,8 +436,11 @@ func scoreMovement(r *Recorded, b Budgets) []Finding {
 		}
 		secs := w.w.Duration().Seconds()
 		s := fmt.Sprintf("%s: nodes received %s and sent %s (%s/s)", w.w.Name, bytesStr(float64(rx)), bytesStr(float64(tx)), bytesStr(ratio(float64(rx+tx), secs)))
-		if w.queries > 0 {
-			s += fmt.Sprintf(", %d analytical queries: ~%s per query", w.queries, bytesStr(float64(rx+tx)/float64(w.queries)))
+		switch {
+		case w.ops > 0 && w.of == "":
+			s += fmt.Sprintf(", %d analytical queries: ~%s per query", w.ops, bytesStr(float64(rx+tx)/float64(w.ops)))
+		case w.ops > 0:
+			s += fmt.Sprintf(", %d %s operations: ~%s per operation", w.ops, w.of, bytesStr(float64(rx+tx)/float64(w.ops)))
 		}
 		fd.note("%s", s)
 	}
@@ -430,6 +448,9 @@ func scoreMovement(r *Recorded, b Budgets) []Finding {
 		fd.note("no network counters were sampled")
 	} else {
 		fd.note("network bytes include replication and client traffic; the baseline shows them without analytics")
+	}
+	for _, m := range missed {
+		fd.note("%s", m)
 	}
 	if !slices.Contains(shardedTopologies, r.Topology) {
 		topo := r.Topology

@@ -725,6 +725,33 @@ func TestScoreDataMovement(t *testing.T) {
 	r.Topology = "singlestore"
 	fs = score(t, ModeDataMovement, r, nil)
 	want(t, fs, "bytes moved / bytes returned", Inconclusive, -1, "bytes returned")
+
+	// Every spike's window (what data-movement claims, spikeClasses): the
+	// analytics spike's per query, the batch spike's per operation, one that
+	// never took effect named.
+	r.Faults = append(r.Faults,
+		FaultRecord{Name: "reports", Kind: "analytics-spike", Injected: at(50), Effective: at(50), Recovered: at(60),
+			Measurements: []faults.Measurement{{Name: faults.MeasureSpikeOps, Value: 100}}},
+		FaultRecord{Name: "loads", Kind: "batch-spike", Injected: at(70), Effective: at(70), Recovered: at(80),
+			Measurements: []faults.Measurement{{Name: faults.MeasureSpikeOps, Value: 30}}},
+		FaultRecord{Name: "refused", Kind: "analytics-spike", Injected: at(80), State: "failed", Error: "no"})
+	fs = score(t, ModeDataMovement, r, nil)
+	want(t, fs, "bytes moved / bytes returned", Inconclusive, -1,
+		"fault:reports: nodes received 30.0 MiB and sent 15.0 MiB (4.5 MiB/s), 100 analytical queries: ~460.8 KiB per query",
+		"fault:loads: nodes received 30.0 MiB and sent 15.0 MiB (4.5 MiB/s), 30 batch operations: ~1.5 MiB per operation",
+		"the fault refused never took effect; state failed: no: its window is not measured")
+}
+
+// median is Median, the package's one, but 0 for none (findings are JSON).
+func TestMedianOfSeries(t *testing.T) {
+	for _, xs := range [][]float64{{5}, {3, 1, 2}, {10, 1, 3, 2}, {100, 90, 110, 95}} {
+		if got, want := median(xs), Median(xs); got != want {
+			t.Errorf("median(%v) = %v, Median %v: two definitions", xs, got, want)
+		}
+	}
+	if got := median(nil); got != 0 {
+		t.Errorf("median of nothing %v, want 0", got)
+	}
 }
 
 func TestScoreDurability(t *testing.T) {

@@ -19,7 +19,8 @@ type SuiteOptions struct {
 	// receives the suite's own lines.
 	Options
 	// Repeat runs each experiment this many times (see Repeat): Out/NAME is then a
-	// repeat directory. 0 or 1: once, Out/NAME a run directory.
+	// repeat directory. 1: once, Out/NAME a run directory. Fewer than 1 is bad
+	// input, as for Repeat (CheckRepeat).
 	Repeat int
 	Hooks
 }
@@ -97,39 +98,34 @@ func (s *SuiteResult) Failed() []string {
 // end; one that a fault left hurt (ErrNotRecovered) is removed at once, and the
 // next experiment asking for it gets a new one. An experiment's error does not
 // stop the suite, except an interruption or a cluster that could not start; the
-// errors are returned joined. The result is never nil and holds what ran.
+// errors, and those of removing its clusters, are returned joined. The result is
+// never nil and holds what ran.
 func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult, err error) {
 	res = &SuiteResult{Dir: o.Out}
 	if o.Out == "" {
 		return res, &UsageError{Field: "--out", Msg: "no suite directory"}
 	}
-	if o.Repeat < 0 {
-		return res, &UsageError{Field: "--repeat", Msg: fmt.Sprintf("%d: want 1 or more runs", o.Repeat)}
+	if err := CheckRepeat(o.Repeat); err != nil {
+		return res, err
 	}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	shared := map[string]*htc.Cluster{}
-	remove := func(c *htc.Cluster) {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if terr := c.Terminate(cctx); terr != nil {
-			logf("suite: remove cluster %s: %v", c.Name, terr)
-		}
-	}
+	shared := map[string]suiteCluster{}
+	var errs, removeErrs []error
 	defer func() {
 		for _, c := range shared {
-			remove(c)
+			removeErrs = append(removeErrs, c.remove(ctx))
 		}
+		err = errors.Join(err, errors.Join(removeErrs...))
 	}()
-	var errs []error
 	for _, s := range specs {
 		ro := o.Options
 		ro.Out = filepath.Join(o.Out, s.Name)
 		sr := SuiteRun{Spec: s, Dir: ro.Out, Seed: ro.Seed, Start: time.Now()}
 		if ro.Cluster == nil && ro.Target == nil && s.Target == "" && s.Cluster != nil {
-			c, err := sharedCluster(ctx, shared, s, o.Labels, logf)
+			c, err := sharedCluster(ctx, shared, s, o.Labels, prefixLog(logf, "suite: "))
 			if err != nil {
 				sr.Err, sr.Duration = err, time.Since(sr.Start)
 				res.Runs = append(res.Runs, sr)
@@ -149,8 +145,8 @@ func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult
 		if errors.Is(err, ErrNotRecovered) {
 			// A hurt cluster must not host the next experiment.
 			for k, c := range shared {
-				if c == ro.Cluster {
-					remove(c)
+				if c.c == ro.Cluster {
+					removeErrs = append(removeErrs, c.remove(ctx))
 					delete(shared, k)
 				}
 			}
@@ -173,21 +169,60 @@ func SuiteClusterKey(s *Spec) string {
 	return fmt.Sprintf("%+v %+v", s.ClusterConfig(), s.Data)
 }
 
-// sharedCluster is the suite's cluster for s, started on first use.
-func sharedCluster(ctx context.Context, shared map[string]*htc.Cluster, s *Spec, labels map[string]string, logf func(string, ...any)) (*htc.Cluster, error) {
+// suiteCluster is a cluster the suite started, and how to remove it.
+type suiteCluster struct {
+	c      *htc.Cluster
+	remove func(context.Context) error
+}
+
+// sharedCluster is the suite's cluster for s, started on first use (and kept
+// in shared for the experiments that ask for the same).
+func sharedCluster(ctx context.Context, shared map[string]suiteCluster, s *Spec, labels map[string]string, logf func(string, ...any)) (*htc.Cluster, error) {
 	key := SuiteClusterKey(s)
 	if c, ok := shared[key]; ok {
-		return c, nil
+		return c.c, nil
 	}
-	logf("suite: starting a %s cluster of %d node(s) for the experiments that ask for it", s.Cluster.Topology, s.Cluster.Nodes)
-	cfg := s.ClusterConfig()
-	cfg.Labels = labels
-	cfg.Progress = logf
-	c, err := htc.Run(ctx, cfg)
+	c, remove, err := startSpecCluster(ctx, s, labels, logf)
 	if c != nil {
-		shared[key] = c // removed at the end, also when it did not start whole
+		shared[key] = suiteCluster{c, remove} // removed at the end, also when it did not start whole
 	}
 	return c, err
+}
+
+// clusterRemoveTimeout bounds the removal of a cluster that a run, a repeat or
+// a suite started.
+const clusterRemoveTimeout = 2 * time.Minute
+
+// startSpecCluster starts the cluster spec asks for (Spec.ClusterConfig)
+// with labels, its progress lines to logf: what Run, Repeat and Suite do when
+// given no cluster and no target. remove removes it (a no-op when nothing was
+// started) on a context of its own, ctx's values without its cancellation and
+// bounded by clusterRemoveTimeout, so that an interrupted run still cleans up.
+// Like htc.Run, it returns what it started with the error: call remove
+// whatever err is.
+func startSpecCluster(ctx context.Context, spec *Spec, labels map[string]string, logf func(string, ...any)) (c *htc.Cluster, remove func(context.Context) error, err error) {
+	cfg := spec.ClusterConfig()
+	cfg.Labels = labels
+	cfg.Progress = logf
+	logf("starting a %s cluster of %d node(s)", cfg.Topology, cfg.Nodes)
+	c, err = htc.Run(ctx, cfg)
+	remove = func(ctx context.Context) error {
+		if c == nil {
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clusterRemoveTimeout)
+		defer cancel()
+		if err := c.Terminate(rctx); err != nil {
+			return fmt.Errorf("remove cluster %s: %w", c.Name, err)
+		}
+		return nil
+	}
+	return c, remove, err
+}
+
+// prefixLog is logf with every line prefixed.
+func prefixLog(logf func(string, ...any), prefix string) func(string, ...any) {
+	return func(format string, args ...any) { logf(prefix+format, args...) }
 }
 
 // runHooked is one Run between the hooks.

@@ -25,7 +25,7 @@ func TestSuiteGoesOnAfterAnError(t *testing.T) {
 		}
 		specs = append(specs, s)
 	}
-	for _, repeat := range []int{0, 1, 3} {
+	for _, repeat := range []int{1, 3} {
 		out := filepath.Join(t.TempDir(), "suite")
 		var started, done, repeats []string
 		res, err := Suite(context.Background(), specs, SuiteOptions{Options: Options{Out: out, Seed: 9}, Repeat: repeat, Hooks: Hooks{
@@ -65,12 +65,20 @@ func TestSuiteGoesOnAfterAnError(t *testing.T) {
 		}
 	}
 
-	// Bad options: refused before anything runs.
-	for _, o := range []SuiteOptions{{}, {Options: Options{Out: filepath.Join(t.TempDir(), "never")}, Repeat: -1}} {
+	// Bad options: refused before anything runs. A repeat count below 1 is
+	// refused as Repeat and the CLI refuse it (CheckRepeat), 0 too.
+	for _, o := range []SuiteOptions{
+		{Repeat: 1},
+		{Options: Options{Out: filepath.Join(t.TempDir(), "never")}, Repeat: -1},
+		{Options: Options{Out: filepath.Join(t.TempDir(), "never")}},
+	} {
 		res, err := Suite(context.Background(), specs, o)
 		var ue *UsageError
 		if !errors.As(err, &ue) || res == nil || len(res.Runs) != 0 {
 			t.Errorf("%+v: %v", o, err)
+		}
+		if o.Out != "" && (ue == nil || ue.Field != "--repeat" || !strings.Contains(err.Error(), "want 1 or more runs")) {
+			t.Errorf("repeat %d: %v, want the usage error of --repeat", o.Repeat, err)
 		}
 		if o.Out != "" {
 			if _, err := os.Stat(o.Out); err == nil {
@@ -126,6 +134,7 @@ workloads: [{kind: oltp, rate: 50, timeout: 2s}]
 		Options: Options{Out: out, Seed: 3, Labels: testLabels, Log: func(format string, args ...any) {
 			lines = append(lines, fmt.Sprintf(format, args...))
 		}},
+		Repeat: 1,
 		Hooks: Hooks{Done: func(_ *Spec, o Options, res *Result, _ error) {
 			if res != nil && res.Recorded != nil {
 				clusters = append(clusters, o.Cluster.Name)
@@ -167,5 +176,46 @@ workloads: [{kind: oltp, rate: 50, timeout: 2s}]
 		if len(clusters) > 0 && c.Name == clusters[0] {
 			t.Errorf("the suite's cluster %s is left", c.Name)
 		}
+	}
+}
+
+// Run, Repeat and Suite start a spec's cluster the same way (startSpecCluster):
+// one that cannot start returns its error, each says what it starts, and
+// nothing is left to remove (no panic on a cluster that never was). No engine
+// is needed: the cluster's config is refused before any.
+func TestStartSpecClusterRefused(t *testing.T) {
+	spec, err := ParseSpec("bad.yaml", []byte("name: bad\nmodes: [durability]\ncluster: {topology: single, memory: 512MiB}\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Cluster.Topology = "no-such-topology" // past the spec's checks: the cluster's own refuses it
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		call func(o Options) error
+		line string
+	}{
+		{"run", func(o Options) error { _, err := Run(ctx, spec, o); return err }, "starting a no-such-topology cluster"},
+		{"repeat", func(o Options) error { _, err := Repeat(ctx, spec, 2, RepeatOptions{Options: o}); return err }, "bad: starting a no-such-topology cluster"},
+		{"suite", func(o Options) error {
+			_, err := Suite(ctx, []*Spec{spec}, SuiteOptions{Options: o, Repeat: 1})
+			return err
+		}, "suite: starting a no-such-topology cluster"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var lines []string
+			o := Options{Out: filepath.Join(t.TempDir(), "out"), Log: func(format string, args ...any) { lines = append(lines, fmt.Sprintf(format, args...)) }}
+			err := c.call(o)
+			if err == nil || !strings.Contains(err.Error(), "unknown topology") {
+				t.Errorf("%v, want the cluster's config error", err)
+			}
+			if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, c.line) }) {
+				t.Errorf("no line %q in %q", c.line, lines)
+			}
+		})
+	}
+	c, remove, err := startSpecCluster(ctx, spec, nil, func(string, ...any) {})
+	if c != nil || err == nil || remove == nil || remove(ctx) != nil {
+		t.Errorf("startSpecCluster: %v, %v; want no cluster, an error, and a remove that has nothing to do", c, err)
 	}
 }

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -72,7 +73,7 @@ func TestTraits(t *testing.T) {
 		return slices.DeleteFunc(builtinScorers(), func(s Scorer) bool { return s.Mode() == mode })
 	}
 	reading := func(m string) []Scorer {
-		return append(without(ModeDataMovement), claim(dataMovementScorer(), nil, m))
+		return append(without(ModeDataMovement), claim(dataMovementScorer(), spikeClasses, m))
 	}
 	tool := faults.NewRegistry()
 	tool.Register(&faults.Kind{Name: "tool", Class: faults.ClassSlowdown, Unscored: "a tool for the fault command only"})
@@ -114,12 +115,18 @@ func TestTraits(t *testing.T) {
 // TestScorersSelectWhatTheyClaim: a claim is what the scorer selects. For each
 // scorer and each kind of a class it claims, a run with a fault of that kind
 // (which never took effect) and one of a kind the scorer does not claim gets an
-// inconclusive finding for the first, naming it, and nothing for the other.
+// inconclusive finding for the first, naming it (in its reason, or in its notes
+// for a scorer like data-movement whose verdict no fault decides), and nothing
+// for the other. A scorer that reads fault measurements claims the faults it
+// reads them from, so none escapes this test.
 func TestScorersSelectWhatTheyClaim(t *testing.T) {
 	reg := NewScorers()
 	kinds := faults.NewRegistry().Kinds()
 	for _, s := range builtinScorers() {
 		c, ok := s.(FaultClaimer)
+		if ok && len(c.Reads()) > 0 && len(c.Claims()) == 0 {
+			t.Errorf("%s reads fault measurements %v but claims no fault class: what it selects is not checked", s.Mode(), c.Reads())
+		}
 		if !ok || len(c.Claims()) == 0 {
 			continue
 		}
@@ -147,11 +154,14 @@ func TestScorersSelectWhatTheyClaim(t *testing.T) {
 				fs := s.Score(r, b)
 				probed := false
 				for _, f := range fs {
-					if f.Verdict == Inconclusive && strings.Contains(f.Reason, "the fault probe never took effect") {
+					says := func(s string) bool {
+						return strings.Contains(f.Reason, s) || slices.ContainsFunc(f.Notes, func(n string) bool { return strings.Contains(n, s) })
+					}
+					if f.Verdict == Inconclusive && says("the fault probe never took effect") {
 						probed = true
 					}
-					if strings.Contains(f.Reason, "bystander") || strings.Contains(f.Name, "bystander") {
-						t.Errorf("%s scored %s, a fault of class %s it does not claim: %s: %s", s.Mode(), other.Name, other.Class, f.Name, f.Reason)
+					if says("bystander") || strings.Contains(f.Name, "bystander") {
+						t.Errorf("%s scored %s, a fault of class %s it does not claim: %s: %s %v", s.Mode(), other.Name, other.Class, f.Name, f.Reason, f.Notes)
 					}
 				}
 				if !probed {
@@ -259,4 +269,81 @@ func measureConsts(t *testing.T) map[string]string {
 		t.Fatal("no faults.Measure* constant found")
 	}
 	return out
+}
+
+// The scorers select faults by the traits the run recorded with them
+// (FaultRecord.Class, StopsServer, Workload): a kind a user registers is
+// selected like a builtin one, though the builtin registry does not know it. A
+// run.json from before the traits were recorded (no Class) is selected by its
+// builtin kind's, so it scores again as it did.
+func TestScorersSelectByRecordedTraits(t *testing.T) {
+	user := faults.NewRegistry()
+	user.Register(&faults.Kind{Name: "oom-storm", Class: faults.ClassMemory})
+	user.Register(&faults.Kind{Name: "reboot", Class: faults.ClassFailover, StopsServer: true})
+	user.Register(&faults.Kind{Name: "report-burst", Class: faults.ClassSpike, Workload: "analytics"})
+	rec := func(name, kind string) FaultRecord {
+		k, err := user.Get(kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newFaultRecord(name, k)
+	}
+	if _, err := faults.NewRegistry().Get("oom-storm"); err == nil {
+		t.Fatal("the builtin registry knows oom-storm: pick a name it does not")
+	}
+	r := &Recorded{Faults: []FaultRecord{
+		rec("storm", "oom-storm"), rec("boot", "reboot"), rec("burst", "report-burst"),
+		{Name: "old-kill", Kind: "node-kill"}, // a run.json from before: the builtin kind's traits
+		{Name: "old-mine", Kind: "oom-storm"}, // from before, of a kind the builtins lack: none
+		{Name: "lost", Kind: "gone"},          // neither
+	}}
+	names := func(fs []FaultRecord) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		what string
+		got  []FaultRecord
+		want []string
+	}{
+		{"class memory", r.faultsOfClass(faults.ClassMemory), []string{"storm"}},
+		{"class failover", r.faultsOfClass(faults.ClassFailover), []string{"boot", "old-kill"}},
+		{"stops the server", r.faultsWhere(func(k *faults.Kind) bool { return k.StopsServer }), []string{"boot", "old-kill"}},
+		{"runs analytics", r.faultsWhere(func(k *faults.Kind) bool { return k.Workload == "analytics" }), []string{"burst"}},
+	} {
+		if got := names(c.got); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %v, want %v", c.what, got, c.want)
+		}
+	}
+
+	// What run.json holds: the traits, and nothing for a run.json from before.
+	b, err := json.Marshal(rec("boot", "reboot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`"class":"failover"`, `"stops_server":true`} {
+		if !strings.Contains(string(b), w) {
+			t.Errorf("%s lacks %s", b, w)
+		}
+	}
+	var old FaultRecord
+	if err := json.Unmarshal([]byte(`{"name": "k", "kind": "node-kill", "nodes": [1]}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := old.traits(); !ok || k.Class != faults.ClassFailover || !k.StopsServer {
+		t.Errorf("a record from before the traits: %+v, %v; want the builtin node-kill's", k, ok)
+	}
+
+	// A whole scorer: memory-headroom judges the user's memory fault, which never
+	// took effect.
+	mr := run("fill", FaultSpec{Name: "storm", Kind: "oom-storm", Phase: "fill", Node: "1"})
+	f := rec("storm", "oom-storm")
+	f.Nodes, f.Injected, f.State, f.Error = []int{1}, at(30), "failed", "refused"
+	mr.Faults = []FaultRecord{f}
+	fs := score(t, ModeMemoryHeadroom, mr, nil)
+	want(t, fs, "oltp error rate", Inconclusive, -1, "the fault storm never took effect")
+	want(t, fs, "nodes killed or restarted", Inconclusive, -1, "the fault storm never took effect")
 }

@@ -117,7 +117,7 @@ error, 130 interrupted (what was measured is kept and scored).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := checkRepeat(f.repeat); err != nil {
+			if err := experiments.CheckRepeat(f.repeat); err != nil { // a usage error: exit 2
 				return err
 			}
 			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
@@ -182,7 +182,7 @@ whether it is unstable. Exit codes as for run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			if err := checkRepeat(f.repeat); err != nil {
+			if err := experiments.CheckRepeat(f.repeat); err != nil { // a usage error: exit 2
 				return err
 			}
 			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
@@ -228,14 +228,6 @@ whether it is unstable. Exit codes as for run.`,
 	a.runFlags(cmd, &f)
 	cmd.Flags().Lookup("out").Usage = "directory for the runs, one subdirectory each (default runs/suite-TIME)"
 	return cmd
-}
-
-// checkRepeat is the bad-input check of --repeat.
-func checkRepeat(n int) error {
-	if n < 1 {
-		return usagef("--repeat %d: want 1 or more runs of each experiment", n)
-	}
-	return nil
 }
 
 func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {

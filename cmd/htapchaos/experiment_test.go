@@ -119,7 +119,8 @@ func clusterNames(t *testing.T, eng *testcontainers.Engine) []string {
 }
 
 // --repeat takes 1 or more: anything else is bad input naming the flag, refused
-// before anything runs.
+// before anything runs, by the library's check (experiments.CheckRepeat, whose
+// message this is).
 func TestRepeatFlagUsage(t *testing.T) {
 	tmp := t.TempDir()
 	for _, args := range [][]string{
@@ -131,7 +132,7 @@ func TestRepeatFlagUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		code := run(args, &out, &errb)
 		n := args[slices.Index(args, "--repeat")+1]
-		if code != exitUsage || !strings.Contains(errb.String(), "--repeat "+n+": want 1 or more") {
+		if code != exitUsage || !strings.Contains(errb.String(), "--repeat: "+n+": want 1 or more runs of each experiment") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 naming --repeat", args, code, errb.String())
 		}
 	}
