@@ -94,9 +94,14 @@ func (p *probe) longestStall(w Window) (time.Duration, time.Time) {
 // while reads go on. The tool's write gap on a surviving node must match what a
 // probe client of the test's own saw on that node (within 0.5 s), the read gap
 // must stay short, and the failover verdict must judge the write stall.
-func TestWriteGapMatchesAProbe(t *testing.T) {
+func TestWriteGapMatchesAProbe(t *testing.T) { probeWriteGap(t, "pause") }
+
+// probeWriteGap runs a fault of kind on node 3 of the shared Galera cluster under
+// OLTP on every node while a probe writes on node 1, and checks the tool's
+// write and read gaps against the probe's stall.
+func probeWriteGap(t *testing.T, kind string) {
 	c := sharedGalera(t)
-	spec, err := ParseSpec("pause.yaml", []byte(`name: write-gap-probe
+	spec, err := ParseSpec(kind+".yaml", []byte(`name: write-gap-probe
 modes: [failover]
 data: {users: 500, orders: 5000}
 phases:
@@ -106,7 +111,7 @@ phases:
 workloads:
   - {kind: oltp, rate: 300, route: all, timeout: 2s}
 faults:
-  - {kind: pause, phase: fault, node: "3"}
+  - {kind: `+kind+`, phase: fault, node: "3"}
 `), ParseOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -123,15 +128,15 @@ faults:
 	}
 	f := res.Recorded.Faults[0]
 	if !f.TookEffect() {
-		t.Fatalf("the pause never took effect: %+v", f)
+		t.Fatalf("the %s never took effect: %+v", kind, f)
 	}
 	span := res.Recorded.failoverSpan(f)
 	truth, from := p.longestStall(span)
-	t.Logf("probe on n1: longest write stall %v from +%.1f s (pause effective +%.1f s, recovered +%.1f s)",
-		truth.Round(time.Millisecond), from.Sub(res.Recorded.Start).Seconds(),
+	t.Logf("probe on n1: longest write stall %v from +%.1f s (%s effective +%.1f s, recovered +%.1f s)",
+		truth.Round(time.Millisecond), from.Sub(res.Recorded.Start).Seconds(), kind,
 		f.Effective.Sub(res.Recorded.Start).Seconds(), f.Recovered.Sub(res.Recorded.Start).Seconds())
 	if truth < 2*time.Second {
-		t.Fatalf("the probe saw a write stall of only %v: the pause did not hold the cluster's commits, nothing to compare", truth)
+		t.Fatalf("the probe saw a write stall of only %v: the %s did not hold the cluster's commits, nothing to compare", truth, kind)
 	}
 
 	gapOf := func(node int, a results.Access) float64 {
