@@ -49,13 +49,13 @@ type Heartbeat struct {
 
 // HeartbeatStats are what the writer did.
 type HeartbeatStats struct {
-	Node       int           `json:"node"`
-	Every      time.Duration `json:"every"`
-	Writes     int64         `json:"writes"` // acknowledged
-	Failed     int64         `json:"failed"`
-	LastError  string        `json:"last_error,omitempty"`
-	FirstOK    time.Time     `json:"first_ok,omitzero"`
-	LastOK     time.Time     `json:"last_ok,omitzero"`
+	Node      int           `json:"node"`
+	Every     time.Duration `json:"every"`
+	Writes    int64         `json:"writes"` // acknowledged
+	Failed    int64         `json:"failed"`
+	LastError string        `json:"last_error,omitempty"`
+	FirstOK   time.Time     `json:"first_ok,omitzero"`
+	LastOK    time.Time     `json:"last_ok,omitzero"`
 	// LongestGap is the longest time between the completions of two consecutive
 	// acknowledged writes (results.GapTracker), when over two intervals; 0: none was.
 	LongestGap time.Duration `json:"longest_gap"`
