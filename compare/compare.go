@@ -156,8 +156,9 @@ func Load(dirs []string) ([]*experiments.RunDir, error) {
 	return out, nil
 }
 
-// loadRun reads dir/run.json. Only run.json: the findings and the per-phase
-// figures are in it, and a long run's intervals and indicators would only take
+// loadRun reads dir/run.json and dir/summary.json: the findings and the
+// per-phase figures are in the first, the gaps of reads and writes in the
+// second. Not the intervals and indicators: a long run's would only take
 // memory.
 func loadRun(dir string) (*experiments.RunDir, error) {
 	rf, err := experiments.ReadRunFile(filepath.Join(dir, "run.json"))
@@ -171,7 +172,15 @@ func loadRun(dir string) (*experiments.RunDir, error) {
 		// Failing to read it, as opposed to what it holds.
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	return &experiments.RunDir{Dir: dir, Run: rf}, nil
+	rd := &experiments.RunDir{Dir: dir, Run: rf}
+	path := filepath.Join(dir, "summary.json")
+	switch s, err := results.ReadSummary(path); {
+	case err == nil:
+		rd.Summary = s
+	case !errors.Is(err, os.ErrNotExist): // none: the run ended before the load wrote one
+		return nil, &usage.Error{Field: path, Msg: err.Error()}
+	}
+	return rd, nil
 }
 
 // loadRepeat reads the runs of a repeat directory (its repeat.json names them),
