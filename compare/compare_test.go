@@ -356,8 +356,18 @@ func TestLoadRefusesWhatIsNotARun(t *testing.T) {
 		}
 	}
 	runs, err := Load([]string{good, good})
-	if err != nil || len(runs) != 2 || runs[0].Run.Spec.Workloads[0].Rate != 200 {
+	if err != nil || len(runs) != 2 || runs[0].Run.Spec.Workloads[0].Rate != 200 || runs[0].Summary != nil {
 		t.Fatalf("good dirs: %v", err)
+	}
+	// With a summary, its gaps are read; a damaged one is bad input naming it.
+	os.WriteFile(filepath.Join(good, "summary.json"), []byte(`{"version": 2, "cluster_gaps": [{"node": 0, "access": "write", "longest_s": 6.5}]}`), 0o644)
+	runs, err = Load([]string{good})
+	if err != nil || runs[0].Summary == nil || len(runs[0].Summary.Cluster) != 1 || runs[0].Summary.Cluster[0].Longest != 6.5 {
+		t.Fatalf("summary not read: %v", err)
+	}
+	os.WriteFile(filepath.Join(good, "summary.json"), []byte(`{"version": 9}`), 0o644)
+	if _, err := Load([]string{good}); err == nil || !strings.Contains(err.Error(), "summary.json") {
+		t.Errorf("a summary from a newer htapchaos: %v", err)
 	}
 }
 
