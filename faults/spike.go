@@ -109,7 +109,7 @@ type spike struct {
 	tag     string
 
 	// Set by Inject.
-	runTag int64 // the ids of the rows the spike inserts (loadgen.IDs)
+	runTag int64 // the ids of the rows a ledgered spike inserts (loadgen.IDs); 0: none
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	ops    atomic.Int64 // successes so far (progress ticks)
@@ -283,14 +283,17 @@ func (f *spike) tagged() *loadgen.Workload {
 // Inject starts the spike in the background: open loop at rate x times, until
 // Recover cancels it (or the backstop of an hour).
 func (f *spike) Inject(ctx context.Context, env *Env) error {
-	// The spike's rows get a run tag of their own, chosen now among the ranges that
-	// hold no row and are not the run's own writers' (env.RunTags): the two cannot
-	// share ids, and a durability audit tells them apart.
-	runTag, err := loadgen.PickRunTag(ctx, f.ctl[0], rand.New(rand.NewPCG(rand.Uint64(), 1)), env.RunTags...)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.labels[0], err)
+	// The rows of a spike that writes (its workload has a ledgered op) get a run
+	// tag of their own, chosen now among the ranges that hold no row and are not the
+	// run's own writers' (env.RunTags): the two cannot share ids, and a durability
+	// audit tells them apart. A spike that only reads needs none.
+	if f.wl.Ledgered() {
+		runTag, err := loadgen.PickRunTag(ctx, f.ctl[0], rand.New(rand.NewPCG(rand.Uint64(), 1)), env.RunTags...)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.labels[0], err)
+		}
+		f.runTag = runTag
 	}
-	f.runTag = runTag
 	rctx, cancel := context.WithCancelCause(ctx)
 	f.cancel = cancel
 	f.done = make(chan struct{})
@@ -303,7 +306,7 @@ func (f *spike) Inject(ctx context.Context, env *Env) error {
 			Seed:     rand.Uint64(),
 		}},
 		Params:   loadgen.Params{Dialect: loadgen.MariaDB, Data: f.data, BatchRows: f.rows},
-		RunTag:   runTag,
+		RunTag:   f.runTag,
 		Interval: 200 * time.Millisecond,
 		Progress: func(p loadgen.Progress) {
 			f.ops.Add(p.Interval.Ops)
@@ -327,16 +330,18 @@ func (f *spike) Inject(ctx context.Context, env *Env) error {
 // batch spike): a durability audit reads them back too.
 type LedgerWriter interface {
 	// Ledger returns the fault's acknowledged and unknown inserts and the id range
-	// they come from (every row there is the fault's); nil when it wrote nothing
-	// (it never ran). Call it after the fault ended.
+	// they come from (every row there is the fault's); nil when it writes no
+	// ledgered rows (an analytics spike) or never ran. Call it after the fault
+	// ended.
 	Ledger() (ledger *results.Ledger, lo, hi int64)
 }
 
-// Ledger: the spike's inserts (none for an analytics spike), once it ran.
+// Ledger: the inserts of a spike whose workload has a ledgered op, once it ran;
+// nil for a spike that only reads (loadgen.Run returns an empty ledger for it).
 func (f *spike) Ledger() (*results.Ledger, int64, int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.res == nil || f.res.Ledger == nil {
+	if !f.wl.Ledgered() || f.res == nil || f.res.Ledger == nil {
 		return nil, 0, 0
 	}
 	lo, hi := loadgen.NewIDs(f.runTag).Range()
@@ -464,7 +469,8 @@ func (f *spike) Cleanup(ctx context.Context, env *Env) error {
 
 // Measurements: the operations done and the rate achieved, each operation's p99
 // (from its intended start: late starts count), errors by class, and operations
-// dropped because the servers fell behind; for a batch spike, the rows inserted.
+// dropped because the servers fell behind; for a spike that writes (its workload
+// has a ledgered op: a batch spike), the rows inserted.
 func (f *spike) Measurements() []Measurement {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -532,7 +538,7 @@ func (f *spike) Measurements() []Measurement {
 	out = append(out,
 		Measurement{Name: MeasureSpikeErrors, Node: node, Value: float64(failed), Unit: "ops", Note: strings.Join(classNote, " ")},
 		Measurement{Name: MeasureSpikeDropped, Node: node, Value: float64(dropped), Unit: "ops", Note: fmt.Sprintf("the servers fell behind the schedule; %d started late", late)})
-	if f.wl.Name == "batch" {
+	if f.wl.Ledgered() {
 		out = append(out, Measurement{Name: MeasureSpikeRows, Node: node, Value: float64(f.res.Acked), Unit: "rows",
 			Note: fmt.Sprintf("acknowledged inserts; %d with an unknown outcome", f.res.Unknown)})
 	}

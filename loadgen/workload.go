@@ -150,6 +150,13 @@ type Workload struct {
 	Heavy bool
 }
 
+// Ledgered says whether the workload has an op that records its inserts in the
+// acknowledged-write ledger (Op.Ledgered): only such a workload's rows need a run
+// tag of their own and a durability audit.
+func (wl *Workload) Ledgered() bool {
+	return slices.ContainsFunc(wl.Ops, func(o Op) bool { return o.Ledgered })
+}
+
 // Op finds an operation by name.
 func (wl *Workload) Op(name string) (*Op, bool) {
 	for i := range wl.Ops {

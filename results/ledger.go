@@ -123,9 +123,17 @@ func (l *Ledger) Acked() []Range {
 	for _, wl := range l.writers {
 		all = append(all, wl.acked...)
 	}
-	slices.SortFunc(all, func(a, b Range) int { return cmp.Compare(a.Lo, b.Lo) })
+	return MergeRanges(all)
+}
+
+// MergeRanges returns rs sorted and with the ranges that overlap or touch merged
+// into one (never nil); rs is not changed. A range ending at math.MaxInt64 takes
+// every range after it.
+func MergeRanges(rs []Range) []Range {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b Range) int { return cmp.Compare(a.Lo, b.Lo) })
 	out := []Range{}
-	for _, r := range all {
+	for _, r := range rs {
 		if n := len(out); n > 0 && (out[n-1].Hi == math.MaxInt64 || r.Lo <= out[n-1].Hi+1) {
 			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
 			continue

@@ -228,3 +228,27 @@ func TestLedgerUnknowns(t *testing.T) {
 		t.Errorf("count of unknown %d, want 4 (once per writer)", n)
 	}
 }
+
+// MergeRanges sorts and merges ranges that overlap or touch, leaves its input as it
+// was, and does not wrap past math.MaxInt64.
+func TestMergeRanges(t *testing.T) {
+	const top = math.MaxInt64
+	for _, tc := range []struct {
+		in, want []Range
+	}{
+		{nil, []Range{}},
+		{[]Range{{5, 9}}, []Range{{5, 9}}},
+		{[]Range{{10, 12}, {1, 3}, {4, 4}, {20, 30}, {25, 26}, {6, 8}, {9, 9}}, []Range{{1, 4}, {6, 12}, {20, 30}}},
+		{[]Range{{1, 2}, {4, 5}}, []Range{{1, 2}, {4, 5}}}, // a gap of one id stays
+		{[]Range{{top - 1, top}, {5, 6}, {top, top}}, []Range{{5, 6}, {top - 1, top}}},
+		{[]Range{{top - 5, top}, {top - 3, top - 2}}, []Range{{top - 5, top}}},
+	} {
+		in := slices.Clone(tc.in)
+		if got := MergeRanges(tc.in); !slices.Equal(got, tc.want) || got == nil {
+			t.Errorf("MergeRanges(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !slices.Equal(in, tc.in) {
+			t.Errorf("MergeRanges changed its input to %v", tc.in)
+		}
+	}
+}
