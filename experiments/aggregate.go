@@ -38,8 +38,12 @@ type RepeatFinding struct {
 	Unit   string  `json:"unit,omitempty"`
 	Op     string  `json:"op"` // "<=", ">=", or "" (reported, or judged by a rule of its own)
 	Budget float64 `json:"budget"`
-	// Verdict is taken on the median (see AggregateFindings).
+	// Verdict is taken on the median, or for a Strict finding is the worst of the
+	// runs' (see AggregateFindings).
 	Verdict Verdict `json:"verdict"`
+	// Strict: the finding tolerates no failure (Finding.Strict): any failing run
+	// fails the aggregate.
+	Strict bool `json:"strict,omitempty"`
 	// Unstable: the runs did not all give the same verdict (an inconclusive run, or
 	// one that did not report the finding, disagrees with one that judged it).
 	Unstable bool `json:"unstable,omitempty"`
@@ -56,11 +60,13 @@ type RepeatFinding struct {
 	// report it (or was not aggregated).
 	Values   []*float64 `json:"values"`
 	Verdicts []Verdict  `json:"verdicts"`
-	// Reason: why the median verdict is what it is when a rule decided it (too few
-	// runs judged it, the two middle runs disagreed), else the median run's.
+	// Reason: why the verdict is what it is when a rule decided it (too few runs
+	// judged it, the two middle runs disagreed, a strict finding's worst run),
+	// else the median run's.
 	Reason string `json:"reason,omitempty"`
 	// MedianRun is the index of the run whose value is nearest the median (-1:
-	// none); Evidence and Reference are that run's.
+	// none); Evidence and Reference are that run's, or, when a strict finding's
+	// verdict comes from a worse run, that run's.
 	MedianRun int        `json:"median_run"`
 	Evidence  []Evidence `json:"evidence,omitempty"`
 	Reference string     `json:"reference,omitempty"`
@@ -116,13 +122,16 @@ func (f RepeatFinding) SpreadText() string {
 // a repeated experiment through it.
 func (f RepeatFinding) Finding() Finding {
 	out := Finding{Mode: f.Mode, Name: f.Name, Verdict: f.Verdict, Unit: f.Unit, Budget: f.Budget, Op: f.Op,
-		Reason: f.Reason, Evidence: f.Evidence, Reference: f.Reference}
+		Reason: f.Reason, Evidence: f.Evidence, Reference: f.Reference, Strict: f.Strict}
 	if f.Median != nil {
 		out.Value = *f.Median
 	}
 	out.Notes = append(out.Notes, fmt.Sprintf("median of %d run(s) that judged it, of %d: %s; verdicts: %s", f.N, f.Runs, f.SpreadText(), f.CountsText()))
 	if f.Unstable {
 		out.Notes = append(out.Notes, "unstable: the runs disagree, so one run's verdict is not to be relied on")
+	}
+	if f.Strict {
+		out.Notes = append(out.Notes, "strict: the finding tolerates no failure, so the worst run's verdict is the aggregate's")
 	}
 	return out
 }
@@ -139,7 +148,12 @@ func (f RepeatFinding) Finding() Finding {
 //     median; with an even count whose two middle runs disagree, the median held to
 //     the budget (fail when the finding has no budget to hold it to);
 //   - it is unstable when the counted runs did not all give the same verdict
-//     (inconclusive, and not reported, count as verdicts here).
+//     (inconclusive, and not reported, count as verdicts here);
+//   - a strict finding (Finding.Strict: one that tolerates no failure, as lost
+//     acknowledged writes) takes the worst verdict of the counted runs when it is
+//     worse than the median's: fail when any run failed, else inconclusive when
+//     any run could not judge it (or did not report it), as a failure may hide
+//     there. The median, min and max are reported all the same.
 func AggregateFindings(runs [][]Finding) []RepeatFinding {
 	type key struct{ mode, name string }
 	type entry struct {
@@ -183,6 +197,15 @@ func AggregateFindings(runs [][]Finding) []RepeatFinding {
 // aggregateOne fills f from each run's finding (nil: not reported; runs[i] nil:
 // run i not counted).
 func aggregateOne(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFinding {
+	f = aggregateMedian(f, per, runs)
+	if f.Strict {
+		f = strictVerdict(f, per, runs)
+	}
+	return f
+}
+
+// aggregateMedian is aggregateOne up to the verdict on the median.
+func aggregateMedian(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFinding {
 	f.Values = make([]*float64, len(per))
 	f.Verdicts = make([]Verdict, len(per))
 	var judged []int // run indexes
@@ -195,6 +218,7 @@ func aggregateOne(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFindi
 		if rf != nil {
 			v = rf.Verdict
 			f.Verdicts[i] = v
+			f.Strict = f.Strict || rf.Strict
 			if f.Unit == "" {
 				f.Unit = rf.Unit
 			}
@@ -280,6 +304,53 @@ func aggregateOne(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFindi
 			f.Reason = "the two middle runs disagree and the finding has no budget to hold the median to: the worse verdict"
 		}
 	}
+	return f
+}
+
+// strictVerdict gives a strict finding the worst verdict of the counted runs when
+// it is worse than f's (see AggregateFindings), with that run's reason and
+// evidence: of failing runs, the one with the largest value.
+func strictVerdict(f RepeatFinding, per []*Finding, runs [][]Finding) RepeatFinding {
+	// A run that did not judge the finding, or did not report it, counts as
+	// inconclusive.
+	judged := func(v Verdict) Verdict {
+		if v != Pass && v != Fail {
+			return Inconclusive
+		}
+		return v
+	}
+	rank := map[Verdict]int{Pass: 0, Inconclusive: 1, Fail: 2}
+	worst, n := -1, 0 // the worst run; how many runs have its verdict
+	for i := range per {
+		if runs[i] == nil {
+			continue
+		}
+		v := judged(f.Verdicts[i])
+		switch {
+		case worst < 0 || rank[v] > rank[judged(f.Verdicts[worst])]:
+			worst, n = i, 1
+		case v == judged(f.Verdicts[worst]):
+			n++
+			if v == Fail && per[i].Value > per[worst].Value {
+				worst = i
+			}
+		}
+	}
+	if worst < 0 || rank[judged(f.Verdicts[worst])] <= rank[f.Verdict] {
+		return f
+	}
+	v := judged(f.Verdicts[worst])
+	why := "it did not report the finding"
+	if rf := per[worst]; rf != nil {
+		why = rf.Reason
+		f.Evidence, f.Reference = rf.Evidence, rf.Reference
+	}
+	if v == Fail {
+		f.Reason = fmt.Sprintf("%d of %d runs failed and the finding tolerates no failure; run %d: %s", n, f.Runs, worst+1, why)
+	} else {
+		f.Reason = fmt.Sprintf("%d of %d runs could not judge it and the finding tolerates no failure, which one of them may hide; run %d: %s", n, f.Runs, worst+1, why)
+	}
+	f.Verdict = v
 	return f
 }
 

@@ -3,6 +3,7 @@ package experiments
 import (
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -151,6 +152,92 @@ func TestAggregateFindings(t *testing.T) {
 			if g.Verdict != f.Verdict || (f.Median != nil && g.Value != *f.Median) || !strings.Contains(strings.Join(g.Notes, "\n"), f.CountsText()) ||
 				strings.Contains(strings.Join(g.Notes, "\n"), "unstable") != f.Unstable {
 				t.Errorf("as a finding: %+v", g)
+			}
+		})
+	}
+}
+
+// A strict finding (one that tolerates no failure, as lost acknowledged writes)
+// fails the aggregate when any run failed, and is inconclusive when none failed
+// but one could not judge it; the median, min and max are reported all the same.
+// The same runs, not strict, keep the verdict on the median.
+func TestAggregateStrict(t *testing.T) {
+	const lost = "lost"
+	strict := func(v Verdict, value float64) Finding {
+		f := fd(lost, "<=", 0, v, value)
+		f.Strict = true
+		return f
+	}
+	one := func(fs ...Finding) []Finding { return fs }
+	for _, tc := range []struct {
+		name             string
+		runs             [][]Finding
+		median, min, max float64 // NaN: no median
+		verdict, lenient Verdict // strict, and the same runs not strict
+		reason, evidence string  // parts of the reason; the evidence's detail ("" not checked)
+	}{
+		{"1 of 3 runs lost rows: the median is 0, the verdict fail",
+			[][]Finding{one(strict(Pass, 0)), one(strict(Fail, 3)), one(strict(Pass, 0))},
+			0, 0, 3, Fail, Pass, "1 of 3 runs failed and the finding tolerates no failure; run 2: fail reason", "value 3"},
+		{"every run passed",
+			[][]Finding{one(strict(Pass, 0)), one(strict(Pass, 0)), one(strict(Pass, 0))},
+			0, 0, 0, Pass, Pass, "pass reason", "value 0"},
+		{"several failed: the worst run's evidence",
+			[][]Finding{one(strict(Pass, 0)), one(strict(Fail, 2)), one(strict(Pass, 0)), one(strict(Fail, 5)), one(strict(Pass, 0))},
+			0, 0, 5, Fail, Pass, "2 of 5 runs failed", "value 5"},
+		{"the median fails already",
+			[][]Finding{one(strict(Fail, 4)), one(strict(Fail, 1)), one(strict(Pass, 0))},
+			1, 0, 4, Fail, Fail, "fail reason", "value 1"},
+		{"none failed, one could not judge it: inconclusive",
+			[][]Finding{one(strict(Pass, 0)), one(strict(Inconclusive, 0)), one(strict(Pass, 0))},
+			0, 0, 0, Inconclusive, Pass, "1 of 3 runs could not judge it", ""},
+		{"none failed, one did not report it: inconclusive",
+			[][]Finding{one(strict(Pass, 0)), one(fd("other", "<=", 0, Pass, 0)), one(strict(Pass, 0))},
+			0, 0, 0, Inconclusive, Pass, "run 2: it did not report the finding", ""},
+		{"judged in fewer than half, one failed: fail",
+			[][]Finding{one(strict(Inconclusive, 0)), one(strict(Fail, 7)), one(strict(Inconclusive, 0))},
+			7, 7, 7, Fail, Inconclusive, "1 of 3 runs failed", "value 7"},
+		{"runs not counted (nil) do not count",
+			[][]Finding{one(strict(Pass, 0)), nil, one(strict(Pass, 0))},
+			0, 0, 0, Pass, Pass, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			agg := AggregateFindings(tc.runs)
+			f := agg[slices.IndexFunc(agg, func(f RepeatFinding) bool { return f.Name == lost })]
+			if f.Verdict != tc.verdict || !f.Strict {
+				t.Errorf("verdict %s (strict %v), want %s: %s", f.Verdict, f.Strict, tc.verdict, f.Reason)
+			}
+			if f.Median == nil || *f.Median != tc.median || *f.Min != tc.min || *f.Max != tc.max {
+				t.Errorf("median/min/max %v, want %v %v %v", []*float64{f.Median, f.Min, f.Max}, tc.median, tc.min, tc.max)
+			}
+			if !strings.Contains(f.Reason, tc.reason) {
+				t.Errorf("reason %q, want it to hold %q", f.Reason, tc.reason)
+			}
+			if tc.evidence != "" && (len(f.Evidence) != 1 || f.Evidence[0].Detail != tc.evidence) {
+				t.Errorf("evidence %+v, want %q", f.Evidence, tc.evidence)
+			}
+			unstable := slices.ContainsFunc(f.Verdicts, func(v Verdict) bool { return v != f.Verdicts[0] && v != "" }) ||
+				(tc.runs[1] != nil && f.Verdicts[1] == "")
+			if f.Unstable != unstable {
+				t.Errorf("unstable %v, want %v (verdicts %v)", f.Unstable, unstable, f.Verdicts)
+			}
+			g := f.Finding()
+			if g.Verdict != f.Verdict || !g.Strict || g.Value != *f.Median || !strings.Contains(strings.Join(g.Notes, "\n"), "strict") {
+				t.Errorf("as a finding: %+v", g)
+			}
+
+			// The same runs, the finding not strict: the verdict on the median.
+			lenient := make([][]Finding, len(tc.runs))
+			for i, fs := range tc.runs {
+				for _, x := range fs {
+					x.Strict = false
+					lenient[i] = append(lenient[i], x)
+				}
+			}
+			agg = AggregateFindings(lenient)
+			l := agg[slices.IndexFunc(agg, func(f RepeatFinding) bool { return f.Name == lost })]
+			if l.Verdict != tc.lenient || l.Strict {
+				t.Errorf("not strict: verdict %s (strict %v), want %s", l.Verdict, l.Strict, tc.lenient)
 			}
 		})
 	}

@@ -39,24 +39,6 @@ type AuditNode struct {
 	DSN   string
 }
 
-// AuditLedger reads back, on one database and without waiting for anything, every
-// order id the ledger says was acknowledged, with lo..hi the run's id range (see
-// AuditSource). It is the single-copy form of AuditCluster, for a single server.
-// On a failed read it returns what it counted so far, with Error set, and the error.
-func AuditLedger(ctx context.Context, db *sql.DB, ledger *results.Ledger, lo, hi int64) (*Audit, error) {
-	plan := newAuditPlan([]AuditSource{{Name: "load", Ledger: ledger, Lo: lo, Hi: hi}})
-	a := plan.audit()
-	w := plan.walk(1)
-	_, err := w.read(ctx, []*sql.DB{db}, plan.windows)
-	w.fill(a, []AuditNode{{}})
-	a.Nodes = nil // one copy: the totals are its figures
-	if err != nil {
-		a.Error = err.Error()
-		return a, fmt.Errorf("durability audit: %w", err)
-	}
-	return a, nil
-}
-
 // AuditCluster is the durability audit of a replicated (or single) cluster:
 //
 //  1. Settle: it waits, at most settle, until every node that answers has applied
@@ -75,11 +57,28 @@ func AuditLedger(ctx context.Context, db *sql.DB, ledger *results.Ledger, lo, hi
 //     lack (divergence); rows nobody acknowledged are split into those from
 //     writes of unknown outcome (legal) and those no writer sent (an anomaly).
 //
+// A node that did not answer when the audit began is marked Down and not read; a
+// node that answered and was not read all the same (its status or its read failed,
+// it did not settle) leaves loss and divergence unjudged (see scoreDurability).
+//
 // It always returns an Audit; Error says when nothing could be read.
 func AuditCluster(ctx context.Context, nodes []AuditNode, sources []AuditSource, settle time.Duration) *Audit {
 	if settle <= 0 {
 		settle = DefaultAuditSettle
 	}
+	return auditCluster(ctx, nodes, sources, settle)
+}
+
+// noSettle, as auditCluster's settle, reads at once without waiting for any node:
+// what a read-back without the settle would report (tests only).
+const noSettle time.Duration = -1
+
+// interruptedSettle bounds the settle of the audit of a run that was interrupted
+// (Ctrl-C): the user is waiting to get out, and a node still behind after it only
+// makes the verdicts inconclusive.
+const interruptedSettle = 5 * time.Second
+
+func auditCluster(ctx context.Context, nodes []AuditNode, sources []AuditSource, settle time.Duration) *Audit {
 	plan := newAuditPlan(sources)
 	a := plan.audit()
 	st := settleNodes(ctx, nodes, settle)
@@ -116,7 +115,7 @@ func AuditCluster(ctx context.Context, nodes []AuditNode, sources []AuditSource,
 	// Every node in the record, read or not, in the cluster's order.
 	var out []NodeAudit
 	for _, n := range st.nodes {
-		na := NodeAudit{Node: n.Index, Label: n.Label, Skipped: n.skip, Applied: n.applied, Behind: n.behind}
+		na := NodeAudit{Node: n.Index, Label: n.Label, Skipped: n.skip, Down: n.down, Applied: n.applied, Behind: n.behind}
 		if i := slices.IndexFunc(a.Nodes, func(x NodeAudit) bool { return x.Node == n.Index }); i >= 0 && n.skip == "" {
 			na = a.Nodes[i]
 			na.Applied, na.Behind = n.applied, n.behind
@@ -142,6 +141,9 @@ func auditLine(a *Audit) string {
 	settle := fmt.Sprintf("every node settled in %.1fs", a.Settle.Seconds)
 	if a.Settle.TimedOut {
 		settle = fmt.Sprintf("settle timed out after %.1fs (%s)", a.Settle.Seconds, a.Settle.Behind)
+	}
+	if a.Settle.Capped != "" {
+		settle += " (" + a.Settle.Capped + ")"
 	}
 	s := fmt.Sprintf("durability audit: %s; %d acknowledged, %d lost on every node, %d rows divergent, %d unexpected (%d of unknown outcome, %d unsent)",
 		settle, a.Acked, a.Lost, a.Divergent, a.Unexpected, a.FromUnknown, a.Unsent)
@@ -174,10 +176,10 @@ func newAuditPlan(sources []AuditSource) *auditPlan {
 			spans = append(spans, results.Range{Lo: s.Lo, Hi: s.Hi})
 		}
 	}
-	p.acked = mergeRanges(p.acked)
+	p.acked = results.MergeRanges(p.acked)
 	slices.Sort(p.unknown)
 	p.unknown = slices.Compact(p.unknown)
-	p.windows = auditWindows(p.acked, mergeRanges(spans))
+	p.windows = auditWindows(p.acked, results.MergeRanges(spans))
 	return p
 }
 
@@ -201,21 +203,6 @@ func (p *auditPlan) walk(nodes int) *auditWalk {
 		w.next = p.acked[0].Lo
 	}
 	return w
-}
-
-// mergeRanges sorts ranges and merges those that overlap or touch.
-func mergeRanges(rs []results.Range) []results.Range {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b results.Range) int { return cmp.Compare(a.Lo, b.Lo) })
-	var out []results.Range
-	for _, r := range rs {
-		if n := len(out); n > 0 && (out[n-1].Hi == 1<<63-1 || r.Lo <= out[n-1].Hi+1) {
-			out[n-1].Hi = max(out[n-1].Hi, r.Hi)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
 }
 
 // auditWindows are the id spans to read, in order: the sources' id ranges (spans,
@@ -471,6 +458,7 @@ type settleNode struct {
 	db      *sql.DB
 	kind    string // galera, replica, source (a primary or a single server)
 	skip    string // why it is not read back
+	down    bool   // it did not answer when the audit began
 	done    bool
 	applied string // where it was when it settled (or when the wait ended)
 	behind  int64  // Galera: seqnos behind the target when the wait began
@@ -492,7 +480,8 @@ func (s *settled) close() {
 }
 
 // settleNodes connects to every node, classifies it and waits until each that
-// answers has applied everything (see AuditCluster), at most timeout.
+// answers has applied everything (see AuditCluster), at most timeout (noSettle:
+// not at all).
 func settleNodes(ctx context.Context, nodes []AuditNode, timeout time.Duration) *settled {
 	start := time.Now()
 	s := &settled{report: AuditSettle{Timeout: timeout.Seconds()}}
@@ -513,7 +502,12 @@ func settleNodes(ctx context.Context, nodes []AuditNode, timeout time.Duration) 
 		cancel()
 		if err != nil {
 			sn.skip = fmt.Sprintf("did not answer: %v", err)
+			sn.down = true
 		}
+	}
+	if timeout == noSettle {
+		s.report.Timeout, s.report.Seconds = 0, time.Since(start).Seconds()
+		return s
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -130,10 +131,11 @@ func TestAuditWindows(t *testing.T) {
 	}
 }
 
-// The audit on a real server: two acknowledged rows deleted are lost, one row in the
-// run's range nobody acknowledged is unexpected, rows outside the range are not
-// counted; and a million acknowledged rows are read back quickly.
-func TestAuditLedger(t *testing.T) {
+// The audit on a single server (AuditCluster with one node): two acknowledged rows
+// deleted are lost, one row in the run's range nobody acknowledged is unexpected,
+// rows outside the range are not counted; and a million acknowledged rows are read
+// back quickly.
+func TestAuditSingle(t *testing.T) {
 	c := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 1 << 30, Labels: testLabels})
 	db, err := sql.Open("mysql", c.Nodes[0].DSN())
 	if err != nil {
@@ -142,6 +144,18 @@ func TestAuditLedger(t *testing.T) {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	node := []AuditNode{{Index: 1, Label: "n1", DSN: c.Nodes[0].DSN()}}
+	audit := func(t *testing.T, ledger *results.Ledger, lo, hi int64) *Audit {
+		t.Helper()
+		a := AuditCluster(ctx, node, []AuditSource{{Name: "load", Ledger: ledger, Lo: lo, Hi: hi}}, 30*time.Second)
+		if a.Error != "" || a.Settle.TimedOut || len(a.Nodes) != 1 || !a.Nodes[0].Read || a.Node != 1 {
+			t.Fatalf("audit error %q, settle timed out %v, nodes %+v, node %d; want n1 read back", a.Error, a.Settle.TimedOut, a.Nodes, a.Node)
+		}
+		if n := a.Nodes[0]; n.Lost != a.Lost || n.Lacks != 0 || a.Divergent != 0 {
+			t.Errorf("n1 lost %d (audit %d), lacks %d, divergent %d: one copy, nothing to compare", n.Lost, a.Lost, n.Lacks, a.Divergent)
+		}
+		return a
+	}
 	for _, stmt := range loadgen.DDL(loadgen.MariaDB) {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			t.Fatal(err)
@@ -179,14 +193,11 @@ func TestAuditLedger(t *testing.T) {
 	insert(extra)
 	ledger.Unknown(1, ids.ID(1, 101)) // outcome unknown, did not land
 
-	a, err := AuditLedger(ctx, db, ledger, lo, hi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("audit: %+v", *a)
-	if a.Acked != 80 || a.Unknown != 1 || a.Lost != 2 || !slices.Equal(a.FirstLost, lost) || a.Unexpected != 1 || !slices.Equal(a.FirstExtra, []int64{extra}) ||
+	a := audit(t, ledger, lo, hi)
+	logAudit(t, a)
+	if a.Acked != 80 || a.Unknown != 1 || a.Nodes[0].Rows != 79 || a.Lost != 2 || !slices.Equal(a.FirstLost, lost) || a.Unexpected != 1 || !slices.Equal(a.FirstExtra, []int64{extra}) ||
 		a.Unsent != 1 || a.FromUnknown != 0 {
-		t.Errorf("audit %+v; want acked 80, unknown 1, lost 2 %v, unexpected 1 [%d], which no writer sent", *a, lost, extra)
+		t.Errorf("audit %+v; want acked 80, unknown 1, 79 rows, lost 2 %v, unexpected 1 [%d], which no writer sent", *a, lost, extra)
 	}
 
 	t.Run("a million rows", func(t *testing.T) {
@@ -219,12 +230,9 @@ func TestAuditLedger(t *testing.T) {
 		}
 		t.Logf("seeded %d rows in %v", n, time.Since(start).Round(time.Millisecond))
 		start = time.Now()
-		a, err := AuditLedger(ctx, db, ledger, lo, hi)
+		a := audit(t, ledger, lo, hi)
 		took := time.Since(start)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("audit of %d acknowledged rows took %v: lost %d %v", a.Acked, took.Round(time.Millisecond), a.Lost, a.FirstLost)
+		t.Logf("audit of %d acknowledged rows took %v (settle %.3fs): lost %d %v", a.Acked, took.Round(time.Millisecond), a.Settle.Seconds, a.Lost, a.FirstLost)
 		if a.Acked != n || a.Lost != 3 || !slices.Equal(a.FirstLost, gone) || a.Unexpected != 0 {
 			t.Errorf("audit %+v; want acked %d, lost 3 %v, unexpected 0", *a, n, gone)
 		}
@@ -283,6 +291,37 @@ func (g *clusterUnderAudit) insert(ledger *results.Ledger, ids *loadgen.IDs, w, 
 	}
 }
 
+// holdApplier3 holds n3's applier: FLUSH TABLES WITH READ LOCK on n3 desyncs
+// it, and it applies nothing until release, which waits until it is ready again
+// (release may be called more than once).
+func (g *clusterUnderAudit) holdApplier3() (release func()) {
+	g.t.Helper()
+	conn, err := g.dbs[2].Conn(g.ctx)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(g.ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
+		conn.Close()
+		g.t.Fatal(err)
+	}
+	released := false
+	return func() {
+		if released {
+			return
+		}
+		released = true
+		defer conn.Close()
+		if _, err := conn.ExecContext(context.WithoutCancel(g.ctx), "UNLOCK TABLES"); err != nil {
+			g.t.Error(err)
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(g.ctx), time.Minute)
+		defer cancel()
+		if err := g.c.Nodes[2].WaitReady(wctx); err != nil {
+			g.t.Error(err)
+		}
+	}
+}
+
 func (g *clusterUnderAudit) node(a *Audit, i int) NodeAudit {
 	g.t.Helper()
 	for _, n := range a.Nodes {
@@ -308,7 +347,8 @@ func logAudit(t *testing.T, a *Audit) {
 // The audit on the shared 3-node Galera cluster: rows deleted behind the tool's
 // back on one node are lost on that node only, and named as divergence; a node
 // that is slow to apply (CPU-capped) gives no false loss, the settle waits for
-// it; a node that cannot apply in time makes the audit inconclusive; a batch
+// it; a node that cannot apply in time makes the audit inconclusive; the same
+// node read at once, without the settle, would be reported as losing rows; a batch
 // spike's rows are read back with the load's. Everything it adds is removed, and
 // the cluster is left Synced with its CPU limits as they were.
 func TestAuditGalera(t *testing.T) {
@@ -474,30 +514,7 @@ func TestAuditGalera(t *testing.T) {
 	t.Run("a node that does not apply in time", func(t *testing.T) {
 		g := *g
 		g.t = t
-		// FLUSH TABLES WITH READ LOCK on n3 desyncs it and holds its applier.
-		conn, err := g.dbs[2].Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(ctx, "FLUSH TABLES WITH READ LOCK"); err != nil {
-			t.Fatal(err)
-		}
-		unlocked := false
-		unlock := func() {
-			if unlocked {
-				return
-			}
-			unlocked = true
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), "UNLOCK TABLES"); err != nil {
-				t.Error(err)
-			}
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			defer cancel()
-			if err := c.Nodes[2].WaitReady(wctx); err != nil {
-				t.Error(err)
-			}
-		}
+		unlock := g.holdApplier3() // n3 applies nothing until unlock
 		defer unlock()
 		g.insert(ledger, ids, 5, 10, 10)
 		a := AuditCluster(ctx, g.nodes, load, 2*time.Second)
@@ -515,6 +532,35 @@ func TestAuditGalera(t *testing.T) {
 				t.Errorf("%s: %s (%s); want inconclusive, the settle timeout", f.Name, f.Verdict, f.Reason)
 			}
 		}
+	})
+
+	// What the settle is for: a node behind, read at once, lacks rows the audit
+	// would call lost; after the settle, nothing is.
+	t.Run("a node behind read without the settle", func(t *testing.T) {
+		g := *g
+		g.t = t
+		release := g.holdApplier3()
+		defer release()
+		g.insert(ledger, ids, 6, 1000, 500)
+		a := auditCluster(ctx, g.nodes, load, noSettle)
+		logAudit(t, a)
+		n3 := g.node(a, 3)
+		if a.Error != "" || !n3.Read || !g.node(a, 1).Read || !g.node(a, 2).Read {
+			t.Fatalf("audit error %q, nodes %+v; want every node read", a.Error, a.Nodes)
+		}
+		if n3.Lost != 1000 || a.Lost != 0 || a.DivergentAcked != 1000 {
+			t.Errorf("n3 lost %d, lost everywhere %d, divergent acknowledged %d; want n3 to lack the 1000 rows it has not applied", n3.Lost, a.Lost, a.DivergentAcked)
+		}
+		wantFinding(t, scoreDurability(&Recorded{Nodes: 3, Audit: a}, nil), findLost, Fail, 1000, "n3 lacks 1000 acknowledged rows")
+		t.Logf("read at once, without the settle: n3 (applier held) lacked %d of %d acknowledged rows", n3.Lost, a.Acked)
+
+		release()
+		a = AuditCluster(ctx, g.nodes, load, 30*time.Second)
+		logAudit(t, a)
+		if a.Error != "" || a.Settle.TimedOut || a.Lost != 0 || a.Divergent != 0 || g.node(a, 3).Lost != 0 {
+			t.Errorf("with the settle: error %q, timed out %v, lost %d, divergent %d, n3 lost %d; want nothing lost", a.Error, a.Settle.TimedOut, a.Lost, a.Divergent, g.node(a, 3).Lost)
+		}
+		t.Logf("then with the settle: every node at %s after %.2fs, nothing lost", a.Settle.Target, a.Settle.Seconds)
 	})
 
 	t.Run("a batch spike's rows", func(t *testing.T) {
@@ -665,5 +711,39 @@ func TestAuditPrimaryReplica(t *testing.T) {
 	n2 := g.node(a, 2)
 	if a.Settle.TimedOut || a.Error != "" || !n2.Read || n2.Rows != 2000 || a.Lost != 0 || a.Divergent != 0 || !strings.HasPrefix(n2.Applied, "GTID ") {
 		t.Errorf("applier running: timed out %v, error %q, n2 read %v with %d rows at %q, lost %d, divergent %d; want every row on both", a.Settle.TimedOut, a.Error, n2.Read, n2.Rows, n2.Applied, a.Lost, a.Divergent)
+	}
+}
+
+// After Ctrl-C (the run's ctx done) the audit still runs, with its settle capped
+// at interruptedSettle, and its record says so; a node that does not answer is
+// marked down.
+func TestAuditInterruptedSettle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	nodes := []nodeRef{{index: 1, label: "n1", dsn: "u:p@tcp(" + addr + ")/db?timeout=1s"}}
+	ctx, cancel := context.WithCancel(context.Background())
+
+	a := auditServingNodes(ctx, nodes, nil, time.Minute)
+	if a.Settle.Timeout != 60 || a.Settle.Capped != "" {
+		t.Errorf("running: settle bound %gs, capped %q; want 60s, not capped", a.Settle.Timeout, a.Settle.Capped)
+	}
+	if len(a.Nodes) != 1 || !a.Nodes[0].Down || a.Nodes[0].Read {
+		t.Errorf("nodes %+v; want n1 down, not read", a.Nodes)
+	}
+
+	cancel()
+	a = auditServingNodes(ctx, nodes, nil, time.Minute)
+	if a.Settle.Timeout != interruptedSettle.Seconds() || !strings.Contains(a.Settle.Capped, "interrupted") || !strings.Contains(a.Settle.Capped, "5s instead of 1m0s") {
+		t.Errorf("interrupted: settle bound %gs, capped %q; want %v, saying why", a.Settle.Timeout, a.Settle.Capped, interruptedSettle)
+	}
+	if line := auditLine(a); !strings.Contains(line, a.Settle.Capped) {
+		t.Errorf("the audit's log line does not say the settle was capped: %s", line)
+	}
+	if a = auditServingNodes(ctx, nodes, nil, 2*time.Second); a.Settle.Timeout != 2 || a.Settle.Capped != "" {
+		t.Errorf("interrupted, settle 2s: bound %gs, capped %q; want 2s as asked", a.Settle.Timeout, a.Settle.Capped)
 	}
 }

@@ -211,7 +211,11 @@ type NodeAudit struct {
 	// not apply everything in time, the read failed).
 	Read    bool   `json:"read"`
 	Skipped string `json:"skipped,omitempty"`
-	Rows    int64  `json:"rows"` // rows found in the audited ids
+	// Down: it did not answer at all when the audit began, the one reason a
+	// node may be left out of the durability verdicts (any other node not read
+	// leaves loss and divergence unjudged).
+	Down bool  `json:"down,omitempty"`
+	Rows int64 `json:"rows"` // rows found in the audited ids
 	// Lost: acknowledged rows this node lacks (on every node, or here only).
 	Lost      int64   `json:"lost"`
 	FirstLost []int64 `json:"first_lost,omitempty"`
@@ -235,6 +239,9 @@ type AuditSettle struct {
 	TimedOut bool    `json:"timed_out,omitempty"`
 	Target   string  `json:"target,omitempty"` // what every node had to reach: a Galera seqno, a GTID position
 	Behind   string  `json:"behind,omitempty"` // when it timed out: who was behind, where
+	// Capped: why the bound is shorter than the one asked for (the run was
+	// interrupted: the audit does not keep the user waiting).
+	Capped string `json:"capped,omitempty"`
 }
 
 // Verdict of a finding.
@@ -312,6 +319,9 @@ type Finding struct {
 	Evidence  []Evidence `json:"evidence,omitempty"`
 	Reference string     `json:"reference,omitempty"` // the article's figure
 	Notes     []string   `json:"notes,omitempty"`     // further figures (per stream, chain, formula)
+	// Strict: the finding tolerates no failure (acknowledged writes lost): over
+	// repeated runs, any failing run fails the aggregate (see AggregateFindings).
+	Strict bool `json:"strict,omitempty"`
 }
 
 // Recorded is everything a run measured, what the scorers read.

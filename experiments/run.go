@@ -495,9 +495,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 				}
 			}
 		}
-		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), settle+3*time.Minute)
-		rec.Audit = auditServingNodes(actx, nodes, sources, settle)
-		acancel()
+		rec.Audit = auditServingNodes(ctx, nodes, sources, settle)
 		logf("%s", auditLine(rec.Audit))
 		rf.Audit = rec.Audit
 	}
@@ -629,13 +627,25 @@ func timelineText(spec *Spec) string {
 }
 
 // auditServingNodes runs the durability audit on every node: each must have
-// applied everything before it is read (see AuditCluster).
+// applied everything before it is read (see AuditCluster). It runs when the run's
+// ctx is done too (the run was interrupted), then with the settle capped at
+// interruptedSettle, which the audit's record says.
 func auditServingNodes(ctx context.Context, nodes []nodeRef, sources []AuditSource, settle time.Duration) *Audit {
 	an := make([]AuditNode, len(nodes))
 	for i, n := range nodes {
 		an[i] = AuditNode{Index: n.index, Label: n.label, DSN: n.dsn}
 	}
-	return AuditCluster(ctx, an, sources, settle)
+	settle = cmp.Or(settle, DefaultAuditSettle)
+	capped := ""
+	if ctx.Err() != nil && settle > interruptedSettle {
+		capped = fmt.Sprintf("the run was interrupted: the settle was capped at %v instead of %v", interruptedSettle, settle)
+		settle = interruptedSettle
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settle+3*time.Minute)
+	defer cancel()
+	a := AuditCluster(actx, an, sources, settle)
+	a.Settle.Capped = capped
+	return a
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

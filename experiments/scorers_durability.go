@@ -38,11 +38,17 @@ const (
 //
 // With no audit, or nothing acknowledged, one inconclusive finding says so. All
 // are inconclusive when the audit failed or a node did not apply everything within
-// the settle timeout: a slow node is never "lost".
+// the settle timeout: a slow node is never "lost". Loss and divergence are
+// inconclusive, too, when a node that answered as the audit began was not read
+// (its status or its read failed): the nodes read settled to a target it may not
+// have given, and what it holds is unknown. Only a node that did not answer at all
+// (down) is left out, and the notes say so.
+//
+// All three are strict: none tolerates a failing run in a repeat.
 func scoreDurability(r *Recorded, _ Budgets) []Finding {
-	lost := Finding{Mode: ModeDurability, Name: findLost, Unit: UnitCount, Reference: refDurability}
-	div := Finding{Mode: ModeDurability, Name: findDiverge, Unit: UnitCount, Reference: refDivergence}
-	unsent := Finding{Mode: ModeDurability, Name: findUnsent, Unit: UnitCount, Reference: refDurability}
+	lost := Finding{Mode: ModeDurability, Name: findLost, Unit: UnitCount, Reference: refDurability, Strict: true}
+	div := Finding{Mode: ModeDurability, Name: findDiverge, Unit: UnitCount, Reference: refDivergence, Strict: true}
+	unsent := Finding{Mode: ModeDurability, Name: findUnsent, Unit: UnitCount, Reference: refDurability, Strict: true}
 	a := r.Audit
 	nodes := r.Nodes
 	if a != nil && len(a.Nodes) > 0 {
@@ -68,6 +74,9 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 		whyNot = "the audit failed: " + a.Error
 	case a.Settle.TimedOut:
 		whyNot = fmt.Sprintf("the nodes did not all apply everything within %s (the audit's settle timeout): %s; a node that is behind is not judged", fmtSeconds(a.Settle.Timeout), a.Settle.Behind)
+		if a.Settle.Capped != "" {
+			whyNot += " (" + a.Settle.Capped + ")"
+		}
 	}
 	if whyNot != "" {
 		out := all(lost.inconclusive("%s", whyNot), div.inconclusive("%s", whyNot), unsent.inconclusive("%s", whyNot))
@@ -77,11 +86,41 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 		return out
 	}
 
-	// Which nodes were read.
-	var read []string
+	// Which nodes were read; which answered and were not (they leave loss and
+	// divergence unjudged); which were down (left out).
+	var read, unread, down []string
 	for _, n := range a.Nodes {
-		if n.Read {
+		switch {
+		case n.Read:
 			read = append(read, n.Label)
+		case n.Down:
+			down = append(down, n.Label)
+		default:
+			unread = append(unread, fmt.Sprintf("%s (%s)", n.Label, n.Skipped))
+		}
+	}
+	unjudged := ""
+	if len(unread) > 0 {
+		unjudged = fmt.Sprintf("not every node that answered was read back: %s; without it, loss and divergence cannot be judged (only a node that was down is left out)",
+			strings.Join(unread, "; "))
+	}
+	// notJudged makes f inconclusive for the unread nodes, keeping the figures of
+	// the nodes read in its notes.
+	notJudged := func(f *Finding) {
+		if unjudged == "" {
+			return
+		}
+		if f.Verdict != Inconclusive {
+			f.note("on the nodes read (%s): %s, %g", strings.Join(read, ", "), f.Verdict, f.Value)
+			if f.Reason != "" {
+				f.note("on the nodes read: %s", f.Reason)
+			}
+		}
+		*f = f.inconclusive("%s", unjudged)
+	}
+	leftOut := func(f *Finding) {
+		if len(down) > 0 {
+			f.note("left out: %s, down (did not answer when the audit began)", strings.Join(down, ", "))
 		}
 	}
 	where := strings.Join(read, ", ")
@@ -125,6 +164,8 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 	if a.Unexpected > 0 {
 		lost.note("%d writes present but never acknowledged (first ids: %s)%s", a.Unexpected, ids(a.FirstExtra), splitText(a))
 	}
+	leftOut(&lost)
+	notJudged(&lost)
 
 	// Divergence.
 	if len(read) < 2 {
@@ -142,7 +183,9 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 			div.Reason = strings.Join(lacksTexts(a, false), "; ")
 			div.note("first divergent ids: %s", ids(a.FirstDivergent))
 		}
+		leftOut(&div)
 	}
+	notJudged(&div)
 
 	// Rows nobody sent.
 	unsent.judge(float64(a.Unsent), 0, false, "")
@@ -150,6 +193,10 @@ func scoreDurability(r *Recorded, _ Budgets) []Finding {
 	if a.Unsent > 0 {
 		unsent.Reason = fmt.Sprintf("%d row(s) in the run's ids that no writer of the run sent: ids %s", a.Unsent, ids(a.FirstUnsent))
 	}
+	if len(unread) > 0 || len(down) > 0 {
+		unsent.note("judged on the nodes read only (%s)", where)
+	}
+	leftOut(&unsent)
 	return all(lost, div, unsent)
 }
 

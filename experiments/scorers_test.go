@@ -755,27 +755,89 @@ func TestMedianOfSeries(t *testing.T) {
 }
 
 func TestScoreDurability(t *testing.T) {
+	// A 3-node audit: n1..n3 each read with every row, but for the changes made.
+	three := func(change func(ns []NodeAudit)) *Audit {
+		ns := []NodeAudit{{Node: 1, Label: "n1", Read: true, Rows: 5000}, {Node: 2, Label: "n2", Read: true, Rows: 5000}, {Node: 3, Label: "n3", Read: true, Rows: 5000}}
+		change(ns)
+		return &Audit{Acked: 5000, Nodes: ns, Settle: AuditSettle{Seconds: 0.1, Timeout: 60}}
+	}
+	labels := []string{1: "n1", 2: "n2", 3: "n3"}
+	unread := func(i int, why string) func(ns []NodeAudit) {
+		return func(ns []NodeAudit) { ns[i-1] = NodeAudit{Node: i, Label: labels[i], Skipped: why} }
+	}
+	down := func(i int) func(ns []NodeAudit) {
+		return func(ns []NodeAudit) {
+			ns[i-1] = NodeAudit{Node: i, Label: labels[i], Skipped: "did not answer: dial tcp: connection refused", Down: true}
+		}
+	}
+	// n1 lacks 3 acknowledged rows the other nodes read have.
+	n1Lacks := func(a *Audit) *Audit {
+		a.DivergentAcked, a.Divergent, a.FirstDivergent = 3, 3, []int64{11, 12, 13}
+		n := &a.Nodes[0]
+		n.Lost, n.FirstLost, n.Lacks, n.LacksAcked, n.LacksAlone, n.FirstLacks = 3, []int64{11, 12, 13}, 3, 3, 3, []int64{11, 12, 13}
+		return a
+	}
+	type check struct {
+		name      string
+		verdict   Verdict
+		value     float64
+		fragments []string
+	}
 	cases := []struct {
 		name      string
 		audit     *Audit
 		verdict   Verdict
 		value     float64
 		fragments []string
+		more      []check // the other findings
 	}{
-		{"no audit", nil, Inconclusive, -1, []string{"no durability audit"}},
-		{"audit failed", &Audit{Acked: 10, Error: "node 1 unreachable"}, Inconclusive, -1, []string{"node 1 unreachable"}},
-		{"nothing acknowledged", &Audit{}, Inconclusive, -1, []string{"no acknowledged write"}},
+		{"no audit", nil, Inconclusive, -1, []string{"no durability audit"}, nil},
+		{"audit failed", &Audit{Acked: 10, Error: "node 1 unreachable"}, Inconclusive, -1, []string{"node 1 unreachable"}, nil},
+		{"nothing acknowledged", &Audit{}, Inconclusive, -1, []string{"no acknowledged write"}, nil},
 		{"pass", &Audit{Acked: 5000, Unknown: 3, Unexpected: 2, FirstExtra: []int64{7, 9}, Node: 1}, Pass, 0,
-			[]string{"2 writes present but never acknowledged", "7, 9"}},
+			[]string{"2 writes present but never acknowledged", "7, 9"}, nil},
 		{"lost", &Audit{Acked: 5000, Lost: 3, FirstLost: []int64{11, 12, 13}, Node: 2}, Fail, 3,
-			[]string{"3 of 5000 acknowledged writes are missing", "first lost ids: 11, 12, 13"}},
+			[]string{"3 of 5000 acknowledged writes are missing", "first lost ids: 11, 12, 13"}, nil},
+		{"every node read", three(func([]NodeAudit) {}), Pass, 0, []string{"read back on n1, n2, n3"},
+			[]check{{findDiverge, Pass, 0, []string{"compared on n1, n2, n3"}}, {findUnsent, Pass, 0, nil}}},
+		// A node that answered when the audit began and was not read: loss and
+		// divergence are not judged, whatever the reason (each skip of audit.go).
+		{"a node whose read failed", three(unread(2, "read back failed: read back orders 1-9: invalid connection")), Inconclusive, 0,
+			[]string{"n2 (read back failed: read back orders 1-9: invalid connection)", "cannot be judged", "n2 not read back"},
+			[]check{{findDiverge, Inconclusive, -1, []string{"n2 (read back failed"}}, {findUnsent, Pass, 0, []string{"judged on the nodes read only (n1, n3)"}}}},
+		{"a node whose wsrep status failed", three(unread(3, "wsrep status: Error 1927: Connection was killed")), Inconclusive, -1,
+			[]string{"n3 (wsrep status: Error 1927"}, []check{{findDiverge, Inconclusive, -1, []string{"n3 (wsrep status"}}}},
+		{"a source whose GTID position failed", three(unread(1, "GTID position: Error 1142")), Inconclusive, -1,
+			[]string{"n1 (GTID position: Error 1142)"}, []check{{findDiverge, Inconclusive, -1, []string{"n1 (GTID position"}}}},
+		{"a node that failed while settling", three(unread(2, "while waiting for it to apply: invalid connection")), Inconclusive, -1,
+			[]string{"n2 (while waiting for it to apply: invalid connection)"}, []check{{findDiverge, Inconclusive, -1, []string{"n2 (while waiting"}}}},
+		{"a node with a bad DSN", three(unread(2, "bad DSN: invalid DSN: missing the slash")), Inconclusive, -1,
+			[]string{"n2 (bad DSN"}, []check{{findDiverge, Inconclusive, -1, nil}}},
+		{"loss on the nodes read, one node unread", n1Lacks(three(unread(2, "read back failed: invalid connection"))), Inconclusive, 3,
+			[]string{"n2 (read back failed", "on the nodes read (n1, n3): fail, 3", "n1 lacks 3 acknowledged rows that n3 has"},
+			[]check{{findDiverge, Inconclusive, -1, []string{"on the nodes read (n1, n3): fail, 3"}}}},
+		// Only a node that was down may be left out, and the notes say so.
+		{"a node down", three(down(3)), Pass, 0, []string{"left out: n3, down", "n3 not read back: did not answer"},
+			[]check{{findDiverge, Pass, 0, []string{"compared on n1, n2", "left out: n3, down"}}, {findUnsent, Pass, 0, []string{"left out: n3, down"}}}},
+		{"loss with a node down", n1Lacks(three(down(3))), Fail, 3, []string{"n1 lacks 3 acknowledged rows that n2 has", "left out: n3, down"},
+			[]check{{findDiverge, Fail, 3, nil}}},
+		{"two nodes down: nothing to compare", three(func(ns []NodeAudit) { down(2)(ns); down(3)(ns) }), Pass, 0, []string{"left out: n2, n3, down"},
+			[]check{{findDiverge, Inconclusive, -1, []string{"only 1 node(s) of 3"}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := run("fault")
 			r.Audit = c.audit
 			fs := score(t, ModeDurability, r, nil)
-			want(t, fs, "acknowledged writes lost", c.verdict, c.value, c.fragments...)
+			want(t, fs, findLost, c.verdict, c.value, c.fragments...)
+			for _, m := range c.more {
+				want(t, fs, m.name, m.verdict, m.value, m.fragments...)
+			}
+			for _, f := range fs {
+				if !f.Strict {
+					t.Errorf("%s: not strict; a durability finding tolerates no failing run", f.Name)
+				}
+			}
 		})
 	}
 }
