@@ -98,7 +98,7 @@ type Kind struct {
 	// through a latency proxy (Proxies): load must be routed through the proxies
 	// for it to show.
 	ClientPath bool
-	Params   []ParamSpec
+	Params     []ParamSpec
 	// Needs are the node capabilities the fault uses, checked before anything runs.
 	Needs func(Node) error
 	// Harmless marks a fault that cannot hurt a cluster (it only slows htapchaos's
