@@ -57,7 +57,8 @@ type RepeatFile struct {
 	// Findings are aggregated over the runs that count (neither interrupted nor
 	// without findings); Findings[k].Values[i] and .Verdicts[i] are Runs[i]'s.
 	Findings []RepeatFinding `json:"findings"`
-	// Verdict is the worst verdict on the medians: what the exit code follows.
+	// Verdict is the worst of the aggregated verdicts (on the medians, or the worst
+	// run for a strict finding): what the exit code follows.
 	Verdict     Verdict   `json:"verdict"`
 	Start       time.Time `json:"start"`
 	End         time.Time `json:"end"`
@@ -118,7 +119,7 @@ type RepeatResult struct {
 	Results []*Result
 }
 
-// Verdict is the worst verdict on the medians.
+// Verdict is the worst of the aggregated verdicts (on the medians; the worst run for a strict finding).
 func (r *RepeatResult) Verdict() Verdict { return r.File.Verdict }
 
 // Repeat runs spec n times with seeds o.Seed, o.Seed+1, ..., each in its own
