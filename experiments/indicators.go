@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/htapchaos/htapchaos/faults"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -47,6 +49,15 @@ func WithHeartbeat(h *Heartbeat) SamplerOption { return func(s *Sampler) { s.hb 
 // the slice.
 func WithSampleHook(f func([]Sample)) SamplerOption { return func(s *Sampler) { s.onSample = f } }
 
+// WithMemoryHolders makes the sampler ask, every tick, the faults that hold
+// memory on the nodes (memory-fill) what they hold on each node, into
+// Sample.HogBytes and Sample.HogInServer (summed over the holders). holders is
+// called once per tick from the sampler's goroutine; it may return faults
+// that hold nothing yet (they answer not ok).
+func WithMemoryHolders(holders func() []faults.MemoryHolder) SamplerOption {
+	return func(s *Sampler) { s.holders = holders }
+}
+
 // WithSampleTimeout bounds one node's sampling in a tick (default: 800ms, at most
 // 80% of the interval). A node that does not answer within it is sampled as down.
 func WithSampleTimeout(d time.Duration) SamplerOption {
@@ -77,6 +88,7 @@ type Sampler struct {
 	hb       *Heartbeat
 	hbAll    bool // read the heartbeat on its writer too (the only node)
 	onSample func([]Sample)
+	holders  func() []faults.MemoryHolder
 
 	mu      sync.Mutex
 	samples []Sample
@@ -226,6 +238,10 @@ collect:
 	if ctx.Err() != nil {
 		return
 	}
+	var holders []faults.MemoryHolder
+	if s.holders != nil {
+		holders = s.holders()
+	}
 	out := make([]Sample, len(s.nodes))
 	for i, n := range s.nodes {
 		r := readings[i]
@@ -233,6 +249,12 @@ collect:
 			r = &indReading{sqlErr: errors.New("no answer within the sample timeout")}
 		}
 		out[i] = n.commit(now, r)
+		for _, h := range holders {
+			if b, inServer, ok := h.HeldBytes(n.n.Index); ok {
+				out[i].HogBytes += b
+				out[i].HogInServer = out[i].HogInServer || inServer
+			}
+		}
 	}
 	if s.onSample != nil {
 		s.onSample(out)
@@ -255,7 +277,7 @@ const galeraStatusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (
 'wsrep_provider_name', 'wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_ready',
 'wsrep_local_state_comment', 'wsrep_flow_control_paused_ns', 'wsrep_flow_control_sent',
 'wsrep_local_recv_queue', 'wsrep_local_send_queue', 'wsrep_last_committed',
-'Threads_running', 'Threads_connected')`
+'Threads_running', 'Threads_connected', 'Memory_used')`
 
 // indNode is the sampler's state for one node.
 type indNode struct {
@@ -548,6 +570,15 @@ func (n *indNode) commitStatus(smp *Sample, st map[string]string) {
 	} else {
 		n.errs["threads"] = "no Threads_running status"
 	}
+	// Memory_used: MariaDB's own account of what the server allocated (no other
+	// server reports it).
+	if v, err := strconv.ParseInt(st["memory_used"], 10, 64); err == nil {
+		smp.ServerMemoryBytes = v
+		n.ok["server memory"] = true
+		delete(n.missing, "server memory")
+	} else if !n.ok["server memory"] {
+		n.missing["server memory"] = "no Memory_used status (not MariaDB)"
+	}
 	if st["wsrep_provider_name"] == "" {
 		if !n.galera {
 			n.missing["galera"] = "not a Galera node (no wsrep provider)"
@@ -593,6 +624,7 @@ func (n *indNode) commitReplica(smp *Sample, r *indReading) {
 func (n *indNode) commitContainer(smp *Sample, t time.Time, r *indReading) {
 	if !n.memAt.IsZero() && t.Sub(n.memAt) < 5*time.Second {
 		smp.MemoryPct, smp.CPUPct = n.mem.Percent, n.cpuPct
+		smp.MemoryLimitBytes = int64(min(n.mem.Limit, math.MaxInt64))
 	}
 	if r.stateErr != nil {
 		n.errs["container state"] = r.stateErr.Error()

@@ -81,10 +81,22 @@ type Sample struct {
 	Paused     bool    `json:"paused,omitempty"`
 	NetRxBytes int64   `json:"net_rx_bytes,omitempty"` // delta
 	NetTxBytes int64   `json:"net_tx_bytes,omitempty"` // delta
+	// MemoryLimitBytes is the container's memory limit as the engine reports it
+	// (MemoryPct is of it).
+	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
+	// HogBytes is what the memory-fill fault holds on this node now (see
+	// faults.MemoryHolder): the exec hog's resident memory, or with method=sql
+	// the bytes of its MEMORY tables; HogInServer says the hog lives inside the
+	// server (method=sql) and so counts in ServerMemoryBytes too.
+	HogBytes    int64 `json:"hog_bytes,omitempty"`
+	HogInServer bool  `json:"hog_in_server,omitempty"`
 
 	// Server.
 	ThreadsRunning   int64 `json:"threads_running,omitempty"`
 	ThreadsConnected int64 `json:"threads_connected,omitempty"`
+	// ServerMemoryBytes is the server's own account of the memory it allocated
+	// (MariaDB's global status Memory_used), hog's MEMORY tables included.
+	ServerMemoryBytes int64 `json:"server_memory_bytes,omitempty"`
 
 	// Freshness: now minus the newest heartbeat visible on this node, in ms; nil where
 	// not measured.
@@ -159,6 +171,10 @@ type PhaseStats struct {
 	Dropped  int64                   `json:"dropped"`
 	Latency  results.Percentiles     `json:"latency"`
 	ByClass  map[results.Class]int64 `json:"by_class,omitempty"`
+	// Memory is the per-query peak memory in BYTES (the field names of
+	// Percentiles end in _ms: read them as bytes), for ops that measure it
+	// (loadgen's Op.Memory); nil otherwise.
+	Memory *results.Percentiles `json:"memory,omitempty"`
 }
 
 // Audit is the durability audit: every acknowledged write read back on every node

@@ -329,6 +329,15 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	if o.Observer != nil {
 		sopts = append(sopts, WithSampleHook(o.Observer.Samples))
 	}
+	// The faults that hold memory (memory-fill, made below): the sampler charts
+	// what they hold apart from the server's and the container's memory.
+	var holdersMu sync.Mutex
+	var holders []faults.MemoryHolder
+	sopts = append(sopts, WithMemoryHolders(func() []faults.MemoryHolder {
+		holdersMu.Lock()
+		defer holdersMu.Unlock()
+		return holders
+	}))
 	sampler := NewSampler(inodes, ind, time.Second, sopts...)
 	sctx, stopSampler := context.WithCancel(rctx)
 	defer stopSampler()
@@ -381,6 +390,11 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		// The fault's window ends when the spec says, however long it took to take effect.
 		runner.HoldUntil = at.Add(hold)
 		plans[i] = planned{runner, at, hold}
+		if mh, ok := runner.Fault.(faults.MemoryHolder); ok {
+			holdersMu.Lock()
+			holders = append(holders, mh)
+			holdersMu.Unlock()
+		}
 		if o.Observer != nil {
 			o.Observer.Fault(f.Name, f.Kind, false)
 		}
@@ -692,7 +706,7 @@ func phaseStats(dir string, windows []Window) ([]PhaseStats, error) {
 	out := make([]PhaseStats, len(ws))
 	for i, w := range ws {
 		out[i] = PhaseStats{Phase: w.Window, Workload: w.Workload, Op: w.Op, Node: w.Node, Seconds: w.Seconds, Count: w.Count,
-			Rate: w.Rate, Errors: w.Errors, Late: w.Late, Dropped: w.Dropped, Latency: w.Latency, ByClass: w.ByClass}
+			Rate: w.Rate, Errors: w.Errors, Late: w.Late, Dropped: w.Dropped, Latency: w.Latency, ByClass: w.ByClass, Memory: w.Memory}
 	}
 	return out, nil
 }

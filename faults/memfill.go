@@ -62,6 +62,50 @@ const (
 	MeasureMemoryAfter     = "memory after"               // %, after recovery
 )
 
+// MemoryHolder is a fault that holds memory on its nodes (memory-fill). The
+// indicator sampler asks it every second, so that what the hog holds is charted
+// and scored apart from the server's own memory and the container's total.
+type MemoryHolder interface {
+	// HeldBytes is what the fault holds on the node of that index (1-based) now,
+	// in bytes: the exec hog's resident memory, or the MEMORY tables' row data
+	// (method=sql). inServer: the bytes live inside the database server and
+	// count in its own account (MariaDB's Memory_used). ok is false when the
+	// fault knows nothing held there: not one of its nodes, or not filling yet.
+	// After recovery it holds 0. Safe for concurrent use; it does not block on
+	// the node (the figure is the fault's newest reading, at most about a
+	// second old while it holds).
+	HeldBytes(node int) (bytes int64, inServer bool, ok bool)
+}
+
+var _ MemoryHolder = (*memFill)(nil)
+
+// HeldBytes: see MemoryHolder.
+func (f *memFill) HeldBytes(node int) (int64, bool, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.nodes {
+		if m.n.Index() == node && m.heldKnown {
+			return m.held, f.method == "sql", true
+		}
+	}
+	return 0, false, false
+}
+
+// setHeld records what the fault holds on m now (under f.mu).
+func (m *memNode) setHeld(b int64) { m.held, m.heldKnown = b, true }
+
+// heldOf is what an exec hog's state says it holds: its resident memory (the
+// buffer and perl itself), or the buffer alone from a hog that does not report
+// it.
+func heldOf(st map[string]string) (int64, bool) {
+	for _, k := range []string{"rss_bytes", "hog_bytes"} {
+		if v, err := strconv.ParseInt(st[k], 10, 64); err == nil {
+			return v, true
+		}
+	}
+	return 0, false
+}
+
 func memoryKinds() []*Kind {
 	return []*Kind{{
 		Name: "memory-fill",
@@ -121,6 +165,8 @@ type memNode struct {
 	fillErr                            error   // sql: why the filler stopped
 	kept                               bool    // sql: the server did not give the memory back
 	tableBytes                         uint64  // sql: row data in the tables
+	held                               int64   // what the hog or the tables hold now, newest reading (MemoryHolder)
+	heldKnown                          bool    // held was read since the fill started
 
 	wrote    bool // exec: Setup wrote the script, Cleanup removes the files
 	db       *sql.DB
@@ -271,6 +317,11 @@ func (f *memFill) WaitForEffect(ctx context.Context, _ *Env) error {
 			if st, err = memfillStatus(ctx, m.n); err != nil {
 				return false, err
 			}
+			if b, ok := heldOf(st); ok && st["live"] != "0" {
+				f.mu.Lock()
+				m.setHeld(b)
+				f.mu.Unlock()
+			}
 			if st["live"] == "0" {
 				// Twice in a row: right after the start the hog may not be perl yet.
 				if dead++; dead >= 2 {
@@ -308,13 +359,24 @@ func (f *memFill) WaitForEffect(ctx context.Context, _ *Env) error {
 	})
 }
 
-// sample reads the engine's figure through the hold until recover.
+// sample reads the engine's figure through the hold until recover, and every
+// second what the hog holds (its state file, for HeldBytes).
 func (f *memFill) sample(ctx context.Context, m *memNode) {
 	mr := m.n.(MemoryReader)
 	m.background(ctx, func(ctx context.Context) {
-		for {
+		for i := 0; ; i++ {
 			if used, limit, err := mr.Memory(ctx); err == nil {
 				f.observe(m, memPct(used, limit))
+			}
+			if i%2 == 1 {
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				st, err := memfillStatus(sctx, m.n)
+				cancel()
+				if b, ok := heldOf(st); err == nil && ok && st["live"] != "0" {
+					f.mu.Lock()
+					m.setHeld(b)
+					f.mu.Unlock()
+				}
 			}
 			select {
 			case <-ctx.Done():
@@ -370,7 +432,13 @@ func (f *memFill) Recover(ctx context.Context, _ *Env) error {
 				m.lost = "the filler stopped during the hold: " + m.fillErr.Error()
 			}
 			f.mu.Unlock()
-			return memfillDrop(ctx, m.db)
+			err := memfillDrop(ctx, m.db)
+			if err == nil {
+				f.mu.Lock()
+				m.setHeld(0)
+				f.mu.Unlock()
+			}
+			return err
 		}
 		st, err := memfillStatus(ctx, m.n)
 		if err != nil {
@@ -383,7 +451,13 @@ func (f *memFill) Recover(ctx context.Context, _ *Env) error {
 			m.lost = "the hog was gone before recover (" + memfillLogTail(ctx, m.n) + ")"
 		}
 		f.mu.Unlock()
-		return memfillKill(ctx, m.n)
+		err = memfillKill(ctx, m.n)
+		if err == nil {
+			f.mu.Lock()
+			m.setHeld(0)
+			f.mu.Unlock()
+		}
+		return err
 	})
 }
 
@@ -685,6 +759,7 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 		f.mu.Lock()
 		m.fillReached = reached || m.fillReached
 		m.tableBytes = uint64(len(tables)) * rows * memfillRow
+		m.setHeld(int64(m.tableBytes))
 		f.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -833,11 +908,18 @@ my $end = time + $backstop;
 my @chunks;
 my ($reached, $max, $used, $exit) = (0, 0, 0, 'backstop');
 
+# rss is the hog's resident memory (buffer and perl), in bytes; -1 when unknown.
+sub rss {
+    my $st = slurp('/proc/self/status') // '';
+    return $st =~ /^VmRSS:\s+(\d+) kB/m ? $1 * 1024 : -1;
+}
+
 sub put_state {
     my ($why) = @_;
     open(my $fh, '>', "$state.tmp") or return;
-    printf $fh "hog_bytes=%d\nused=%d\nlimit=%d\ntarget_percent=%d\npercent=%.2f\nmax_percent=%.2f\nreached=%d\ncgroup=%s\npid=%d\ntime=%d\n%s",
-        scalar(@chunks) * $chunk, $used, $limit, $pct, $used * 100 / $limit, $max, $reached, $cg, $$, time,
+    my $rss = rss();
+    printf $fh "hog_bytes=%d\n%sused=%d\nlimit=%d\ntarget_percent=%d\npercent=%.2f\nmax_percent=%.2f\nreached=%d\ncgroup=%s\npid=%d\ntime=%d\n%s",
+        scalar(@chunks) * $chunk, $rss >= 0 ? "rss_bytes=$rss\n" : '', $used, $limit, $pct, $used * 100 / $limit, $max, $reached, $cg, $$, time,
         defined $why ? "exit=$why\n" : '';
     close $fh;
     rename("$state.tmp", $state);

@@ -130,11 +130,11 @@ func Analytics() *Workload {
 		Heavy:       true,
 		Description: "the article's per-user dashboard, active-user revenue join, a wide fraud scan, and your own query",
 		Ops: []Op{
-			{Name: "dashboard", Weight: 50, Run: func(ctx context.Context, q Querier, _ *Worker) error {
+			{Name: "dashboard", Memory: true, Weight: 50, Run: func(ctx context.Context, q Querier, _ *Worker) error {
 				_, err := drain(ctx, q, "SELECT user_id, COUNT(*), SUM(amount) FROM orders WHERE created_at > NOW() - INTERVAL 1 HOUR GROUP BY user_id")
 				return err
 			}},
-			{Name: "revenue-join", Weight: 25, Run: func(ctx context.Context, q Querier, _ *Worker) error {
+			{Name: "revenue-join", Memory: true, Weight: 25, Run: func(ctx context.Context, q Querier, _ *Worker) error {
 				_, err := drain(ctx, q, `SELECT u.email, o.order_count, o.total_revenue
 FROM users u
 JOIN (SELECT user_id, COUNT(*) AS order_count, SUM(amount) AS total_revenue
@@ -142,12 +142,12 @@ JOIN (SELECT user_id, COUNT(*) AS order_count, SUM(amount) AS total_revenue
 WHERE u.status = 'active'`)
 				return err
 			}},
-			{Name: "fraud-scan", Weight: 25, Run: func(ctx context.Context, q Querier, _ *Worker) error {
+			{Name: "fraud-scan", Memory: true, Weight: 25, Run: func(ctx context.Context, q Querier, _ *Worker) error {
 				_, err := drain(ctx, q, `SELECT status, COUNT(*), SUM(amount), AVG(amount), MAX(amount), MIN(amount), COUNT(DISTINCT user_id)
 FROM orders WHERE amount > 0 GROUP BY status`)
 				return err
 			}},
-			{Name: "sql", Run: func(ctx context.Context, q Querier, w *Worker) error {
+			{Name: "sql", Memory: true, Run: func(ctx context.Context, q Querier, w *Worker) error {
 				if w.Params.Query == "" {
 					return errors.New("analytics sql: no query given (--query)")
 				}

@@ -127,6 +127,13 @@ type Op struct {
 	// acknowledged-write ledger (Worker.Ack, Worker.Unknown), which the
 	// durability audit reads back. A ledgered op changes data.
 	Ledgered bool
+	// Memory says: measure this op's peak memory from the server's own
+	// accounting. Each successful query runs on a fresh connection, and
+	// MariaDB's information_schema.PROCESSLIST MAX_MEMORY_USED of that
+	// connection, read after the query's end time, is recorded
+	// (results.Handle.RecordMemory). For the analytics queries: the memory a
+	// node must be sized for is theirs.
+	Memory bool
 }
 
 // Access is the access kind the op declares: results.Write when it changes

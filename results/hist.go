@@ -75,6 +75,29 @@ func percentilesOf(h *hdr.Histogram) Percentiles {
 	}
 }
 
+// recordBytes records a memory figure in bytes, clamped into the histogram's
+// range (1 kB to 3.6 TB when read as bytes).
+func recordBytes(h *hdr.Histogram, b int64) {
+	_ = h.RecordValue(min(max(b, histLow), histHigh))
+}
+
+// bytePercentilesOf summarises a histogram of bytes (per-query memory): the
+// same fields as latency's, holding bytes (the JSON names end in _ms for that
+// reason only). Nil when h is empty.
+func bytePercentilesOf(h *hdr.Histogram) *Percentiles {
+	if h == nil || h.TotalCount() == 0 {
+		return nil
+	}
+	return &Percentiles{
+		P50:  float64(h.ValueAtQuantile(50)),
+		P90:  float64(h.ValueAtQuantile(90)),
+		P99:  float64(h.ValueAtQuantile(99)),
+		P999: float64(h.ValueAtQuantile(99.9)),
+		Max:  float64(h.Max()),
+		Mean: h.Mean(),
+	}
+}
+
 // p99 returns the 99th percentile of h (0 when empty).
 func p99(h *hdr.Histogram) time.Duration {
 	if h == nil || h.TotalCount() == 0 {

@@ -138,6 +138,8 @@ type Recorder struct {
 	streams map[streamKey]*GapTracker
 	cluster map[Access]*GapTracker // per access over every workload and node
 	hclosed bool
+	// memUnavailable: why per-query memory was not measured (first reason).
+	memUnavailable string
 
 	mu        sync.Mutex // serialises Tick, Close and Summary; guards the fields below
 	closed    bool
@@ -170,7 +172,7 @@ type Handle struct {
 	s       *GapTracker // the handle's stream (workload, node, access)
 	cs      *GapTracker // the cluster-wide stream of its access (shared by every handle)
 	lateThr time.Duration
-	tags    [3]string // lat, svc, err tags in the interval log
+	tags    [4]string // lat, svc, err, mem tags in the interval log
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -185,6 +187,7 @@ type Handle struct {
 // counts are the measurements of one key over an interval, or cumulative.
 type counts struct {
 	lat, svc, err *hdr.Histogram // err is allocated on the first error
+	mem           *hdr.Histogram // per-query peak memory in bytes; allocated on the first RecordMemory
 	ok            int64
 	late          int64
 	dropped       int64
@@ -226,6 +229,12 @@ func (c *counts) add(o *counts) {
 		}
 		merge(c.err, o.err)
 	}
+	if o.mem != nil && o.mem.TotalCount() > 0 {
+		if c.mem == nil {
+			c.mem = newHist()
+		}
+		merge(c.mem, o.mem)
+	}
 	c.ok += o.ok
 	c.late += o.late
 	c.dropped += o.dropped
@@ -236,7 +245,7 @@ func (c *counts) add(o *counts) {
 
 // reset empties c, keeping its histograms for reuse.
 func (c *counts) reset() {
-	for _, h := range []*hdr.Histogram{c.lat, c.svc, c.err} {
+	for _, h := range []*hdr.Histogram{c.lat, c.svc, c.err, c.mem} {
 		if h != nil && h.TotalCount() != 0 {
 			h.Reset()
 		}
@@ -329,10 +338,11 @@ func (r *Recorder) Handle(k Key) *Handle {
 		s:       s,
 		cs:      cs,
 		lateThr: r.lateThr,
-		tags: [3]string{
+		tags: [4]string{
 			fmt.Sprintf("lat/%s/n%d", op, k.Node),
 			fmt.Sprintf("svc/%s/n%d", op, k.Node),
 			fmt.Sprintf("err/%s/n%d", op, k.Node),
+			fmt.Sprintf("mem/%s/n%d", op, k.Node),
 		},
 		closed: r.hclosed,
 		cur:    newCounts(),
@@ -374,6 +384,36 @@ func (h *Handle) Record(intended, started, ended time.Time, err error) {
 		return
 	}
 	h.recordError(intended, ended, late, Classify(err))
+}
+
+// RecordMemory records the peak memory one successful query of the key used,
+// in bytes, as the server accounts for it (see loadgen's Op.Memory). Values are
+// kept in an HDR histogram of the same geometry as latency's, read as bytes (1
+// kB to 3.6 TB, 3 significant digits); a value under 1 kB counts as 1 kB. Safe
+// for concurrent use. After Close it does nothing.
+func (h *Handle) RecordMemory(bytes int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	c := h.cur
+	if c.mem == nil {
+		c.mem = newHist()
+	}
+	recordBytes(c.mem, bytes)
+}
+
+// MemoryUnavailable says why per-query memory could not be measured (the
+// server has no such accounting, or reading it failed): the first reason given
+// is kept for the summary (Summary.MemoryUnavailable); later ones are dropped.
+// Safe for concurrent use.
+func (r *Recorder) MemoryUnavailable(reason string) {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if r.memUnavailable == "" {
+		r.memUnavailable = reason
+	}
 }
 
 func (h *Handle) recordError(intended, ended time.Time, late bool, info ErrorInfo) {
@@ -630,7 +670,7 @@ type intervalLine struct {
 func (r *Recorder) writeInterval(h *Handle, c *counts, startMs, endMs int64) error {
 	hl, errLog := r.hlog(h.key.Workload)
 	if hl != nil {
-		for i, hist := range [...]*hdr.Histogram{c.lat, c.svc, c.err} {
+		for i, hist := range [...]*hdr.Histogram{c.lat, c.svc, c.err, c.mem} {
 			if hist == nil || hist.TotalCount() == 0 {
 				continue
 			}
@@ -697,7 +737,7 @@ func (r *Recorder) hlog(w string) (*hlogFile, error) {
 	lw := hdr.NewHistogramLogWriter(bw)
 	lw.SetBaseTime(r.baseMs)
 	err = errors.Join(
-		lw.OutputComment(fmt.Sprintf("[htapchaos interval log: workload %q, interval %v, values in nanoseconds, tags lat|svc|err/<op>/n<node>]", w, r.interval)),
+		lw.OutputComment(fmt.Sprintf("[htapchaos interval log: workload %q, interval %v, values in nanoseconds, tags lat|svc|err/<op>/n<node>; tag mem/<op>/n<node>: bytes]", w, r.interval)),
 		lw.OutputLogFormatVersion(),
 		lw.OutputStartTime(r.startMs),
 		lw.OutputBaseTime(r.baseMs),
@@ -822,6 +862,9 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 			if h.cum.err != nil {
 				c.err = h.cum.err.Clone()
 			}
+			if h.cum.mem != nil {
+				c.mem = h.cum.mem.Clone()
+			}
 			c.ok, c.late, c.dropped, c.errs = h.cum.ok, h.cum.late, h.cum.dropped, h.cum.errs
 			h.mu.Lock()
 			c.add(h.cur)
@@ -858,6 +901,9 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 	for _, s := range streams {
 		sum.Gaps = append(sum.Gaps, s.Snapshot(now))
 	}
+	r.hmu.RLock()
+	sum.MemoryUnavailable = r.memUnavailable
+	r.hmu.RUnlock()
 	for _, s := range cluster {
 		sum.Cluster = append(sum.Cluster, s.Snapshot(now))
 	}
@@ -895,6 +941,7 @@ func opSummary(k Key, c *counts, other []OtherError, dur float64) OpSummary {
 		p := percentilesOf(c.err)
 		o.ErrorLatency = &p
 	}
+	o.Memory = bytePercentilesOf(c.mem)
 	return o
 }
 

@@ -12,6 +12,10 @@ import (
 // newest it reads.
 // Version 2 keeps gaps per access kind (StreamGaps.Access) and adds the
 // cluster-wide streams; a version 1 file reads with Access "" (every op).
+// Per-query memory (OpSummary.Memory, Summary.MemoryUnavailable) came within
+// version 2: both are optional, a file without them reads as "not measured",
+// and a reader from before them ignores them, so no bump was needed (a bump
+// would make that older reader refuse the file for nothing).
 const summaryVersion = 2
 
 // Summary is the cumulative result of a run, written to summary.json.
@@ -30,6 +34,11 @@ type Summary struct {
 	// gap there is a window in which no write (or no read) succeeded anywhere,
 	// what an application sees as "the database was down".
 	Cluster []StreamGaps `json:"cluster_gaps"`
+	// MemoryUnavailable says why per-query memory (OpSummary.Memory) was not
+	// measured for ops that ask for it (loadgen's Op.Memory): the server has no
+	// such accounting (not MariaDB), or reading it failed. "" when it was
+	// measured or nothing asked for it. The first reason of the run.
+	MemoryUnavailable string `json:"memory_unavailable,omitempty"`
 }
 
 // ClusterGaps returns the cluster-wide stream of an access kind (zero when
@@ -63,6 +72,11 @@ type OpSummary struct {
 	Latency      Percentiles  `json:"latency"` // of successes, from the intended start
 	Service      Percentiles  `json:"service"` // of successes, from the actual start
 	ErrorLatency *Percentiles `json:"error_latency,omitempty"`
+	// Memory is the peak memory of each successful query, in BYTES (the field
+	// names of Percentiles end in _ms: read them as bytes here), as the server
+	// accounted for it (MariaDB's PROCESSLIST MAX_MEMORY_USED on a fresh
+	// connection per query); nil when the op's memory was not measured.
+	Memory *Percentiles `json:"memory_bytes,omitempty"`
 }
 
 // OtherError counts the errors of class other with one server error number

@@ -73,6 +73,10 @@ type WindowStat struct {
 	Intervals int             `json:"intervals"` // intervals of the key(s) merged in
 	Latency   Percentiles     `json:"latency"`   // of successes, from the intended start
 	Service   Percentiles     `json:"service"`   // of successes, from the actual start
+	// Memory is the per-query peak memory of the window's successes, in BYTES
+	// (Percentiles' field names end in _ms: read them as bytes here), from the
+	// mem/<op>/n<node> histograms; nil when none was measured.
+	Memory *Percentiles `json:"memory_bytes,omitempty"`
 }
 
 // WindowStats reads the interval logs and intervals.jsonl of the run
@@ -209,7 +213,7 @@ type windowCell struct {
 	count, errors, canceled, late, dropped int64
 	intervals                              int
 	byClass                                map[Class]int64
-	lat, svc                               *hdr.Histogram // nil until a histogram comes
+	lat, svc, mem                          *hdr.Histogram // nil until a histogram comes
 }
 
 func newWindowAcc(windows []Window) *windowAcc {
@@ -242,13 +246,13 @@ func (a *windowAcc) cell(wi int, k Key) *windowCell {
 	return c
 }
 
-// readLog merges the latency and service-time histograms of one interval log
-// into the windows. Interval times, read as the library's reader reads them,
+// readLog merges the latency, service-time and memory histograms of one
+// interval log into the windows. Interval times, read as the library's reader reads them,
 // are truncated to the millisecond from a float sum, which can be one
 // millisecond short of the tick; ticks, the exact ends of intervals.jsonl, put
 // them back.
 func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]string]string) error {
-	return eachLogInterval(path, []string{"lat", "svc"}, func(wl string, iv hlogInterval) error {
+	return eachLogInterval(path, []string{"lat", "svc", "mem"}, func(wl string, iv hlogInterval) error {
 		if iv.Hist == nil {
 			return nil
 		}
@@ -261,8 +265,11 @@ func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]strin
 		for _, wi := range a.in(snap(ticks, iv.EndMs)) {
 			c := a.cell(wi, k)
 			dst := &c.lat
-			if kind == "svc" {
+			switch kind {
+			case "svc":
 				dst = &c.svc
+			case "mem":
+				dst = &c.mem
 			}
 			if *dst == nil {
 				*dst = newHist()
@@ -346,7 +353,7 @@ func (c *windowCell) add(o *windowCell) {
 	for _, p := range [...]struct {
 		dst **hdr.Histogram
 		src *hdr.Histogram
-	}{{&c.lat, o.lat}, {&c.svc, o.svc}} {
+	}{{&c.lat, o.lat}, {&c.svc, o.svc}, {&c.mem, o.mem}} {
 		if p.src == nil {
 			continue
 		}
@@ -373,6 +380,7 @@ func (c *windowCell) stat(window string, k Key, secs float64) WindowStat {
 		Intervals: c.intervals,
 		Latency:   percentilesOf(c.lat),
 		Service:   percentilesOf(c.svc),
+		Memory:    bytePercentilesOf(c.mem),
 	}
 	if secs > 0 {
 		s.Rate = float64(c.count) / secs
