@@ -1,9 +1,14 @@
 package experiments
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 const (
@@ -309,17 +314,39 @@ func freshnessScorer() Scorer {
 	return scorer{
 		mode: ModeFreshness,
 		budgets: []BudgetSpec{
-			{Key: "staleness-p99", Type: BudgetDuration, Default: "0s", Help: "p99 staleness of the heartbeat on any node in any phase; 0: reported, not judged"},
+			{Key: "staleness-p99", Type: BudgetDuration, Default: "0s", Help: "p99 staleness of the heartbeat on any node that reads it (not its writer), in any phase; 0: reported, not judged"},
+			{Key: "data-age-p99", Type: BudgetDuration, Default: "0s", Help: "p99 age of the data the analytics queries saw (the staleness of their node when they started), in any phase; 0: reported, not judged"},
 		},
 		score: scoreFreshness,
 	}
 }
 
-// scoreFreshness: "staleness p99": the worst p99, over phases (warmup
-// excluded) and nodes, of now minus the newest visible heartbeat, held to
-// staleness-p99 when set.
+// Names of the freshness findings.
+const (
+	findStaleness = "staleness p99"
+	findDataAge   = "analytics data age p99"
+)
+
+// scoreFreshness:
+//   - "staleness p99": the worst p99, over phases (warmup excluded) and the
+//     nodes that read the heartbeat (every node but its writer: on a
+//     primary-replica cluster whose heartbeat is written on the primary, the
+//     replicas), of now minus the newest visible heartbeat, held to
+//     staleness-p99 when set. Every phase x node is in the notes; the evidence
+//     and the reason name the worst.
+//   - "analytics data age p99", when the spec has an analytics workload: the
+//     age of the data its queries saw (see dataAge), the worst p99 over
+//     phases, held to data-age-p99 when set.
 func scoreFreshness(r *Recorded, b Budgets) []Finding {
-	fd := Finding{Mode: ModeFreshness, Name: "staleness p99", Unit: UnitSeconds, Budget: b.Get("staleness-p99"), Reference: refFreshness}
+	fd := Finding{Mode: ModeFreshness, Name: findStaleness, Unit: UnitSeconds, Budget: b.Get("staleness-p99"), Reference: refFreshness}
+	age := Finding{Mode: ModeFreshness, Name: findDataAge, Unit: UnitSeconds, Budget: b.Get("data-age-p99"), Reference: refFreshness}
+	analytics := r.workloadsOfKind("analytics")
+	out := func(fs ...Finding) []Finding {
+		if len(analytics) == 0 {
+			return fs[:1]
+		}
+		return fs
+	}
 	seen := false
 	for _, s := range r.Indicators {
 		if s.StalenessMs != nil {
@@ -328,7 +355,12 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 		}
 	}
 	if !seen {
-		return []Finding{fd.inconclusive("no heartbeat samples: the spec has no heartbeat, or none was read")}
+		why := "no heartbeat samples: the spec has no heartbeat, or none was read"
+		return out(fd.inconclusive("%s", why), age.inconclusive("%s", why))
+	}
+	writer, readers := r.heartbeatReaders()
+	if writer != 0 && len(readers) < len(r.nodes()) {
+		fd.note("heartbeat written on node %d, judged on the nodes that read it: %s", writer, nodeList(readers))
 	}
 	var worst float64
 	var worstEv Evidence
@@ -337,7 +369,7 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 		if p.Name == PhaseWarmup {
 			continue
 		}
-		for _, n := range r.nodes() {
+		for _, n := range readers {
 			var xs []float64
 			for _, s := range r.samplesOf(n, p) {
 				if s.StalenessMs != nil {
@@ -359,12 +391,207 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 		}
 	}
 	if !scored {
-		return []Finding{fd.inconclusive("too few heartbeat samples: no phase x node has %d", minStaleness)}
+		return out(fd.inconclusive("too few heartbeat samples: no phase x node has %d", minStaleness), r.dataAge(age, writer))
 	}
 	fd.Evidence = []Evidence{worstEv}
 	fd.judge(worst, fd.Budget, true, "staleness-p99")
+	fd.note("worst: node %d in %s, p99 %.2f s", worstEv.Node, worstEv.Phase, worst)
 	if fd.Verdict == Fail {
 		fd.Reason = fmt.Sprintf("staleness p99 %.2f s on node %d in %s (budget %.2f s)", worst, worstEv.Node, worstEv.Phase, fd.Budget)
 	}
-	return []Finding{fd}
+	return out(fd, r.dataAge(age, writer))
+}
+
+// heartbeatReaders returns the heartbeat's writer node (0: not known, the run
+// has no spec with a heartbeat) and the nodes that read it: every node but the
+// writer, or the writer alone on a one-node cluster (as the sampler reads it,
+// see WithHeartbeat). A staleness the writer showed would be that of its own
+// writes: it is never judged.
+func (r *Recorded) heartbeatReaders() (writer int, readers []int) {
+	nodes := r.nodes()
+	if r.Spec != nil && r.Spec.Heartbeat != nil {
+		writer = r.Spec.Heartbeat.Node
+	}
+	if writer == 0 || len(nodes) <= 1 {
+		return writer, nodes
+	}
+	return writer, slices.DeleteFunc(nodes, func(n int) bool { return n == writer })
+}
+
+// minAgeQueries is the fewest analytics queries a phase needs for the data
+// age they saw to be scored.
+const minAgeQueries = 5
+
+// ageMatch bounds how far from a query's estimated start the heartbeat sample
+// read for it may be: 1.5 sampling intervals (one a second), so that a second
+// whose sample is missing (the node did not answer) borrows no figure from
+// further away.
+const ageMatch = 1500 * time.Millisecond
+
+// weighted is a value seen by weight queries.
+type weighted struct {
+	v float64 // ms
+	w int64
+}
+
+// weightedQuantile is the nearest-rank q-quantile (0 < q <= 1) of xs, each
+// value counted as often as its weight; 0 when empty.
+func weightedQuantile(xs []weighted, q float64) float64 {
+	s := slices.Clone(xs)
+	slices.SortFunc(s, func(a, b weighted) int { return cmp.Compare(a.v, b.v) })
+	var total int64
+	for _, x := range s {
+		total += x.w
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := max(int64(math.Ceil(q*float64(total))), 1)
+	var c int64
+	for _, x := range s {
+		if c += x.w; c >= rank {
+			return x.v
+		}
+	}
+	return s[len(s)-1].v
+}
+
+// dataAge is "analytics data age p99": how old the data was that the
+// analytics queries read, the staleness of their node when they started.
+//
+// The method, from what a run records (no query's own start time is kept):
+// each per-second line of an analytics workload (Recorded.Seconds, per op and
+// node) counts the queries that succeeded in the second ending at its time T.
+// They started at about T - 0.5 s - their median latency (from the intended
+// start: the line's p50), the middle of the second less the time they took.
+// The heartbeat sample of the same node nearest to that start (one a second,
+// Sample.StalenessMs; at most ageMatch away) is the age of the data they saw,
+// counted once per query of the line. The distribution is per phase (the one
+// the estimated start falls in; warmup left out): p50, p99 and max over the
+// queries, with each node's p99 and count in the notes. Queries on the
+// heartbeat's writer read its newest writes and have no staleness figure:
+// they are counted apart, as are queries with no sample near their start. So
+// the figure is good to about a second, the sampling interval: a query sees
+// its node's data as of its start, and a replica's staleness moves by at most
+// the time between two samples.
+func (r *Recorded) dataAge(fd Finding, writer int) Finding {
+	aw := r.workloadsOfKind("analytics")
+	if len(r.Seconds) == 0 {
+		return fd.inconclusive("no per-second figures of %s (intervals.jsonl): the queries' starts are not known", strings.Join(aw, ", "))
+	}
+	// The staleness samples per node, in time order.
+	stale := map[int][]Sample{}
+	for _, s := range r.Indicators {
+		if s.StalenessMs != nil {
+			stale[s.Node] = append(stale[s.Node], s)
+		}
+	}
+	for n := range stale {
+		slices.SortFunc(stale[n], func(a, b Sample) int { return a.T.Compare(b.T) })
+	}
+	nearest := func(node int, t time.Time) (float64, bool) {
+		ss := stale[node]
+		i, _ := slices.BinarySearchFunc(ss, t, func(s Sample, t time.Time) int { return s.T.Compare(t) })
+		best, found := time.Duration(0), false
+		var v float64
+		for _, j := range []int{i - 1, i} {
+			if j < 0 || j >= len(ss) {
+				continue
+			}
+			d := ss[j].T.Sub(t).Abs()
+			if !found || d < best {
+				best, v, found = d, *ss[j].StalenessMs, true
+			}
+		}
+		return v, found && best <= ageMatch
+	}
+	type bucket struct {
+		all    []weighted
+		byNode map[int][]weighted
+	}
+	phases := map[string]*bucket{}
+	var onWriter, unmatched, outside int64
+	for _, l := range r.Seconds {
+		if l.Count == 0 || !slices.Contains(aw, l.Workload) {
+			continue
+		}
+		if writer != 0 && l.Node == writer && len(r.nodes()) > 1 {
+			onWriter += l.Count
+			continue
+		}
+		started := l.Time().Add(-500*time.Millisecond - time.Duration(l.P50Ms*float64(time.Millisecond)))
+		i := slices.IndexFunc(r.Phases, func(w Window) bool { return w.Contains(started) })
+		if i < 0 {
+			outside += l.Count
+			continue
+		}
+		p := r.Phases[i]
+		if p.Name == PhaseWarmup {
+			continue
+		}
+		v, ok := nearest(l.Node, started)
+		if !ok {
+			unmatched += l.Count
+			continue
+		}
+		b := phases[p.Name]
+		if b == nil {
+			b = &bucket{byNode: map[int][]weighted{}}
+			phases[p.Name] = b
+		}
+		b.all = append(b.all, weighted{v, l.Count})
+		b.byNode[l.Node] = append(b.byNode[l.Node], weighted{v, l.Count})
+	}
+	count := func(xs []weighted) int64 {
+		var n int64
+		for _, x := range xs {
+			n += x.w
+		}
+		return n
+	}
+	var worst float64
+	var worstEv Evidence
+	scored := false
+	for _, p := range r.Phases {
+		b := phases[p.Name]
+		if b == nil {
+			continue
+		}
+		n := count(b.all)
+		if n < minAgeQueries {
+			fd.note("%s: %d analytics queries, too few", p.Name, n)
+			continue
+		}
+		p99 := weightedQuantile(b.all, 0.99)
+		var per []string
+		for _, node := range slices.Sorted(maps.Keys(b.byNode)) {
+			xs := b.byNode[node]
+			per = append(per, fmt.Sprintf("node %d p99 %.0f ms over %d", node, weightedQuantile(xs, 0.99), count(xs)))
+		}
+		fd.note("%s: data age p50 %.0f ms, p99 %.0f ms, max %.0f ms over %d analytics queries (%s)", p.Name,
+			weightedQuantile(b.all, 0.5), p99, weightedQuantile(b.all, 1), n, strings.Join(per, "; "))
+		if !scored || p99/1000 > worst {
+			worst, scored = p99/1000, true
+			worstEv = evidence(strings.Join(aw, ","), "", 0, p, fmt.Sprintf("p99 %.0f ms over %d queries", p99, n))
+		}
+	}
+	if onWriter > 0 {
+		fd.note("%d queries ran on the heartbeat's writer (node %d), which reads its own newest writes: left out", onWriter, writer)
+	}
+	if unmatched > 0 {
+		fd.note("%d queries had no heartbeat sample of their node within %v of their start: left out", unmatched, ageMatch)
+	}
+	if outside > 0 {
+		fd.note("%d queries started outside the phases: left out", outside)
+	}
+	if !scored {
+		return fd.inconclusive("too few analytics queries with a heartbeat sample of their node: no phase has %d (warmup left out)", minAgeQueries)
+	}
+	fd.Evidence = []Evidence{worstEv}
+	fd.judge(worst, fd.Budget, true, "data-age-p99")
+	fd.note("method: each second's successful queries of a node, started about half a second plus their median latency before the second's end, take the staleness of the heartbeat sample of that node nearest to that start (one sample a second)")
+	if fd.Verdict == Fail {
+		fd.Reason = fmt.Sprintf("analytics queries read data %.2f s old at p99 in %s (budget %.2f s)", worst, worstEv.Phase, fd.Budget)
+	}
+	return fd
 }

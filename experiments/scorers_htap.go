@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,15 +143,31 @@ func (r *Recorded) htapWindow(infl, errs Finding, sw stressWindow, w string, bas
 	case ss.Count+ss.Errors < minOps:
 		return both("too few samples: %d %s operations in %s (fewer than %d)", ss.Count+ss.Errors, w, win.Name, minOps)
 	}
+	// The nodes the OLTP ran on; evidence names the node when there is one (a
+	// primary taking every write).
+	var on []int
+	for _, n := range r.nodes() {
+		if s, ok := r.stat(PhaseBaseline, w, "", n); ok && s.Count > 0 {
+			on = append(on, n)
+		}
+	}
+	evNode := 0
+	if len(on) == 1 {
+		evNode = on[0]
+	}
 	ev := []Evidence{
-		evidence(w, "", 0, base, fmt.Sprintf("baseline: %d ops, p99 %.2f ms, p99.9 %.2f ms", bs.Count, bs.Latency.P99, bs.Latency.P999)),
-		evidence(w, "", 0, win, fmt.Sprintf("spike: %d ops, p99 %.2f ms, p99.9 %.2f ms", ss.Count, ss.Latency.P99, ss.Latency.P999)),
+		evidence(w, "", evNode, base, fmt.Sprintf("baseline: %d ops, p99 %.2f ms, p99.9 %.2f ms", bs.Count, bs.Latency.P99, bs.Latency.P999)),
+		evidence(w, "", evNode, win, fmt.Sprintf("spike: %d ops, p99 %.2f ms, p99.9 %.2f ms", ss.Count, ss.Latency.P99, ss.Latency.P999)),
 	}
 
 	infl.Evidence = ev
 	infl.judge(ratio(ss.Latency.P99, bs.Latency.P99), infl.Budget, false, "p99-inflation")
 	infl.note("p99 %.2f -> %.2f ms (%.1fx); p99.9 %.2f -> %.2f ms (%.1fx)", bs.Latency.P99, ss.Latency.P99, infl.Value,
 		bs.Latency.P999, ss.Latency.P999, ratio(ss.Latency.P999, bs.Latency.P999))
+	if sw.fault != nil && len(sw.fault.Nodes) > 0 && len(on) > 0 {
+		shared := slices.DeleteFunc(slices.Clone(on), func(n int) bool { return !slices.Contains(sw.fault.Nodes, n) })
+		infl.note("%s on node %s; %s on node %s (shared: %s)", sw.fault.Kind, nodeList(sw.fault.Nodes), w, nodeList(on), cmp.Or(nodeList(shared), "none"))
+	}
 	for _, op := range r.opsOf(w, results.Write) {
 		bo, ok1 := r.stat(PhaseBaseline, w, op, 0)
 		so, _, ok2 := sw.stat(r, w, op, 0)

@@ -128,7 +128,7 @@ budgets: {nonsense: {x: "1"}}
 // is shorter.
 func TestBuiltinsParse(t *testing.T) {
 	names := BuiltinNames()
-	for _, want := range []string{"memory-headroom", "htap-contention", "schema-change", "failover-kill", "failover-pause", "partition", "fail-sideways"} {
+	for _, want := range []string{"memory-headroom", "htap-contention", "schema-change", "failover-kill", "failover-pause", "partition", "fail-sideways", "replica-lag"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
