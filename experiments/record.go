@@ -352,6 +352,9 @@ type Recorded struct {
 	Phase      []PhaseStats // per phase x workload x op x node, and merged (Op "", Node 0)
 	Indicators []Sample
 	Audit      *Audit
+	// DataBytes is the run's database's size after seeding (information_schema
+	// data_length + index_length of its tables); 0: not measured.
+	DataBytes int64
 	// Rates the spec asked for, per workload, per phase (open loop).
 	TargetRate map[string]float64
 	// Seconds are the per-second lines of intervals.jsonl (results.ReadIntervals):

@@ -129,6 +129,9 @@ type RunFile struct {
 	Interrupted   bool          `json:"interrupted,omitempty"`
 	Missing       []string      `json:"indicators_missing,omitempty"`
 	Error         string        `json:"error,omitempty"`
+	// DataBytes is the run's database's size after seeding: information_schema's
+	// data_length + index_length of its tables (the sizing formula's data).
+	DataBytes int64 `json:"data_bytes,omitempty"`
 }
 
 // Run runs one experiment: provision or connect, seed, run workloads and faults on
@@ -274,6 +277,11 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&rf.ServerVersion); err != nil {
 		logf("server version: %v", err) // a figure for the record, not a reason to stop
 	}
+	var dataBytes sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT SUM(data_length + index_length) FROM information_schema.TABLES WHERE table_schema = DATABASE()").Scan(&dataBytes); err != nil {
+		logf("data size: %v", err) // the sizing formula says it was not measured
+	}
+	rf.DataBytes = dataBytes.Int64
 	if rep.UsersAdded+rep.OrdersAdded > 0 {
 		logf("seeded %d users and %d orders (%.0f rows/s)", rep.UsersAdded, rep.OrdersAdded, rep.RowsPerSecond())
 	}
@@ -486,7 +494,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 
 	res = &Result{Dir: o.Out, Interrupted: ctx.Err() != nil}
 	rec := &Recorded{Spec: spec, Nodes: len(nodes), Start: start, End: end, Phases: phases, Faults: records,
-		Indicators: sampler.Samples(), TargetRate: map[string]float64{}}
+		Indicators: sampler.Samples(), TargetRate: map[string]float64{}, DataBytes: rf.DataBytes}
 	if hc != nil {
 		rec.Topology = string(hc.Topology)
 	} else {
