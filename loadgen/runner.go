@@ -176,6 +176,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			for _, db := range w.pools {
 				db.Close()
 			}
+			for _, db := range w.memPools {
+				db.Close()
+			}
 		}
 	}()
 	// Prepare every workload before starting any, so a failure leaves nothing running.
@@ -266,7 +269,13 @@ type workloadRun struct {
 	sched   *Schedule // open loop: the plan; closed loop: phase boundaries only
 	handles map[int][]*results.Handle
 	pools   map[int]*sql.DB
-	issued  atomic.Int64
+	// memPools are the nodes' pools for measured queries (Op.Memory): no idle
+	// connections, so each connection is new and closed once used; mem is the
+	// per-node switch that stops measuring where the server cannot. Both nil
+	// when the mix has no such op.
+	memPools map[int]*sql.DB
+	mem      map[int]*memoryState
+	issued   atomic.Int64
 }
 
 func (r *run) prepare(s Spec) (*workloadRun, error) {
@@ -302,6 +311,10 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 	}
 	w := &workloadRun{r: r, spec: s, mix: mix, router: &router{nodes: s.Route.Nodes},
 		sched: NewSchedule(r.start, s.Phases), handles: map[int][]*results.Handle{}, pools: map[int]*sql.DB{}}
+	measured := !s.Workload.NoDB && slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Memory })
+	if measured {
+		w.memPools, w.mem = map[int]*sql.DB{}, map[int]*memoryState{}
+	}
 	r.workloads = append(r.workloads, w) // now, so its pools are closed whatever happens
 	for _, n := range s.Route.Nodes {
 		for _, op := range mix.Ops() {
@@ -319,13 +332,21 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 			return nil, err
 		}
 		w.pools[n] = db
+		if measured {
+			mdb, err := openPool(r.cfg.Targets[n-1].DSN, s.OpTimeout, r.tracker, conns)
+			if err != nil {
+				return nil, err
+			}
+			mdb.SetMaxIdleConns(0) // a connection given back is closed: the next is new
+			w.memPools[n], w.mem[n] = mdb, &memoryState{}
+		}
 	}
 	return w, nil
 }
 
 func (w *workloadRun) newWorker() *Worker {
 	id := int(w.r.nextWorker.Add(1))
-	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger, conns: conns{}}
+	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger, conns: conns{}, fresh: conns{}}
 }
 
 func (w *workloadRun) run(ctx context.Context) {
@@ -354,14 +375,13 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 		for range w.spec.Workers {
 			wk := w.newWorker()
 			wg.Go(func() {
-				defer wk.conns.closeAll()
+				defer wk.closeAll()
 				for j := range q {
 					if ctx.Err() != nil {
 						continue // shutting down: queued operations never start
 					}
 					started := time.Now()
-					err := w.exec(ctx, n, j.op, wk)
-					w.handles[n][j.op].Record(j.intended, started, time.Now(), err)
+					w.record(w.handles[n][j.op], j.intended, started, w.exec(ctx, n, j.op, wk))
 				}
 			})
 		}
@@ -416,7 +436,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 	for id := range conc {
 		wk := w.newWorker()
 		wg.Go(func() {
-			defer wk.conns.closeAll()
+			defer wk.closeAll()
 			sl := newSleeper()
 			defer sl.close()
 			for ctx.Err() == nil {
@@ -441,31 +461,45 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 				}
 				op := w.mix.pickIndex(wk.Rand)
 				node := w.router.pick()
-				err := w.exec(ctx, node, op, wk)
-				w.handles[node][op].Record(now, now, time.Now(), err)
+				w.record(w.handles[node][op], now, now, w.exec(ctx, node, op, wk))
 			}
 		})
 	}
 	wg.Wait()
 }
 
+// opResult is how a user-visible operation ended.
+type opResult struct {
+	err   error
+	ended time.Time // when its last attempt ended (before any memory reading)
+	mem   int64     // the peak memory of a successful measured query, in bytes; 0: none
+}
+
+// record records an operation's outcome on h.
+func (w *workloadRun) record(h *results.Handle, intended, started time.Time, res opResult) {
+	h.Record(intended, started, res.ended, res.err)
+	if res.err == nil && res.mem > 0 {
+		h.RecordMemory(res.mem)
+	}
+}
+
 // exec runs one user-visible operation: one attempt, or several under a retry policy.
-func (w *workloadRun) exec(ctx context.Context, node, op int, wk *Worker) error {
-	err := w.attempt(ctx, node, op, wk)
+func (w *workloadRun) exec(ctx context.Context, node, op int, wk *Worker) opResult {
+	res := w.attempt(ctx, node, op, wk)
 	backoff := w.spec.Retry.Backoff
-	for i := 0; i < w.spec.Retry.Retries && err != nil && retryable(err) && ctx.Err() == nil; i++ {
+	for i := 0; i < w.spec.Retry.Retries && res.err != nil && retryable(res.err) && ctx.Err() == nil; i++ {
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return context.Canceled
+			return opResult{err: context.Canceled, ended: time.Now()}
 		case <-t.C:
 		}
 		backoff *= 2
 		node = w.router.after(node)
-		err = w.attempt(ctx, node, op, wk)
+		res = w.attempt(ctx, node, op, wk)
 	}
-	return err
+	return res
 }
 
 func retryable(err error) bool {
@@ -482,21 +516,30 @@ func retryable(err error) bool {
 // every query to a watcher goroutine and back, which cost a fifth of the client's CPU
 // per point read. The operation timeout is the connection's read and write timeout
 // instead (openPool), and a cancelled run closes the connections (connTracker).
-func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) error {
+//
+// An op that measures its memory (Op.Memory) runs on a connection of its own
+// instead (memoryAttempt).
+func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) opResult {
 	op := w.mix.ops[opIdx]
 	start := time.Now()
 	if w.spec.Workload.NoDB {
 		actx, cancel := context.WithTimeout(ctx, w.spec.OpTimeout)
 		defer cancel()
-		return w.outcome(ctx, start, op.Run(actx, nil, wk))
+		err := op.Run(actx, nil, wk)
+		return opResult{ended: time.Now(), err: w.outcome(ctx, start, err)}
+	}
+	if w.measureMemory(op, node) {
+		ended, mem, err := w.memoryAttempt(ctx, node, op, wk)
+		return opResult{err: err, ended: ended, mem: mem}
 	}
 	c, err := wk.conns.get(ctx, node, w.pools[node])
 	if err == nil {
 		err = op.Run(context.WithoutCancel(ctx), c, wk)
 	}
+	ended := time.Now()
 	err = w.outcome(ctx, start, err)
 	wk.conns.drop(node, err)
-	return err
+	return opResult{err: err, ended: ended}
 }
 
 // outcome names why an attempt ended: our shutdown (canceled), its own timeout, or

@@ -37,6 +37,7 @@ type Worker struct {
 	seq    uint64
 	ledger *results.Ledger
 	conns  conns
+	fresh  conns // measured queries' connections (Op.Memory): at most one per node, never used yet
 	qargs  []any // the user's query's arguments, one per placeholder (nil: not counted yet)
 }
 
@@ -50,6 +51,12 @@ func (w *Worker) QueryArgs() []any {
 		w.qargs[i] = w.RandomOrder()
 	}
 	return w.qargs
+}
+
+// closeAll closes the worker's connections.
+func (w *Worker) closeAll() {
+	w.conns.closeAll()
+	w.fresh.closeAll()
 }
 
 // NextID returns a fresh order id owned by this worker (see IDs).
