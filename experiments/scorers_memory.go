@@ -24,12 +24,33 @@ const (
 // pressure on the nodes.
 var memoryClasses = []faults.Class{faults.ClassMemory}
 
-// Inputs of the article's sizing formula that a run does not measure.
+// UnitMiB is a memory figure in MiB (2^20 bytes).
+const UnitMiB = "MiB"
+
+// Inputs of the article's sizing formula that a run does not measure, and how
+// much the memory figures need.
 const (
 	sizingSafety      = 0.25     // the article's 20-30%
-	orderRowBytes     = 120      // estimated bytes per orders row, data and index
-	userRowBytes      = 100      // estimated bytes per users row
 	defaultLogBufSize = 16 << 20 // MariaDB's innodb_log_buffer_size default
+	// minMemorySamples is the fewest memory samples (one a second) a node needs
+	// in a phase for its median there to count.
+	minMemorySamples = 3
+)
+
+// The memory-headroom findings.
+const (
+	findMemKills   = "nodes killed or restarted"
+	findMemErrors  = "oltp error rate"
+	findMemPerExtr = "memory per extra concurrent query"
+	findMemQuery   = "max query memory"
+	findMemSizing  = "sizing formula, per node"
+)
+
+const (
+	refMemoryQuery = "the article: one dashboard query (GROUP BY user_id over the last hour) needed ~12 GB; " +
+		"10 concurrent copies of it killed nodes"
+	refMemorySizing = "the article: memory = data x 0.3 + peak query concurrency x max query memory + write buffer x 2 + 20% safety; " +
+		"2 TB, 20 queries x 8 GB, a 50 GB write buffer: ~1 TB, against 384 GB provisioned (off by 3x)"
 )
 
 func memoryHeadroomScorer() Scorer {
@@ -43,18 +64,24 @@ func memoryHeadroomScorer() Scorer {
 }
 
 // scoreMemory: "nodes killed or restarted" (nodes with an OOM kill, a restart
-// or a stop that no fault asked for; any fails), with memory per node, the
-// memory each extra concurrent analytics query adds and the article's sizing
-// formula in the notes; and "oltp error rate" under memory pressure, held to
-// oltp-error-rate.
+// or a stop that no fault asked for; any fails), with memory per node in the
+// notes; "oltp error rate" under memory pressure, held to oltp-error-rate; and
+// three figures reported, not judged: the memory each extra concurrent
+// analytics query adds (from the server's own accounting, extraQueryMemory),
+// the largest per-query peak (queryPeaks), and the article's sizing formula
+// on those figures (sizingFormula).
 func scoreMemory(r *Recorded, b Budgets) []Finding {
-	kills := Finding{Mode: ModeMemoryHeadroom, Name: "nodes killed or restarted", Unit: UnitCount, Reference: refMemoryKills}
-	errs := Finding{Mode: ModeMemoryHeadroom, Name: "oltp error rate", Unit: UnitFraction, Budget: b.Get("oltp-error-rate"), Reference: refMemoryErrors}
+	kills := Finding{Mode: ModeMemoryHeadroom, Name: findMemKills, Unit: UnitCount, Reference: refMemoryKills}
+	errs := Finding{Mode: ModeMemoryHeadroom, Name: findMemErrors, Unit: UnitFraction, Budget: b.Get("oltp-error-rate"), Reference: refMemoryErrors}
+	extra := Finding{Mode: ModeMemoryHeadroom, Name: findMemPerExtr, Unit: UnitMiB, Reference: refMemoryQuery}
+	query := Finding{Mode: ModeMemoryHeadroom, Name: findMemQuery, Unit: UnitMiB, Reference: refMemoryQuery}
+	sizing := Finding{Mode: ModeMemoryHeadroom, Name: findMemSizing, Unit: UnitMiB, Reference: refMemorySizing}
 	fills := r.faultsOfClass(memoryClasses...)
 	for _, f := range fills {
 		if !f.TookEffect() {
 			why := notEffective(r, f)
-			return []Finding{kills.inconclusive("%s", why), errs.inconclusive("%s", why)}
+			return []Finding{kills.inconclusive("%s", why), errs.inconclusive("%s", why),
+				extra.inconclusive("%s", why), query.inconclusive("%s", why), sizing.inconclusive("%s", why)}
 		}
 	}
 	stress := Window{Name: "after-baseline", Start: r.Start, End: r.End}
@@ -66,7 +93,42 @@ func scoreMemory(r *Recorded, b Budgets) []Finding {
 			stress.Start, stress.Name = f.Effective, f.Window(r.End).Name // to the run's end
 		}
 	}
-	return []Finding{r.memoryKills(kills, stress), r.memoryErrors(errs, stress)}
+	ex := r.extraQueryMemory()
+	qp := r.queryPeaks()
+	return []Finding{r.memoryKills(kills, stress), r.memoryErrors(errs, stress),
+		ex.finding(extra), qp.finding(query), r.sizingFormula(sizing, ex, qp)}
+}
+
+// reported gives f a value that is reported, not judged.
+func (f *Finding) reported(value float64, what string) {
+	f.Value, f.Verdict = value, Pass
+	f.Reason = "reported only: " + what + ", not judged"
+}
+
+// serverMemory is a sample's server memory of its own: Memory_used, less what
+// the memory-fill hog holds inside the server (method=sql: its MEMORY tables
+// count in Memory_used). ok is false when the node gave no Memory_used.
+func serverMemory(s Sample) (float64, bool) {
+	if !s.Up || s.ServerMemoryBytes <= 0 {
+		return 0, false
+	}
+	v := float64(s.ServerMemoryBytes)
+	if s.HogInServer {
+		v -= float64(s.HogBytes)
+	}
+	return v, true
+}
+
+// memoryLimit is a node's memory limit in bytes: as the engine reported it,
+// else the spec's; 0 when neither says.
+func (r *Recorded) memoryLimit(s Sample) float64 {
+	if s.MemoryLimitBytes > 0 {
+		return float64(s.MemoryLimitBytes)
+	}
+	if r.Spec != nil && r.Spec.Cluster != nil {
+		return float64(r.Spec.Cluster.Memory)
+	}
+	return 0
 }
 
 func (r *Recorded) memoryKills(fd Finding, stress Window) Finding {
@@ -114,9 +176,16 @@ func (r *Recorded) memoryKills(fd Finding, stress Window) Finding {
 		everRunning := slices.ContainsFunc(ss, func(s Sample) bool { return s.Running })
 		var evs []string
 		maxMem, maxAt := 0.0, time.Time{}
+		maxSrv, srvAt, maxHog, hogIn := 0.0, time.Time{}, int64(0), false
 		for i, s := range ss {
 			if s.MemoryPct > maxMem {
 				maxMem, maxAt = s.MemoryPct, s.T
+			}
+			if v, ok := serverMemory(s); ok && v > maxSrv {
+				maxSrv, srvAt = v, s.T
+			}
+			if s.HogBytes > maxHog {
+				maxHog, hogIn = s.HogBytes, s.HogInServer
 			}
 			var prev Sample
 			if i > 0 {
@@ -141,6 +210,20 @@ func (r *Recorded) memoryKills(fd Finding, stress Window) Finding {
 			m, _ := meanSD(bm)
 			fd.note("node %d: memory max %.1f%% of its limit at %s (baseline mean %.1f%%)", n, maxMem, r.at(maxAt), m)
 		}
+		if maxSrv > 0 {
+			less := ""
+			if hogIn {
+				less = ", less the hog's MEMORY tables"
+			}
+			fd.note("node %d: the server's own memory (Memory_used%s) max %s at %s", n, less, bytesStr(maxSrv), r.at(srvAt))
+		}
+		if maxHog > 0 {
+			where := "beside the server (method=exec)"
+			if hogIn {
+				where = "inside the server (method=sql)"
+			}
+			fd.note("node %d: the memory-fill hog held up to %s, %s", n, bytesStr(float64(maxHog)), where)
+		}
 		if len(evs) > 0 {
 			affected = append(affected, n)
 			events = append(events, fmt.Sprintf("node %d: %s", n, strings.Join(evs, ", ")))
@@ -150,9 +233,6 @@ func (r *Recorded) memoryKills(fd Finding, stress Window) Finding {
 	fd.judge(float64(len(affected)), 0, false, "")
 	if fd.Verdict == Fail {
 		fd.Reason = strings.Join(events, "; ")
-	}
-	for _, n := range r.memoryNotes() {
-		fd.note("%s", n)
 	}
 	return fd
 }
@@ -249,93 +329,433 @@ func (r *Recorded) concurrencyIn(ws WorkloadSpec, p Window) float64 {
 	return s.Rate * s.Latency.Mean / 1000
 }
 
-// memoryNotes: the memory each extra concurrent analytics query adds, from the
-// phases of rising concurrency, and what the article's sizing formula
-// recommends for what the run saw.
-func (r *Recorded) memoryNotes() []string {
-	var out []string
-	var slope, peak float64
-	measured := false
-	if r.Spec != nil {
+// concPhase is a phase in which analytics queries ran: how many were in flight
+// (over every analytics workload of the spec), and of which workloads.
+type concPhase struct {
+	w    Window
+	conc float64
+	how  string
+}
+
+// analyticsPhases are the phases (the warmup and fault windows left out) in
+// which the spec's analytics workloads run, with their concurrency.
+func (r *Recorded) analyticsPhases() []concPhase {
+	if r.Spec == nil {
+		return nil
+	}
+	var out []concPhase
+	for _, p := range r.Phases {
+		if p.Name == PhaseWarmup || strings.HasPrefix(p.Name, FaultPrefix) {
+			continue
+		}
+		var c float64
+		var how []string
 		for _, ws := range r.Spec.Workloads {
-			if ws.Kind != "analytics" {
+			if ws.Kind != "analytics" || !r.activeIn(ws.Name, p) {
 				continue
 			}
-			var xs, ys []float64
-			var pts []string
-			for _, p := range r.Phases {
-				if p.Name == PhaseWarmup || strings.HasPrefix(p.Name, FaultPrefix) || !r.activeIn(ws.Name, p) {
-					continue
+			if x := r.concurrencyIn(ws, p); x > 0 {
+				loop := "closed loop"
+				if !ws.Closed() {
+					loop = "rate x mean latency"
 				}
-				c := r.concurrencyIn(ws, p)
-				var mem []float64
-				for _, n := range r.nodes() {
-					for _, s := range r.samplesOf(n, p) {
-						if s.MemoryPct > 0 {
-							mem = append(mem, s.MemoryPct)
-						}
-					}
-				}
-				if c <= 0 || len(mem) == 0 {
-					continue
-				}
-				m, _ := meanSD(mem)
-				xs, ys = append(xs, c), append(ys, m)
-				pts = append(pts, fmt.Sprintf("%s: %.2g concurrent, %.1f%%", p.Name, c, m))
-				peak = max(peak, c)
-			}
-			if k, ok := fitSlope(xs, ys); ok && !measured {
-				slope, measured = k, true
-				per := ""
-				if r.Spec.Cluster != nil && r.Spec.Cluster.Memory > 0 {
-					per = " (~" + bytesStr(k/100*float64(r.Spec.Cluster.Memory)) + ")"
-				}
-				out = append(out, fmt.Sprintf("memory per extra concurrent %s query: %+.2f%% of the node's limit%s, mean over the nodes (%s)", ws.Name, k, per, strings.Join(pts, "; ")))
+				c += x
+				how = append(how, fmt.Sprintf("%s %.3g (%s)", ws.Name, x, loop))
 			}
 		}
+		if c > 0 {
+			out = append(out, concPhase{w: p, conc: c, how: strings.Join(how, ", ")})
+		}
 	}
-	if !measured {
-		out = append(out, "memory per extra concurrent query not measured (inconclusive): no phases of rising analytics concurrency with memory samples")
-	}
+	return out
+}
 
-	// The article's formula.
-	if r.Spec == nil {
-		return out
+// extraMemory is the memory each extra concurrent analytics query adds.
+type extraMemory struct {
+	ok       bool
+	perQuery float64 // bytes
+	source   string  // what the memory figures are
+	why      string  // when not ok
+	notes    []string
+	// The run's peak analytics concurrency and where, measured whether or not
+	// the memory was.
+	peak      float64
+	peakPhase concPhase
+}
+
+func (e extraMemory) finding(fd Finding) Finding {
+	fd.Notes = append(fd.Notes, e.notes...)
+	if !e.ok {
+		return fd.inconclusive("%s", e.why)
 	}
-	data, dataHow := 0.0, ""
-	for _, f := range r.Faults {
-		if v, _, ok := f.measurement(faults.MeasureTableSize); ok && v > data {
-			data, dataHow = v, "measured (the altered table)"
+	fd.reported(e.perQuery/(1<<20), "memory per extra concurrent query, from "+e.source)
+	return fd
+}
+
+// memorySource is where memory figures are read from a sample.
+type memorySource struct {
+	name string
+	val  func(s Sample) (float64, bool)
+}
+
+// extraQueryMemory: the memory each extra concurrent analytics query adds, from
+// the server's own accounting. Per node, the median of Memory_used (less the
+// hog's MEMORY tables when the hog lives in the server) in each phase that
+// runs analytics, less the node's median in the baseline; summed over the
+// nodes (a query adds memory on the node it runs on, wherever the route sends
+// it); the least-squares slope of that sum over the phases' analytics
+// concurrency. A query that builds its working set quickly and holds it adds
+// about its peak; one that grows until it ends adds less than its peak, its
+// memory averaged over its life (queryPeaks has the peaks). Only where the
+// target gives no Memory_used, and no memory-fill hog ran, the container's
+// memory as the engine reports it stands in: a hog holds that figure at its
+// target by construction, whatever the queries use.
+func (r *Recorded) extraQueryMemory() extraMemory {
+	var e extraMemory
+	phases := r.analyticsPhases()
+	for _, p := range phases {
+		if p.conc > e.peak {
+			e.peak, e.peakPhase = p.conc, p
 		}
 	}
-	if data == 0 {
-		data = float64(r.Spec.Data.Orders*orderRowBytes + r.Spec.Data.Users*userRowBytes)
-		dataHow = fmt.Sprintf("estimated: %d orders x %d B + %d users x %d B", r.Spec.Data.Orders, orderRowBytes, r.Spec.Data.Users, userRowBytes)
+	if len(phases) == 0 {
+		e.why = "no phase ran analytics queries (no analytics workload, or none ran)"
+		return e
 	}
-	wb, wbHow := float64(defaultLogBufSize), "innodb_log_buffer_size default"
-	var limit float64
-	if c := r.Spec.Cluster; c != nil {
-		limit = float64(c.Memory)
-		if v, ok := c.Settings["innodb_log_buffer_size"]; ok {
-			if n, err := ParseSize(v); err == nil {
-				wb, wbHow = float64(n), "innodb_log_buffer_size"
+	distinct := map[float64]bool{}
+	for _, p := range phases {
+		distinct[p.conc] = true
+	}
+	if len(distinct) < 2 {
+		e.why = fmt.Sprintf("no phases of rising analytics concurrency: every phase that runs analytics runs %.3g at a time (phase_rates set one per phase)", phases[0].conc)
+		return e
+	}
+	base, haveBase := r.phase(PhaseBaseline)
+	var span Window
+	for i, p := range phases {
+		if i == 0 || p.w.Start.Before(span.Start) {
+			span.Start = p.w.Start
+		}
+		if p.w.End.After(span.End) {
+			span.End = p.w.End
+		}
+	}
+	if haveBase {
+		span.Start = minTime(span.Start, base.Start)
+		span.End = maxTime(span.End, base.End)
+	}
+	server := memorySource{name: "the server's own accounting (Memory_used)", val: serverMemory}
+	if r.anySample(span, server.val) {
+		var hogIn, hogOut bool
+		for _, s := range r.Indicators {
+			if span.Contains(s.T) && s.HogBytes > 0 {
+				hogIn, hogOut = hogIn || s.HogInServer, hogOut || !s.HogInServer
+			}
+		}
+		if hogIn {
+			server.name = "the server's own accounting (Memory_used, less the memory-fill hog's MEMORY tables)"
+		}
+		if hogOut {
+			e.notes = append(e.notes, "the memory-fill hog ran beside the server (method=exec): Memory_used does not count it")
+		}
+		return r.fitMemory(e, phases, base, haveBase, server)
+	}
+	e.notes = append(e.notes, "the target reports no Memory_used (SHOW GLOBAL STATUS): the server's own accounting is not available")
+	if hog := r.hogIn(span); hog != "" {
+		e.why = "the target reports no Memory_used, and the container's total cannot stand in: " + hog +
+			" held it at its target whatever the queries used"
+		return e
+	}
+	container := memorySource{name: "the container's memory as the engine reports it (fallback: no Memory_used; no hog ran)", val: func(s Sample) (float64, bool) {
+		lim := r.memoryLimit(s)
+		if s.MemoryPct <= 0 || lim <= 0 {
+			return 0, false
+		}
+		return s.MemoryPct / 100 * lim, true
+	}}
+	if !r.anySample(span, container.val) {
+		e.why = "the target reports no Memory_used, and no container memory (with a known limit) was sampled either"
+		return e
+	}
+	return r.fitMemory(e, phases, base, haveBase, container)
+}
+
+// anySample says whether any node gave a figure of val in w.
+func (r *Recorded) anySample(w Window, val func(Sample) (float64, bool)) bool {
+	for _, s := range r.Indicators {
+		if _, ok := val(s); ok && w.Contains(s.T) {
+			return true
+		}
+	}
+	return false
+}
+
+// hogIn names the memory-fill hog that held memory during w ("" when none
+// did): a memory fault whose window overlaps w, or a sample in w that counts
+// hog bytes.
+func (r *Recorded) hogIn(w Window) string {
+	for _, f := range r.faultsOfClass(memoryClasses...) {
+		if fw := f.Window(r.End); f.TookEffect() && fw.Start.Before(w.End) && fw.End.After(w.Start) {
+			return "the fault " + f.Name + " (" + f.Kind + ")"
+		}
+	}
+	for _, s := range r.Indicators {
+		if s.HogBytes > 0 && w.Contains(s.T) {
+			return "a memory-fill hog"
+		}
+	}
+	return ""
+}
+
+// fitMemory fits the memory of src over the phases' concurrency (see
+// extraQueryMemory).
+func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, haveBase bool, src memorySource) extraMemory {
+	med := func(n int, w Window) (float64, bool) {
+		var xs []float64
+		for _, s := range r.samplesOf(n, w) {
+			if v, ok := src.val(s); ok {
+				xs = append(xs, v)
+			}
+		}
+		if len(xs) < minMemorySamples {
+			return 0, false
+		}
+		return median(xs), true
+	}
+	useBase := false
+	if haveBase {
+		for _, n := range r.nodes() {
+			if _, ok := med(n, base); ok {
+				useBase = true
 			}
 		}
 	}
-	perQuery := 0.0
-	if measured && limit > 0 {
-		perQuery = max(0, slope/100*limit)
+	var nodes []int
+	for _, n := range r.nodes() {
+		var short []string
+		if _, ok := med(n, base); useBase && !ok {
+			short = append(short, base.Name)
+		}
+		for _, p := range phases {
+			if _, ok := med(n, p.w); !ok {
+				short = append(short, p.w.Name)
+			}
+		}
+		switch {
+		case len(short) == 0:
+			nodes = append(nodes, n)
+		case len(short) < len(phases)+1:
+			e.notes = append(e.notes, fmt.Sprintf("node %d left out: fewer than %d samples in %s", n, minMemorySamples, strings.Join(short, ", ")))
+		}
 	}
-	need := (data*0.3 + peak*perQuery + wb*2) * (1 + sizingSafety)
-	s := fmt.Sprintf("the article's sizing formula, per node (every node holds all the data): data %s (%s) x 0.3 + peak concurrency %.2g x max query memory %s + write buffer %s (%s) x 2, + %.0f%% safety = %s",
-		bytesStr(data), dataHow, peak, bytesStr(perQuery), bytesStr(wb), wbHow, sizingSafety*100, bytesStr(need))
-	if !measured || limit == 0 {
-		s += "; the memory per query is not measured: a lower bound"
+	if len(nodes) == 0 {
+		e.why = fmt.Sprintf("too few samples of %s: no node has %d in every phase that runs analytics", src.name, minMemorySamples)
+		return e
+	}
+	baseOf := map[int]float64{}
+	if useBase {
+		var parts []string
+		for _, n := range nodes {
+			baseOf[n], _ = med(n, base)
+			parts = append(parts, fmt.Sprintf("n%d %s", n, bytesStr(baseOf[n])))
+		}
+		e.notes = append(e.notes, fmt.Sprintf("baseline (%s), median per node: %s", base.Name, strings.Join(parts, ", ")))
+		for _, p := range phases {
+			if p.w.Name == base.Name {
+				e.notes = append(e.notes, "analytics ran in the baseline too: the figures are over the baseline's")
+			}
+		}
+	}
+	var xs, ys []float64
+	var pts []string
+	for _, p := range phases {
+		var sum float64
+		var per []string
+		for _, n := range nodes {
+			v, _ := med(n, p.w)
+			sum += v - baseOf[n]
+			per = append(per, fmt.Sprintf("n%d %s", n, signedBytes(v-baseOf[n])))
+		}
+		xs, ys = append(xs, p.conc), append(ys, sum)
+		pts = append(pts, fmt.Sprintf("%s: %.3g concurrent, %s (%s)", p.w.Name, p.conc, signedBytes(sum), strings.Join(per, ", ")))
+	}
+	k, _ := fitSlope(xs, ys) // two distinct concurrencies at least: checked
+	what := "median per node"
+	if useBase {
+		what += ", less the baseline's"
+	}
+	e.notes = append(e.notes, fmt.Sprintf("%s, %s, summed over the nodes: %s", src.name, what, strings.Join(pts, "; ")))
+	e.notes = append(e.notes, fmt.Sprintf("memory per extra concurrent query: %s, the least-squares slope over %d phases", signedBytes(k), len(xs)))
+	e.ok, e.perQuery, e.source = true, k, src.name
+	return e
+}
+
+// signedBytes formats a byte count with its sign.
+func signedBytes(b float64) string {
+	if b < 0 {
+		return "-" + bytesStr(-b)
+	}
+	return "+" + bytesStr(b)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// queryPeak is the per-query peak memory of the analytics queries.
+type queryPeak struct {
+	ok    bool
+	max   float64 // bytes: the largest query's peak
+	where string  // its workload, op and phase
+	why   string  // when not ok
+	notes []string
+}
+
+func (q queryPeak) finding(fd Finding) Finding {
+	fd.Notes = append(fd.Notes, q.notes...)
+	if !q.ok {
+		return fd.inconclusive("%s", q.why)
+	}
+	fd.reported(q.max/(1<<20), "the largest per-query peak, "+q.where)
+	return fd
+}
+
+// queryPeaks: the per-query peak memory (PhaseStats.Memory: each query's own
+// high-water mark, as the server accounts for it) of every analytics op, per
+// phase (the warmup and fault windows left out), as p50, p99 and max; the
+// largest is the formula's max query memory.
+func (r *Recorded) queryPeaks() queryPeak {
+	var q queryPeak
+	var queries, unmeasured int64
+	for _, w := range r.workloadsOfKind("analytics") {
+		var ops []string
+		for _, s := range r.Phase {
+			if s.Workload == w && s.Op != "" && s.Node == 0 && !slices.Contains(ops, s.Op) {
+				ops = append(ops, s.Op)
+			}
+		}
+		slices.Sort(ops)
+		for _, op := range ops {
+			var parts []string
+			for _, p := range r.Phases {
+				if p.Name == PhaseWarmup || strings.HasPrefix(p.Name, FaultPrefix) {
+					continue
+				}
+				s, ok := r.stat(p.Name, w, op, 0)
+				if !ok || s.Count == 0 {
+					continue
+				}
+				queries += s.Count
+				if s.Memory == nil {
+					unmeasured += s.Count
+					continue
+				}
+				m := s.Memory
+				parts = append(parts, fmt.Sprintf("%s p50 %s, p99 %s, max %s (%d queries)", p.Name, bytesStr(m.P50), bytesStr(m.P99), bytesStr(m.Max), s.Count))
+				if !q.ok || m.Max > q.max {
+					q.ok, q.max, q.where = true, m.Max, fmt.Sprintf("%s %s in %s", w, op, p.Name)
+				}
+			}
+			if len(parts) > 0 {
+				q.notes = append(q.notes, fmt.Sprintf("per-query peak memory, %s %s: %s", w, op, strings.Join(parts, "; ")))
+			}
+		}
+	}
+	switch {
+	case queries == 0:
+		q.why = "no analytics query succeeded outside the warmup and the fault windows"
+	case !q.ok:
+		q.why = fmt.Sprintf("the target reported no per-query memory for %d analytics queries "+
+			"(MariaDB's information_schema.PROCESSLIST MAX_MEMORY_USED: an engine without it, or a user without the PROCESS privilege)", queries)
+	case unmeasured > 0:
+		q.notes = append(q.notes, fmt.Sprintf("%d of %d analytics queries have no per-query memory figure", unmeasured, queries))
+	}
+	return q
+}
+
+// sizingFormula: the article's formula on what the run measured, per node
+// (every node of a replicated cluster holds all the data): the data size from
+// information_schema, the run's peak analytics concurrency, the largest
+// per-query peak, the write buffer; each input with where it came from.
+func (r *Recorded) sizingFormula(fd Finding, ex extraMemory, qp queryPeak) Finding {
+	var missing []string
+	data, dataHow := float64(r.DataBytes), "information_schema: data_length + index_length of the run's database, after seeding"
+	if data <= 0 {
+		data, dataHow = 0, ""
+		for _, f := range r.Faults {
+			if v, _, ok := f.measurement(faults.MeasureTableSize); ok && v > data {
+				data, dataHow = v, "the altered table only, as the schema change measured it (the database's size was not recorded)"
+			}
+		}
+		if data == 0 {
+			dataHow = "not measured (the run did not record the database's size)"
+			missing = append(missing, "the data size")
+		} else {
+			missing = append(missing, "the other tables' data")
+		}
+	}
+	conc, concHow := ex.peak, "not measured: no analytics ran"
+	if conc > 0 {
+		concHow = fmt.Sprintf("the run's highest analytics concurrency, in %s: %s", ex.peakPhase.w.Name, ex.peakPhase.how)
+	} else {
+		missing = append(missing, "the query concurrency")
+	}
+	qmem, qmemHow := 0.0, ""
+	switch {
+	case qp.ok:
+		qmem, qmemHow = qp.max, "the largest per-query peak: "+qp.where
+	case ex.ok && ex.perQuery > 0:
+		qmem, qmemHow = ex.perQuery, "no per-query figures: the memory per extra concurrent query, from "+ex.source
+	default:
+		qmemHow = "not measured"
+		missing = append(missing, "the query memory")
+	}
+	wb, wbHow := float64(defaultLogBufSize), "not measured: MariaDB's default innodb_log_buffer_size"
+	var limit float64
+	if c := r.Spec; c != nil && c.Cluster != nil {
+		limit = float64(c.Cluster.Memory)
+		if v, ok := c.Cluster.Settings["innodb_log_buffer_size"]; ok {
+			if n, err := ParseSize(v); err == nil {
+				wb, wbHow = float64(n), "the spec's innodb_log_buffer_size"
+			}
+		}
+	}
+	for _, s := range r.Indicators {
+		if s.MemoryLimitBytes > 0 {
+			limit = float64(s.MemoryLimitBytes)
+			break
+		}
+	}
+	if data == 0 && qmem == 0 {
+		fd.note("data size: %s; max query memory: %s", dataHow, qmemHow)
+		return fd.inconclusive("neither the data size nor any query's memory was measured")
+	}
+	need := (data*0.3 + conc*qmem + wb*2) * (1 + sizingSafety)
+	fd.note("data %s x 0.3 + peak concurrency %.3g x max query memory %s + write buffer %s x 2, + %.0f%% safety = %s per node",
+		bytesStr(data), conc, bytesStr(qmem), bytesStr(wb), sizingSafety*100, bytesStr(need))
+	fd.note("data %s: %s", bytesStr(data), dataHow)
+	fd.note("peak concurrency %.3g: %s; taken on one node, which a route may send every query to", conc, concHow)
+	fd.note("max query memory %s: %s", bytesStr(qmem), qmemHow)
+	fd.note("write buffer %s: %s", bytesStr(wb), wbHow)
+	fd.note("per node: every node of a replicated cluster holds all the data")
+	if len(missing) > 0 {
+		fd.note("a lower bound: %s not measured", strings.Join(missing, ", "))
 	}
 	if limit > 0 {
-		s += fmt.Sprintf("; provisioned %s per node (%.2gx the formula's)", bytesStr(limit), limit/need)
+		fd.note("provisioned %s per node: %.2gx the formula's", bytesStr(limit), limit/need)
 	}
-	return append(out, s)
+	fd.reported(need/(1<<20), "the article's formula on the run's figures")
+	return fd
 }
 
 // fitSlope is the least-squares slope of ys over xs; ok is false with fewer

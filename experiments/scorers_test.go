@@ -608,8 +608,13 @@ func TestScoreFailSideways(t *testing.T) {
 	})
 }
 
-// memoryRun: memory filled to ~80% at 20 s; analytics at concurrency 1, 2, 4 in
-// phases a1, a2, a4 (memory 80, 84, 92%); OLTP errs errors over the run.
+// memoryRun: memory filled to 90% at 20 s by a hog beside the server (method
+// exec, 150 MiB), which holds the container's figure flat whatever the queries
+// use; analytics at concurrency 1, 2, 4 in phases a1, a2, a4; OLTP errs errors
+// over the run. The truth it arranges: each node's Memory_used is 300 MiB (plus
+// 10 MiB x node) and 8 MiB more per concurrent query (the route spreads the
+// queries over 3 nodes: 24 MiB a query), with jitter and outliers the medians
+// must ignore; per-query peaks of at most 30 MiB (in a4); 40 MiB of data.
 func memoryRun(errs int64) *Recorded {
 	r := run("fill", FaultSpec{Name: "memory-fill", Kind: "memory-fill", Phase: "fill", Node: "1,2,3"})
 	r.Spec.Cluster = &ClusterSpec{Topology: "galera", Nodes: 3, Memory: 512 << 20}
@@ -623,44 +628,148 @@ func memoryRun(errs int64) *Recorded {
 		{Name: "a2", Start: at(50), End: at(70)},
 		{Name: "a4", Start: at(70), End: at(90)},
 	}
+	r.DataBytes = 40 << 20
 	r.Faults = []FaultRecord{{Name: "memory-fill", Kind: "memory-fill", Nodes: []int{1, 2, 3}, Injected: at(20), Effective: at(22), Recovered: at(90)}}
 	r.addStat(PhaseBaseline, "oltp", "", 0, 4000, 0, 5)
 	for _, p := range []string{"fill", "a1", "a2", "a4"} {
 		r.addStat(p, "oltp", "", 0, 4000, errs/4, 6)
 	}
-	for _, p := range []string{"a1", "a2", "a4"} {
+	for i, p := range []string{"a1", "a2", "a4"} {
 		r.addStat(p, "dashboards", "", 0, 40, 0, 900)
+		r.addStat(p, "dashboards", "dashboard", 0, 40, 0, 900)
+		top := float64(25+i*2+(i/2)) * (1 << 20) // 25, 27, 30 MiB
+		r.Phase[len(r.Phase)-1].Memory = &results.Percentiles{P50: 20 << 20, P99: top - (1 << 20), Max: top}
 	}
-	mem := func(t float64) float64 {
-		switch {
-		case t < 22:
-			return 40
-		case t < 30:
-			return 80
-		case t < 50:
-			return 80
-		case t < 70:
-			return 84
-		}
-		return 92
-	}
+	jitter := []float64{0, 1, -1, 0, 2, -2, 0, 40, -1, 1} // MiB, by second
 	for n := 1; n <= 3; n++ {
 		for s := 1; s < 90; s++ {
-			r.sample(n, float64(s), func(x *Sample) { x.MemoryPct = mem(float64(s)) })
+			t := float64(s)
+			r.sample(n, t, func(x *Sample) {
+				x.MemoryLimitBytes = 512 << 20
+				x.MemoryPct = 40
+				if t >= 22 {
+					x.MemoryPct, x.HogBytes = 90, 150<<20
+				}
+				if t >= 75 {
+					x.MemoryPct = 92
+				}
+				x.ServerMemoryBytes = int64((300 + 10*float64(n) + 8*memoryRunConc(t) + jitter[s%10]) * (1 << 20))
+			})
 		}
 	}
 	r.Summary.Workloads = []results.OpSummary{{Workload: "oltp", Op: "insert", Errors: map[results.Class]int64{results.ClassResource: 3}}}
 	return r
 }
 
+// memoryRunConc is memoryRun's analytics concurrency at t seconds.
+func memoryRunConc(t float64) float64 {
+	switch {
+	case t >= 70:
+		return 4
+	case t >= 50:
+		return 2
+	case t >= 30:
+		return 1
+	}
+	return 0
+}
+
 func TestScoreMemoryHeadroom(t *testing.T) {
+	// The formula on the arranged figures: (40 MiB x 0.3 + 4 x 30 MiB + 16 MiB x 2) x 1.25.
+	const sizing = (40*0.3 + 4*30 + 16*2) * 1.25
 	t.Run("pass", func(t *testing.T) {
 		fs := score(t, ModeMemoryHeadroom, memoryRun(4), nil)
 		want(t, fs, "nodes killed or restarted", Pass, 0,
 			"node 2: memory max 92.0% of its limit",
-			"memory per extra concurrent dashboards query: +4.00% of the node's limit (~20.5 MiB)",
-			"the article's sizing formula", "peak concurrency 4", "provisioned 512.0 MiB per node")
+			"node 3: the server's own memory (Memory_used) max 402.0 MiB at +77.0 s",
+			"node 1: the memory-fill hog held up to 150.0 MiB, beside the server (method=exec)")
 		want(t, fs, "oltp error rate", Pass, 4.0/16004, "out-of-memory / resource errors over the run", "oltp 3, dashboards 0")
+		want(t, fs, "memory per extra concurrent query", Pass, 24,
+			"the server's own accounting (Memory_used), median per node, less the baseline's, summed over the nodes",
+			"a1: 1 concurrent, +24.0 MiB (n1 +8.0 MiB, n2 +8.0 MiB, n3 +8.0 MiB)", "a4: 4 concurrent, +96.0 MiB",
+			"baseline (baseline), median per node: n1 310.0 MiB, n2 320.0 MiB, n3 330.0 MiB",
+			"method=exec): Memory_used does not count it")
+		want(t, fs, "max query memory", Pass, 30,
+			"per-query peak memory, dashboards dashboard: a1 p50 20.0 MiB, p99 24.0 MiB, max 25.0 MiB (40 queries)",
+			"a4 p50 20.0 MiB, p99 29.0 MiB, max 30.0 MiB")
+		want(t, fs, "sizing formula, per node", Pass, sizing,
+			"data 40.0 MiB x 0.3 + peak concurrency 4 x max query memory 30.0 MiB + write buffer 16.0 MiB x 2, + 25% safety = 205.0 MiB per node",
+			"data 40.0 MiB: information_schema: data_length + index_length",
+			"peak concurrency 4: the run's highest analytics concurrency, in a4: dashboards 4 (closed loop)",
+			"max query memory 30.0 MiB: the largest per-query peak: dashboards dashboard in a4",
+			"write buffer 16.0 MiB: not measured: MariaDB's default innodb_log_buffer_size",
+			"provisioned 512.0 MiB per node: 2.5x the formula's")
+	})
+	t.Run("hog inside the server", func(t *testing.T) {
+		// method=sql: the hog's MEMORY tables count in Memory_used, and it gives
+		// memory back as the queries take more (200, 180, 140 MiB): less them,
+		// the same 24 MiB a query.
+		r := memoryRun(4)
+		for i := range r.Indicators {
+			s := &r.Indicators[i]
+			if s.HogBytes == 0 {
+				continue
+			}
+			hog := int64(200 << 20)
+			switch {
+			case s.T.After(at(69)):
+				hog = 140 << 20
+			case s.T.After(at(49)):
+				hog = 180 << 20
+			}
+			s.HogBytes, s.HogInServer = hog, true
+			s.ServerMemoryBytes += hog
+		}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Pass, 24, "Memory_used, less the memory-fill hog's MEMORY tables")
+		want(t, fs, "nodes killed or restarted", Pass, 0, "node 3: the server's own memory (Memory_used, less the hog's MEMORY tables) max 402.0 MiB at +77.0 s",
+			"held up to 200.0 MiB, inside the server (method=sql)")
+	})
+	t.Run("no Memory_used under a hog", func(t *testing.T) {
+		r := memoryRun(4)
+		for i := range r.Indicators {
+			r.Indicators[i].ServerMemoryBytes = 0
+		}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Inconclusive, -1,
+			"the target reports no Memory_used, and the container's total cannot stand in: the fault memory-fill (memory-fill) held it")
+		want(t, fs, "sizing formula, per node", Pass, sizing)
+	})
+	t.Run("no Memory_used, no hog: the container's figure", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Faults, r.Spec.Faults = nil, nil
+		for i := range r.Indicators {
+			s := &r.Indicators[i]
+			s.ServerMemoryBytes, s.HogBytes = 0, 0
+			// 8 MiB of the 512 MiB limit per concurrent query on each node.
+			s.MemoryPct = 40 + 100*8*memoryRunConc(s.T.Sub(at(0)).Seconds())/512
+		}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Pass, 24, "the target reports no Memory_used",
+			"the container's memory as the engine reports it (fallback: no Memory_used; no hog ran)")
+	})
+	t.Run("no per-query figures", func(t *testing.T) {
+		r := memoryRun(4)
+		for i := range r.Phase {
+			r.Phase[i].Memory = nil
+		}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "max query memory", Inconclusive, -1, "the target reported no per-query memory for 120 analytics queries", "PROCESS privilege")
+		// The formula takes the memory per extra concurrent query instead.
+		want(t, fs, "sizing formula, per node", Pass, (40*0.3+4*24+16*2)*1.25,
+			"max query memory 24.0 MiB: no per-query figures: the memory per extra concurrent query, from the server's own accounting")
+	})
+	t.Run("data size not recorded", func(t *testing.T) {
+		r := memoryRun(4)
+		r.DataBytes = 0
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "sizing formula, per node", Pass, (4*30+16*2)*1.25, "data 0 B: not measured", "a lower bound: the data size not measured")
+	})
+	t.Run("node left out", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Indicators = slices.DeleteFunc(r.Indicators, func(s Sample) bool { return s.Node == 3 && s.T.After(at(51)) && s.T.Before(at(70)) })
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Pass, 16, "node 3 left out: fewer than 3 samples in a2")
 	})
 	t.Run("node killed", func(t *testing.T) {
 		r := memoryRun(4)
@@ -694,8 +803,12 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 		r := memoryRun(4)
 		r.Faults[0].Effective = time.Time{}
 		fs := score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "nodes killed or restarted", Inconclusive, -1, "never took effect")
-		want(t, fs, "oltp error rate", Inconclusive, -1, "never took effect")
+		for _, f := range fs {
+			want(t, fs, f.Name, Inconclusive, -1, "never took effect")
+		}
+		if len(fs) != 5 {
+			t.Errorf("%d findings, want 5", len(fs))
+		}
 	})
 	t.Run("no container indicators", func(t *testing.T) {
 		r := memoryRun(4)
@@ -705,9 +818,17 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 	})
 	t.Run("no rising concurrency", func(t *testing.T) {
 		r := memoryRun(4)
-		r.Spec.Workloads = r.Spec.Workloads[:1]
+		r.Spec.Workloads[1].PhaseRates = nil
 		fs := score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "nodes killed or restarted", Pass, 0, "memory per extra concurrent query not measured (inconclusive)", "a lower bound")
+		want(t, fs, "memory per extra concurrent query", Inconclusive, -1, "no phases of rising analytics concurrency: every phase that runs analytics runs 1 at a time")
+		r.Spec.Workloads = r.Spec.Workloads[:1]
+		fs = score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Inconclusive, -1, "no phase ran analytics queries")
+		want(t, fs, "max query memory", Inconclusive, -1, "no analytics query succeeded")
+		want(t, fs, "sizing formula, per node", Pass, (40*0.3+16*2)*1.25, "a lower bound: the query concurrency, the query memory not measured")
+		r.DataBytes = 0
+		fs = score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "sizing formula, per node", Inconclusive, -1, "neither the data size nor any query's memory", "data size: not measured")
 	})
 }
 
