@@ -675,8 +675,11 @@ func (r *Recorded) queryPeaks() queryPeak {
 	case queries == 0:
 		q.why = "no analytics query succeeded outside the warmup and the fault windows"
 	case !q.ok:
-		q.why = fmt.Sprintf("the target reported no per-query memory for %d analytics queries "+
-			"(MariaDB's information_schema.PROCESSLIST MAX_MEMORY_USED: an engine without it, or a user without the PROCESS privilege)", queries)
+		why := "an engine without MariaDB's per-connection accounting, information_schema.PROCESSLIST MAX_MEMORY_USED"
+		if r.Summary != nil && r.Summary.MemoryUnavailable != "" {
+			why = r.Summary.MemoryUnavailable
+		}
+		q.why = fmt.Sprintf("the target reported no per-query memory for %d analytics queries: %s", queries, why)
 	case unmeasured > 0:
 		q.notes = append(q.notes, fmt.Sprintf("%d of %d analytics queries have no per-query memory figure", unmeasured, queries))
 	}

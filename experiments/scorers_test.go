@@ -754,7 +754,10 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 			r.Phase[i].Memory = nil
 		}
 		fs := score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "max query memory", Inconclusive, -1, "the target reported no per-query memory for 120 analytics queries", "PROCESS privilege")
+		want(t, fs, "max query memory", Inconclusive, -1, "the target reported no per-query memory for 120 analytics queries: an engine without")
+		r.Summary.MemoryUnavailable = "the server does not report per-query memory (not MariaDB?)"
+		fs = score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "max query memory", Inconclusive, -1, "for 120 analytics queries: the server does not report per-query memory (not MariaDB?)")
 		// The formula takes the memory per extra concurrent query instead.
 		want(t, fs, "sizing formula, per node", Pass, (40*0.3+4*24+16*2)*1.25,
 			"max query memory 24.0 MiB: no per-query figures: the memory per extra concurrent query, from the server's own accounting")
