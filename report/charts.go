@@ -139,12 +139,20 @@ func (tl timeline) fix(p *plot.Plot) {
 // addLines adds one line per series, split where a point is missing (NaN) so
 // that a gap shows as a gap, not as a slope. It returns the points drawn.
 func addLines(p *plot.Plot, names []string, series []plotter.XYs, logY bool) (int, error) {
-	n := 0
-	for i, s := range series {
+	return addStyledLines(p, names, series, logY, func(i int) draw.LineStyle {
 		style := draw.LineStyle{Color: plotutil.Color(i), Width: vg.Points(1.2)}
 		if i < len(plotutil.DefaultDashes) {
 			style.Dashes = plotutil.Dashes(i)
 		}
+		return style
+	})
+}
+
+// addStyledLines is addLines with the i-th series drawn in styleOf(i).
+func addStyledLines(p *plot.Plot, names []string, series []plotter.XYs, logY bool, styleOf func(i int) draw.LineStyle) (int, error) {
+	n := 0
+	for i, s := range series {
+		style := styleOf(i)
 		first := true
 		var seg plotter.XYs
 		flush := func() error {
@@ -377,6 +385,7 @@ var indicators = []indicator{
 	{"cluster-size", "cluster size each node sees", "nodes", func(s experiments.Sample) (float64, bool) {
 		return float64(s.ClusterSize), s.ClusterSize > 0 || s.State != ""
 	}},
+	// Drawn by memoryChart when the samples have the server's or the hog's figures.
 	{"memory", "memory used (of the container's limit)", "%", func(s experiments.Sample) (float64, bool) { return s.MemoryPct, s.MemoryPct > 0 }},
 	{"cpu", "CPU", "% of one core", func(s experiments.Sample) (float64, bool) { return s.CPUPct, s.CPUPct > 0 }},
 	{"threads-running", "threads running", "threads", func(s experiments.Sample) (float64, bool) { return float64(s.ThreadsRunning), s.Up }},
@@ -416,6 +425,16 @@ func indicatorCharts(tl timeline, samples []experiments.Sample, labels map[int]s
 	slices.Sort(nodes)
 	var out []*Chart
 	for _, ind := range indicators {
+		if ind.id == "memory" {
+			c, err := memoryChart(tl, samples, nodes, labels)
+			if err != nil {
+				return nil, err
+			}
+			if c != nil {
+				out = append(out, c)
+				continue
+			}
+		}
 		series := make([]plotter.XYs, len(nodes))
 		given, nonzero := false, false
 		for _, s := range samples {
@@ -447,6 +466,112 @@ func indicatorCharts(tl timeline, samples []experiments.Sample, labels map[int]s
 			w: 9 * vg.Inch, h: 2.4 * vg.Inch, Caption: "Per node, sampled every second."})
 	}
 	return out, nil
+}
+
+// memoryChart draws, per node, three figures on one axis: the container's memory
+// in use (as docker stats counts it), the server's own account of what it
+// allocated (MariaDB's Memory_used) and what a memory-fill fault holds (the
+// hog). The axis is percent of the node's container limit when every node with
+// a figure reports its limit, else MiB (the container's line then only where the
+// limit is known). A node's colour is the same on its three lines; the line's
+// dash says which figure it is. Nil when no sample has the server's or the
+// hog's figure (a run from before they were sampled): the plain % chart stays.
+func memoryChart(tl timeline, samples []experiments.Sample, nodes []int, labels map[int]string) (*Chart, error) {
+	limit := map[int]float64{}    // bytes, by node: the newest the engine reported
+	server := map[int]bool{}      // the node has a Memory_used figure
+	hog := map[int]bool{}         // the node had a hog
+	hogInServer := map[int]bool{} // ... inside the server (method=sql)
+	for _, s := range samples {
+		if s.MemoryLimitBytes > 0 {
+			limit[s.Node] = float64(s.MemoryLimitBytes)
+		}
+		server[s.Node] = server[s.Node] || s.ServerMemoryBytes > 0
+		hog[s.Node] = hog[s.Node] || s.HogBytes > 0
+		hogInServer[s.Node] = hogInServer[s.Node] || s.HogInServer
+	}
+	pct := true
+	have := false
+	for _, n := range nodes {
+		if server[n] || hog[n] {
+			have = true
+			pct = pct && limit[n] > 0
+		}
+	}
+	if !have {
+		return nil, nil
+	}
+	const mib = 1 << 20
+	unit := "MiB"
+	if pct {
+		unit = "% of the container's memory limit"
+	}
+	scale := func(node int, bytes float64) float64 {
+		if pct {
+			return bytes / limit[node] * 100
+		}
+		return bytes / mib
+	}
+	var names []string
+	var series []plotter.XYs
+	var styles []draw.LineStyle
+	add := func(ni int, name string, dash int, val func(experiments.Sample) float64) {
+		node := nodes[ni]
+		var xy plotter.XYs
+		for _, s := range samples {
+			if s.Node == node {
+				xy = append(xy, plotter.XY{X: tl.x(s.T), Y: val(s)})
+			}
+		}
+		names = append(names, cmp.Or(labels[node], fmt.Sprintf("node %d", node))+": "+name)
+		series = append(series, xy)
+		styles = append(styles, draw.LineStyle{Color: plotutil.Color(ni), Width: vg.Points(1.2), Dashes: plotutil.Dashes(dash)})
+	}
+	for ni, n := range nodes {
+		if pct || limit[n] > 0 {
+			add(ni, "container", 0, func(s experiments.Sample) float64 {
+				switch {
+				case s.MemoryPct <= 0:
+					return math.NaN()
+				case pct:
+					return s.MemoryPct
+				}
+				return s.MemoryPct / 100 * limit[n] / mib
+			})
+		}
+		if server[n] {
+			add(ni, "server (Memory_used)", 1, func(s experiments.Sample) float64 {
+				if !s.Up || s.ServerMemoryBytes <= 0 {
+					return math.NaN()
+				}
+				return scale(n, float64(s.ServerMemoryBytes))
+			})
+		}
+		if hog[n] {
+			name := "hog"
+			if hogInServer[n] {
+				name = "hog (MEMORY tables, inside the server's)"
+			}
+			add(ni, name, 2, func(s experiments.Sample) float64 { return scale(n, float64(s.HogBytes)) })
+		}
+	}
+	title := "memory: the container's, the server's own account, the memory-fill hog's"
+	p := tl.timeChart(title, unit)
+	n, err := addStyledLines(p, names, series, false, func(i int) draw.LineStyle { return styles[i] })
+	if err != nil {
+		return nil, err
+	}
+	tl.fix(p)
+	p.Y.Min = 0
+	caption := "Per node, sampled every second: the container's memory in use as docker stats counts it (solid), " +
+		"the server's own account of what it allocated, MariaDB's Memory_used (dashed), and what a memory-fill fault holds (dotted): " +
+		"the exec hog's resident memory, or with method=sql its MEMORY tables, which live inside the server and count in its line too. "
+	if pct {
+		caption += "All in percent of the node's container memory limit."
+	} else {
+		caption += "In MiB; the container's line only where the engine reports the limit."
+	}
+	return &Chart{ID: "indicator-memory", Title: title, Section: "indicators", Points: n, Bands: len(tl.faults), plot: p,
+		w: 9 * vg.Inch, h: 3 * vg.Inch, Caption: caption}, nil
 }
 
 // streamLabel names a stream of gaps: "oltp writes n1", or "writes, every
