@@ -124,7 +124,7 @@ func TestMemoryChart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ys := levels(t, string(svg), "#F15A60") // n1: server 153.6 MiB, hog 307.2 MiB
-		if len(ys) != 2 || ys[1] <= ys[0] { // the SVG's y axis points up
+		if len(ys) != 2 || ys[1] <= ys[0] {     // the SVG's y axis points up
 			t.Errorf("n1 lines at y %v: want the server's and, higher, the hog's", ys)
 		}
 	})
