@@ -77,7 +77,7 @@ type Row struct {
 	Workload string `json:"workload,omitempty"`
 	Op       string `json:"op,omitempty"`
 	Phase    string `json:"phase,omitempty"`
-	Metric   string `json:"metric"` // "value" for a finding; p50_ms, p99_ms, p999_ms, max_ms, rate, errors
+	Metric   string `json:"metric"` // "value" for a finding; p50_ms, p99_ms, p999_ms, max_ms, rate, errors, memory_p50_mib, ...
 	Unit     string `json:"unit,omitempty"`
 	// Direction: Lower or Higher is better; "" for a finding reported but not judged.
 	Direction string `json:"direction,omitempty"`
@@ -568,6 +568,49 @@ var workloadMetrics = []struct {
 	{"errors", "count", Lower, false, func(p experiments.PhaseStats) float64 { return float64(p.Errors) }},
 }
 
+// Memory metrics: the per-query peak memory of the ops that measure it
+// (loadgen's Op.Memory; PhaseStats.Memory), in MiB, per phase.
+const (
+	MetricMemoryP50 = "memory_p50_mib"
+	MetricMemoryP99 = "memory_p99_mib"
+	MetricMemoryMax = "memory_max_mib"
+)
+
+// memoryMetrics read PhaseStats.Memory (bytes) in MiB.
+var memoryMetrics = []struct {
+	name string
+	get  func(*results.Percentiles) float64
+}{
+	{MetricMemoryP50, func(p *results.Percentiles) float64 { return p.P50 / (1 << 20) }},
+	{MetricMemoryP99, func(p *results.Percentiles) float64 { return p.P99 / (1 << 20) }},
+	{MetricMemoryMax, func(p *results.Percentiles) float64 { return p.Max / (1 << 20) }},
+}
+
+// memoryRows: the memory metrics of one workload, phase and op, only when some
+// run measured it there (Memory != nil); a run that did not gives no value.
+func memoryRows(gs []*grp, w, ph, op string, stats [][]experiments.PhaseStats) []Row {
+	if !slices.ContainsFunc(stats, func(ps []experiments.PhaseStats) bool {
+		return slices.ContainsFunc(ps, func(p experiments.PhaseStats) bool { return p.Memory != nil })
+	}) {
+		return nil
+	}
+	var out []Row
+	for _, m := range memoryMetrics {
+		row := Row{Kind: "workload", Workload: w, Op: op, Phase: ph, Metric: m.name, Unit: "MiB", Direction: Lower, Cells: make([]Cell, len(gs))}
+		for gi := range gs {
+			var vs []float64
+			for _, p := range stats[gi] {
+				if p.Memory != nil {
+					vs = append(vs, m.get(p.Memory))
+				}
+			}
+			fill(&row.Cells[gi], gs[gi].ID, vs)
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
 // workloadRows: per workload, phase and op (merged over nodes: node 0), each metric.
 // Workloads, phases and ops keep their order of first appearance; op "" (every op)
 // comes first.
@@ -625,6 +668,7 @@ func workloadRows(gs []*grp) []Row {
 					}
 					out = append(out, row)
 				}
+				out = append(out, memoryRows(gs, w, ph, op, stats[k])...)
 			}
 		}
 	}
