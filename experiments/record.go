@@ -86,8 +86,10 @@ type Sample struct {
 	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
 	// HogBytes is what the memory-fill fault holds on this node now (see
 	// faults.MemoryHolder): the exec hog's resident memory, or with method=sql
-	// the bytes of its MEMORY tables; HogInServer says the hog lives inside the
-	// server (method=sql) and so counts in ServerMemoryBytes too.
+	// its MEMORY tables' size as the server accounts for it (whole blocks, more
+	// than the rows resident); HogInServer says the hog lives inside the server
+	// (method=sql) and so counts in ServerMemoryBytes too: ServerMemoryBytes -
+	// HogBytes is then the server's own.
 	HogBytes    int64 `json:"hog_bytes,omitempty"`
 	HogInServer bool  `json:"hog_in_server,omitempty"`
 

@@ -67,9 +67,11 @@ const (
 // and scored apart from the server's own memory and the container's total.
 type MemoryHolder interface {
 	// HeldBytes is what the fault holds on the node of that index (1-based) now,
-	// in bytes: the exec hog's resident memory, or the MEMORY tables' row data
-	// (method=sql). inServer: the bytes live inside the database server and
-	// count in its own account (MariaDB's Memory_used). ok is false when the
+	// in bytes: the exec hog's resident memory, or (method=sql) its MEMORY
+	// tables' size as the server accounts for it (data and index length: whole
+	// blocks, of which only the rows are resident). inServer: the bytes live
+	// inside the database server and count in its own account (MariaDB's
+	// Memory_used), so that Memory_used less them is the server's own. ok is false when the
 	// fault knows nothing held there: not one of its nodes, or not filling yet.
 	// After recovery it holds 0. Safe for concurrent use; it does not block on
 	// the node (the figure is the fault's newest reading, at most about a
@@ -705,7 +707,10 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 		return err
 	}
 	failed := 0
-	for {
+	for i := 0; ; i++ {
+		if i%5 == 0 {
+			f.readHeld(ctx, m, conn) // about every second, for HeldBytes
+		}
 		used, limit, err := mr.Memory(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -759,7 +764,6 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 		f.mu.Lock()
 		m.fillReached = reached || m.fillReached
 		m.tableBytes = uint64(len(tables)) * rows * memfillRow
-		m.setHeld(int64(m.tableBytes))
 		f.mu.Unlock()
 		select {
 		case <-ctx.Done():
@@ -767,6 +771,27 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// readHeld reads what the server accounts for the fill's tables (for
+// HeldBytes): their data and index length. A MEMORY table allocates whole blocks
+// (64 MiB with the filler's max_heap_table_size) and MariaDB's Memory_used counts
+// them whole, while only the rows written are resident: 2 tables of 4 MiB of rows
+// raised Memory_used by 135 MB, their data_length was 2 x 64 MiB. What the server
+// holds for the fault in its own account is this figure, not the row data. A
+// failed read keeps the previous figure.
+func (f *memFill) readHeld(ctx context.Context, m *memNode, conn *sql.Conn) {
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	var b int64
+	err := conn.QueryRowContext(qctx, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables
+WHERE table_schema = DATABASE() AND table_name LIKE 'htapchaos\_memfill\_%'`).Scan(&b)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	m.setHeld(b)
+	f.mu.Unlock()
 }
 
 func (f *memFill) waitFiller(ctx context.Context, m *memNode) error {

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -332,6 +334,8 @@ func TestSingleNode(t *testing.T) {
 
 	defer t.Run("reconnects-after-the-node-restarts", func(t *testing.T) { reconnectAfterRestart(t, c, targets, data) })
 
+	t.Run("analytics-memory-is-each-query's-own", func(t *testing.T) { analyticsMemory(t, targets[0], data) })
+
 	t.Run("ledger-holds-exactly-the-acknowledged-inserts", func(t *testing.T) {
 		dir := t.TempDir()
 		res, err := Run(context.Background(), Config{Targets: targets, Out: dir, Params: Params{Data: data, BatchRows: 50},
@@ -373,6 +377,75 @@ func TestSingleNode(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The peak memory recorded for an analytics query is the server's account of that
+// query: within 10% of what a direct read of MAX_MEMORY_USED on a fresh connection
+// that ran the same query gives, well above what a fresh connection holds without
+// it, and not a high-water mark a bigger query left: the small query, run on the
+// same worker between big ones, keeps its own figure.
+func analyticsMemory(t *testing.T, tg Target, data Data) {
+	// A GROUP BY on a column without an index: an in-memory temporary table of
+	// one row per amount, then a sort.
+	const big = "SELECT amount, COUNT(*), SUM(order_id) FROM orders GROUP BY amount"
+	const small = "SELECT COUNT(*) FROM users"
+	db := openDB(t, tg.DSN)
+	db.SetMaxIdleConns(0) // every connection new
+	direct := func(query string) int64 {
+		t.Helper()
+		c := conn(t, db)
+		if query != "" {
+			if _, err := drain(context.Background(), c, query); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var v int64
+		if err := c.QueryRowContext(context.Background(), memoryQuery).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		return v
+	}
+	floor, smallWant := direct(""), direct(small)
+	var ws []int64
+	for range 3 {
+		ws = append(ws, direct(big))
+	}
+	slices.Sort(ws)
+	want := ws[1]
+	t.Logf("MAX_MEMORY_USED on a fresh connection: %d bytes idle, %d after %q, %d (%d..%d) after %q", floor, smallWant, small, want, ws[0], ws[2], big)
+	if want < 4*floor {
+		t.Fatalf("the big query's %d bytes are not well above a fresh connection's %d: the test cannot tell them apart", want, floor)
+	}
+
+	// Closed loop, one worker: the big query (sql) and the small one (fraud-scan
+	// stands in: it is replaced by a count) alternate on one worker's connections.
+	wl := Analytics()
+	for i := range wl.Ops {
+		if wl.Ops[i].Name == "fraud-scan" {
+			wl.Ops[i].Run = func(ctx context.Context, q Querier, _ *Worker) error { _, err := drain(ctx, q, small); return err }
+		}
+	}
+	res, err := Run(context.Background(), Config{Targets: []Target{tg}, Params: Params{Data: data, Query: big},
+		Workloads: []Spec{{Workload: wl, Mix: map[string]int{"sql": 1, "fraud-scan": 1}, Closed: true, Phases: []Phase{{Duration: 3 * time.Second, Concurrency: 1}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.MemoryUnavailable != "" {
+		t.Fatalf("memory unavailable on MariaDB: %s", res.Summary.MemoryUnavailable)
+	}
+	got, gotSmall := opSummary(t, res.Summary, "sql"), opSummary(t, res.Summary, "fraud-scan")
+	if got.Memory == nil || gotSmall.Memory == nil || got.Count < 3 || gotSmall.Count < 3 {
+		t.Fatalf("big: %d queries, memory %+v; small: %d, memory %+v", got.Count, got.Memory, gotSmall.Count, gotSmall.Memory)
+	}
+	t.Logf("recorded: big p50 %.0f max %.0f bytes (%d queries, latency p50 %.1f ms); small p50 %.0f max %.0f (%d)",
+		got.Memory.P50, got.Memory.Max, got.Count, got.Latency.P50, gotSmall.Memory.P50, gotSmall.Memory.Max, gotSmall.Count)
+	if d := math.Abs(got.Memory.P50-float64(want)) / float64(want); d > 0.10 {
+		t.Errorf("big query: recorded p50 %.0f bytes, a direct read %d: %.1f%% apart, want within 10%%", got.Memory.P50, want, d*100)
+	}
+	if d := math.Abs(gotSmall.Memory.Max-float64(smallWant)) / float64(smallWant); d > 0.10 {
+		t.Errorf("small query between big ones: recorded max %.0f bytes, a direct read %d: %.1f%% apart (a high-water mark of the big query?)", gotSmall.Memory.Max, smallWant, d*100)
+	}
 }
 
 // Run last in TestSingleNode: it kills the node.

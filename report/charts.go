@@ -549,7 +549,7 @@ func memoryChart(tl timeline, samples []experiments.Sample, nodes []int, labels 
 		if hog[n] {
 			name := "hog"
 			if hogInServer[n] {
-				name = "hog (MEMORY tables, inside the server's)"
+				name = "hog (MEMORY tables as the server accounts them, inside its line)"
 			}
 			add(ni, name, 2, func(s experiments.Sample) float64 { return scale(n, float64(s.HogBytes)) })
 		}
@@ -564,7 +564,7 @@ func memoryChart(tl timeline, samples []experiments.Sample, nodes []int, labels 
 	p.Y.Min = 0
 	caption := "Per node, sampled every second: the container's memory in use as docker stats counts it (solid), " +
 		"the server's own account of what it allocated, MariaDB's Memory_used (dashed), and what a memory-fill fault holds (dotted): " +
-		"the exec hog's resident memory, or with method=sql its MEMORY tables, which live inside the server and count in its line too. "
+		"the exec hog's resident memory, or with method=sql its MEMORY tables as the server accounts them (whole blocks, more than the rows it wrote), which live inside the server and count in its line too. "
 	if pct {
 		caption += "All in percent of the node's container memory limit."
 	} else {
