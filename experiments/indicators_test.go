@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/htapchaos/htapchaos/faults"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -362,5 +364,181 @@ func TestSamplerPrimaryReplicaByDSN(t *testing.T) {
 	slices.Sort(want)
 	if got := s.Missing(); !slices.Equal(got, want) {
 		t.Errorf("missing\n%q\nwant\n%q", got, want)
+	}
+}
+
+// fixedHolder holds a known number of bytes on one node.
+type fixedHolder struct {
+	node     int
+	bytes    int64
+	inServer bool
+}
+
+func (h fixedHolder) HeldBytes(node int) (int64, bool, bool) {
+	return h.bytes, h.inServer, node == h.node
+}
+
+// The server's own memory and the memory-fill hog's, on a node of the shared
+// Galera cluster: each sample's Memory_used is the server's (a direct read before
+// and after brackets it); a memory-fill with method=sql shows as HogBytes inside
+// the server (HogInServer), and Memory_used rises by what the fault says it holds,
+// within 15%; an exec hog's resident memory is what the container's figure rose
+// by, within 3 points of the limit. Holders that hold nothing on a node (not ok)
+// add nothing; several add up.
+func TestSamplerServerMemoryAndHog(t *testing.T) {
+	c := sharedGalera(t)
+	n1 := c.Nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db, err := n1.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	memoryUsed := func() int64 {
+		t.Helper()
+		var name string
+		var v int64
+		if err := db.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Memory_used'").Scan(&name, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	kind, err := faults.NewRegistry().Get("memory-fill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fill runs memory-fill on n1 with the method for hold, the sampler watching
+	// n1 with the fault and two more holders (one for another node, one of 1 MiB
+	// on n1), and returns the samples and the fault's measurements.
+	fill := func(method string, percent int, hold time.Duration) ([]Sample, *faults.Runner) {
+		t.Helper()
+		params, err := kind.Parse(map[string]string{"method": method, "percent": fmt.Sprint(percent)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fault := kind.New(params)
+		fc := faults.Containers(c)
+		targets, err := faults.Resolve(fc, "1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holders := []faults.MemoryHolder{fault.(faults.MemoryHolder), fixedHolder{node: 2, bytes: 1 << 40}, fixedHolder{node: 1, bytes: 1 << 20}}
+		s := NewSampler(ContainerIndicatorNodes(c)[:1], nil, time.Second, WithMemoryHolders(func() []faults.MemoryHolder { return holders }))
+		sctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.Run(sctx) })
+		time.Sleep(3 * time.Second) // the engine's statistics come after a second or two
+		r := faults.NewRunner("memory-fill", fault, &faults.Env{Targets: targets, Cluster: fc, Events: faults.NewEvents(nil), Params: params})
+		rerr := r.Run(ctx, hold, time.Minute)
+		time.Sleep(1500 * time.Millisecond)
+		stop()
+		wg.Wait()
+		if rerr != nil {
+			t.Fatalf("memory-fill %s: %v", method, rerr)
+		}
+		return s.Samples(), r
+	}
+
+	t.Run("memory-used-is-the-server's", func(t *testing.T) {
+		before := memoryUsed()
+		s := NewSampler(ContainerIndicatorNodes(c)[:1], nil, time.Second)
+		sctx, stop := context.WithTimeout(ctx, 3500*time.Millisecond)
+		defer stop()
+		_ = s.Run(sctx)
+		after := memoryUsed()
+		lo, hi := min(before, after), max(before, after)
+		ss := s.Samples()
+		withLimit := 0
+		for _, smp := range ss {
+			// Other clients (this test's own connection, the cluster) move it by a little.
+			if v := smp.ServerMemoryBytes; float64(v) < float64(lo)*0.95 || float64(v) > float64(hi)*1.05 {
+				t.Errorf("sampled Memory_used %d, direct reads %d and %d around it", v, before, after)
+			}
+			if smp.HogBytes != 0 || smp.HogInServer {
+				t.Errorf("hog %d in server %t; want no hog", smp.HogBytes, smp.HogInServer)
+			}
+			if smp.MemoryPct > 0 { // the engine's statistics came
+				withLimit++
+				if smp.MemoryLimitBytes != 512<<20 {
+					t.Errorf("limit %d, want 512 MiB", smp.MemoryLimitBytes)
+				}
+			}
+		}
+		if len(ss) < 3 || withLimit == 0 {
+			t.Errorf("%d samples, %d with the engine's memory figures", len(ss), withLimit)
+		}
+		for _, m := range s.Missing() {
+			if strings.Contains(m, "server memory") {
+				t.Errorf("missing %q", m)
+			}
+		}
+		t.Logf("Memory_used %.1f MiB, container %.1f%% of %d MiB", float64(ss[0].ServerMemoryBytes)/(1<<20), ss[0].MemoryPct, ss[0].MemoryLimitBytes>>20)
+	})
+
+	for _, method := range []string{"sql", "exec"} {
+		t.Run("hog-"+method, func(t *testing.T) {
+			st, err := n1.MemoryStats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			percent := min(int(st.Percent)+20, 85)
+			ss, r := fill(method, percent, 5*time.Second)
+			const extra = 1 << 20 // the fixed holder on n1
+			var before, during []Sample
+			var trace []string
+			for _, smp := range ss {
+				switch {
+				case smp.T.Before(r.Injected) && smp.MemoryPct > 0:
+					before = append(before, smp)
+				case smp.T.After(r.Effective.Add(time.Second)) && smp.T.Before(r.Recovered) && smp.MemoryPct > 0:
+					during = append(during, smp)
+				}
+				if smp.HogBytes < extra {
+					t.Errorf("hog %d bytes: the 1 MiB holder on n1 is missing", smp.HogBytes)
+				}
+				trace = append(trace, fmt.Sprintf("%.1fs server %.1f hog %.1f MiB container %.1f%%", smp.T.Sub(r.Injected).Seconds(),
+					float64(smp.ServerMemoryBytes)/(1<<20), float64(smp.HogBytes-extra)/(1<<20), smp.MemoryPct))
+			}
+			t.Logf("samples (time since the injection):\n%s", strings.Join(trace, "\n"))
+			last := ss[len(ss)-1]
+			if len(before) == 0 || len(during) < 2 || last.HogBytes != extra {
+				t.Fatalf("%d samples before the fill, %d during, the last holds %d bytes (want the fault's 0 plus 1 MiB)", len(before), len(during), last.HogBytes)
+			}
+			ms := r.Measurements()
+			med := func(ss []Sample, f func(Sample) float64) float64 {
+				var vs []float64
+				for _, s := range ss {
+					vs = append(vs, f(s))
+				}
+				return Median(vs)
+			}
+			held := med(during, func(s Sample) float64 { return float64(s.HogBytes - extra) })
+			server := func(s Sample) float64 { return float64(s.ServerMemoryBytes) }
+			pct := func(s Sample) float64 { return s.MemoryPct }
+			serverRise := med(during, server) - med(before, server)
+			pctRise := med(during, pct) - med(before, pct)
+			t.Logf("method=%s to %d%%: the fault holds %.1f MiB; Memory_used %.1f -> %.1f MiB (+%.1f); container %.1f%% -> %.1f%%; measurements %v",
+				method, percent, held/(1<<20), med(before, server)/(1<<20), med(during, server)/(1<<20), serverRise/(1<<20), med(before, pct), med(during, pct), ms)
+			for _, smp := range during {
+				if smp.HogInServer != (method == "sql") {
+					t.Errorf("hog in server %t with method=%s", smp.HogInServer, method)
+				}
+			}
+			if method == "sql" {
+				// The MEMORY tables are in the server's own account: it rose by what the fault holds.
+				if math.Abs(serverRise-held) > 0.15*held {
+					t.Errorf("Memory_used rose %.1f MiB while the fault held %.1f MiB in the server: want equal within 15%%", serverRise/(1<<20), held/(1<<20))
+				}
+				return
+			}
+			// The exec hog is outside the server: the container's figure rose by its resident memory.
+			limit := float64(last.MemoryLimitBytes)
+			if got := held / limit * 100; math.Abs(got-pctRise) > 3 {
+				t.Errorf("the hog holds %.1f%% of the limit, the container rose %.1f points: want equal within 3", got, pctRise)
+			}
+			if math.Abs(serverRise) > 0.1*held {
+				t.Errorf("Memory_used moved %.1f MiB with an exec hog of %.1f MiB outside the server", serverRise/(1<<20), held/(1<<20))
+			}
+		})
 	}
 }

@@ -706,11 +706,18 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 		_, err := conn.ExecContext(sctx, q)
 		return err
 	}
-	failed := 0
-	for i := 0; ; i++ {
-		if i%5 == 0 {
-			f.readHeld(ctx, m, conn) // about every second, for HeldBytes
+	// What the tables hold in the server's account, for HeldBytes: about every
+	// second, growth steps included.
+	var heldAt time.Time
+	held := func() {
+		if time.Since(heldAt) >= time.Second {
+			f.readHeld(ctx, m, conn)
+			heldAt = time.Now()
 		}
+	}
+	failed := 0
+	for {
+		held()
 		used, limit, err := mr.Memory(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -751,6 +758,7 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 					name, rows, memfillRow)); err != nil {
 					return fmt.Errorf("fill a MEMORY table: %w", err)
 				}
+				held()
 			}
 		case used > target+tol && len(tables) > 0 && used > dropAt+tol:
 			n := min(int((used-target+chunk-1)/chunk), len(tables))
