@@ -92,7 +92,7 @@ func (w *workloadRun) memoryAttempt(ctx context.Context, node int, op *Op, wk *W
 	}
 	delete(wk.fresh, node)
 	if err == nil {
-		mem, err = w.readMemory(ctx, node, c)
+		mem = w.readMemory(ctx, node, c) // the query succeeded, whatever the reading does
 	}
 	c.close() // before the next is opened: the pool allows one per worker
 	if err == nil && ctx.Err() == nil && !w.mem[node].off.Load() {
@@ -106,13 +106,12 @@ func (w *workloadRun) memoryAttempt(ctx context.Context, node int, op *Op, wk *W
 // readMemory reads the peak memory of the query just run on c, a connection of
 // its own. It returns 0 where the figure cannot be had, and says why once for the
 // run (results.Recorder.MemoryUnavailable); a server without the accounting is
-// not asked again. The error is always nil: the query succeeded whatever the
-// reading did.
-func (w *workloadRun) readMemory(ctx context.Context, node int, c *workerConn) (int64, error) {
+// not asked again.
+func (w *workloadRun) readMemory(ctx context.Context, node int, c *workerConn) int64 {
 	mem, err := readPeakMemory(context.WithoutCancel(ctx), c)
 	switch {
 	case err == nil:
-		return mem, nil
+		return mem
 	case errors.Is(err, errNoAccounting):
 		w.mem[node].off.Store(true)
 		w.r.rec.MemoryUnavailable(fmt.Sprintf("n%d: %v", node, err))
@@ -124,5 +123,5 @@ func (w *workloadRun) readMemory(ctx context.Context, node int, c *workerConn) (
 	default:
 		w.r.rec.MemoryUnavailable(fmt.Sprintf("n%d: reading a query's memory failed (that query's figure is missing): %v", node, err))
 	}
-	return 0, nil
+	return 0
 }
