@@ -454,6 +454,17 @@ func (r *Recorded) extraQueryMemory() extraMemory {
 		}
 		if hogIn {
 			server.name = "the server's own accounting (Memory_used, less the memory-fill hog's MEMORY tables)"
+			moving := r.hogMoving()
+			server.val = func(s Sample) (float64, bool) {
+				for _, w := range moving[s.Node] {
+					if w.Contains(s.T) {
+						return 0, false
+					}
+				}
+				return serverMemory(s)
+			}
+			e.notes = append(e.notes, "samples while the memory-fill hog grew to its target or gave its memory back left out: "+
+				"it adds or drops tables many times a second then, and its account of them lags the server's by up to a second")
 		}
 		if hogOut {
 			e.notes = append(e.notes, "the memory-fill hog ran beside the server (method=exec): Memory_used does not count it")
@@ -507,6 +518,35 @@ func (r *Recorded) hogIn(w Window) string {
 	return ""
 }
 
+// hogMoving are, per node, the spans in which a memory fault grew to its
+// target (from injection to a second after its effect, or to the run's end
+// when it never took effect) or gave its memory back (from recovery to a
+// second after the node served again).
+func (r *Recorded) hogMoving() map[int][]Window {
+	out := map[int][]Window{}
+	for _, f := range r.faultsOfClass(memoryClasses...) {
+		if f.Injected.IsZero() {
+			continue
+		}
+		grow := Window{Start: f.Injected, End: r.End.Add(time.Second)}
+		if f.TookEffect() {
+			grow.End = f.Effective.Add(time.Second)
+		}
+		ws := []Window{grow}
+		if !f.Recovered.IsZero() {
+			back := Window{Start: f.Recovered, End: r.End.Add(time.Second)}
+			if !f.Healthy.IsZero() {
+				back.End = f.Healthy.Add(time.Second)
+			}
+			ws = append(ws, back)
+		}
+		for _, n := range f.Nodes {
+			out[n] = append(out[n], ws...)
+		}
+	}
+	return out
+}
+
 // fitMemory fits the memory of src over the phases' concurrency (see
 // extraQueryMemory).
 func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, haveBase bool, src memorySource) extraMemory {
@@ -529,6 +569,23 @@ func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, hav
 				useBase = true
 			}
 		}
+	}
+	var kept []concPhase
+	for _, p := range phases {
+		if slices.ContainsFunc(r.nodes(), func(n int) bool { _, ok := med(n, p.w); return ok }) {
+			kept = append(kept, p)
+		} else {
+			e.notes = append(e.notes, fmt.Sprintf("%s left out: no node has %d samples of %s in it", p.w.Name, minMemorySamples, src.name))
+		}
+	}
+	phases = kept
+	distinct := map[float64]bool{}
+	for _, p := range phases {
+		distinct[p.conc] = true
+	}
+	if len(distinct) < 2 {
+		e.why = fmt.Sprintf("too few samples of %s: fewer than two phases of different analytics concurrency have %d on a node", src.name, minMemorySamples)
+		return e
 	}
 	var nodes []int
 	for _, n := range r.nodes() {
@@ -579,7 +636,7 @@ func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, hav
 		xs, ys = append(xs, p.conc), append(ys, sum)
 		pts = append(pts, fmt.Sprintf("%s: %.3g concurrent, %s (%s)", p.w.Name, p.conc, signedBytes(sum), strings.Join(per, ", ")))
 	}
-	k, _ := fitSlope(xs, ys) // two distinct concurrencies at least: checked
+	k, _ := fitSlope(xs, ys) // two distinct concurrencies at least: checked above
 	what := "median per node"
 	if useBase {
 		what += ", less the baseline's"

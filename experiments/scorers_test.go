@@ -724,6 +724,18 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 		want(t, fs, "memory per extra concurrent query", Pass, 24, "Memory_used, less the memory-fill hog's MEMORY tables")
 		want(t, fs, "nodes killed or restarted", Pass, 0, "node 3: the server's own memory (Memory_used, less the hog's MEMORY tables) max 402.0 MiB at +77.0 s",
 			"held up to 200.0 MiB, inside the server (method=sql)")
+
+		// A hog still growing until 55 s adds tables faster than its account of
+		// them follows (Memory_used 450 MiB ahead): a1 and the start of a2 are
+		// left out, a2's rest and a4 still give 24 MiB a query.
+		r.Faults[0].Effective = at(55)
+		for i := range r.Indicators {
+			if s := &r.Indicators[i]; s.T.After(at(20)) && s.T.Before(at(56)) {
+				s.ServerMemoryBytes += 450 << 20
+			}
+		}
+		fs = score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Pass, 24, "a1 left out: no node has 3 samples", "samples while the memory-fill hog grew to its target or gave its memory back left out")
 	})
 	t.Run("no Memory_used under a hog", func(t *testing.T) {
 		r := memoryRun(4)
