@@ -814,6 +814,24 @@ func (r *Recorded) sizingFormula(fd Finding, ex extraMemory, qp queryPeak) Findi
 	if limit > 0 {
 		fd.note("provisioned %s per node: %.2gx the formula's", bytesStr(limit), limit/need)
 	}
+	if base, ok := r.phase(PhaseBaseline); ok {
+		var parts []string
+		for _, n := range r.nodes() {
+			var xs []float64
+			for _, s := range r.samplesOf(n, base) {
+				if v, ok := serverMemory(s); ok {
+					xs = append(xs, v)
+				}
+			}
+			if len(xs) > 0 {
+				parts = append(parts, fmt.Sprintf("n%d %s", n, bytesStr(median(xs))))
+			}
+		}
+		if len(parts) > 0 {
+			fd.note("the servers' own memory in the baseline (Memory_used, median): %s; the formula has no term for a server's fixed buffers (the InnoDB buffer pool, caches), which this counts",
+				strings.Join(parts, ", "))
+		}
+	}
 	fd.reported(need/(1<<20), "the article's formula on the run's figures")
 	return fd
 }

@@ -698,7 +698,8 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 			"peak concurrency 4: the run's highest analytics concurrency, in a4: dashboards 4 (closed loop)",
 			"max query memory 30.0 MiB: the largest per-query peak: dashboards dashboard in a4",
 			"write buffer 16.0 MiB: not measured: MariaDB's default innodb_log_buffer_size",
-			"provisioned 512.0 MiB per node: 2.5x the formula's")
+			"provisioned 512.0 MiB per node: 2.5x the formula's",
+			"the servers' own memory in the baseline (Memory_used, median): n1 310.0 MiB, n2 320.0 MiB, n3 330.0 MiB; the formula has no term")
 	})
 	t.Run("hog inside the server", func(t *testing.T) {
 		// method=sql: the hog's MEMORY tables count in Memory_used, and it gives
