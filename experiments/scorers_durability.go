@@ -428,6 +428,14 @@ const minAgeQueries = 5
 // further away.
 const ageMatch = 1500 * time.Millisecond
 
+// queries is "1 query", "3 queries".
+func queries(n int64) string {
+	if n == 1 {
+		return "1 query"
+	}
+	return fmt.Sprintf("%d queries", n)
+}
+
 // weighted is a value seen by weight queries.
 type weighted struct {
 	v float64 // ms
@@ -576,13 +584,13 @@ func (r *Recorded) dataAge(fd Finding, writer int) Finding {
 		}
 	}
 	if onWriter > 0 {
-		fd.note("%d queries ran on the heartbeat's writer (node %d), which reads its own newest writes: left out", onWriter, writer)
+		fd.note("%s ran on the heartbeat's writer (node %d), which reads its own newest writes: left out", queries(onWriter), writer)
 	}
 	if unmatched > 0 {
-		fd.note("%d queries had no heartbeat sample of their node within %v of their start: left out", unmatched, ageMatch)
+		fd.note("%s had no heartbeat sample of their node within %v of their start: left out", queries(unmatched), ageMatch)
 	}
 	if outside > 0 {
-		fd.note("%d queries started outside the phases: left out", outside)
+		fd.note("%s started outside the phases: left out", queries(outside))
 	}
 	if !scored {
 		return fd.inconclusive("too few analytics queries with a heartbeat sample of their node: no phase has %d (warmup left out)", minAgeQueries)
