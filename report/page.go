@@ -24,6 +24,7 @@ type section struct {
 	Name   string
 	Charts []chartHTML
 	Ops    []results.OpSummary
+	Memory bool // some op measured its queries' peak memory (OpSummary.Memory)
 }
 
 type findingRow struct {
@@ -154,6 +155,7 @@ func (r *Report) HTML(w io.Writer) error {
 			for _, o := range s.Workloads {
 				if o.Workload == d.Workloads[i].Name {
 					d.Workloads[i].Ops = append(d.Workloads[i].Ops, o)
+					d.Workloads[i].Memory = d.Workloads[i].Memory || o.Memory != nil
 				}
 			}
 		}
@@ -209,6 +211,8 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	},
 	"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"total": func(o results.OpSummary) int64 { return o.ErrorsTotal },
+	// mib formats bytes (a per-query memory figure) in MiB.
+	"mib": func(v float64) string { return fmt.Sprintf("%.1f", v/(1<<20)) },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -255,9 +259,9 @@ figure.chart { margin: 1em 0; } figure.chart svg { width: 100%; height: auto; } 
 
 {{range .Workloads}}
 <h2 id="workload-{{.Name}}">Workload {{.Name}}</h2>
-{{if .Ops}}<table>
-<tr><th>op</th><th>successes</th><th>rate/s</th><th>errors</th><th>late</th><th>dropped</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>
-{{range .Ops}}<tr><td>{{.Op}}</td><td class="num">{{.Count}}</td><td class="num">{{printf "%.1f" .Rate}}</td><td class="num">{{total .}}</td><td class="num">{{.Late}}</td><td class="num">{{.Dropped}}</td><td class="num">{{ms .Latency.P50}}</td><td class="num">{{ms .Latency.P99}}</td><td class="num">{{ms .Latency.P999}}</td><td class="num">{{ms .Latency.Max}}</td></tr>
+{{if .Ops}}{{$mem := .Memory}}<table>
+<tr><th>op</th><th>successes</th><th>rate/s</th><th>errors</th><th>late</th><th>dropped</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th>{{if $mem}}<th>query memory p50 / p99 / max MiB</th>{{end}}</tr>
+{{range .Ops}}<tr><td>{{.Op}}</td><td class="num">{{.Count}}</td><td class="num">{{printf "%.1f" .Rate}}</td><td class="num">{{total .}}</td><td class="num">{{.Late}}</td><td class="num">{{.Dropped}}</td><td class="num">{{ms .Latency.P50}}</td><td class="num">{{ms .Latency.P99}}</td><td class="num">{{ms .Latency.P999}}</td><td class="num">{{ms .Latency.Max}}</td>{{if $mem}}<td class="num">{{with .Memory}}{{mib .P50}} / {{mib .P99}} / {{mib .Max}}{{end}}</td>{{end}}</tr>
 {{end}}</table>{{end}}
 {{range .Charts}}<figure class="chart" id="chart-{{.ID}}" data-points="{{.Points}}" data-bands="{{.Bands}}">
 {{.SVG}}

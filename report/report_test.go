@@ -47,6 +47,7 @@ func syntheticRun(t *testing.T) string {
 				n2.Record(at, at, at.Add(300*time.Millisecond), &mysql.MySQLError{Number: 1047, Message: "WSREP has not yet prepared node for application use"})
 			}
 		}
+		n1.RecordMemory(10 << 20) // one query a second that peaked at 10 MiB
 		if _, err := rec.Tick(sec.Add(time.Second)); err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +148,8 @@ func TestReportOfASyntheticRun(t *testing.T) {
 		`the article: clients hung`,
 		`id="chart-oltp-latency" data-points="40" data-bands="1"`,
 		`<td>oltp reads n2</td>`, // a gap row, with its access kind
+		`<th>query memory p50 / p99 / max MiB</th>`,
+		`<td class="num">10.0 / 10.0 / 10.0</td>`, // the ops' per-query memory
 	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("report lacks %q", want)
