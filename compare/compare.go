@@ -554,20 +554,6 @@ func gapRows(gs []*grp) []Row {
 	return out
 }
 
-// workloadMetrics are the figures compared per workload, op and phase.
-var workloadMetrics = []struct {
-	name, unit, dir string
-	latency         bool
-	get             func(experiments.PhaseStats) float64
-}{
-	{"p50_ms", "ms", Lower, true, func(p experiments.PhaseStats) float64 { return p.Latency.P50 }},
-	{"p99_ms", "ms", Lower, true, func(p experiments.PhaseStats) float64 { return p.Latency.P99 }},
-	{"p999_ms", "ms", Lower, true, func(p experiments.PhaseStats) float64 { return p.Latency.P999 }},
-	{"max_ms", "ms", Lower, true, func(p experiments.PhaseStats) float64 { return p.Latency.Max }},
-	{"rate", "ops/s", Higher, false, func(p experiments.PhaseStats) float64 { return p.Rate }},
-	{"errors", "count", Lower, false, func(p experiments.PhaseStats) float64 { return float64(p.Errors) }},
-}
-
 // Memory metrics: the per-query peak memory of the ops that measure it
 // (loadgen's Op.Memory; PhaseStats.Memory), in MiB, per phase.
 const (
@@ -576,39 +562,40 @@ const (
 	MetricMemoryMax = "memory_max_mib"
 )
 
-// memoryMetrics read PhaseStats.Memory (bytes) in MiB.
-var memoryMetrics = []struct {
-	name string
-	get  func(*results.Percentiles) float64
+// workloadMetrics are the figures compared per workload, op and phase. get says
+// whether a run's stats have the figure at all: latency needs an operation,
+// memory a measurement. A measured metric's row appears only where some run
+// has it (memory: the ops and phases a run measured).
+var workloadMetrics = []struct {
+	name, unit, dir string
+	measured        bool
+	get             func(experiments.PhaseStats) (float64, bool)
 }{
-	{MetricMemoryP50, func(p *results.Percentiles) float64 { return p.P50 / (1 << 20) }},
-	{MetricMemoryP99, func(p *results.Percentiles) float64 { return p.P99 / (1 << 20) }},
-	{MetricMemoryMax, func(p *results.Percentiles) float64 { return p.Max / (1 << 20) }},
+	{"p50_ms", "ms", Lower, false, latency(func(l results.Percentiles) float64 { return l.P50 })},
+	{"p99_ms", "ms", Lower, false, latency(func(l results.Percentiles) float64 { return l.P99 })},
+	{"p999_ms", "ms", Lower, false, latency(func(l results.Percentiles) float64 { return l.P999 })},
+	{"max_ms", "ms", Lower, false, latency(func(l results.Percentiles) float64 { return l.Max })},
+	{"rate", "ops/s", Higher, false, func(p experiments.PhaseStats) (float64, bool) { return p.Rate, true }},
+	{"errors", "count", Lower, false, func(p experiments.PhaseStats) (float64, bool) { return float64(p.Errors), true }},
+	{MetricMemoryP50, "MiB", Lower, true, memory(func(m *results.BytePercentiles) float64 { return m.P50 })},
+	{MetricMemoryP99, "MiB", Lower, true, memory(func(m *results.BytePercentiles) float64 { return m.P99 })},
+	{MetricMemoryMax, "MiB", Lower, true, memory(func(m *results.BytePercentiles) float64 { return m.Max })},
 }
 
-// memoryRows: the memory metrics of one workload, phase and op, only when some
-// run measured it there (Memory != nil); a run that did not gives no value.
-func memoryRows(gs []*grp, w, ph, op string, stats [][]experiments.PhaseStats) []Row {
-	if !slices.ContainsFunc(stats, func(ps []experiments.PhaseStats) bool {
-		return slices.ContainsFunc(ps, func(p experiments.PhaseStats) bool { return p.Memory != nil })
-	}) {
-		return nil
-	}
-	var out []Row
-	for _, m := range memoryMetrics {
-		row := Row{Kind: "workload", Workload: w, Op: op, Phase: ph, Metric: m.name, Unit: "MiB", Direction: Lower, Cells: make([]Cell, len(gs))}
-		for gi := range gs {
-			var vs []float64
-			for _, p := range stats[gi] {
-				if p.Memory != nil {
-					vs = append(vs, m.get(p.Memory))
-				}
-			}
-			fill(&row.Cells[gi], gs[gi].ID, vs)
+// latency reads a latency figure: none without an operation.
+func latency(f func(results.Percentiles) float64) func(experiments.PhaseStats) (float64, bool) {
+	return func(p experiments.PhaseStats) (float64, bool) { return f(p.Latency), p.Count > 0 }
+}
+
+// memory reads a per-query memory figure (bytes) in MiB: none where the run did
+// not measure it.
+func memory(f func(*results.BytePercentiles) float64) func(experiments.PhaseStats) (float64, bool) {
+	return func(p experiments.PhaseStats) (float64, bool) {
+		if p.Memory == nil {
+			return 0, false
 		}
-		out = append(out, row)
+		return f(p.Memory) / (1 << 20), true
 	}
-	return out
 }
 
 // workloadRows: per workload, phase and op (merged over nodes: node 0), each metric.
@@ -656,19 +643,22 @@ func workloadRows(gs []*grp) []Row {
 				}
 				for _, m := range workloadMetrics {
 					row := Row{Kind: "workload", Workload: w, Op: op, Phase: ph, Metric: m.name, Unit: m.unit, Direction: m.dir, Cells: make([]Cell, len(gs))}
+					has := false
 					for gi := range gs {
 						var vs []float64
 						for _, p := range stats[k][gi] {
-							if m.latency && p.Count == 0 {
-								continue // no operation: no latency
+							if v, ok := m.get(p); ok {
+								vs = append(vs, v)
 							}
-							vs = append(vs, m.get(p))
 						}
+						has = has || len(vs) > 0
 						fill(&row.Cells[gi], gs[gi].ID, vs)
+					}
+					if m.measured && !has {
+						continue
 					}
 					out = append(out, row)
 				}
-				out = append(out, memoryRows(gs, w, ph, op, stats[k])...)
 			}
 		}
 	}

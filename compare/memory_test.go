@@ -10,10 +10,10 @@ import (
 // Memory rows appear only where a run measured per-query memory: for the
 // analytics op in the phase it ran, in MiB, lower better; none for OLTP.
 func TestMemoryRows(t *testing.T) {
-	mem := func(p50, p99, max float64) *results.Percentiles {
-		return &results.Percentiles{P50: p50 * (1 << 20), P99: p99 * (1 << 20), Max: max * (1 << 20)}
+	mem := func(p50, p99, max float64) *results.BytePercentiles {
+		return &results.BytePercentiles{P50: p50 * (1 << 20), P99: p99 * (1 << 20), Max: max * (1 << 20)}
 	}
-	dash := func(phase string, m *results.Percentiles) experiments.PhaseStats {
+	dash := func(phase string, m *results.BytePercentiles) experiments.PhaseStats {
 		return experiments.PhaseStats{Phase: phase, Workload: "analytics", Op: "dashboard", Count: 10, Rate: 1,
 			Latency: results.Percentiles{P50: 50, P99: 90, Max: 100}, Memory: m}
 	}

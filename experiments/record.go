@@ -173,10 +173,10 @@ type PhaseStats struct {
 	Dropped  int64                   `json:"dropped"`
 	Latency  results.Percentiles     `json:"latency"`
 	ByClass  map[results.Class]int64 `json:"by_class,omitempty"`
-	// Memory is the per-query peak memory in BYTES (the field names of
-	// Percentiles end in _ms: read them as bytes), for ops that measure it
-	// (loadgen's Op.Memory); nil otherwise.
-	Memory *results.Percentiles `json:"memory,omitempty"`
+	// Memory is the per-query peak memory in bytes, for ops that measure it
+	// (loadgen's Op.Memory, when the run asks: loadgen.Spec.MeasureMemory); nil
+	// otherwise.
+	Memory *results.BytePercentiles `json:"memory,omitempty"`
 }
 
 // Audit is the durability audit: every acknowledged write read back on every node

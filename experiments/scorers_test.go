@@ -638,7 +638,7 @@ func memoryRun(errs int64) *Recorded {
 		r.addStat(p, "dashboards", "", 0, 40, 0, 900)
 		r.addStat(p, "dashboards", "dashboard", 0, 40, 0, 900)
 		top := float64(25+i*2+(i/2)) * (1 << 20) // 25, 27, 30 MiB
-		r.Phase[len(r.Phase)-1].Memory = &results.Percentiles{P50: 20 << 20, P99: top - (1 << 20), Max: top}
+		r.Phase[len(r.Phase)-1].Memory = &results.BytePercentiles{P50: 20 << 20, P99: top - (1 << 20), Max: top}
 	}
 	jitter := []float64{0, 1, -1, 0, 2, -2, 0, 40, -1, 1} // MiB, by second
 	for n := 1; n <= 3; n++ {

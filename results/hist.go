@@ -81,14 +81,25 @@ func recordBytes(h *hdr.Histogram, b int64) {
 	_ = h.RecordValue(min(max(b, histLow), histHigh))
 }
 
-// bytePercentilesOf summarises a histogram of bytes (per-query memory): the
-// same fields as latency's, holding bytes (the JSON names end in _ms for that
-// reason only). Nil when h is empty.
-func bytePercentilesOf(h *hdr.Histogram) *Percentiles {
+// BytePercentiles summarises a histogram of bytes: the per-query peak memory
+// (Handle.RecordMemory). The same quantiles as Percentiles, in bytes, with JSON
+// names that say so.
+type BytePercentiles struct {
+	P50  float64 `json:"p50_bytes"`
+	P90  float64 `json:"p90_bytes"`
+	P99  float64 `json:"p99_bytes"`
+	P999 float64 `json:"p999_bytes"`
+	Max  float64 `json:"max_bytes"`
+	Mean float64 `json:"mean_bytes"`
+}
+
+// bytePercentilesOf summarises a histogram of bytes (per-query memory). Nil
+// when h is empty.
+func bytePercentilesOf(h *hdr.Histogram) *BytePercentiles {
 	if h == nil || h.TotalCount() == 0 {
 		return nil
 	}
-	return &Percentiles{
+	return &BytePercentiles{
 		P50:  float64(h.ValueAtQuantile(50)),
 		P90:  float64(h.ValueAtQuantile(90)),
 		P99:  float64(h.ValueAtQuantile(99)),

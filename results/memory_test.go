@@ -1,6 +1,7 @@
 package results
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -70,7 +71,7 @@ func memoryRun(t *testing.T) (dir string, ticks []time.Time, sum *Summary) {
 // highest of its bucket, at most 1/1024 above it).
 func nearBytes(got, want float64) bool { return math.Abs(got-want) <= want/1000+1 }
 
-func checkMemory(t *testing.T, what string, got *Percentiles, p50, p99, max float64) {
+func checkMemory(t *testing.T, what string, got *BytePercentiles, p50, p99, max float64) {
 	t.Helper()
 	if got == nil {
 		t.Errorf("%s: no memory figures, want p50 %.0f p99 %.0f max %.0f bytes", what, p50, p99, max)
@@ -167,6 +168,43 @@ func TestRecordMemory(t *testing.T) {
 		// 100 x 200 MB and the 10-byte query, kept at the histogram's floor (1 kB).
 		if m := second.Memory; m != nil && !nearBytes(m.Mean, (100*200e6+1000)/101) {
 			t.Errorf("second window n2: mean %.0f, want %.0f", m.Mean, (100*200e6+1000)/101)
+		}
+	})
+
+	t.Run("json-names", func(t *testing.T) {
+		// Bytes are named as bytes in summary.json: no _ms names under memory.
+		b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw struct {
+			Ops []struct {
+				Op     string                     `json:"op"`
+				Memory map[string]json.RawMessage `json:"memory"`
+			} `json:"ops"`
+		}
+		if err := json.Unmarshal(b, &raw); err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, o := range raw.Ops {
+			if o.Memory == nil {
+				continue
+			}
+			seen++
+			for _, k := range []string{"p50_bytes", "p90_bytes", "p99_bytes", "p999_bytes", "max_bytes", "mean_bytes"} {
+				if _, ok := o.Memory[k]; !ok {
+					t.Errorf("%s: memory has no %q: %v", o.Op, k, o.Memory)
+				}
+			}
+			for k := range o.Memory {
+				if strings.HasSuffix(k, "_ms") {
+					t.Errorf("%s: memory has %q, a name in milliseconds", o.Op, k)
+				}
+			}
+		}
+		if seen == 0 {
+			t.Errorf("summary.json: no op with memory: %s", b)
 		}
 	})
 

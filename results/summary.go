@@ -72,11 +72,12 @@ type OpSummary struct {
 	Latency      Percentiles  `json:"latency"` // of successes, from the intended start
 	Service      Percentiles  `json:"service"` // of successes, from the actual start
 	ErrorLatency *Percentiles `json:"error_latency,omitempty"`
-	// Memory is the peak memory of each successful query, in BYTES (the field
-	// names of Percentiles end in _ms: read them as bytes here), as the server
-	// accounted for it (MariaDB's PROCESSLIST MAX_MEMORY_USED on a fresh
-	// connection per query); nil when the op's memory was not measured.
-	Memory *Percentiles `json:"memory_bytes,omitempty"`
+	// Memory is the peak memory of each successful query, in bytes, as the
+	// server accounted for it (MariaDB's PROCESSLIST MAX_MEMORY_USED on a fresh
+	// connection per query); nil when the op's memory was not measured. (Files
+	// from before BytePercentiles held it under "memory_bytes" with _ms names:
+	// they read as not measured.)
+	Memory *BytePercentiles `json:"memory,omitempty"`
 }
 
 // OtherError counts the errors of class other with one server error number

@@ -73,10 +73,9 @@ type WindowStat struct {
 	Intervals int             `json:"intervals"` // intervals of the key(s) merged in
 	Latency   Percentiles     `json:"latency"`   // of successes, from the intended start
 	Service   Percentiles     `json:"service"`   // of successes, from the actual start
-	// Memory is the per-query peak memory of the window's successes, in BYTES
-	// (Percentiles' field names end in _ms: read them as bytes here), from the
-	// mem/<op>/n<node> histograms; nil when none was measured.
-	Memory *Percentiles `json:"memory_bytes,omitempty"`
+	// Memory is the per-query peak memory of the window's successes, in bytes,
+	// from the mem/<op>/n<node> histograms; nil when none was measured.
+	Memory *BytePercentiles `json:"memory,omitempty"`
 }
 
 // WindowStats reads the interval logs and intervals.jsonl of the run
