@@ -444,7 +444,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		wl, _ := reg.Get(w.Kind)
 		route, _ := loadgen.ParseRoute(w.Route, len(nodes))
 		ls := loadgen.Spec{Workload: wl, Name: w.Name, Mix: w.Mix, Closed: w.Closed(), Route: route, OpTimeout: w.Timeout.D(),
-			Retry: loadgen.Retry{Retries: w.Retries, Backoff: w.Backoff.D()}, Seed: o.Seed + 1000 + uint64(i)}
+			Retry: loadgen.Retry{Retries: w.Retries, Backoff: w.Backoff.D()}, Seed: o.Seed + 1000 + uint64(i), MeasureMemory: slices.Contains(spec.Modes, ModeMemoryHeadroom)}
 		ls.Phases = spec.loadPhases(w)
 		if w.BatchRows > 0 {
 			lcfg.Params.BatchRows = w.BatchRows

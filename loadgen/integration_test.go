@@ -334,7 +334,7 @@ func TestSingleNode(t *testing.T) {
 
 	defer t.Run("reconnects-after-the-node-restarts", func(t *testing.T) { reconnectAfterRestart(t, c, targets, data) })
 
-	t.Run("analytics-memory-is-each-query's-own", func(t *testing.T) { analyticsMemory(t, targets[0], data) })
+	t.Run("analytics-memory-is-each-query's-own-when-asked", func(t *testing.T) { analyticsMemory(t, targets[0], data) })
 
 	t.Run("ledger-holds-exactly-the-acknowledged-inserts", func(t *testing.T) {
 		dir := t.TempDir()
@@ -427,7 +427,7 @@ func analyticsMemory(t *testing.T, tg Target, data Data) {
 		}
 	}
 	res, err := Run(context.Background(), Config{Targets: []Target{tg}, Params: Params{Data: data, Query: big},
-		Workloads: []Spec{{Workload: wl, Mix: map[string]int{"sql": 1, "fraud-scan": 1}, Closed: true, Phases: []Phase{{Duration: 3 * time.Second, Concurrency: 1}}}}})
+		Workloads: []Spec{{Workload: wl, Mix: map[string]int{"sql": 1, "fraud-scan": 1}, Closed: true, Phases: []Phase{{Duration: 3 * time.Second, Concurrency: 1}}, MeasureMemory: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,6 +445,19 @@ func analyticsMemory(t *testing.T, tg Target, data Data) {
 	}
 	if d := math.Abs(gotSmall.Memory.Max-float64(smallWant)) / float64(smallWant); d > 0.10 {
 		t.Errorf("small query between big ones: recorded max %.0f bytes, a direct read %d: %.1f%% apart (a high-water mark of the big query?)", gotSmall.Memory.Max, smallWant, d*100)
+	}
+
+	// Without the opt-in (Spec.MeasureMemory) the same ops run as any other and
+	// record no memory.
+	res, err = Run(context.Background(), Config{Targets: []Target{tg}, Params: Params{Data: data, Query: big},
+		Workloads: []Spec{{Workload: wl, Mix: map[string]int{"sql": 1, "fraud-scan": 1}, Closed: true, Phases: []Phase{{Duration: time.Second, Concurrency: 1}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"sql", "fraud-scan"} {
+		if o := opSummary(t, res.Summary, op); o.Count == 0 || o.Memory != nil {
+			t.Errorf("%s without MeasureMemory: %d queries, memory %+v; want queries and no memory", op, o.Count, o.Memory)
+		}
 	}
 }
 

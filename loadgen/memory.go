@@ -73,12 +73,27 @@ func (w *workloadRun) measureMemory(op *Op, node int) bool {
 	return st != nil && !st.off.Load()
 }
 
+// releaseFresh closes the worker's pre-opened connections to nodes where
+// measuring has stopped (memoryState.off): no measured query will use them.
+// Checked on every attempt, whatever its node and op, so a worker does not hold
+// one until it exits.
+func (w *workloadRun) releaseFresh(wk *Worker) {
+	for n, c := range wk.fresh {
+		if st := w.mem[n]; st == nil || st.off.Load() {
+			c.close()
+			delete(wk.fresh, n)
+		}
+	}
+}
+
 // memoryAttempt runs one measured attempt of op on node: on the worker's fresh
 // connection to the node (opened now if it has none), then the memory read,
-// after the attempt's end time, and the connection closed. After a success the
-// next fresh connection is opened at once (outside any attempt's time); after a
-// failure the next attempt dials in its own time, as one on a kept connection
-// does after a failure. mem is 0 when nothing was measured.
+// after the attempt's end time, and the connection closed. After a success on
+// the worker's own node (Worker.home; every node in the closed loop) the next
+// fresh connection is opened at once (outside any attempt's time); after a
+// failure, or on another node (a retry), the next attempt dials in its own
+// time, as one on a kept connection does after a failure: a worker holds no
+// connection to a node it does not serve. mem is 0 when nothing was measured.
 func (w *workloadRun) memoryAttempt(ctx context.Context, node int, op *Op, wk *Worker) (ended time.Time, mem int64, err error) {
 	start := time.Now()
 	c, err := wk.fresh.get(ctx, node, w.memPools[node])
@@ -94,8 +109,8 @@ func (w *workloadRun) memoryAttempt(ctx context.Context, node int, op *Op, wk *W
 	if err == nil {
 		mem = w.readMemory(ctx, node, c) // the query succeeded, whatever the reading does
 	}
-	c.close() // before the next is opened: the pool allows one per worker
-	if err == nil && ctx.Err() == nil && !w.mem[node].off.Load() {
+	c.close() // before the next is opened: a worker holds one at most
+	if err == nil && ctx.Err() == nil && !w.mem[node].off.Load() && (wk.home == 0 || wk.home == node) {
 		// The next measured query's connection, opened now. A failure here is
 		// not the next query's: it dials again in its own time.
 		_, _ = wk.fresh.get(ctx, node, w.memPools[node])

@@ -48,6 +48,13 @@ type Spec struct {
 	MaxOps int64
 	// Seed makes operation choices reproducible.
 	Seed uint64
+	// MeasureMemory runs the ops that can measure their per-query peak memory
+	// (Op.Memory) on a fresh connection each and reads the server's account of
+	// it (see memory.go). Off (the default), they run on the worker's kept
+	// connection like every other op and record no memory: the fresh dial and
+	// the PROCESSLIST read change the load, so only a run that scores memory
+	// asks for them (the memory-headroom mode; `load --measure-memory`).
+	MeasureMemory bool
 }
 
 func (s Spec) streamName() string {
@@ -272,7 +279,8 @@ type workloadRun struct {
 	// memPools are the nodes' pools for measured queries (Op.Memory): no idle
 	// connections, so each connection is new and closed once used; mem is the
 	// per-node switch that stops measuring where the server cannot. Both nil
-	// when the mix has no such op.
+	// unless the spec measures memory (Spec.MeasureMemory) and the mix has such
+	// an op.
 	memPools map[int]*sql.DB
 	mem      map[int]*memoryState
 	issued   atomic.Int64
@@ -311,7 +319,7 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 	}
 	w := &workloadRun{r: r, spec: s, mix: mix, router: &router{nodes: s.Route.Nodes},
 		sched: NewSchedule(r.start, s.Phases), handles: map[int][]*results.Handle{}, pools: map[int]*sql.DB{}}
-	measured := !s.Workload.NoDB && slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Memory })
+	measured := s.MeasureMemory && !s.Workload.NoDB && slices.ContainsFunc(mix.Ops(), func(o *Op) bool { return o.Memory })
 	if measured {
 		w.memPools, w.mem = map[int]*sql.DB{}, map[int]*memoryState{}
 	}
@@ -338,15 +346,21 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 				return nil, err
 			}
 			mdb.SetMaxIdleConns(0) // a connection given back is closed: the next is new
+			// No cap: a worker holds at most one connection of the pool (pre-opened
+			// for its own node, or in use), but other nodes' workers retrying here
+			// hold one too, and a capped pool would make this node's own workers
+			// wait for them in pool.Conn.
+			mdb.SetMaxOpenConns(0)
 			w.memPools[n], w.mem[n] = mdb, &memoryState{}
 		}
 	}
 	return w, nil
 }
 
-func (w *workloadRun) newWorker() *Worker {
+// newWorker makes a worker that serves node home (0: every node, the closed loop).
+func (w *workloadRun) newWorker(home int) *Worker {
 	id := int(w.r.nextWorker.Add(1))
-	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger, conns: conns{}, fresh: conns{}}
+	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger, conns: conns{}, fresh: conns{}, home: home}
 }
 
 func (w *workloadRun) run(ctx context.Context) {
@@ -373,7 +387,7 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 		q := make(chan job, w.spec.MaxInFlight-w.spec.Workers)
 		queues[n] = q
 		for range w.spec.Workers {
-			wk := w.newWorker()
+			wk := w.newWorker(n)
 			wg.Go(func() {
 				defer wk.closeAll()
 				for j := range q {
@@ -434,7 +448,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 	end := w.sched.End()
 	var wg sync.WaitGroup
 	for id := range conc {
-		wk := w.newWorker()
+		wk := w.newWorker(0)
 		wg.Go(func() {
 			defer wk.closeAll()
 			sl := newSleeper()
@@ -528,6 +542,7 @@ func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) 
 		err := op.Run(actx, nil, wk)
 		return opResult{ended: time.Now(), err: w.outcome(ctx, start, err)}
 	}
+	w.releaseFresh(wk)
 	if w.measureMemory(op, node) {
 		ended, mem, err := w.memoryAttempt(ctx, node, op, wk)
 		return opResult{err: err, ended: ended, mem: mem}

@@ -38,6 +38,7 @@ type Worker struct {
 	ledger *results.Ledger
 	conns  conns
 	fresh  conns // measured queries' connections (Op.Memory): at most one per node, never used yet
+	home   int   // the node whose queue the worker serves (open loop); 0: every node (closed loop)
 	qargs  []any // the user's query's arguments, one per placeholder (nil: not counted yet)
 }
 
@@ -135,7 +136,8 @@ type Op struct {
 	// durability audit reads back. A ledgered op changes data.
 	Ledgered bool
 	// Memory says: measure this op's peak memory from the server's own
-	// accounting. Each successful query runs on a fresh connection, and
+	// accounting, when the run asks (Spec.MeasureMemory; otherwise the op runs
+	// like any other). Each successful query runs on a fresh connection, and
 	// MariaDB's information_schema.PROCESSLIST MAX_MEMORY_USED of that
 	// connection, read after the query's end time, is recorded
 	// (results.Handle.RecordMemory). For the analytics queries: the memory a

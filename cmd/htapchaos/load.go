@@ -49,6 +49,7 @@ type loadFlags struct {
 	timeouts    loadgen.Timeouts // dial from the flag; read and write: the defaults, for setup
 	cpuProfile  string
 	metricsAddr string
+	measureMem  bool
 }
 
 func (a *app) loadCmd() *cobra.Command {
@@ -98,6 +99,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.IntVar(&f.batchRows, "batch-rows", 500, "rows per statement of the batch workload")
 	fl.StringVar(&f.query, "query", "", "your own query, for the analytics op sql (use --mix sql=1); each ? in it is bound to a random order id (1..--orders)")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of operation choices")
+	fl.BoolVar(&f.measureMem, "measure-memory", false, "record each analytics query's peak memory (MariaDB's MAX_MEMORY_USED; summary.json memory): each runs on a fresh connection, which changes the load")
 	fl.DurationVar(&f.gap, "gap-threshold", 500*time.Millisecond, "report a node's unavailability gap when no operation succeeded for this long")
 	fl.DurationVar(&f.late, "late-threshold", 10*time.Millisecond, "an operation starting this much after its intended time is late")
 	fl.DurationVar(&f.timeouts.Dial, "dial-timeout", loadgen.DefaultTimeouts.Dial, "connect timeout, where the DSN sets none")
@@ -192,6 +194,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			Workload: wl, Mix: mix, Closed: closed, Phases: phases, Route: route,
 			Workers: f.workers, MaxInFlight: f.maxInFlight, OpTimeout: f.opTimeout,
 			Retry: loadgen.Retry{Retries: f.retries, Backoff: f.backoff}, MaxOps: f.maxOps, Seed: f.seed,
+			MeasureMemory: f.measureMem,
 		}},
 		Params:       loadgen.Params{Dialect: dialect, Data: f.data, BatchRows: f.batchRows, Query: f.query},
 		GapThreshold: f.gap, LateThreshold: f.late,
