@@ -74,8 +74,9 @@ type MemoryHolder interface {
 	// Memory_used), so that Memory_used less them is the server's own. ok is false when the
 	// fault knows nothing held there: not one of its nodes, or not filling yet.
 	// After recovery it holds 0. Safe for concurrent use; it does not block on
-	// the node (the figure is the fault's newest reading, at most about a
-	// second old while it holds).
+	// the node (the figure is the fault's newest reading: method=sql reads it
+	// right after every table it creates, fills or drops, and about every
+	// second besides; the exec hog's state, about every second).
 	HeldBytes(node int) (bytes int64, inServer bool, ok bool)
 }
 
@@ -706,18 +707,27 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 		_, err := conn.ExecContext(sctx, q)
 		return err
 	}
-	// What the tables hold in the server's account, for HeldBytes: about every
-	// second, growth steps included.
+	// What the tables hold in the server's account, for HeldBytes: read again
+	// right after every statement that adds, fills or drops a table, so the
+	// figure the sampler takes never lags a change by more than one read (read
+	// once a second instead, it lagged the server's Memory_used by up to a
+	// second while the filler dropped and re-added tables), and about every
+	// second while holding.
 	var heldAt time.Time
 	held := func() {
-		if time.Since(heldAt) >= time.Second {
-			f.readHeld(ctx, m, conn)
-			heldAt = time.Now()
-		}
+		f.readHeld(ctx, m, conn)
+		heldAt = time.Now()
+	}
+	change := func(q string) error {
+		err := stmt(q)
+		held()
+		return err
 	}
 	failed := 0
 	for {
-		held()
+		if time.Since(heldAt) >= time.Second {
+			held()
+		}
 		used, limit, err := mr.Memory(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -750,19 +760,18 @@ func (f *memFill) fill(ctx context.Context, m *memNode, conn *sql.Conn, chunk ui
 				}
 				seq++
 				name := fmt.Sprintf("%s%d", memfillTable, seq)
-				if err := stmt("CREATE TABLE " + name + " (pad VARBINARY(" + strconv.Itoa(memfillRow) + ") NOT NULL) ENGINE=MEMORY"); err != nil {
+				if err := change("CREATE TABLE " + name + " (pad VARBINARY(" + strconv.Itoa(memfillRow) + ") NOT NULL) ENGINE=MEMORY"); err != nil {
 					return fmt.Errorf("create a MEMORY table: %w", err)
 				}
 				tables = append(tables, name)
-				if err := stmt(fmt.Sprintf("INSERT INTO %s (pad) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n < %d) SELECT REPEAT('x', %d) FROM s",
+				if err := change(fmt.Sprintf("INSERT INTO %s (pad) WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM s WHERE n < %d) SELECT REPEAT('x', %d) FROM s",
 					name, rows, memfillRow)); err != nil {
 					return fmt.Errorf("fill a MEMORY table: %w", err)
 				}
-				held()
 			}
 		case used > target+tol && len(tables) > 0 && used > dropAt+tol:
 			n := min(int((used-target+chunk-1)/chunk), len(tables))
-			if err := stmt("DROP TABLE IF EXISTS " + strings.Join(tables[len(tables)-n:], ", ")); err != nil {
+			if err := change("DROP TABLE IF EXISTS " + strings.Join(tables[len(tables)-n:], ", ")); err != nil {
 				return fmt.Errorf("drop MEMORY tables: %w", err)
 			}
 			tables, dropAt, dropped = tables[:len(tables)-n], used, uint64(n)*chunk

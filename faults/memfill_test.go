@@ -278,6 +278,44 @@ func TestMemoryFill(t *testing.T) {
 		}
 	})
 
+	t.Run("sql-held-figure-follows-a-drop", func(t *testing.T) {
+		// The database grows by 40 MB during the hold: the filler drops tables,
+		// and what it says it holds follows at once, not at its next
+		// once-a-second read (the sampler took Memory_used less a figure up to a
+		// second stale before).
+		sum := func() int64 {
+			return queryCount(t, db, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables
+WHERE table_schema = DATABASE() AND table_name LIKE 'htapchaos\_memfill\_%'`)
+		}
+		tables := func() int64 {
+			return queryCount(t, db, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'htapchaos\_memfill\_%'`)
+		}
+		r, done := startWith(t, ctx, c, "memory-fill", "1", 8*time.Second, map[string]string{"percent": "60", "method": "sql"})
+		mh := r.Fault.(MemoryHolder)
+		time.Sleep(1500 * time.Millisecond) // past the filler's last step
+		before := tables()
+		memGrow(t, db, 40e6)
+		deadline := time.Now().Add(3 * time.Second)
+		for tables() >= before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		after := tables()
+		time.Sleep(100 * time.Millisecond) // the filler's read after its DROP
+		held, inServer, ok := mh.HeldBytes(1)
+		want := sum()
+		t.Logf("tables %d -> %d after the database grew by 40 MB; held %d, the server counts %d bytes", before, after, held, want)
+		if after >= before {
+			t.Fatalf("the filler dropped no table after the database grew by 40 MB (%d tables)", after)
+		}
+		if !ok || !inServer || held != want {
+			t.Errorf("100 ms after the drop the fault says it holds %d bytes (ok %v, in server %v); the server counts %d", held, ok, inServer, want)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		_, _ = db.Exec("DROP TABLE IF EXISTS memfill_test_grow")
+	})
+
 	t.Run("sql-reaches-and-drops-its-tables", func(t *testing.T) {
 		const target = 60.0
 		tables := func() int64 {
