@@ -122,6 +122,13 @@ func TestScoreFreshnessReplicas(t *testing.T) {
 			t.Errorf("findings %+v", fs)
 		}
 	})
+	t.Run("a replica down all run", func(t *testing.T) {
+		// Node 3 gave no staleness figure: node 2 alone passes nothing.
+		r := replicaLagRun()
+		r.Indicators = slices.DeleteFunc(r.Indicators, func(s Sample) bool { return s.Node == 3 && s.StalenessMs != nil })
+		want(t, score(t, ModeFreshness, r, BudgetSet{"staleness-p99": "1m"}), findStaleness, Inconclusive, -1,
+			"no phase of node 3 has 5 heartbeat samples", "spike node 3: no heartbeat samples")
+	})
 	t.Run("no per-second figures", func(t *testing.T) {
 		r := replicaLagRun()
 		r.Seconds = nil

@@ -69,12 +69,16 @@ func (s scorer) Score(r *Recorded, b Budgets) []Finding {
 }
 
 // judge holds value to budget (value <= budget passes). A budget of 0 with
-// optional set is unset: the value is reported and passes.
+// optional set is unset: the value is reported and passes; key is the budget
+// unset, "" for a figure no budget applies to.
 func (f *Finding) judge(value, budget float64, optional bool, key string) {
 	f.Value, f.Budget = value, budget
 	if optional && budget == 0 {
 		f.Verdict = Pass
 		f.Reason = fmt.Sprintf("reported only: no budget set (budgets.%s.%s)", f.Mode, key)
+		if key == "" { // a figure no budget applies to
+			f.Reason = "reported only: a figure, not judged"
+		}
 		return
 	}
 	f.Op = "<="

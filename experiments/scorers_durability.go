@@ -365,6 +365,7 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 	var worst float64
 	var worstEv Evidence
 	scored := false
+	scoredOn := map[int]bool{}
 	for _, p := range r.Phases {
 		if p.Name == PhaseWarmup {
 			continue
@@ -377,6 +378,9 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 				}
 			}
 			if len(xs) == 0 {
+				// A reader that gave no figure (a replica down, or not read):
+				// said, so a verdict on the others alone does not pass unseen.
+				fd.note("%s node %d: no heartbeat samples (the node was down or its heartbeat was not read)", p.Name, n)
 				continue
 			}
 			p99 := quantile(xs, 0.99)
@@ -385,6 +389,7 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 				continue
 			}
 			fd.note("%s node %d: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d samples)", p.Name, n, quantile(xs, 0.5), p99, quantile(xs, 1), len(xs))
+			scoredOn[n] = true
 			if !scored || p99/1000 > worst {
 				worst, worstEv, scored = p99/1000, evidence("", "", n, p, fmt.Sprintf("p99 %.0f ms over %d samples", p99, len(xs))), true
 			}
@@ -394,8 +399,14 @@ func scoreFreshness(r *Recorded, b Budgets) []Finding {
 		return out(fd.inconclusive("too few heartbeat samples: no phase x node has %d", minStaleness), r.dataAge(age, writer))
 	}
 	fd.Evidence = []Evidence{worstEv}
-	fd.judge(worst, fd.Budget, true, "staleness-p99")
 	fd.note("worst: node %d in %s, p99 %.2f s", worstEv.Node, worstEv.Phase, worst)
+	fd.judge(worst, fd.Budget, true, "staleness-p99")
+	// A reader with no scored phase (down all run, or never read) was not
+	// measured: the others alone fail the cluster, but cannot pass it.
+	if missing := slices.DeleteFunc(slices.Clone(readers), func(n int) bool { return scoredOn[n] }); len(missing) > 0 && fd.Verdict != Fail {
+		return out(fd.inconclusive("no phase of node %s has %d heartbeat samples: the other readers alone cannot pass the cluster",
+			nodeList(missing), minStaleness), r.dataAge(age, writer))
+	}
 	if fd.Verdict == Fail {
 		fd.Reason = fmt.Sprintf("staleness p99 %.2f s on node %d in %s (budget %.2f s)", worst, worstEv.Node, worstEv.Phase, fd.Budget)
 	}

@@ -79,9 +79,10 @@ func scoreMemory(r *Recorded, b Budgets) []Finding {
 	fills := r.faultsOfClass(memoryClasses...)
 	for _, f := range fills {
 		if !f.TookEffect() {
+			// The per-query peaks are each query's own: they need no hog.
 			why := notEffective(r, f)
 			return []Finding{kills.inconclusive("%s", why), errs.inconclusive("%s", why),
-				extra.inconclusive("%s", why), query.inconclusive("%s", why), sizing.inconclusive("%s", why)}
+				extra.inconclusive("%s", why), r.queryPeaks().finding(query), sizing.inconclusive("%s", why)}
 		}
 	}
 	stress := Window{Name: "after-baseline", Start: r.Start, End: r.End}
@@ -97,12 +98,6 @@ func scoreMemory(r *Recorded, b Budgets) []Finding {
 	qp := r.queryPeaks()
 	return []Finding{r.memoryKills(kills, stress), r.memoryErrors(errs, stress),
 		ex.finding(extra), qp.finding(query), r.sizingFormula(sizing, ex, qp)}
-}
-
-// reported gives f a value that is reported, not judged.
-func (f *Finding) reported(value float64, what string) {
-	f.Value, f.Verdict = value, Pass
-	f.Reason = "reported only: " + what + ", not judged"
 }
 
 // serverMemory is a sample's server memory of its own: Memory_used, less what
@@ -252,7 +247,7 @@ func (r *Recorded) memoryErrors(fd Finding, stress Window) Finding {
 		// Without per-second lines: the phases from the stress start on.
 		var names []string
 		for _, p := range r.Phases {
-			if p.Name == PhaseWarmup || p.Name == PhaseBaseline || strings.HasPrefix(p.Name, FaultPrefix) || p.End.Before(stress.Start) || p.End.Equal(stress.Start) {
+			if p.Name == PhaseWarmup || p.Name == PhaseBaseline || p.End.Before(stress.Start) || p.End.Equal(stress.Start) {
 				continue
 			}
 			if s, ok := r.stat(p.Name, w, "", 0); ok {
@@ -286,7 +281,7 @@ func (r *Recorded) memoryErrors(fd Finding, stress Window) Finding {
 	for _, w := range oltp {
 		var parts []string
 		for _, p := range r.Phases {
-			if p.Name == PhaseWarmup || strings.HasPrefix(p.Name, FaultPrefix) {
+			if p.Name == PhaseWarmup {
 				continue
 			}
 			if s, ok := r.stat(p.Name, w, "", 0); ok && s.Count > 0 {
@@ -300,7 +295,7 @@ func (r *Recorded) memoryErrors(fd Finding, stress Window) Finding {
 	for _, w := range r.workloadsOfKind("analytics") {
 		var parts []string
 		for _, p := range r.Phases {
-			if s, ok := r.stat(p.Name, w, "", 0); ok && s.Count+s.Errors > 0 && !strings.HasPrefix(p.Name, FaultPrefix) {
+			if s, ok := r.stat(p.Name, w, "", 0); ok && s.Count+s.Errors > 0 {
 				parts = append(parts, fmt.Sprintf("%s %d ok, %d failed (%s), p99 %.0f ms", p.Name, s.Count, s.Errors, classes(s.ByClass), s.Latency.P99))
 			}
 		}
@@ -312,8 +307,11 @@ func (r *Recorded) memoryErrors(fd Finding, stress Window) Finding {
 }
 
 // concurrencyIn is the analytics concurrency of a workload in a phase: its
-// concurrency (closed loop; phase_rates change it), or rate x mean latency
-// (open loop, Little's law).
+// configured concurrency (closed loop; phase_rates change it), or the mean in
+// flight from the rate and the mean latency (open loop, Little's law). The
+// latency is from the intended start, so the open-loop figure counts queries
+// queued in the client as well as those running: a derived figure, not a
+// count of queries the server held at once.
 func (r *Recorded) concurrencyIn(ws WorkloadSpec, p Window) float64 {
 	if ws.Closed() {
 		c := float64(ws.Concurrency)
@@ -345,7 +343,7 @@ func (r *Recorded) analyticsPhases() []concPhase {
 	}
 	var out []concPhase
 	for _, p := range r.Phases {
-		if p.Name == PhaseWarmup || strings.HasPrefix(p.Name, FaultPrefix) {
+		if p.Name == PhaseWarmup {
 			continue
 		}
 		var c float64
@@ -355,9 +353,9 @@ func (r *Recorded) analyticsPhases() []concPhase {
 				continue
 			}
 			if x := r.concurrencyIn(ws, p); x > 0 {
-				loop := "closed loop"
+				loop := "configured concurrency, closed loop"
 				if !ws.Closed() {
-					loop = "rate x mean latency"
+					loop = "mean in flight from the rate and the mean latency, open loop: latency from the intended start, queueing included"
 				}
 				c += x
 				how = append(how, fmt.Sprintf("%s %.3g (%s)", ws.Name, x, loop))
@@ -388,7 +386,7 @@ func (e extraMemory) finding(fd Finding) Finding {
 	if !e.ok {
 		return fd.inconclusive("%s", e.why)
 	}
-	fd.reported(e.perQuery/(1<<20), "memory per extra concurrent query, from "+e.source)
+	fd.judge(e.perQuery/(1<<20), 0, true, "")
 	return fd
 }
 
@@ -422,14 +420,6 @@ func (r *Recorded) extraQueryMemory() extraMemory {
 		e.why = "no phase ran analytics queries (no analytics workload, or none ran)"
 		return e
 	}
-	distinct := map[float64]bool{}
-	for _, p := range phases {
-		distinct[p.conc] = true
-	}
-	if len(distinct) < 2 {
-		e.why = fmt.Sprintf("no phases of rising analytics concurrency: every phase that runs analytics runs %.3g at a time (phase_rates set one per phase)", phases[0].conc)
-		return e
-	}
 	base, haveBase := r.phase(PhaseBaseline)
 	var span Window
 	for i, p := range phases {
@@ -454,17 +444,6 @@ func (r *Recorded) extraQueryMemory() extraMemory {
 		}
 		if hogIn {
 			server.name = "the server's own accounting (Memory_used, less the memory-fill hog's MEMORY tables)"
-			moving := r.hogMoving()
-			server.val = func(s Sample) (float64, bool) {
-				for _, w := range moving[s.Node] {
-					if w.Contains(s.T) {
-						return 0, false
-					}
-				}
-				return serverMemory(s)
-			}
-			e.notes = append(e.notes, "samples while the memory-fill hog grew to its target or gave its memory back left out: "+
-				"it adds or drops tables many times a second then, and its account of them lags the server's by up to a second")
 		}
 		if hogOut {
 			e.notes = append(e.notes, "the memory-fill hog ran beside the server (method=exec): Memory_used does not count it")
@@ -518,109 +497,118 @@ func (r *Recorded) hogIn(w Window) string {
 	return ""
 }
 
-// hogMoving are, per node, the spans in which a memory fault grew to its
-// target (from injection to a second after its effect, or to the run's end
-// when it never took effect) or gave its memory back (from recovery to a
-// second after the node served again).
-func (r *Recorded) hogMoving() map[int][]Window {
-	out := map[int][]Window{}
-	for _, f := range r.faultsOfClass(memoryClasses...) {
-		if f.Injected.IsZero() {
-			continue
-		}
-		grow := Window{Start: f.Injected, End: r.End.Add(time.Second)}
-		if f.TookEffect() {
-			grow.End = f.Effective.Add(time.Second)
-		}
-		ws := []Window{grow}
-		if !f.Recovered.IsZero() {
-			back := Window{Start: f.Recovered, End: r.End.Add(time.Second)}
-			if !f.Healthy.IsZero() {
-				back.End = f.Healthy.Add(time.Second)
-			}
-			ws = append(ws, back)
-		}
-		for _, n := range f.Nodes {
-			out[n] = append(out[n], ws...)
-		}
-	}
-	return out
-}
-
 // fitMemory fits the memory of src over the phases' concurrency (see
-// extraQueryMemory).
+// extraQueryMemory): the least-squares slope of the sum, over the nodes, of
+// each node's median in each phase. A node's fixed memory (its baseline) is
+// the same in every phase and cancels in the slope: the baseline is in the
+// notes only, and a node needs no baseline samples to count. A node short of
+// samples in a phase that is kept is left out; the queries it served there
+// added memory the sum no longer has, so the slope is scaled by the queries
+// of the kept phases over those the kept nodes served (PhaseStats per node),
+// and without per-node counts the figure is inconclusive.
 func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, haveBase bool, src memorySource) extraMemory {
-	med := func(n int, w Window) (float64, bool) {
-		var xs []float64
-		for _, s := range r.samplesOf(n, w) {
-			if v, ok := src.val(s); ok {
-				xs = append(xs, v)
-			}
-		}
-		if len(xs) < minMemorySamples {
-			return 0, false
-		}
-		return median(xs), true
+	nodes := r.nodes()
+	// med[n][phase]: node n's median of src in the phase, with enough samples.
+	med := map[int]map[string]float64{}
+	windows := make([]Window, 0, len(phases)+1)
+	for _, p := range phases {
+		windows = append(windows, p.w)
 	}
-	useBase := false
 	if haveBase {
-		for _, n := range r.nodes() {
-			if _, ok := med(n, base); ok {
-				useBase = true
+		windows = append(windows, base)
+	}
+	for _, n := range nodes {
+		med[n] = map[string]float64{}
+		for _, w := range windows {
+			if _, done := med[n][w.Name]; done {
+				continue
+			}
+			var xs []float64
+			for _, s := range r.samplesOf(n, w) {
+				if v, ok := src.val(s); ok {
+					xs = append(xs, v)
+				}
+			}
+			if len(xs) >= minMemorySamples {
+				med[n][w.Name] = median(xs)
 			}
 		}
 	}
+	has := func(n int, w Window) bool { _, ok := med[n][w.Name]; return ok }
+	all := phases
 	var kept []concPhase
 	for _, p := range phases {
-		if slices.ContainsFunc(r.nodes(), func(n int) bool { _, ok := med(n, p.w); return ok }) {
+		if slices.ContainsFunc(nodes, func(n int) bool { return has(n, p.w) }) {
 			kept = append(kept, p)
 		} else {
 			e.notes = append(e.notes, fmt.Sprintf("%s left out: no node has %d samples of %s in it", p.w.Name, minMemorySamples, src.name))
 		}
 	}
 	phases = kept
-	distinct := map[float64]bool{}
-	for _, p := range phases {
-		distinct[p.conc] = true
-	}
-	if len(distinct) < 2 {
-		e.why = fmt.Sprintf("too few samples of %s: fewer than two phases of different analytics concurrency have %d on a node", src.name, minMemorySamples)
-		return e
-	}
-	var nodes []int
-	for _, n := range r.nodes() {
+	var in, out []int
+	for _, n := range nodes {
 		var short []string
-		if _, ok := med(n, base); useBase && !ok {
-			short = append(short, base.Name)
-		}
 		for _, p := range phases {
-			if _, ok := med(n, p.w); !ok {
+			if !has(n, p.w) {
 				short = append(short, p.w.Name)
 			}
 		}
-		switch {
-		case len(short) == 0:
-			nodes = append(nodes, n)
-		case len(short) < len(phases)+1:
-			e.notes = append(e.notes, fmt.Sprintf("node %d left out: fewer than %d samples in %s", n, minMemorySamples, strings.Join(short, ", ")))
+		if len(short) == 0 {
+			in = append(in, n)
+			continue
 		}
+		out = append(out, n)
+		e.notes = append(e.notes, fmt.Sprintf("node %d left out: fewer than %d samples in %s", n, minMemorySamples, strings.Join(short, ", ")))
 	}
-	if len(nodes) == 0 {
+	if len(in) == 0 {
 		e.why = fmt.Sprintf("too few samples of %s: no node has %d in every phase that runs analytics", src.name, minMemorySamples)
 		return e
 	}
-	baseOf := map[int]float64{}
-	if useBase {
+	// The share of the kept phases' queries that the nodes left out served.
+	scale := 1.0
+	if len(out) > 0 {
+		var all, served int64
+		perNode := false
+		for _, p := range phases {
+			for _, ws := range r.Spec.Workloads {
+				if ws.Kind != "analytics" {
+					continue
+				}
+				for _, n := range nodes {
+					if s, ok := r.stat(p.w.Name, ws.Name, "", n); ok {
+						perNode = true
+						all += s.Count
+						if slices.Contains(in, n) {
+							served += s.Count
+						}
+					}
+				}
+			}
+		}
+		switch {
+		case !perNode || served == 0 && all > 0:
+			e.why = fmt.Sprintf("node %s left out, and the analytics queries it served are not recorded per node: the sum over the other nodes misses its share",
+				nodeList(out))
+			return e
+		case all > served:
+			scale = float64(all) / float64(served)
+			e.notes = append(e.notes, fmt.Sprintf("the nodes kept (%s) served %d of the %d analytics queries of those phases: the slope is scaled by %.3g",
+				nodeList(in), served, all, scale))
+		default:
+			e.notes = append(e.notes, fmt.Sprintf("node %s served no analytics query in those phases: nothing to scale", nodeList(out)))
+		}
+	}
+	var baseOf map[int]float64 // every kept node's baseline median, or nil
+	if haveBase && !slices.ContainsFunc(in, func(n int) bool { return !has(n, base) }) {
+		baseOf = map[int]float64{}
 		var parts []string
-		for _, n := range nodes {
-			baseOf[n], _ = med(n, base)
+		for _, n := range in {
+			baseOf[n] = med[n][base.Name]
 			parts = append(parts, fmt.Sprintf("n%d %s", n, bytesStr(baseOf[n])))
 		}
 		e.notes = append(e.notes, fmt.Sprintf("baseline (%s), median per node: %s", base.Name, strings.Join(parts, ", ")))
-		for _, p := range phases {
-			if p.w.Name == base.Name {
-				e.notes = append(e.notes, "analytics ran in the baseline too: the figures are over the baseline's")
-			}
+		if slices.ContainsFunc(phases, func(p concPhase) bool { return p.w.Name == base.Name }) {
+			e.notes = append(e.notes, "analytics ran in the baseline too: the figures are over the baseline's")
 		}
 	}
 	var xs, ys []float64
@@ -628,20 +616,40 @@ func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, hav
 	for _, p := range phases {
 		var sum float64
 		var per []string
-		for _, n := range nodes {
-			v, _ := med(n, p.w)
-			sum += v - baseOf[n]
-			per = append(per, fmt.Sprintf("n%d %s", n, signedBytes(v-baseOf[n])))
+		for _, n := range in {
+			v := med[n][p.w.Name]
+			sum += v
+			if baseOf != nil {
+				per = append(per, fmt.Sprintf("n%d %s", n, signedBytes(v-baseOf[n])))
+			} else {
+				per = append(per, fmt.Sprintf("n%d %s", n, bytesStr(v)))
+			}
 		}
 		xs, ys = append(xs, p.conc), append(ys, sum)
-		pts = append(pts, fmt.Sprintf("%s: %.3g concurrent, %s (%s)", p.w.Name, p.conc, signedBytes(sum), strings.Join(per, ", ")))
+		fig := bytesStr(sum)
+		if baseOf != nil {
+			var b float64
+			for _, n := range in {
+				b += baseOf[n]
+			}
+			fig = signedBytes(sum - b)
+		}
+		pts = append(pts, fmt.Sprintf("%s: %.3g concurrent, %s (%s)", p.w.Name, p.conc, fig, strings.Join(per, ", ")))
 	}
-	k, _ := fitSlope(xs, ys) // two distinct concurrencies at least: checked above
+	k, ok := fitSlope(xs, ys) // the one check for two distinct concurrencies
+	if !ok {
+		e.why = fmt.Sprintf("too few samples of %s: fewer than two phases of different analytics concurrency have %d on a node", src.name, minMemorySamples)
+		if !slices.ContainsFunc(all, func(p concPhase) bool { return p.conc != all[0].conc }) {
+			e.why = fmt.Sprintf("no phases of rising analytics concurrency: every phase that runs analytics runs %.3g at a time (phase_rates set one per phase)", all[0].conc)
+		}
+		return e
+	}
 	what := "median per node"
-	if useBase {
+	if baseOf != nil {
 		what += ", less the baseline's"
 	}
 	e.notes = append(e.notes, fmt.Sprintf("%s, %s, summed over the nodes: %s", src.name, what, strings.Join(pts, "; ")))
+	k *= scale
 	e.notes = append(e.notes, fmt.Sprintf("memory per extra concurrent query: %s, the least-squares slope over %d phases", signedBytes(k), len(xs)))
 	e.ok, e.perQuery, e.source = true, k, src.name
 	return e
@@ -683,63 +691,74 @@ func (q queryPeak) finding(fd Finding) Finding {
 	if !q.ok {
 		return fd.inconclusive("%s", q.why)
 	}
-	fd.reported(q.max/(1<<20), "the largest per-query peak, "+q.where)
+	fd.judge(q.max/(1<<20), 0, true, "")
 	return fd
 }
 
 // queryPeaks: the per-query peak memory (PhaseStats.Memory: each query's own
-// high-water mark, as the server accounts for it) of every analytics op, per
-// phase (the warmup and fault windows left out), as p50, p99 and max; the
-// largest is the formula's max query memory.
+// high-water mark, as the server accounts for it) of every op that measured it
+// (loadgen's Op.Memory trait: whatever its workload's kind), per phase (the
+// warmup left out), as p50, p99 and max; the largest is the formula's max
+// query memory.
 func (r *Recorded) queryPeaks() queryPeak {
 	var q queryPeak
+	type wop struct{ w, op string }
+	var ops []wop
+	for _, s := range r.Phase {
+		if k := (wop{s.Workload, s.Op}); s.Memory != nil && s.Op != "" && s.Node == 0 && !slices.Contains(ops, k) {
+			ops = append(ops, k)
+		}
+	}
+	slices.SortFunc(ops, func(a, b wop) int { return strings.Compare(a.w+"\x00"+a.op, b.w+"\x00"+b.op) })
 	var queries, unmeasured int64
+	for _, o := range ops {
+		var parts []string
+		for _, p := range r.Phases {
+			if p.Name == PhaseWarmup {
+				continue
+			}
+			s, ok := r.stat(p.Name, o.w, o.op, 0)
+			if !ok || s.Count == 0 {
+				continue
+			}
+			queries += s.Count
+			if s.Memory == nil {
+				unmeasured += s.Count
+				continue
+			}
+			m := s.Memory
+			parts = append(parts, fmt.Sprintf("%s p50 %s, p99 %s, max %s (%d queries)", p.Name, bytesStr(m.P50), bytesStr(m.P99), bytesStr(m.Max), s.Count))
+			if !q.ok || m.Max > q.max {
+				q.ok, q.max, q.where = true, m.Max, fmt.Sprintf("%s %s in %s", o.w, o.op, p.Name)
+			}
+		}
+		if len(parts) > 0 {
+			q.notes = append(q.notes, fmt.Sprintf("per-query peak memory, %s %s: %s", o.w, o.op, strings.Join(parts, "; ")))
+		}
+	}
+	if q.ok {
+		if unmeasured > 0 {
+			q.notes = append(q.notes, fmt.Sprintf("%d of %d queries of the ops that measure their memory have no per-query figure", unmeasured, queries))
+		}
+		return q
+	}
+	// No op measured its memory: what the analytics queries were, for the reason.
 	for _, w := range r.workloadsOfKind("analytics") {
-		var ops []string
-		for _, s := range r.Phase {
-			if s.Workload == w && s.Op != "" && s.Node == 0 && !slices.Contains(ops, s.Op) {
-				ops = append(ops, s.Op)
-			}
-		}
-		slices.Sort(ops)
-		for _, op := range ops {
-			var parts []string
-			for _, p := range r.Phases {
-				if p.Name == PhaseWarmup || strings.HasPrefix(p.Name, FaultPrefix) {
-					continue
-				}
-				s, ok := r.stat(p.Name, w, op, 0)
-				if !ok || s.Count == 0 {
-					continue
-				}
+		for _, p := range r.Phases {
+			if s, ok := r.stat(p.Name, w, "", 0); ok && p.Name != PhaseWarmup {
 				queries += s.Count
-				if s.Memory == nil {
-					unmeasured += s.Count
-					continue
-				}
-				m := s.Memory
-				parts = append(parts, fmt.Sprintf("%s p50 %s, p99 %s, max %s (%d queries)", p.Name, bytesStr(m.P50), bytesStr(m.P99), bytesStr(m.Max), s.Count))
-				if !q.ok || m.Max > q.max {
-					q.ok, q.max, q.where = true, m.Max, fmt.Sprintf("%s %s in %s", w, op, p.Name)
-				}
-			}
-			if len(parts) > 0 {
-				q.notes = append(q.notes, fmt.Sprintf("per-query peak memory, %s %s: %s", w, op, strings.Join(parts, "; ")))
 			}
 		}
 	}
-	switch {
-	case queries == 0:
-		q.why = "no analytics query succeeded outside the warmup and the fault windows"
-	case !q.ok:
-		why := "an engine without MariaDB's per-connection accounting, information_schema.PROCESSLIST MAX_MEMORY_USED"
-		if r.Summary != nil && r.Summary.MemoryUnavailable != "" {
-			why = r.Summary.MemoryUnavailable
-		}
-		q.why = fmt.Sprintf("the target reported no per-query memory for %d analytics queries: %s", queries, why)
-	case unmeasured > 0:
-		q.notes = append(q.notes, fmt.Sprintf("%d of %d analytics queries have no per-query memory figure", unmeasured, queries))
+	if queries == 0 {
+		q.why = "no query that measures its memory ran outside the warmup (no analytics query succeeded)"
+		return q
 	}
+	why := "an engine without MariaDB's per-connection accounting, information_schema.PROCESSLIST MAX_MEMORY_USED"
+	if r.Summary != nil && r.Summary.MemoryUnavailable != "" {
+		why = r.Summary.MemoryUnavailable
+	}
+	q.why = fmt.Sprintf("the target reported no per-query memory for %d analytics queries: %s", queries, why)
 	return q
 }
 
@@ -751,22 +770,12 @@ func (r *Recorded) sizingFormula(fd Finding, ex extraMemory, qp queryPeak) Findi
 	var missing []string
 	data, dataHow := float64(r.DataBytes), "information_schema: data_length + index_length of the run's database, after seeding"
 	if data <= 0 {
-		data, dataHow = 0, ""
-		for _, f := range r.Faults {
-			if v, _, ok := f.measurement(faults.MeasureTableSize); ok && v > data {
-				data, dataHow = v, "the altered table only, as the schema change measured it (the database's size was not recorded)"
-			}
-		}
-		if data == 0 {
-			dataHow = "not measured (the run did not record the database's size)"
-			missing = append(missing, "the data size")
-		} else {
-			missing = append(missing, "the other tables' data")
-		}
+		data, dataHow = 0, "not measured (the run did not record the database's size)"
+		missing = append(missing, "the data size")
 	}
-	conc, concHow := ex.peak, "not measured: no analytics ran"
+	conc, concHow := ex.peak, "not known: no analytics ran"
 	if conc > 0 {
-		concHow = fmt.Sprintf("the run's highest analytics concurrency, in %s: %s", ex.peakPhase.w.Name, ex.peakPhase.how)
+		concHow = fmt.Sprintf("the highest over the phases, in %s: %s", ex.peakPhase.w.Name, ex.peakPhase.how)
 	} else {
 		missing = append(missing, "the query concurrency")
 	}
@@ -796,21 +805,20 @@ func (r *Recorded) sizingFormula(fd Finding, ex extraMemory, qp queryPeak) Findi
 			break
 		}
 	}
-	if data == 0 && qmem == 0 {
-		fd.note("data size: %s; max query memory: %s", dataHow, qmemHow)
-		return fd.inconclusive("neither the data size nor any query's memory was measured")
+	if len(missing) > 0 {
+		// A missing term would make the formula pass on what was not measured.
+		fd.note("data size: %s; analytics concurrency: %s; max query memory: %s", dataHow, concHow, qmemHow)
+		return fd.inconclusive("%s not measured: the formula needs every term", strings.Join(missing, ", "))
 	}
 	need := (data*0.3 + conc*qmem + wb*2) * (1 + sizingSafety)
-	fd.note("data %s x 0.3 + peak concurrency %.3g x max query memory %s + write buffer %s x 2, + %.0f%% safety = %s per node",
+	fd.note("data %s x 0.3 + analytics concurrency %.3g x max query memory %s + write buffer %s x 2, + %.0f%% safety = %s per node",
 		bytesStr(data), conc, bytesStr(qmem), bytesStr(wb), sizingSafety*100, bytesStr(need))
 	fd.note("data %s: %s", bytesStr(data), dataHow)
-	fd.note("peak concurrency %.3g: %s; taken on one node, which a route may send every query to", conc, concHow)
+	fd.note("analytics concurrency %.3g (for the article's peak query concurrency; configured or derived, not a count of queries in flight): %s; "+
+		"taken on one node, which a route may send every query to", conc, concHow)
 	fd.note("max query memory %s: %s", bytesStr(qmem), qmemHow)
 	fd.note("write buffer %s: %s", bytesStr(wb), wbHow)
 	fd.note("per node: every node of a replicated cluster holds all the data")
-	if len(missing) > 0 {
-		fd.note("a lower bound: %s not measured", strings.Join(missing, ", "))
-	}
 	if limit > 0 {
 		fd.note("provisioned %s per node: %.2gx the formula's", bytesStr(limit), limit/need)
 	}
@@ -832,7 +840,7 @@ func (r *Recorded) sizingFormula(fd Finding, ex extraMemory, qp queryPeak) Findi
 				strings.Join(parts, ", "))
 		}
 	}
-	fd.reported(need/(1<<20), "the article's formula on the run's figures")
+	fd.judge(need/(1<<20), 0, true, "")
 	return fd
 }
 
@@ -887,7 +895,7 @@ func scoreMovement(r *Recorded, b Budgets) []Finding {
 	}
 	analytics := r.workloadsOfKind("analytics")
 	for _, p := range r.Phases {
-		if p.Name == PhaseWarmup || p.Name == PhaseBaseline || strings.HasPrefix(p.Name, FaultPrefix) {
+		if p.Name == PhaseWarmup || p.Name == PhaseBaseline {
 			continue
 		}
 		var q int64

@@ -693,9 +693,10 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 			"per-query peak memory, dashboards dashboard: a1 p50 20.0 MiB, p99 24.0 MiB, max 25.0 MiB (40 queries)",
 			"a4 p50 20.0 MiB, p99 29.0 MiB, max 30.0 MiB")
 		want(t, fs, "sizing formula, per node", Pass, sizing,
-			"data 40.0 MiB x 0.3 + peak concurrency 4 x max query memory 30.0 MiB + write buffer 16.0 MiB x 2, + 25% safety = 205.0 MiB per node",
+			"data 40.0 MiB x 0.3 + analytics concurrency 4 x max query memory 30.0 MiB + write buffer 16.0 MiB x 2, + 25% safety = 205.0 MiB per node",
 			"data 40.0 MiB: information_schema: data_length + index_length",
-			"peak concurrency 4: the run's highest analytics concurrency, in a4: dashboards 4 (closed loop)",
+			"analytics concurrency 4 (for the article's peak query concurrency; configured or derived, not a count of queries in flight): "+
+				"the highest over the phases, in a4: dashboards 4 (configured concurrency, closed loop)",
 			"max query memory 30.0 MiB: the largest per-query peak: dashboards dashboard in a4",
 			"write buffer 16.0 MiB: not measured: MariaDB's default innodb_log_buffer_size",
 			"provisioned 512.0 MiB per node: 2.5x the formula's",
@@ -726,17 +727,22 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 		want(t, fs, "nodes killed or restarted", Pass, 0, "node 3: the server's own memory (Memory_used, less the hog's MEMORY tables) max 402.0 MiB at +77.0 s",
 			"held up to 200.0 MiB, inside the server (method=sql)")
 
-		// A hog still growing until 55 s adds tables faster than its account of
-		// them follows (Memory_used 450 MiB ahead): a1 and the start of a2 are
-		// left out, a2's rest and a4 still give 24 MiB a query.
+		// A hog still growing until 55 s, its held figure read after every
+		// table it adds (faults/memfill.go): its samples count, and a1 and a2
+		// still give 24 MiB a query.
 		r.Faults[0].Effective = at(55)
 		for i := range r.Indicators {
 			if s := &r.Indicators[i]; s.T.After(at(20)) && s.T.Before(at(56)) {
-				s.ServerMemoryBytes += 450 << 20
+				grow := int64(s.T.Sub(at(20))/time.Second) * 10 << 20
+				s.HogBytes += grow
+				s.ServerMemoryBytes += grow
 			}
 		}
 		fs = score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "memory per extra concurrent query", Pass, 24, "a1 left out: no node has 3 samples", "samples while the memory-fill hog grew to its target or gave its memory back left out")
+		f := want(t, fs, "memory per extra concurrent query", Pass, 24, "a1: 1 concurrent, +24.0 MiB", "a2: 2 concurrent, +48.0 MiB")
+		if strings.Contains(strings.Join(f.Notes, "\n"), "left out") {
+			t.Errorf("samples left out while the hog grew:\n%s", strings.Join(f.Notes, "\n"))
+		}
 	})
 	t.Run("no Memory_used under a hog", func(t *testing.T) {
 		r := memoryRun(4)
@@ -779,13 +785,36 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 		r := memoryRun(4)
 		r.DataBytes = 0
 		fs := score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "sizing formula, per node", Pass, (4*30+16*2)*1.25, "data 0 B: not measured", "a lower bound: the data size not measured")
+		want(t, fs, "sizing formula, per node", Inconclusive, -1, "the data size not measured: the formula needs every term",
+			"data size: not measured (the run did not record the database's size)")
 	})
 	t.Run("node left out", func(t *testing.T) {
+		// Node 3 gave no Memory_used in a2: the sum over nodes 1 and 2 is two
+		// thirds of the cluster's. Route all: each node served a third of the
+		// queries, so the slope over the two is scaled back to 24 MiB.
 		r := memoryRun(4)
 		r.Indicators = slices.DeleteFunc(r.Indicators, func(s Sample) bool { return s.Node == 3 && s.T.After(at(51)) && s.T.Before(at(70)) })
 		fs := score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "memory per extra concurrent query", Pass, 16, "node 3 left out: fewer than 3 samples in a2")
+		want(t, fs, "memory per extra concurrent query", Inconclusive, -1, "node 3 left out, and the analytics queries it served are not recorded per node",
+			"node 3 left out: fewer than 3 samples in a2")
+		for _, p := range []string{"a1", "a2", "a4"} {
+			for n := 1; n <= 3; n++ {
+				r.addStat(p, "dashboards", "", n, 20, 0, 900)
+			}
+		}
+		fs = score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "memory per extra concurrent query", Pass, 24, "node 3 left out: fewer than 3 samples in a2",
+			"the nodes kept (1,2) served 120 of the 180 analytics queries of those phases: the slope is scaled by 1.5")
+	})
+	t.Run("node short of baseline samples only", func(t *testing.T) {
+		// The baseline cancels in the slope: a node without it still counts.
+		r := memoryRun(4)
+		r.Indicators = slices.DeleteFunc(r.Indicators, func(s Sample) bool { return s.Node == 3 && s.T.Before(at(20)) })
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		f := want(t, fs, "memory per extra concurrent query", Pass, 24, "a1: 1 concurrent, 984.0 MiB (n1 318.0 MiB, n2 328.0 MiB, n3 338.0 MiB)")
+		if strings.Contains(strings.Join(f.Notes, "\n"), "left out") {
+			t.Errorf("a node left out:\n%s", strings.Join(f.Notes, "\n"))
+		}
 	})
 	t.Run("node killed", func(t *testing.T) {
 		r := memoryRun(4)
@@ -820,6 +849,11 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 		r.Faults[0].Effective = time.Time{}
 		fs := score(t, ModeMemoryHeadroom, r, nil)
 		for _, f := range fs {
+			if f.Name == findMemQuery {
+				// Each query's own peak: it needs no hog.
+				want(t, fs, f.Name, Pass, 30, "per-query peak memory, dashboards dashboard")
+				continue
+			}
 			want(t, fs, f.Name, Inconclusive, -1, "never took effect")
 		}
 		if len(fs) != 5 {
@@ -838,13 +872,32 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 		fs := score(t, ModeMemoryHeadroom, r, nil)
 		want(t, fs, "memory per extra concurrent query", Inconclusive, -1, "no phases of rising analytics concurrency: every phase that runs analytics runs 1 at a time")
 		r.Spec.Workloads = r.Spec.Workloads[:1]
+		r.Phase = slices.DeleteFunc(r.Phase, func(s PhaseStats) bool { return s.Workload == "dashboards" })
 		fs = score(t, ModeMemoryHeadroom, r, nil)
 		want(t, fs, "memory per extra concurrent query", Inconclusive, -1, "no phase ran analytics queries")
 		want(t, fs, "max query memory", Inconclusive, -1, "no analytics query succeeded")
-		want(t, fs, "sizing formula, per node", Pass, (40*0.3+16*2)*1.25, "a lower bound: the query concurrency, the query memory not measured")
+		want(t, fs, "sizing formula, per node", Inconclusive, -1, "the query concurrency, the query memory not measured")
 		r.DataBytes = 0
 		fs = score(t, ModeMemoryHeadroom, r, nil)
-		want(t, fs, "sizing formula, per node", Inconclusive, -1, "neither the data size nor any query's memory", "data size: not measured")
+		want(t, fs, "sizing formula, per node", Inconclusive, -1, "the data size, the query concurrency, the query memory not measured", "data size: not measured")
+	})
+	t.Run("a user's op that measures its memory", func(t *testing.T) {
+		// Not an analytics workload: its op measures its memory (Op.Memory),
+		// and its peaks count.
+		r := memoryRun(4)
+		r.addStat("a2", "exports", "export", 0, 10, 0, 2000)
+		r.Phase[len(r.Phase)-1].Memory = &results.BytePercentiles{P50: 40 << 20, P99: 49 << 20, Max: 50 << 20}
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		want(t, fs, "max query memory", Pass, 50, "per-query peak memory, exports export: a2 p50 40.0 MiB, p99 49.0 MiB, max 50.0 MiB (10 queries)",
+			"per-query peak memory, dashboards dashboard")
+	})
+	t.Run("open loop: the concurrency's label", func(t *testing.T) {
+		r := memoryRun(4)
+		r.Spec.Workloads[1].Concurrency, r.Spec.Workloads[1].Rate, r.Spec.Workloads[1].PhaseRates = 0, 2, nil
+		fs := score(t, ModeMemoryHeadroom, r, nil)
+		// 40 queries in 20 s (2/s) at a mean of 450 ms: 0.9 in flight.
+		want(t, fs, "sizing formula, per node", Pass, (40*0.3+0.9*30+16*2)*1.25,
+			"dashboards 0.9 (mean in flight from the rate and the mean latency, open loop: latency from the intended start, queueing included)")
 	})
 }
 
@@ -983,6 +1036,7 @@ func TestScoreDurability(t *testing.T) {
 // spike ms in the middle phase (every second).
 func freshRun(spike float64) *Recorded {
 	r := run("fault")
+	r.Spec.Heartbeat = &HeartbeatSpec{Node: 1}
 	for n := 2; n <= 3; n++ {
 		for s := 1; s < 90; s++ {
 			v := 100.0
@@ -1014,6 +1068,22 @@ func TestScoreFreshness(t *testing.T) {
 	t.Run("budget set: pass", func(t *testing.T) {
 		fs := score(t, ModeFreshness, freshRun(500), BudgetSet{"staleness-p99": "1s"})
 		want(t, fs, "staleness p99", Pass, 0.5)
+	})
+	t.Run("a replica down in one phase: said", func(t *testing.T) {
+		r := freshRun(500)
+		r.Indicators = slices.DeleteFunc(r.Indicators, func(s Sample) bool { return s.Node == 3 && !s.T.Before(at(30)) && s.T.Before(at(60)) })
+		fs := score(t, ModeFreshness, r, BudgetSet{"staleness-p99": "1s"})
+		want(t, fs, "staleness p99", Pass, 0.5, "fault node 3: no heartbeat samples (the node was down or its heartbeat was not read)")
+	})
+	t.Run("a replica never read: inconclusive", func(t *testing.T) {
+		r := freshRun(500)
+		r.Indicators = slices.DeleteFunc(r.Indicators, func(s Sample) bool { return s.Node == 3 })
+		fs := score(t, ModeFreshness, r, BudgetSet{"staleness-p99": "1s"})
+		want(t, fs, "staleness p99", Inconclusive, -1, "no phase of node 3 has 5 heartbeat samples: the other readers alone cannot pass the cluster",
+			"baseline node 3: no heartbeat samples")
+		// The other reader over budget still fails the cluster.
+		fs = score(t, ModeFreshness, r, BudgetSet{"staleness-p99": "100ms"})
+		want(t, fs, "staleness p99", Fail, 0.5, "staleness p99 0.50 s on node 2 in fault")
 	})
 }
 
