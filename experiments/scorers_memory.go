@@ -399,10 +399,10 @@ type memorySource struct {
 // extraQueryMemory: the memory each extra concurrent analytics query adds, from
 // the server's own accounting. Per node, the median of Memory_used (less the
 // hog's MEMORY tables when the hog lives in the server) in each phase that
-// runs analytics, less the node's median in the baseline; summed over the
-// nodes (a query adds memory on the node it runs on, wherever the route sends
-// it); the least-squares slope of that sum over the phases' analytics
-// concurrency. A query that builds its working set quickly and holds it adds
+// runs analytics, summed over the nodes (a query adds memory on the node it
+// runs on, wherever the route sends it); the least-squares slope of that sum
+// over the phases' analytics concurrency (fitMemory: the baseline cancels in
+// the slope and is in the notes only). A query that builds its working set quickly and holds it adds
 // about its peak; one that grows until it ends adds less than its peak, its
 // memory averaged over its life (queryPeaks has the peaks). Only where the
 // target gives no Memory_used, and no memory-fill hog ran, the container's
