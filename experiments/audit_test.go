@@ -251,6 +251,23 @@ type clusterUnderAudit struct {
 	nodes []AuditNode
 }
 
+// newClusterUnderAudit opens a pool on every node of c, closed when the test
+// ends, after the test's own cleanups, which use them.
+func newClusterUnderAudit(t *testing.T, ctx context.Context, c *htc.Cluster) *clusterUnderAudit {
+	t.Helper()
+	g := &clusterUnderAudit{t: t, ctx: ctx, c: c}
+	for _, n := range c.Nodes {
+		db, err := sql.Open("mysql", n.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		g.dbs = append(g.dbs, db)
+		g.nodes = append(g.nodes, AuditNode{Index: n.Index, Label: fmt.Sprintf("n%d", n.Index), DSN: n.DSN()})
+	}
+	return g
+}
+
 // exec runs statements on node i (1-based) in one session; local: with
 // wsrep_on=OFF, so that they do not replicate.
 func (g *clusterUnderAudit) exec(i int, local bool, stmts ...string) {
@@ -355,16 +372,7 @@ func TestAuditGalera(t *testing.T) {
 	c := sharedGalera(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	g := &clusterUnderAudit{t: t, ctx: ctx, c: c}
-	for _, n := range c.Nodes {
-		db, err := sql.Open("mysql", n.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() }) // after the cleanups below, which use it
-		g.dbs = append(g.dbs, db)
-		g.nodes = append(g.nodes, AuditNode{Index: n.Index, Label: fmt.Sprintf("n%d", n.Index), DSN: n.DSN()})
-	}
+	g := newClusterUnderAudit(t, ctx, c)
 	var had int
 	if err := g.dbs[0].QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('users', 'orders')").Scan(&had); err != nil {
 		t.Fatal(err)
@@ -680,16 +688,7 @@ func TestAuditPrimaryReplica(t *testing.T) {
 	c := htc.StartForTest(t, htc.Config{Topology: htc.PrimaryReplica, Nodes: 2, Memory: 512 << 20, Labels: testLabels})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	g := &clusterUnderAudit{t: t, ctx: ctx, c: c}
-	for _, n := range c.Nodes {
-		db, err := sql.Open("mysql", n.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		g.dbs = append(g.dbs, db)
-		g.nodes = append(g.nodes, AuditNode{Index: n.Index, Label: fmt.Sprintf("n%d", n.Index), DSN: n.DSN()})
-	}
+	g := newClusterUnderAudit(t, ctx, c)
 	for _, stmt := range loadgen.DDL(loadgen.MariaDB) {
 		g.exec(1, false, stmt)
 	}

@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,18 +156,8 @@ func TestReplicaStalenessMatchesAStoppedSQLThread(t *testing.T) {
 	c := sharedPrimaryReplica(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nodes := ContainerIndicatorNodes(c)
-	hb := NewHeartbeat(nodes[0], 0)
-	if err := hb.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s := NewSampler(nodes, nil, time.Second, WithHeartbeat(hb))
-	rctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var hbErr, sErr error
-	wg.Go(func() { hbErr = hb.Run(rctx) })
-	wg.Go(func() { sErr = s.Run(rctx) })
-	defer func() { stop(); wg.Wait() }()
+	_, s, stop := runHeartbeat(t, ctx, ContainerIndicatorNodes(c))
+	defer stop()
 	sleep := func(d time.Duration) {
 		select {
 		case <-ctx.Done():
@@ -196,11 +185,10 @@ func TestReplicaStalenessMatchesAStoppedSQLThread(t *testing.T) {
 	}
 	startAt := time.Now()
 	sleep(4 * time.Second)
-	stop()
-	wg.Wait()
+	err = stop()
 	end := time.Now()
-	if hbErr != nil || sErr != nil {
-		t.Fatal(hbErr, sErr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	stopped := startAt.Sub(stopAt)
 	samples := s.Samples()

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"sync"
@@ -18,6 +19,33 @@ func hbQuantile(vs []float64, q float64) float64 {
 	return s[max(int(math.Ceil(q*float64(len(s))))-1, 0)]
 }
 
+// runHeartbeat starts the heartbeat on the first of nodes and a sampler reading
+// it on the others, every second, until stop; stop waits for both and returns
+// their errors. Calling it again does nothing more.
+func runHeartbeat(t *testing.T, ctx context.Context, nodes []IndicatorNode) (*Heartbeat, *Sampler, func() error) {
+	t.Helper()
+	hb := NewHeartbeat(nodes[0], 0)
+	if err := hb.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSampler(nodes, nil, time.Second, WithHeartbeat(hb))
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var hbErr, sErr error
+	wg.Go(func() { hbErr = hb.Run(rctx) })
+	wg.Go(func() { sErr = s.Run(rctx) })
+	var once sync.Once
+	var err error
+	return hb, s, func() error {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			err = errors.Join(hbErr, sErr)
+		})
+		return err
+	}
+}
+
 // The freshness heartbeat on a 3-node Galera cluster, written on n1: the other
 // nodes are fresh to within a fraction of a second; cut n3 off the cluster network
 // and its staleness grows with the cut, then falls back once it rejoins.
@@ -26,18 +54,8 @@ func TestHeartbeatGalera(t *testing.T) {
 	n3 := c.Nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	nodes := ContainerIndicatorNodes(c)
-	hb := NewHeartbeat(nodes[0], 0)
-	if err := hb.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	s := NewSampler(nodes, nil, time.Second, WithHeartbeat(hb))
-	rctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	var hbErr, sErr error
-	wg.Go(func() { hbErr = hb.Run(rctx) })
-	wg.Go(func() { sErr = s.Run(rctx) })
-	defer func() { stop(); wg.Wait() }()
+	hb, s, stop := runHeartbeat(t, ctx, ContainerIndicatorNodes(c))
+	defer stop()
 	sleep := func(d time.Duration) {
 		select {
 		case <-ctx.Done():
@@ -116,10 +134,8 @@ func TestHeartbeatGalera(t *testing.T) {
 			sleep(time.Second)
 		}
 	})
-	stop()
-	wg.Wait()
-	if hbErr != nil || sErr != nil {
-		t.Fatal(hbErr, sErr)
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 	st := hb.Stats()
 	t.Logf("heartbeat: %+v", st)
