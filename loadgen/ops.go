@@ -81,6 +81,8 @@ func OLTP() *Workload {
 				_, err := drain(ctx, q, "SELECT order_id, amount, status, created_at FROM orders WHERE user_id = ? ORDER BY created_at DESC LIMIT 10", w.RandomUser())
 				return err
 			}},
+			// Only when asked for: it needs the sharded schema's seeding.
+			{Name: "shard-point-read", Run: shardPointRead},
 		},
 	}
 }

@@ -90,7 +90,10 @@ func DDL(d Dialect) []string {
 type Data struct {
 	Users  int64
 	Orders int64
-	Spread time.Duration
+	// Merchants is the merchants of the sharded schema (default DefaultMerchants
+	// there; unused elsewhere).
+	Merchants int64
+	Spread    time.Duration
 	// Parallel seeding connections (default 4) and rows per INSERT (default 1000).
 	Workers   int
 	BatchRows int
@@ -191,7 +194,7 @@ var orderStatuses = []string{"pending", "paid", "shipped", "delivered", "cancell
 
 // seed inserts ids (present, want] of a table with parallel multi-row INSERTs.
 func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, rows rowsFunc) (int64, error) {
-	idCol := map[string]string{"users": "user_id", "orders": "order_id"}[table]
+	idCol := map[string]string{"users": "user_id", "orders": "order_id", "merchants": "merchant_id", "merchants_ref": "merchant_id"}[table]
 	var count int64
 	var top sql.NullInt64
 	q := fmt.Sprintf("SELECT COUNT(*), MAX(%s) FROM %s WHERE %s BETWEEN 1 AND ?", idCol, table, idCol)

@@ -201,6 +201,7 @@ func NewRegistry() *Registry {
 	r.Register(OLTP())
 	r.Register(Analytics())
 	r.Register(Batch())
+	r.Register(ShardedAnalytics())
 	r.Register(Noop())
 	return r
 }

@@ -33,6 +33,9 @@ type Cluster struct {
 	Topology Topology
 	Nodes    []*Node // database nodes, Nodes[0] is node 1
 	LB       *Node   // HAProxy in front of the nodes, or nil
+	// PartitionsPerLeaf is, on the sharded topology, how many partitions of each
+	// sharded table every leaf holds; 0 on the others.
+	PartitionsPerLeaf int
 
 	engine     *Engine
 	password   string
@@ -63,10 +66,11 @@ type NodeInfo struct {
 
 // Info describes a cluster: `cluster up --json` prints it.
 type Info struct {
-	Name     string     `json:"name"`
-	Topology Topology   `json:"topology"`
-	Nodes    []NodeInfo `json:"nodes"`
-	LB       *NodeInfo  `json:"lb,omitempty"`
+	Name              string     `json:"name"`
+	Topology          Topology   `json:"topology"`
+	Nodes             []NodeInfo `json:"nodes"`
+	LB                *NodeInfo  `json:"lb,omitempty"`
+	PartitionsPerLeaf int        `json:"partitions_per_leaf,omitempty"`
 }
 
 func (n *Node) info() NodeInfo {
@@ -75,7 +79,7 @@ func (n *Node) info() NodeInfo {
 
 // Info describes the cluster.
 func (c *Cluster) Info() Info {
-	in := Info{Name: c.Name, Topology: c.Topology}
+	in := Info{Name: c.Name, Topology: c.Topology, PartitionsPerLeaf: c.PartitionsPerLeaf}
 	for _, n := range c.Nodes {
 		in.Nodes = append(in.Nodes, n.info())
 	}
@@ -102,6 +106,9 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Name: cfg.Name, Topology: cfg.Topology, engine: eng, password: cfg.Password, cfg: cfg}
+	if cfg.Topology == Sharded {
+		c.PartitionsPerLeaf = cfg.PartitionsPerLeaf
+	}
 	if ok, err := eng.ImageExists(ctx, cfg.Image); err != nil {
 		return nil, err
 	} else if !ok {
@@ -134,8 +141,13 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 	for i := range aliases {
 		aliases[i] = "n" + strconv.Itoa(i+1)
 		role := map[Topology]Role{Single: RoleSingle, Galera: RoleGalera, PrimaryReplica: RoleReplica}[cfg.Topology]
-		if cfg.Topology == PrimaryReplica && i == 0 {
+		switch {
+		case cfg.Topology == PrimaryReplica && i == 0:
 			role = RolePrimary
+		case cfg.Topology == Sharded && i < cfg.Aggregators:
+			role, aliases[i] = RoleAggregator, "agg"+strconv.Itoa(i+1)
+		case cfg.Topology == Sharded:
+			role, aliases[i] = RoleLeaf, "leaf"+strconv.Itoa(i+1-cfg.Aggregators)
 		}
 		c.Nodes = append(c.Nodes, &Node{Index: i + 1, Name: c.Name + "-" + aliases[i], Alias: aliases[i], Role: role, c: c})
 	}
@@ -171,6 +183,21 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 			return c, err
 		}
 		if err := c.each(c.Nodes[1:], func(n *Node) error { return c.startReplication(ctx, n) }); err != nil {
+			return c, err
+		}
+	case Sharded:
+		// Every node starts at once; the aggregators load Spider, and once the
+		// leaves answer each aggregator gets a server entry per leaf.
+		if err := c.each(c.Nodes, func(n *Node) error {
+			var args []string
+			if n.Role == RoleAggregator {
+				args = aggregatorArgs()
+			}
+			return c.startNode(ctx, n, args, false)
+		}); err != nil {
+			return c, err
+		}
+		if err := c.each(c.Aggregators(), func(n *Node) error { return c.addLeafServers(ctx, n) }); err != nil {
 			return c, err
 		}
 	case Single:
@@ -275,6 +302,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, roleArgs []string, boo
 	labels[LabelNode] = strconv.Itoa(n.Index)
 	labels[LabelRole] = string(n.Role)
 	labels[LabelAlias] = n.Alias
+	if c.PartitionsPerLeaf > 0 {
+		labels[LabelPartitions] = strconv.Itoa(c.PartitionsPerLeaf)
+	}
 	if b, err := json.Marshal(settings); err == nil {
 		labels[LabelSettings] = string(b)
 	}
@@ -360,6 +390,41 @@ func (c *Cluster) startReplication(ctx context.Context, n *Node) error {
 	}
 	if _, err := db.ExecContext(ctx, "START SLAVE"); err != nil {
 		return fmt.Errorf("%s: start replication: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Aggregators are the sharded topology's aggregator nodes (none on the others).
+func (c *Cluster) Aggregators() []*Node { return c.withRole(RoleAggregator) }
+
+// Leaves are the sharded topology's leaf nodes (none on the others).
+func (c *Cluster) Leaves() []*Node { return c.withRole(RoleLeaf) }
+
+func (c *Cluster) withRole(r Role) []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		if n.Role == r {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// addLeafServers gives aggregator n a Spider server entry per leaf, named after the
+// leaf's alias (leaf1, ...) and reaching it over the cluster network.
+func (c *Cluster) addLeafServers(ctx context.Context, n *Node) error {
+	if err := n.waitFor(ctx, n.answers); err != nil {
+		return err
+	}
+	db, err := n.DB()
+	if err != nil {
+		return err
+	}
+	for _, l := range c.Leaves() {
+		stmt := fmt.Sprintf("CREATE OR REPLACE SERVER %s FOREIGN DATA WRAPPER mysql OPTIONS (HOST '%s', PORT 3306, USER 'root', PASSWORD '%s', DATABASE '%s')", l.Alias, l.Alias, c.password, DefaultDatabase)
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: server entry for %s: %w", n.Name, l.Alias, err)
+		}
 	}
 	return nil
 }

@@ -23,20 +23,29 @@ const (
 	Galera Topology = "galera"
 	// PrimaryReplica is one primary with asynchronous GTID replicas (a passive standby).
 	PrimaryReplica Topology = "primary-replica"
+	// Sharded is aggregators over leaves, with MariaDB's Spider engine: the
+	// aggregators hold Spider tables whose partitions live on the leaves, as
+	// SingleStore's aggregators plan over its leaves.
+	Sharded Topology = "sharded"
 )
 
 // Topologies lists the topologies in a stable order, for flags and help.
-var Topologies = []Topology{Galera, PrimaryReplica, Single}
+var Topologies = []Topology{Galera, PrimaryReplica, Sharded, Single}
 
 // Defaults.
 const (
-	DefaultImage             = "htapchaos/node:r1"
+	DefaultImage             = "htapchaos/node:r2"
 	DefaultMemory      int64 = 1 << 30
 	MinMemory          int64 = 256 << 20
 	DefaultPassword          = "htapchaos"
 	DefaultDatabase          = "htapchaos"
 	DefaultGaleraNodes       = 3
 	replicaCount             = 2
+	// The sharded topology's defaults and minimums.
+	DefaultAggregators       = 2
+	DefaultLeaves            = 3
+	DefaultPartitionsPerLeaf = 2
+	maxNodes                 = 9 // on one machine
 )
 
 // ConfigError is bad input: a topology, count, size or setting that cannot be used.
@@ -51,9 +60,13 @@ type Config struct {
 	// Empty: a random name.
 	Name     string
 	Topology Topology
-	// Nodes is the node count for galera (default 3). Ignored for single (1) and
-	// primary-replica (3).
+	// Nodes is the node count for galera (default 3). Ignored for single (1),
+	// primary-replica (3) and sharded (Aggregators + Leaves).
 	Nodes int
+	// Aggregators and Leaves size the sharded topology (defaults 2 and 3, at least
+	// 1 and 2); PartitionsPerLeaf is how many partitions of each sharded table a
+	// leaf holds (default 2).
+	Aggregators, Leaves, PartitionsPerLeaf int
 	// Force allows an even Galera node count (split-brain prone: a 50/50 split loses quorum).
 	Force bool
 	// Image is the node image (default DefaultImage, built by BuildImage). Any MariaDB
@@ -102,6 +115,17 @@ func (c Config) withDefaults() Config {
 		if c.Nodes == 0 {
 			c.Nodes = DefaultGaleraNodes
 		}
+	case Sharded:
+		if c.Aggregators == 0 {
+			c.Aggregators = DefaultAggregators
+		}
+		if c.Leaves == 0 {
+			c.Leaves = DefaultLeaves
+		}
+		if c.PartitionsPerLeaf == 0 {
+			c.PartitionsPerLeaf = DefaultPartitionsPerLeaf
+		}
+		c.Nodes = c.Aggregators + c.Leaves
 	}
 	if c.Image == "" {
 		c.Image = DefaultImage
@@ -137,10 +161,23 @@ func (c Config) Validate() error {
 		switch {
 		case c.Nodes < 1:
 			errs = append(errs, configErr("--nodes", "%d: a galera cluster needs at least 1 node", c.Nodes))
-		case c.Nodes > 9:
-			errs = append(errs, configErr("--nodes", "%d: at most 9 nodes on one machine", c.Nodes))
+		case c.Nodes > maxNodes:
+			errs = append(errs, configErr("--nodes", "%d: at most %d nodes on one machine", c.Nodes, maxNodes))
 		case c.Nodes%2 == 0 && !c.Force:
 			errs = append(errs, configErr("--nodes", "%d: an even galera node count loses quorum on a 50/50 split; use an odd count or add --force", c.Nodes))
+		}
+	case Sharded:
+		if c.Aggregators < 1 {
+			errs = append(errs, configErr("--aggregators", "%d: a sharded cluster needs at least 1 aggregator", c.Aggregators))
+		}
+		if c.Leaves < 2 {
+			errs = append(errs, configErr("--leaves", "%d: a sharded cluster needs at least 2 leaves", c.Leaves))
+		}
+		if c.Aggregators >= 1 && c.Leaves >= 2 && c.Nodes > maxNodes {
+			errs = append(errs, configErr("--leaves", "%d aggregators and %d leaves: at most %d nodes on one machine", c.Aggregators, c.Leaves, maxNodes))
+		}
+		if c.PartitionsPerLeaf < 1 || c.PartitionsPerLeaf > 16 {
+			errs = append(errs, configErr("--partitions-per-leaf", "%d: use 1-16", c.PartitionsPerLeaf))
 		}
 	default:
 		errs = append(errs, configErr("--topology", "unknown topology %q (known: %s)", c.Topology, joinTopologies()))

@@ -98,8 +98,20 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if err := (Config{Topology: Galera, Nodes: 4, Force: true}).Validate(); err != nil {
 		t.Errorf("even count with Force: %v", err)
 	}
-	if err := (Config{Topology: "ring"}).Validate(); err == nil || !strings.Contains(err.Error(), `unknown topology "ring" (known: galera, primary-replica, single)`) {
+	if err := (Config{Topology: "ring"}).Validate(); err == nil || !strings.Contains(err.Error(), `unknown topology "ring" (known: galera, primary-replica, sharded, single)`) {
 		t.Errorf("unknown topology: %v", err)
+	}
+	if err := (Config{Topology: Sharded, Aggregators: -1, Leaves: 1, PartitionsPerLeaf: 17}).Validate(); err == nil ||
+		!strings.Contains(err.Error(), "--aggregators: -1") || !strings.Contains(err.Error(), "--leaves: 1: a sharded cluster needs at least 2 leaves") ||
+		!strings.Contains(err.Error(), "--partitions-per-leaf: 17") {
+		t.Errorf("bad sharded sizes: %v", err)
+	}
+	if err := (Config{Topology: Sharded, Aggregators: 3, Leaves: 7}).Validate(); err == nil || !strings.Contains(err.Error(), "at most 9 nodes") {
+		t.Errorf("10 sharded nodes: %v", err)
+	}
+	sh := Config{Topology: Sharded}.withDefaults()
+	if sh.Aggregators != 2 || sh.Leaves != 3 || sh.PartitionsPerLeaf != 2 || sh.Nodes != 5 || sh.Validate() != nil {
+		t.Errorf("sharded defaults: %+v", sh)
 	}
 	if err := (Config{Password: "it's"}).Validate(); err == nil || !strings.Contains(err.Error(), "password") {
 		t.Errorf("quote in password: %v", err)

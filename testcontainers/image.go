@@ -25,6 +25,7 @@ var ErrMissingTool = errors.New("missing tool")
 var NodePackages = []string{
 	"mariadb-server", "mariadb-client", "galera-4", "mariadb-backup",
 	"rsync", "socat", "iproute2", "procps", "stress-ng", "haproxy",
+	"mariadb-plugin-spider",
 }
 
 // ImageBuild describes a node image build.

@@ -184,6 +184,9 @@ func Attach(ctx context.Context, name string) (*Cluster, error) {
 		l := ctr.Labels
 		c.Topology = Topology(l[LabelTopology])
 		c.password = l[LabelPassword]
+		if p, err := strconv.Atoi(l[LabelPartitions]); err == nil {
+			c.PartitionsPerLeaf = p
+		}
 		idx, _ := strconv.Atoi(l[LabelNode])
 		n := &Node{Index: idx, Name: containerName(ctr), Alias: l[LabelAlias], Role: Role(l[LabelRole]), ID: ctr.ID, c: c}
 		if l[LabelKind] == kindLB {

@@ -30,6 +30,10 @@ const (
 	RolePrimary Role = "primary"
 	RoleReplica Role = "replica"
 	RoleLB      Role = "lb"
+	// RoleAggregator holds Spider tables only and plans queries over the leaves.
+	RoleAggregator Role = "aggregator"
+	// RoleLeaf holds the partitions (plain InnoDB tables).
+	RoleLeaf Role = "leaf"
 )
 
 var mysqlPort = network.MustParsePort("3306/tcp")

@@ -84,6 +84,11 @@ func galeraArgs(cluster, alias string, aliases []string) []string {
 	}
 }
 
+// aggregatorArgs load Spider: the node plans queries over the leaves' partitions.
+func aggregatorArgs() []string {
+	return []string{"--plugin-load-add=ha_spider.so"}
+}
+
 func primaryArgs() []string {
 	return []string{"--server-id=1", "--log-bin=mysql-bin", "--log-slave-updates", "--binlog-format=ROW"}
 }

@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/htapchaos/htapchaos/experiments"
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -26,6 +31,7 @@ func (a *app) clusterUpCmd() *cobra.Command {
 		memory   string
 		sets     []string
 		asJSON   bool
+		data     loadgen.Data
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -36,8 +42,14 @@ The cluster keeps running after the command returns; remove it with
 "htapchaos cluster down NAME". On error or Ctrl-C nothing is left behind.
 
 --set applies a server setting to every node (key=value) or to one node
-(N:key=value), e.g. --set innodb_buffer_pool_size=256M --set 2:wsrep_slave_threads=4.`,
+(N:key=value), e.g. --set innodb_buffer_pool_size=256M --set 2:wsrep_slave_threads=4.
+
+The sharded topology is aggregators (agg1, ...) over leaves (leaf1, ...) with
+MariaDB's Spider engine. It comes up with the sharded schema on both sides and
+seeded (--users, --orders; 500 merchants), and prints the rows of every partition
+on its leaf: the skew.`,
 		Example: `  htapchaos cluster up --topology galera --nodes 3 --name demo
+  htapchaos cluster up --topology sharded --aggregators 2 --leaves 3 --json
   htapchaos cluster up --topology primary-replica --memory 512MiB --json
   htapchaos cluster up --topology galera --lb --set innodb_flush_log_at_trx_commit=2`,
 		Args: cobra.NoArgs,
@@ -58,13 +70,37 @@ The cluster keeps running after the command returns; remove it with
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
+			if cfg.Topology != testcontainers.Sharded {
+				for _, name := range []string{"aggregators", "leaves", "partitions-per-leaf", "users", "orders"} {
+					if cmd.Flags().Changed(name) {
+						return usagef("--%s: only the sharded topology takes it (--topology sharded)", name)
+					}
+				}
+			}
+			// 0 means "the default" in a Config: an explicit 0 here is a mistake.
+			for name, v := range map[string]int{"aggregators": cfg.Aggregators, "leaves": cfg.Leaves, "partitions-per-leaf": cfg.PartitionsPerLeaf} {
+				if cmd.Flags().Changed(name) && v < 1 {
+					errs = append(errs, usagef("--%s: %d: want at least 1", name, v))
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+			if data.Users < 1 || data.Orders < 1 {
+				return usagef("--users and --orders: want at least 1 each (got %d and %d)", data.Users, data.Orders)
+			}
 			cfg.Progress = a.progress
-			return a.clusterUp(cmd.Context(), cfg, asJSON)
+			return a.clusterUp(cmd.Context(), cfg, data, asJSON)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&topology, "topology", string(testcontainers.Galera), "galera, primary-replica or single")
+	f.StringVar(&topology, "topology", string(testcontainers.Galera), "galera, primary-replica, sharded or single")
 	f.IntVar(&cfg.Nodes, "nodes", testcontainers.DefaultGaleraNodes, "galera node count")
+	f.IntVar(&cfg.Aggregators, "aggregators", testcontainers.DefaultAggregators, "sharded: aggregator count (at least 1)")
+	f.IntVar(&cfg.Leaves, "leaves", testcontainers.DefaultLeaves, "sharded: leaf count (at least 2)")
+	f.IntVar(&cfg.PartitionsPerLeaf, "partitions-per-leaf", testcontainers.DefaultPartitionsPerLeaf, "sharded: partitions of each sharded table per leaf")
+	f.Int64Var(&data.Users, "users", 5000, "sharded: users seeded")
+	f.Int64Var(&data.Orders, "orders", 50000, "sharded: orders seeded")
 	f.BoolVar(&cfg.Force, "force", false, "allow an even galera node count")
 	f.StringVar(&memory, "memory", "1GiB", "memory limit per node, no swap (at least 256MiB)")
 	f.Float64Var(&cfg.CPUs, "cpus", 0, "CPU limit per node (0: none)")
@@ -77,8 +113,21 @@ The cluster keeps running after the command returns; remove it with
 	return cmd
 }
 
-func (a *app) clusterUp(ctx context.Context, cfg testcontainers.Config, asJSON bool) error {
+// upInfo is what `cluster up --json` prints: the cluster, and on the sharded
+// topology the rows of every partition and the skew per table.
+type upInfo struct {
+	testcontainers.Info
+	Shards []loadgen.PartitionRows `json:"shards,omitempty"`
+	Skew   map[string]float64      `json:"skew,omitempty"`
+}
+
+func (a *app) clusterUp(ctx context.Context, cfg testcontainers.Config, data loadgen.Data, asJSON bool) error {
 	c, err := testcontainers.Run(ctx, cfg)
+	var out upInfo
+	if err == nil && c.Topology == testcontainers.Sharded {
+		out.Shards, err = seedSharded(ctx, c, data, a.progress)
+		out.Skew = loadgen.Skew(out.Shards)
+	}
 	if err != nil {
 		if c != nil {
 			if ctx.Err() != nil {
@@ -95,10 +144,11 @@ func (a *app) clusterUp(ctx context.Context, cfg testcontainers.Config, asJSON b
 		return err
 	}
 	info := c.Info()
+	out.Info = info
 	if asJSON {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return enc.Encode(out)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tROLE\tADDRESS\tDSN")
@@ -110,8 +160,43 @@ func (a *app) clusterUp(ctx context.Context, cfg testcontainers.Config, asJSON b
 		fmt.Fprintf(tw, "%s\t%s\t%s:%d\t%s\n", n.Name, n.Role, n.Host, n.Port, n.DSN)
 	}
 	tw.Flush()
+	if len(out.Shards) > 0 {
+		fmt.Fprintln(a.stdout)
+		printShards(a.stdout, out.Shards)
+	}
 	fmt.Fprintf(a.stdout, "\ncluster %s is running; remove it with: htapchaos cluster down %s\n", info.Name, info.Name)
 	return nil
+}
+
+// seedSharded creates the sharded schema on a sharded cluster's both sides, seeds
+// it and counts the rows of every partition.
+func seedSharded(ctx context.Context, c *testcontainers.Cluster, data loadgen.Data, progress func(string, ...any)) ([]loadgen.PartitionRows, error) {
+	s, err := experiments.ShardedLayout(c)
+	if err != nil {
+		return nil, err
+	}
+	progress("cluster %s: creating the sharded schema and seeding %d users and %d orders", c.Name, data.Users, data.Orders)
+	rep, err := loadgen.SetupSharded(ctx, s, data)
+	if err != nil {
+		return nil, fmt.Errorf("seed the sharded schema: %w", err)
+	}
+	progress("cluster %s: seeded in %.1fs (%.0f rows/s)", c.Name, rep.Elapsed.Seconds(), rep.RowsPerSecond())
+	return loadgen.ShardRows(ctx, s)
+}
+
+// printShards prints the rows of every partition on its leaf, and each table's
+// skew (largest partition over the mean).
+func printShards(w io.Writer, rows []loadgen.PartitionRows) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "TABLE\tPARTITION\tLEAF\tROWS\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\tp%d\t%s\t%d\t\n", r.Table, r.Partition, r.Leaf, r.Rows)
+	}
+	tw.Flush()
+	skew := loadgen.Skew(rows)
+	for _, t := range slices.Sorted(maps.Keys(skew)) {
+		fmt.Fprintf(w, "skew of %s: largest partition %.2fx the mean\n", t, skew[t])
+	}
 }
 
 func (a *app) clusterLsCmd() *cobra.Command {
@@ -208,10 +293,16 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 				State  testcontainers.State         `json:"state"`
 				Memory testcontainers.MemoryStats   `json:"memory"`
 				Galera *testcontainers.GaleraStatus `json:"galera,omitempty"`
-				Error  string                       `json:"error,omitempty"`
+				// Sharded: the aggregators' Spider counters, every node's bytes on
+				// the cluster network, and the rows of each partition a leaf holds.
+				Spider     map[string]string           `json:"spider,omitempty"`
+				ClusterNet *testcontainers.NetCounters `json:"cluster_net,omitempty"`
+				Partitions []loadgen.PartitionRows     `json:"partitions,omitempty"`
+				Error      string                      `json:"error,omitempty"`
 			}
 			var rows []row
 			info := c.Info()
+			sharded := c.Topology == testcontainers.Sharded
 			for _, n := range c.Nodes {
 				r := row{NodeInfo: info.Nodes[n.Index-1]}
 				var errs []error
@@ -220,26 +311,60 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 				if r.State.Running && !r.State.Paused {
 					r.Memory, err = n.MemoryStats(ctx)
 					errs = append(errs, err)
+					qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 					if n.Role == testcontainers.RoleGalera {
-						qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 						g, err := n.GaleraStatus(qctx)
-						cancel()
 						if err == nil {
 							r.Galera = &g
 						}
 						errs = append(errs, err)
 					}
+					if sharded {
+						nc, err := n.ClusterNetCounters(qctx)
+						if err == nil {
+							r.ClusterNet = &nc
+						}
+						errs = append(errs, err)
+					}
+					if n.Role == testcontainers.RoleAggregator {
+						r.Spider, err = n.Status(qctx, "Spider_direct%")
+						errs = append(errs, err)
+					}
+					cancel()
 				}
 				if err := errors.Join(errs...); err != nil {
 					r.Error = err.Error()
 				}
 				rows = append(rows, r)
 			}
+			var parts []loadgen.PartitionRows
+			if sharded {
+				s, err := experiments.ShardedLayout(c)
+				if err == nil {
+					qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					parts, err = loadgen.ShardRows(qctx, s)
+					cancel()
+				}
+				if err != nil {
+					fmt.Fprintf(a.stderr, "rows per partition: %v\n", err)
+				}
+				for i := range rows {
+					for _, p := range parts {
+						if p.Leaf == c.Nodes[i].Alias {
+							rows[i].Partitions = append(rows[i].Partitions, p)
+						}
+					}
+				}
+			}
 			if asJSON {
 				return json.NewEncoder(a.stdout).Encode(rows)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tSTATE\tMEMORY\tMEMBERSHIP\tERROR")
+			head := "NODE\tROLE\tSTATE\tMEMORY\tMEMBERSHIP\tERROR"
+			if sharded {
+				head = "NODE\tROLE\tSTATE\tMEMORY\tCLUSTER NET RX/TX\tSPIDER\tERROR"
+			}
+			fmt.Fprintln(tw, head)
 			for _, r := range rows {
 				mem, member := "-", "-"
 				if r.Memory.Limit > 0 {
@@ -248,9 +373,31 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 				if r.Galera != nil {
 					member = r.Galera.String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.State.Status, mem, member, r.Error)
+				if !sharded {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.State.Status, mem, member, r.Error)
+					continue
+				}
+				netStr, spider := "-", "-"
+				if r.ClusterNet != nil {
+					netStr = testcontainers.FormatBytes(r.ClusterNet.RxBytes) + "/" + testcontainers.FormatBytes(r.ClusterNet.TxBytes)
+				}
+				if len(r.Spider) > 0 {
+					var kv []string
+					for _, k := range slices.Sorted(maps.Keys(r.Spider)) {
+						kv = append(kv, strings.TrimPrefix(k, "spider_")+"="+r.Spider[k])
+					}
+					spider = strings.Join(kv, " ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.State.Status, mem, netStr, spider, r.Error)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(parts) > 0 {
+				fmt.Fprintln(a.stdout)
+				printShards(a.stdout, parts)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

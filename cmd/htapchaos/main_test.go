@@ -144,6 +144,10 @@ func TestBadInputExitsTwoAndCreatesNothing(t *testing.T) {
 		{[]string{"cluster", "up", "--set", "no-equals-sign"}, `--set: "no-equals-sign": want key=value`},
 		{[]string{"cluster", "up", "--set", "9:x=1"}, "--set: node 9: out of range 1-3"},
 		{[]string{"cluster", "up", "--name", "Bad_Name"}, `--name: "Bad_Name"`},
+		{[]string{"cluster", "up", "--topology", "sharded", "--leaves", "1"}, "--leaves: 1: a sharded cluster needs at least 2 leaves"},
+		{[]string{"cluster", "up", "--topology", "sharded", "--aggregators", "0"}, "--aggregators: 0: want at least 1"},
+		{[]string{"cluster", "up", "--leaves", "3"}, "--leaves: only the sharded topology takes it"},
+		{[]string{"cluster", "up", "--topology", "sharded", "--orders", "0"}, "--users and --orders: want at least 1 each"},
 		{[]string{"cluster", "down"}, "name one or more clusters, or pass --all"},
 		{[]string{"cluster", "status"}, "accepts 1 arg(s), received 0"},
 		{[]string{"cluster", "frob"}, `unknown command "frob"`},
@@ -275,6 +279,62 @@ func TestClusterUpJSONLsStatusDown(t *testing.T) {
 	// Down is idempotent: a script may run it twice.
 	if r = htapchaos(t, nil, "cluster", "down", name); r.code != 0 || !strings.Contains(r.stderr, "no cluster named") {
 		t.Fatalf("second down: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// A sharded cluster comes up seeded: the rows of every partition it prints add up
+// to what was asked, on the leaves themselves, and status shows the same.
+func TestClusterUpShardedSeedsAndShowsSkew(t *testing.T) {
+	engineOrSkip(t)
+	name := testPrefix + "sharded"
+	start := time.Now()
+	r := htapchaos(t, nil, "cluster", "up", "--topology", "sharded", "--aggregators", "1", "--leaves", "2", "--partitions-per-leaf", "1",
+		"--users", "300", "--orders", "3000", "--memory", "512MiB", "--name", name, "--json")
+	t.Cleanup(func() { htapchaos(t, nil, "cluster", "down", name) })
+	if r.code != 0 {
+		t.Fatalf("up: exit %d: %s", r.code, r.stderr)
+	}
+	t.Logf("sharded cluster up and seeded in %v", time.Since(start).Round(time.Millisecond))
+	var info struct {
+		Topology string `json:"topology"`
+		Nodes    []struct {
+			Name string `json:"name"`
+			Role string `json:"role"`
+		} `json:"nodes"`
+		PartitionsPerLeaf int `json:"partitions_per_leaf"`
+		Shards            []struct {
+			Table     string `json:"table"`
+			Partition int    `json:"partition"`
+			Leaf      string `json:"leaf"`
+			Rows      int64  `json:"rows"`
+		} `json:"shards"`
+		Skew map[string]float64 `json:"skew"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+		t.Fatalf("up --json printed %q: %v", r.stdout, err)
+	}
+	var roles []string
+	for _, n := range info.Nodes {
+		roles = append(roles, strings.TrimPrefix(n.Name, name+"-")+":"+n.Role)
+	}
+	if got := strings.Join(roles, " "); info.Topology != "sharded" || got != "agg1:aggregator leaf1:leaf leaf2:leaf" || info.PartitionsPerLeaf != 1 {
+		t.Fatalf("topology %s, nodes %s, partitions per leaf %d", info.Topology, got, info.PartitionsPerLeaf)
+	}
+	sums := map[string]int64{}
+	for _, s := range info.Shards {
+		sums[s.Table] += s.Rows
+	}
+	if sums["users"] != 300 || sums["orders"] != 3000 || sums["merchants"] != 500 || len(info.Shards) != 6 {
+		t.Fatalf("rows over %d partitions: %v; want users 300, orders 3000, merchants 500 over 6", len(info.Shards), sums)
+	}
+	if info.Skew["orders"] < 1 {
+		t.Errorf("skew %v", info.Skew)
+	}
+	r = htapchaos(t, nil, "cluster", "status", name)
+	for _, want := range []string{"aggregator", "leaf", "direct_aggregate=", "skew of orders"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("status: exit %d, no %q in %s %s", r.code, want, r.stdout, r.stderr)
+		}
 	}
 }
 
