@@ -177,6 +177,13 @@ type PhaseStats struct {
 	// (loadgen's Op.Memory, when the run asks: loadgen.Spec.MeasureMemory); nil
 	// otherwise.
 	Memory *results.BytePercentiles `json:"memory,omitempty"`
+	// Returned is the bytes each successful operation's result sent to the
+	// client (results.WindowStat.Returned), and ReturnedTotal their sum over the
+	// window: set against the bytes the nodes sent in the window (Sample.NetTxBytes,
+	// which holds these too), how much of the traffic the client asked for. Nil
+	// and 0 where not measured (no connection: the noop workload).
+	Returned      *results.BytePercentiles `json:"returned,omitempty"`
+	ReturnedTotal int64                    `json:"returned_total_bytes,omitempty"`
 }
 
 // Audit is the durability audit: every acknowledged write read back on every node

@@ -487,6 +487,10 @@ type opResult struct {
 	err   error
 	ended time.Time // when its last attempt ended (before any memory reading)
 	mem   int64     // the peak memory of a successful measured query, in bytes; 0: none
+	// returned is the bytes the last attempt's result sent to the client, when
+	// counted (see runCounted).
+	returned int64
+	counted  bool
 }
 
 // record records an operation's outcome on h.
@@ -494,6 +498,9 @@ func (w *workloadRun) record(h *results.Handle, intended, started time.Time, res
 	h.Record(intended, started, res.ended, res.err)
 	if res.err == nil && res.mem > 0 {
 		h.RecordMemory(res.mem)
+	}
+	if res.err == nil && res.counted {
+		h.RecordReturned(res.returned)
 	}
 }
 
@@ -533,6 +540,9 @@ func retryable(err error) bool {
 //
 // An op that measures its memory (Op.Memory) runs on a connection of its own
 // instead (memoryAttempt).
+//
+// Either way the bytes its result sent to the client are counted on the
+// connection it ran on (runCounted).
 func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) opResult {
 	op := w.mix.ops[opIdx]
 	start := time.Now()
@@ -544,17 +554,30 @@ func (w *workloadRun) attempt(ctx context.Context, node, opIdx int, wk *Worker) 
 	}
 	w.releaseFresh(wk)
 	if w.measureMemory(op, node) {
-		ended, mem, err := w.memoryAttempt(ctx, node, op, wk)
-		return opResult{err: err, ended: ended, mem: mem}
+		// Counted inside memoryAttempt, around the query only: its memory
+		// reading runs on the same connection afterwards.
+		res := opResult{}
+		counted := *op
+		counted.Run = func(ctx context.Context, q Querier, wk *Worker) (err error) {
+			c, ok := q.(*workerConn)
+			if !ok {
+				return op.Run(ctx, q, wk)
+			}
+			res.returned, res.counted, err = runCounted(ctx, op, c, wk)
+			return err
+		}
+		res.ended, res.mem, res.err = w.memoryAttempt(ctx, node, &counted, wk)
+		return res
 	}
+	res := opResult{}
 	c, err := wk.conns.get(ctx, node, w.pools[node])
 	if err == nil {
-		err = op.Run(context.WithoutCancel(ctx), c, wk)
+		res.returned, res.counted, err = runCounted(context.WithoutCancel(ctx), op, c, wk)
 	}
-	ended := time.Now()
-	err = w.outcome(ctx, start, err)
-	wk.conns.drop(node, err)
-	return opResult{err: err, ended: ended}
+	res.ended = time.Now()
+	res.err = w.outcome(ctx, start, err)
+	wk.conns.drop(node, res.err)
+	return res
 }
 
 // outcome names why an attempt ended: our shutdown (canceled), its own timeout, or

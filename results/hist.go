@@ -35,9 +35,21 @@ func record(h *hdr.Histogram, d time.Duration) {
 	_ = h.RecordValue(clampNs(d))
 }
 
-// merge adds src into dst. Both must have been made by newHist: with equal
-// geometry every bucket of src maps onto the same bucket of dst, so counts add
-// up exactly and dst's max becomes the max of both. A nil src is a no-op.
+// Returned-bytes histogram range (Handle.RecordReturned): 1 B .. 1 TiB, 3
+// significant digits, so exact to the byte up to 2 kB and within 0.1% above. A
+// point read returns tens of bytes (66 on MariaDB), which latency's geometry
+// would round up to its floor of 1 kB and to steps of 512 B above it. Returned
+// bytes are merged only with one another, so their geometry need not be
+// latency's.
+const byteHistHigh = 1 << 40
+
+// newByteHist returns an empty returned-bytes histogram.
+func newByteHist() *hdr.Histogram { return hdr.New(1, byteHistHigh, histDigits) }
+
+// merge adds src into dst. Both must have been made by the same constructor
+// (newHist, newByteHist): with equal geometry every bucket of src maps onto
+// the same bucket of dst, so counts add up exactly and dst's max becomes the
+// max of both. A nil src is a no-op.
 func merge(dst, src *hdr.Histogram) {
 	if src == nil || src.TotalCount() == 0 {
 		return
@@ -45,7 +57,7 @@ func merge(dst, src *hdr.Histogram) {
 	if dropped := dst.Merge(src); dropped != 0 {
 		// Impossible with equal geometry; keep the promise never to lose a
 		// sample anyway by clamping what did not fit to the top of the range.
-		_ = dst.RecordValues(histHigh, dropped)
+		_ = dst.RecordValues(dst.HighestTrackableValue(), dropped)
 	}
 }
 
@@ -81,8 +93,14 @@ func recordBytes(h *hdr.Histogram, b int64) {
 	_ = h.RecordValue(min(max(b, histLow), histHigh))
 }
 
+// recordReturned records a returned-bytes figure, clamped into the range of
+// newByteHist (0 B to 1 TiB).
+func recordReturned(h *hdr.Histogram, b int64) {
+	_ = h.RecordValue(min(max(b, 0), byteHistHigh))
+}
+
 // BytePercentiles summarises a histogram of bytes: the per-query peak memory
-// (Handle.RecordMemory). The same quantiles as Percentiles, in bytes, with JSON
+// (Handle.RecordMemory), the bytes each operation returned (Handle.RecordReturned). The same quantiles as Percentiles, in bytes, with JSON
 // names that say so.
 type BytePercentiles struct {
 	P50  float64 `json:"p50_bytes"`
@@ -93,7 +111,7 @@ type BytePercentiles struct {
 	Mean float64 `json:"mean_bytes"`
 }
 
-// bytePercentilesOf summarises a histogram of bytes (per-query memory). Nil
+// bytePercentilesOf summarises a histogram of bytes (memory, returned). Nil
 // when h is empty.
 func bytePercentilesOf(h *hdr.Histogram) *BytePercentiles {
 	if h == nil || h.TotalCount() == 0 {

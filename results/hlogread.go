@@ -140,11 +140,11 @@ func eachInterval(r io.Reader, keep func(tag string) bool, f func(iv hlogInterva
 	}
 }
 
-// mergePacked adds p into dst (made by newHist). A count dst cannot hold
-// (impossible with equal geometry) is kept at the top of the range, as merge
-// does.
+// mergePacked adds p into dst (made by newHist, or newByteHist for returned
+// bytes). A count dst cannot hold (impossible with equal geometry) is kept at
+// the top of the range, as merge does.
 func mergePacked(dst *hdr.Histogram, p *hdr.PackedHistogram) {
 	if dropped := p.MergeInto(dst); dropped != 0 {
-		_ = dst.RecordValues(histHigh, dropped)
+		_ = dst.RecordValues(dst.HighestTrackableValue(), dropped)
 	}
 }

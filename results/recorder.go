@@ -172,7 +172,7 @@ type Handle struct {
 	s       *GapTracker // the handle's stream (workload, node, access)
 	cs      *GapTracker // the cluster-wide stream of its access (shared by every handle)
 	lateThr time.Duration
-	tags    [4]string // lat, svc, err, mem tags in the interval log
+	tags    [5]string // lat, svc, err, mem, ret tags in the interval log
 
 	mu     sync.Mutex // guards the fields below
 	closed bool
@@ -188,6 +188,8 @@ type Handle struct {
 type counts struct {
 	lat, svc, err *hdr.Histogram // err is allocated on the first error
 	mem           *hdr.Histogram // per-query peak memory in bytes; allocated on the first RecordMemory
+	ret           *hdr.Histogram // bytes returned per operation (newByteHist); allocated on the first RecordReturned
+	retBytes      int64          // the sum of the bytes returned
 	ok            int64
 	late          int64
 	dropped       int64
@@ -235,6 +237,13 @@ func (c *counts) add(o *counts) {
 		}
 		merge(c.mem, o.mem)
 	}
+	if o.ret != nil && o.ret.TotalCount() > 0 {
+		if c.ret == nil {
+			c.ret = newByteHist()
+		}
+		merge(c.ret, o.ret)
+	}
+	c.retBytes += o.retBytes
 	c.ok += o.ok
 	c.late += o.late
 	c.dropped += o.dropped
@@ -245,12 +254,12 @@ func (c *counts) add(o *counts) {
 
 // reset empties c, keeping its histograms for reuse.
 func (c *counts) reset() {
-	for _, h := range []*hdr.Histogram{c.lat, c.svc, c.err, c.mem} {
+	for _, h := range []*hdr.Histogram{c.lat, c.svc, c.err, c.mem, c.ret} {
 		if h != nil && h.TotalCount() != 0 {
 			h.Reset()
 		}
 	}
-	c.ok, c.late, c.dropped = 0, 0, 0
+	c.ok, c.late, c.dropped, c.retBytes = 0, 0, 0, 0
 	c.errs = [numClasses]int64{}
 }
 
@@ -338,11 +347,12 @@ func (r *Recorder) Handle(k Key) *Handle {
 		s:       s,
 		cs:      cs,
 		lateThr: r.lateThr,
-		tags: [4]string{
+		tags: [5]string{
 			fmt.Sprintf("lat/%s/n%d", op, k.Node),
 			fmt.Sprintf("svc/%s/n%d", op, k.Node),
 			fmt.Sprintf("err/%s/n%d", op, k.Node),
 			fmt.Sprintf("mem/%s/n%d", op, k.Node),
+			fmt.Sprintf("ret/%s/n%d", op, k.Node),
 		},
 		closed: r.hclosed,
 		cur:    newCounts(),
@@ -402,6 +412,25 @@ func (h *Handle) RecordMemory(bytes int64) {
 		c.mem = newHist()
 	}
 	recordBytes(c.mem, bytes)
+}
+
+// RecordReturned records the bytes one successful operation of the key read
+// from its connection: the result the server sent to the client (see
+// loadgen's workerConn). Values are kept in a histogram of bytes exact to the
+// byte up to 2 kB and within 0.1% above (0 B to 1 TiB), and summed exactly.
+// Safe for concurrent use. After Close it does nothing.
+func (h *Handle) RecordReturned(bytes int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	c := h.cur
+	if c.ret == nil {
+		c.ret = newByteHist()
+	}
+	recordReturned(c.ret, bytes)
+	c.retBytes += max(bytes, 0)
 }
 
 // MemoryUnavailable says why per-query memory could not be measured (the
@@ -663,6 +692,9 @@ type intervalLine struct {
 	P50Ms    float64         `json:"p50_ms"`
 	P99Ms    float64         `json:"p99_ms"`
 	MaxMs    float64         `json:"max_ms"`
+	// ReturnedTotal is the bytes the interval's successes returned to the
+	// client, summed (Handle.RecordReturned); 0 when none was measured.
+	ReturnedTotal int64 `json:"returned_total_bytes,omitempty"`
 }
 
 // writeInterval appends the interval c of h to the workload's interval log
@@ -670,7 +702,7 @@ type intervalLine struct {
 func (r *Recorder) writeInterval(h *Handle, c *counts, startMs, endMs int64) error {
 	hl, errLog := r.hlog(h.key.Workload)
 	if hl != nil {
-		for i, hist := range [...]*hdr.Histogram{c.lat, c.svc, c.err, c.mem} {
+		for i, hist := range [...]*hdr.Histogram{c.lat, c.svc, c.err, c.mem, c.ret} {
 			if hist == nil || hist.TotalCount() == 0 {
 				continue
 			}
@@ -696,6 +728,8 @@ func (r *Recorder) writeInterval(h *Handle, c *counts, startMs, endMs int64) err
 		Canceled: c.errs[idxCanceled],
 		Late:     c.late,
 		Dropped:  c.dropped,
+
+		ReturnedTotal: c.retBytes,
 	}
 	for i, n := range c.errs {
 		if n != 0 && i != idxCanceled {
@@ -737,7 +771,7 @@ func (r *Recorder) hlog(w string) (*hlogFile, error) {
 	lw := hdr.NewHistogramLogWriter(bw)
 	lw.SetBaseTime(r.baseMs)
 	err = errors.Join(
-		lw.OutputComment(fmt.Sprintf("[htapchaos interval log: workload %q, interval %v, values in nanoseconds, tags lat|svc|err/<op>/n<node>; tag mem/<op>/n<node>: bytes]", w, r.interval)),
+		lw.OutputComment(fmt.Sprintf("[htapchaos interval log: workload %q, interval %v, values in nanoseconds, tags lat|svc|err/<op>/n<node>; tags mem|ret/<op>/n<node>: bytes]", w, r.interval)),
 		lw.OutputLogFormatVersion(),
 		lw.OutputStartTime(r.startMs),
 		lw.OutputBaseTime(r.baseMs),
@@ -865,7 +899,10 @@ func (r *Recorder) summary(now time.Time, live bool) *Summary {
 			if h.cum.mem != nil {
 				c.mem = h.cum.mem.Clone()
 			}
-			c.ok, c.late, c.dropped, c.errs = h.cum.ok, h.cum.late, h.cum.dropped, h.cum.errs
+			if h.cum.ret != nil {
+				c.ret = h.cum.ret.Clone()
+			}
+			c.ok, c.late, c.dropped, c.errs, c.retBytes = h.cum.ok, h.cum.late, h.cum.dropped, h.cum.errs, h.cum.retBytes
 			h.mu.Lock()
 			c.add(h.cur)
 			v.other = slices.Clone(h.other)
@@ -942,6 +979,10 @@ func opSummary(k Key, c *counts, other []OtherError, dur float64) OpSummary {
 		o.ErrorLatency = &p
 	}
 	o.Memory = bytePercentilesOf(c.mem)
+	o.Returned = bytePercentilesOf(c.ret)
+	if o.Returned != nil {
+		o.ReturnedTotal = c.retBytes
+	}
 	return o
 }
 

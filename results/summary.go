@@ -15,7 +15,9 @@ import (
 // Per-query memory (OpSummary.Memory, Summary.MemoryUnavailable) came within
 // version 2: both are optional, a file without them reads as "not measured",
 // and a reader from before them ignores them, so no bump was needed (a bump
-// would make that older reader refuse the file for nothing).
+// would make that older reader refuse the file for nothing). The bytes
+// returned (OpSummary.Returned and ReturnedTotal) came within version 2 the
+// same way.
 const summaryVersion = 2
 
 // Summary is the cumulative result of a run, written to summary.json.
@@ -78,6 +80,16 @@ type OpSummary struct {
 	// from before BytePercentiles held it under "memory_bytes" with _ms names:
 	// they read as not measured.)
 	Memory *BytePercentiles `json:"memory,omitempty"`
+	// Returned is the bytes each successful operation read from its
+	// connection: its result as the server sent it to the client, as the wire
+	// carried it (protocol framing included; TLS or compression, when the DSN
+	// asks for them, too). loadgen counts them on the worker's own connection;
+	// ReturnedTotal is their sum. Nil and 0 when not measured (no connection:
+	// the noop workload; a file from before they were recorded). Set against
+	// the bytes the nodes moved between them, the total says how much of that
+	// traffic the client asked for.
+	Returned      *BytePercentiles `json:"returned,omitempty"`
+	ReturnedTotal int64            `json:"returned_total_bytes,omitempty"`
 }
 
 // OtherError counts the errors of class other with one server error number

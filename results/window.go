@@ -76,6 +76,11 @@ type WindowStat struct {
 	// Memory is the per-query peak memory of the window's successes, in bytes,
 	// from the mem/<op>/n<node> histograms; nil when none was measured.
 	Memory *BytePercentiles `json:"memory,omitempty"`
+	// Returned is the bytes each of the window's successes returned to the
+	// client, from the ret/<op>/n<node> histograms, and ReturnedTotal their sum,
+	// from intervals.jsonl; nil and 0 when none was measured.
+	Returned      *BytePercentiles `json:"returned,omitempty"`
+	ReturnedTotal int64            `json:"returned_total_bytes,omitempty"`
 }
 
 // WindowStats reads the interval logs and intervals.jsonl of the run
@@ -120,6 +125,7 @@ func WindowStats(dir string, windows []Window) ([]WindowStat, error) {
 			c.late += l.Late
 			c.dropped += l.Dropped
 			c.canceled += l.Canceled
+			c.returned += l.ReturnedTotal
 			c.intervals++
 			c.errors += AddCounts(&c.byClass, l.Errors)
 		}
@@ -210,9 +216,10 @@ type windowAcc struct {
 // windowCell is one key's figures in one window.
 type windowCell struct {
 	count, errors, canceled, late, dropped int64
+	returned                               int64 // bytes returned, summed
 	intervals                              int
 	byClass                                map[Class]int64
-	lat, svc, mem                          *hdr.Histogram // nil until a histogram comes
+	lat, svc, mem, ret                     *hdr.Histogram // nil until a histogram comes
 }
 
 func newWindowAcc(windows []Window) *windowAcc {
@@ -245,13 +252,13 @@ func (a *windowAcc) cell(wi int, k Key) *windowCell {
 	return c
 }
 
-// readLog merges the latency, service-time and memory histograms of one
-// interval log into the windows. Interval times, read as the library's reader reads them,
+// readLog merges the latency, service-time, memory and returned-bytes
+// histograms of one interval log into the windows. Interval times, read as the library's reader reads them,
 // are truncated to the millisecond from a float sum, which can be one
 // millisecond short of the tick; ticks, the exact ends of intervals.jsonl, put
 // them back.
 func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]string]string) error {
-	return eachLogInterval(path, []string{"lat", "svc", "mem"}, func(wl string, iv hlogInterval) error {
+	return eachLogInterval(path, []string{"lat", "svc", "mem", "ret"}, func(wl string, iv hlogInterval) error {
 		if iv.Hist == nil {
 			return nil
 		}
@@ -263,15 +270,17 @@ func (a *windowAcc) readLog(path string, ticks map[int64]bool, opOf map[[2]strin
 		a.keys[k] = true
 		for _, wi := range a.in(snap(ticks, iv.EndMs)) {
 			c := a.cell(wi, k)
-			dst := &c.lat
+			dst, mk := &c.lat, newHist
 			switch kind {
 			case "svc":
 				dst = &c.svc
 			case "mem":
 				dst = &c.mem
+			case "ret":
+				dst, mk = &c.ret, newByteHist
 			}
 			if *dst == nil {
-				*dst = newHist()
+				*dst = mk()
 			}
 			mergePacked(*dst, iv.Hist)
 		}
@@ -347,17 +356,19 @@ func (c *windowCell) add(o *windowCell) {
 	c.canceled += o.canceled
 	c.late += o.late
 	c.dropped += o.dropped
+	c.returned += o.returned
 	c.intervals += o.intervals
 	AddCounts(&c.byClass, o.byClass)
 	for _, p := range [...]struct {
 		dst **hdr.Histogram
 		src *hdr.Histogram
-	}{{&c.lat, o.lat}, {&c.svc, o.svc}, {&c.mem, o.mem}} {
+		mk  func() *hdr.Histogram
+	}{{&c.lat, o.lat, newHist}, {&c.svc, o.svc, newHist}, {&c.mem, o.mem, newHist}, {&c.ret, o.ret, newByteHist}} {
 		if p.src == nil {
 			continue
 		}
 		if *p.dst == nil {
-			*p.dst = newHist()
+			*p.dst = p.mk()
 		}
 		merge(*p.dst, p.src)
 	}
@@ -380,6 +391,10 @@ func (c *windowCell) stat(window string, k Key, secs float64) WindowStat {
 		Latency:   percentilesOf(c.lat),
 		Service:   percentilesOf(c.svc),
 		Memory:    bytePercentilesOf(c.mem),
+		Returned:  bytePercentilesOf(c.ret),
+	}
+	if s.Returned != nil {
+		s.ReturnedTotal = c.returned
 	}
 	if secs > 0 {
 		s.Rate = float64(c.count) / secs
