@@ -277,7 +277,7 @@ const galeraStatusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (
 'wsrep_provider_name', 'wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_ready',
 'wsrep_local_state_comment', 'wsrep_flow_control_paused_ns', 'wsrep_flow_control_sent',
 'wsrep_local_recv_queue', 'wsrep_local_send_queue', 'wsrep_last_committed',
-'Threads_running', 'Threads_connected', 'Memory_used')`
+'Threads_running', 'Threads_connected', 'Memory_used', 'Bytes_sent', 'Com_select')`
 
 // indNode is the sampler's state for one node.
 type indNode struct {
@@ -298,10 +298,14 @@ type indNode struct {
 	errs       map[string]string // field -> last error
 	ok         map[string]bool   // field -> read at least once
 	// Baselines of the counters.
-	fcPaused, fcSent int64
-	haveFC           bool
-	net              map[string][2]int64
-	haveNet          bool
+	fcPaused, fcSent  int64
+	haveFC            bool
+	bytesSent, comSel int64
+	haveSrv           bool
+	clusterNet        htc.NetCounters
+	haveClusterNet    bool
+	net               map[string][2]int64
+	haveNet           bool
 	// Newest reading of the engine's statistics.
 	mem          htc.MemoryStats
 	lastStats    htc.ResourceStats // the previous reading, for CPU between readings
@@ -326,6 +330,9 @@ type indReading struct {
 	state    *htc.State
 	stateErr error
 	net      map[string][2]int64
+
+	clusterNet    *htc.NetCounters // sharded nodes only
+	clusterNetErr error
 }
 
 func (n *indNode) close() {
@@ -498,6 +505,10 @@ func (n *indNode) readContainer(ctx context.Context, c *htc.Node, r *indReading)
 		return
 	}
 	r.state = &st
+	if (c.Role == htc.RoleAggregator || c.Role == htc.RoleLeaf) && st.Running && !st.Paused {
+		nc, err := c.ClusterNetCounters(ctx)
+		r.clusterNet, r.clusterNetErr = &nc, err
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.haveStats && time.Since(n.memAt) < 5*time.Second {
@@ -579,6 +590,13 @@ func (n *indNode) commitStatus(smp *Sample, st map[string]string) {
 	} else if !n.ok["server memory"] {
 		n.missing["server memory"] = "no Memory_used status (not MariaDB)"
 	}
+	if _, ok := st["bytes_sent"]; ok {
+		sent, sel := num("bytes_sent"), num("com_select")
+		if n.haveSrv {
+			smp.BytesSent, smp.ComSelect = counterDelta(n.bytesSent, sent), counterDelta(n.comSel, sel)
+		}
+		n.bytesSent, n.comSel, n.haveSrv = sent, sel, true
+	}
 	if st["wsrep_provider_name"] == "" {
 		if !n.galera {
 			n.missing["galera"] = "not a Galera node (no wsrep provider)"
@@ -632,6 +650,18 @@ func (n *indNode) commitContainer(smp *Sample, t time.Time, r *indReading) {
 		n.ok["container state"] = true
 		smp.OOMKilled, smp.Restarts = r.state.OOMKilled, r.state.Restarts
 		smp.Running, smp.Paused = r.state.Running, r.state.Paused
+	}
+	switch {
+	case r.clusterNetErr != nil:
+		n.errs["cluster network bytes"] = r.clusterNetErr.Error()
+	case r.clusterNet != nil:
+		n.ok["cluster network bytes"] = true
+		c := *r.clusterNet
+		if n.haveClusterNet && c.Interface == n.clusterNet.Interface {
+			smp.ClusterNetRxBytes = counterDelta(n.clusterNet.RxBytes, c.RxBytes)
+			smp.ClusterNetTxBytes = counterDelta(n.clusterNet.TxBytes, c.TxBytes)
+		}
+		n.clusterNet, n.haveClusterNet = c, true
 	}
 	if r.net == nil {
 		return

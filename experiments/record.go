@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -81,6 +82,15 @@ type Sample struct {
 	Paused     bool    `json:"paused,omitempty"`
 	NetRxBytes int64   `json:"net_rx_bytes,omitempty"` // delta
 	NetTxBytes int64   `json:"net_tx_bytes,omitempty"` // delta
+	// ClusterNetRx/TxBytes are the bytes on the cluster network alone (between
+	// nodes; no client traffic), deltas; sampled on sharded clusters' nodes.
+	ClusterNetRxBytes int64 `json:"cluster_net_rx_bytes,omitempty"`
+	ClusterNetTxBytes int64 `json:"cluster_net_tx_bytes,omitempty"`
+	// BytesSent and ComSelect are deltas of the server's Bytes_sent and
+	// Com_select: on a leaf, what it sent its aggregators (and the sampler) and
+	// the SELECTs it ran for them, the data movement of a sharded query.
+	BytesSent int64 `json:"bytes_sent,omitempty"`
+	ComSelect int64 `json:"com_select,omitempty"`
 	// MemoryLimitBytes is the container's memory limit as the engine reports it
 	// (MemoryPct is of it).
 	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
@@ -351,9 +361,15 @@ type Finding struct {
 
 // Recorded is everything a run measured, what the scorers read.
 type Recorded struct {
-	Spec       *Spec
-	Topology   string // galera, primary-replica, single, external
-	Nodes      int
+	Spec     *Spec
+	Topology string // galera, primary-replica, sharded, single, external
+	Nodes    int
+	// Roles are the nodes' roles by index (galera, primary, aggregator, leaf, ...);
+	// nil when not known.
+	Roles map[int]string
+	// Shards are the rows of every partition on its leaf after seeding (sharded
+	// clusters).
+	Shards     []loadgen.PartitionRows
 	Start, End time.Time
 	Phases     []Window
 	Faults     []FaultRecord

@@ -130,8 +130,13 @@ type RunFile struct {
 	Missing       []string      `json:"indicators_missing,omitempty"`
 	Error         string        `json:"error,omitempty"`
 	// DataBytes is the run's database's size after seeding: information_schema's
-	// data_length + index_length of its tables (the sizing formula's data).
+	// data_length + index_length of its tables (the sizing formula's data); on a
+	// sharded cluster summed over the leaves.
 	DataBytes int64 `json:"data_bytes,omitempty"`
+	// Shards are, on a sharded cluster, the rows of every partition on its leaf
+	// after seeding (the skew); Spider the aggregators' Spider timeouts.
+	Shards []loadgen.PartitionRows `json:"shards,omitempty"`
+	Spider map[string]string       `json:"spider,omitempty"`
 }
 
 // Run runs one experiment: provision or connect, seed, run workloads and faults on
@@ -195,7 +200,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	if hc != nil {
 		fc = faults.Containers(hc)
 		for _, n := range hc.Nodes {
-			nodes = append(nodes, nodeRef{index: n.Index, label: n.Name, dsn: n.DSN(), container: n})
+			nodes = append(nodes, nodeRef{index: n.Index, label: n.Name, alias: n.Alias, role: string(n.Role), dsn: n.DSN(), container: n})
 		}
 	} else {
 		for _, n := range fc.Nodes() {
@@ -203,7 +208,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 			if !ok || sn.DSN() == "" {
 				return nil, &UsageError{Field: "--target", Msg: fmt.Sprintf("node %s has no dsn: the load needs one", n.Label())}
 			}
-			nodes = append(nodes, nodeRef{index: n.Index(), label: n.Label(), dsn: sn.DSN()})
+			nodes = append(nodes, nodeRef{index: n.Index(), label: n.Label(), alias: n.Label(), role: n.Role(), dsn: sn.DSN()})
 		}
 	}
 	// What needs the node count, now that it is known.
@@ -263,25 +268,47 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 
 	// Seed, on the node that takes writes, and wait for the others to have it.
 	dialect := loadgen.MariaDB
-	data := loadgen.Data{Users: spec.Data.Users, Orders: spec.Data.Orders}
+	data := loadgen.Data{Users: spec.Data.Users, Orders: spec.Data.Orders, Merchants: spec.Data.Merchants}
 	db, err := sql.Open("mysql", nodes[0].dsn)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	logf("seeding %d users and %d orders", data.Users, data.Orders)
-	rep, err := loadgen.Setup(ctx, db, dialect, data)
+	layout, closeLayout, err := shardedLayoutOf(nodes, hc)
+	if err != nil {
+		return nil, err
+	}
+	defer closeLayout()
+	var rep loadgen.SeedReport
+	if layout != nil {
+		logf("seeding the sharded schema over %d leaves: %d users and %d orders", len(layout.Leaves), data.Users, data.Orders)
+		rep, err = loadgen.SetupSharded(ctx, *layout, data)
+	} else {
+		logf("seeding %d users and %d orders", data.Users, data.Orders)
+		rep, err = loadgen.Setup(ctx, db, dialect, data)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&rf.ServerVersion); err != nil {
 		logf("server version: %v", err) // a figure for the record, not a reason to stop
 	}
-	var dataBytes sql.NullInt64
-	if err := db.QueryRowContext(ctx, "SELECT SUM(data_length + index_length) FROM information_schema.TABLES WHERE table_schema = DATABASE()").Scan(&dataBytes); err != nil {
-		logf("data size: %v", err) // the sizing formula says it was not measured
+	if layout != nil {
+		// The data lives on the leaves; the aggregators' Spider tables hold none.
+		for _, l := range layout.Leaves {
+			rf.DataBytes += dataSize(ctx, l.DB, logf)
+		}
+		if rf.Shards, err = loadgen.ShardRows(ctx, *layout); err != nil {
+			logf("rows per partition: %v", err)
+		}
+		if rf.Spider, err = SpiderSettings(ctx, layout.Aggregators[0]); err != nil {
+			logf("spider settings: %v", err)
+		}
+		skew := loadgen.Skew(rf.Shards)
+		logf("rows per partition: skew %s", skewText(skew))
+	} else {
+		rf.DataBytes = dataSize(ctx, db, logf)
 	}
-	rf.DataBytes = dataBytes.Int64
 	if rep.UsersAdded+rep.OrdersAdded > 0 {
 		logf("seeded %d users and %d orders (%.0f rows/s)", rep.UsersAdded, rep.OrdersAdded, rep.RowsPerSecond())
 	}
@@ -443,6 +470,11 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	for i, w := range spec.Workloads {
 		wl, _ := reg.Get(w.Kind)
 		route, _ := loadgen.ParseRoute(w.Route, len(nodes))
+		if aggs := aggregatorIndexes(nodes); len(aggs) > 0 && (w.Route == "" || w.Route == "all") {
+			// Clients talk to the aggregators only, round-robin; a retry goes to
+			// the next aggregator.
+			route = loadgen.Route{Nodes: aggs}
+		}
 		ls := loadgen.Spec{Workload: wl, Name: w.Name, Mix: w.Mix, Closed: w.Closed(), Route: route, OpTimeout: w.Timeout.D(),
 			Retry: loadgen.Retry{Retries: w.Retries, Backoff: w.Backoff.D()}, Seed: o.Seed + 1000 + uint64(i), MeasureMemory: slices.Contains(spec.Modes, ModeMemoryHeadroom)}
 		ls.Phases = spec.loadPhases(w)
@@ -500,6 +532,11 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	} else {
 		rec.Topology = "external"
 	}
+	rec.Shards = rf.Shards
+	rec.Roles = map[int]string{}
+	for _, n := range nodes {
+		rec.Roles[n.index] = n.role
+	}
 	for _, w := range spec.Workloads {
 		rec.TargetRate[w.Name] = w.Rate
 	}
@@ -517,7 +554,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 				}
 			}
 		}
-		rec.Audit = auditServingNodes(ctx, nodes, sources, settle)
+		rec.Audit = auditServingNodes(ctx, auditedNodes(nodes), sources, settle)
 		logf("%s", auditLine(rec.Audit))
 		rf.Audit = rec.Audit
 	}
@@ -576,6 +613,8 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 type nodeRef struct {
 	index     int
 	label     string
+	alias     string // the name peers know it by (leaf1; a target's node name)
+	role      string
 	dsn       string
 	container *htc.Node
 }
@@ -714,7 +753,18 @@ func phaseStats(dir string, windows []Window) ([]PhaseStats, error) {
 	out := make([]PhaseStats, len(ws))
 	for i, w := range ws {
 		out[i] = PhaseStats{Phase: w.Window, Workload: w.Workload, Op: w.Op, Node: w.Node, Seconds: w.Seconds, Count: w.Count,
-			Rate: w.Rate, Errors: w.Errors, Late: w.Late, Dropped: w.Dropped, Latency: w.Latency, ByClass: w.ByClass, Memory: w.Memory}
+			Rate: w.Rate, Errors: w.Errors, Late: w.Late, Dropped: w.Dropped, Latency: w.Latency, ByClass: w.ByClass, Memory: w.Memory,
+			Returned: w.Returned, ReturnedTotal: w.ReturnedTotal}
 	}
 	return out, nil
+}
+
+// dataSize is the database's data and index bytes (information_schema), 0 with a
+// line in the log when it cannot be read (the sizing formula then says so).
+func dataSize(ctx context.Context, db *sql.DB, logf func(string, ...any)) int64 {
+	var n sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT SUM(data_length + index_length) FROM information_schema.TABLES WHERE table_schema = DATABASE()").Scan(&n); err != nil {
+		logf("data size: %v", err)
+	}
+	return n.Int64
 }

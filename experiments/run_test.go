@@ -28,8 +28,9 @@ func findings(r *Result, mode string) []Finding {
 // another cluster (replica-lag: primary-replica) is run by a test on that cluster.
 // ownClusterTests are the builtins on a cluster other than the shared
 // Galera's, each run by a test of its own: replica-lag by
-// TestReplicaLagQuick (freshness_test.go).
-var ownClusterTests = []string{"replica-lag"}
+// TestReplicaLagQuick (freshness_test.go), the sharded ones by TestShardedBuiltins
+// (sharded_test.go).
+var ownClusterTests = []string{"replica-lag", "data-movement", "leaf-failure", "aggregator-memory", "aggregator-failover"}
 
 func TestQuickSuiteOnGalera(t *testing.T) {
 	c := sharedGalera(t)

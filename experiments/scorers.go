@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -223,7 +224,7 @@ func (r *Recorded) faultsWhere(trait func(k *faults.Kind) bool) []FaultRecord {
 }
 
 // workloadsOfKind returns the names of the spec's workloads of a kind (oltp,
-// analytics, batch). Without a spec, every workload the run recorded counts as
+// analytics, batch: the class of their kind, loadgen.ClassOf). Without a spec, every workload the run recorded counts as
 // oltp.
 func (r *Recorded) workloadsOfKind(kind string) []string {
 	var out []string
@@ -247,7 +248,7 @@ func (r *Recorded) workloadsOfKind(kind string) []string {
 		return out
 	}
 	for _, w := range r.Spec.Workloads {
-		if w.Kind == kind {
+		if loadgen.ClassOf(w.Kind) == kind {
 			out = append(out, w.Name)
 		}
 	}

@@ -86,6 +86,13 @@ func scoreFailover(r *Recorded, b Budgets) []Finding {
 	var out []Finding
 	for _, f := range fs {
 		out = append(out, failoverFault(r, b, f, ifMany(len(fs), f.Name))...)
+		switch {
+		case !f.TookEffect():
+		case r.onLeaves(f):
+			out = append(out, scoreLeafFault(r, b, f, ifMany(len(fs), f.Name))...)
+		case r.onAggregators(f):
+			out = append(out, scoreAggregatorFault(r, b, f, ifMany(len(fs), f.Name))...)
+		}
 	}
 	return out
 }

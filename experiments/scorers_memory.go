@@ -9,6 +9,7 @@ import (
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
+	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 const (
@@ -349,7 +350,7 @@ func (r *Recorded) analyticsPhases() []concPhase {
 		var c float64
 		var how []string
 		for _, ws := range r.Spec.Workloads {
-			if ws.Kind != "analytics" || !r.activeIn(ws.Name, p) {
+			if loadgen.ClassOf(ws.Kind) != "analytics" || !r.activeIn(ws.Name, p) {
 				continue
 			}
 			if x := r.concurrencyIn(ws, p); x > 0 {
@@ -571,7 +572,7 @@ func (r *Recorded) fitMemory(e extraMemory, phases []concPhase, base Window, hav
 		perNode := false
 		for _, p := range phases {
 			for _, ws := range r.Spec.Workloads {
-				if ws.Kind != "analytics" {
+				if loadgen.ClassOf(ws.Kind) != "analytics" {
 					continue
 				}
 				for _, n := range nodes {
@@ -882,6 +883,9 @@ func dataMovementScorer() Scorer {
 // spikeClasses) are reported in the notes either way, and a spike that never
 // took effect is named.
 func scoreMovement(r *Recorded, b Budgets) []Finding {
+	if leaves := r.nodesWithRole(htc.RoleLeaf); len(leaves) > 0 {
+		return scoreShardedMovement(r, b, leaves)
+	}
 	fd := Finding{Mode: ModeDataMovement, Name: "bytes moved / bytes returned", Unit: UnitRatio, Budget: b.Get("movement-ratio"), Reference: refMovement}
 	type win struct {
 		w   Window
@@ -965,5 +969,5 @@ func scoreMovement(r *Recorded, b Budgets) []Finding {
 		}
 		return []Finding{fd.inconclusive("the target is not sharded (MariaDB/Galera replicate everything): no shard key to mismatch (topology %s)", topo)}
 	}
-	return []Finding{fd.inconclusive("bytes returned per analytical query class are not recorded: the ratio cannot be computed")}
+	return []Finding{fd.inconclusive("no node of the target is a leaf: the bytes the leaves send cannot be set against the bytes returned (name roles aggregator and leaf in the target file)")}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/htapchaos/htapchaos/loadgen"
@@ -56,4 +58,80 @@ func SpiderSettings(ctx context.Context, db *sql.DB) (map[string]string, error) 
 		out[strings.ToLower(k)] = v
 	}
 	return out, rows.Err()
+}
+
+// shardedLayoutOf is the sharded schema's layout on the run's nodes, nil when no
+// node is an aggregator. On a cluster htapchaos started the layout is the
+// cluster's; on a target the leaves are known to the aggregators by their names in
+// the target file (the server entries must be named so), with the default
+// partitions per leaf. close releases the pools opened for a target.
+func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded, close func(), err error) {
+	close = func() {}
+	if len(aggregatorIndexes(nodes)) == 0 {
+		return nil, close, nil
+	}
+	if hc != nil {
+		s, err := ShardedLayout(hc)
+		return &s, close, err
+	}
+	s := loadgen.Sharded{PartitionsPerLeaf: htc.DefaultPartitionsPerLeaf}
+	var dbs []*sql.DB
+	close = func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	for _, n := range nodes {
+		if n.role != string(htc.RoleAggregator) && n.role != string(htc.RoleLeaf) {
+			continue
+		}
+		db, err := sql.Open("mysql", n.dsn)
+		if err != nil {
+			return nil, close, err
+		}
+		dbs = append(dbs, db)
+		if n.role == string(htc.RoleAggregator) {
+			s.Aggregators = append(s.Aggregators, db)
+		} else {
+			s.Leaves = append(s.Leaves, loadgen.Leaf{Server: n.alias, DB: db})
+		}
+	}
+	return &s, close, nil
+}
+
+// aggregatorIndexes are the indexes of the aggregator nodes (none when the
+// cluster is not sharded).
+func aggregatorIndexes(nodes []nodeRef) []int {
+	var out []int
+	for _, n := range nodes {
+		if n.role == string(htc.RoleAggregator) {
+			out = append(out, n.index)
+		}
+	}
+	return out
+}
+
+// auditedNodes are the nodes the durability audit reads: every node, or on a
+// sharded cluster the aggregators (a leaf holds only its partitions; reading
+// through every aggregator checks each sees every leaf).
+func auditedNodes(nodes []nodeRef) []nodeRef {
+	if len(aggregatorIndexes(nodes)) == 0 {
+		return nodes
+	}
+	var out []nodeRef
+	for _, n := range nodes {
+		if n.role == string(htc.RoleAggregator) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// skewText prints each table's skew (largest partition over the mean).
+func skewText(skew map[string]float64) string {
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(skew)) {
+		parts = append(parts, fmt.Sprintf("%s %.2fx", t, skew[t]))
+	}
+	return strings.Join(parts, ", ")
 }

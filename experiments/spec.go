@@ -48,11 +48,16 @@ type BudgetSet map[string]string
 
 // ClusterSpec is a cluster to start in containers.
 type ClusterSpec struct {
-	Topology string            `yaml:"topology" json:"topology"` // galera, primary-replica, single
-	Nodes    int               `yaml:"nodes" json:"nodes"`
-	Memory   Size              `yaml:"memory" json:"memory"` // per node
-	CPUs     float64           `yaml:"cpus" json:"cpus,omitempty"`
-	Settings map[string]string `yaml:"settings" json:"settings,omitempty"` // every node
+	Topology string `yaml:"topology" json:"topology"` // galera, primary-replica, sharded, single
+	Nodes    int    `yaml:"nodes" json:"nodes"`
+	// Sharded: aggregators over leaves (nodes 1..aggregators are the aggregators),
+	// and how many partitions of each sharded table a leaf holds.
+	Aggregators       int               `yaml:"aggregators" json:"aggregators,omitempty"`
+	Leaves            int               `yaml:"leaves" json:"leaves,omitempty"`
+	PartitionsPerLeaf int               `yaml:"partitions_per_leaf" json:"partitions_per_leaf,omitempty"`
+	Memory            Size              `yaml:"memory" json:"memory"` // per node
+	CPUs              float64           `yaml:"cpus" json:"cpus,omitempty"`
+	Settings          map[string]string `yaml:"settings" json:"settings,omitempty"` // every node
 	// NodeSettings are per node: index -> key -> value.
 	NodeSettings map[int]map[string]string `yaml:"node_settings" json:"node_settings,omitempty"`
 	LB           bool                      `yaml:"lb" json:"lb,omitempty"`
@@ -62,6 +67,8 @@ type ClusterSpec struct {
 type DataSpec struct {
 	Users  int64 `yaml:"users" json:"users"`
 	Orders int64 `yaml:"orders" json:"orders"`
+	// Merchants: the sharded schema's (default 500).
+	Merchants int64 `yaml:"merchants" json:"merchants,omitempty"`
 }
 
 // PhaseSpec is one step of the timeline. Phases run one after the other; the

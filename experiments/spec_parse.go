@@ -232,6 +232,19 @@ func (s *Spec) defaults() {
 	if s.Data.Orders == 0 {
 		s.Data.Orders = defaultOrders
 	}
+	if s.Cluster != nil && s.Cluster.Topology == string(htc.Sharded) {
+		c := s.Cluster
+		if c.Aggregators == 0 {
+			c.Aggregators = htc.DefaultAggregators
+		}
+		if c.Leaves == 0 {
+			c.Leaves = htc.DefaultLeaves
+		}
+		if c.PartitionsPerLeaf == 0 {
+			c.PartitionsPerLeaf = htc.DefaultPartitionsPerLeaf
+		}
+		c.Nodes = c.Aggregators + c.Leaves
+	}
 	if s.Cluster != nil && s.Cluster.Nodes == 0 {
 		switch s.Cluster.Topology {
 		case "single":
@@ -291,7 +304,7 @@ func (s *Spec) Nodes() int {
 func (s *Spec) ClusterConfig() htc.Config {
 	c := s.Cluster
 	cfg := htc.Config{Topology: htc.Topology(c.Topology), Nodes: c.Nodes, Memory: int64(c.Memory), CPUs: c.CPUs, LB: c.LB,
-		Settings: maps.Clone(c.Settings)}
+		Aggregators: c.Aggregators, Leaves: c.Leaves, PartitionsPerLeaf: c.PartitionsPerLeaf, Settings: maps.Clone(c.Settings)}
 	for _, n := range slices.Sorted(maps.Keys(c.NodeSettings)) {
 		if cfg.NodeSettings == nil {
 			cfg.NodeSettings = map[int]map[string]string{}

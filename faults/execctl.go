@@ -35,7 +35,7 @@ import (
 //	  ready: ""                    # optional: exits 0 once the node serves
 //	nodes:
 //	  - name: db1
-//	    role: galera               # galera, primary, replica or single
+//	    role: galera               # galera, primary, replica, single, aggregator or leaf
 //	    dsn: app:secret@tcp(127.0.0.1:3306)/app
 //	    vars: {host: db1.internal}
 type ExecTarget struct {
@@ -153,8 +153,8 @@ func ParseExecTarget(file string, b []byte) (*ExecTarget, error) {
 		if ns.Role == "" {
 			ns.Role = "single"
 		}
-		if !slices.Contains([]string{"galera", "primary", "replica", "single"}, ns.Role) {
-			bad(i, "%s: role %q: want galera, primary, replica or single", who, ns.Role)
+		if !slices.Contains([]string{"galera", "primary", "replica", "single", "aggregator", "leaf"}, ns.Role) {
+			bad(i, "%s: role %q: want galera, primary, replica, single, aggregator or leaf", who, ns.Role)
 		}
 		if ns.DSN != "" {
 			if _, err := mysql.ParseDSN(ns.DSN); err != nil {

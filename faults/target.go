@@ -149,8 +149,8 @@ func (cn containerNode) Membership(ctx context.Context) (int, bool, error) {
 	return g.Size, g.ClusterStatus == "Primary", err
 }
 
-// Resolve turns a --node value into nodes: an index ("2"), a name ("n2" or the
-// container name), "random" (seeded), "all-but-one" (every node but the last), or
+// Resolve turns a --node value into nodes: an index ("2"), a name ("n2", "leaf1"
+// or the container name), "random" (seeded), "all-but-one" (every node but the last), or
 // "primary" (primary-replica). Several values may be joined by commas.
 func Resolve(c Cluster, spec string, seed uint64) ([]Node, error) {
 	nodes := c.Nodes()
@@ -207,6 +207,13 @@ func byIndexOrName(nodes []Node, s string) (Node, error) {
 	}
 	for _, n := range nodes {
 		if n.Label() == s {
+			return n, nil
+		}
+	}
+	// A container node by its alias on the cluster network: leaf1 is
+	// CLUSTER-leaf1.
+	for _, n := range nodes {
+		if cn, ok := n.(containerNode); ok && cn.n.Alias == s {
 			return n, nil
 		}
 	}

@@ -325,7 +325,12 @@ func openPool(dsn string, opTimeout time.Duration, tracker *connTracker, conns i
 		return nil, err
 	}
 	db := sql.OpenDB(countingConnector{Connector: connector, t: tracker})
-	db.SetMaxOpenConns(conns)
+	// No cap on open connections: a worker keeps at most one per node, so the
+	// workers bound them, but a node's pool serves other nodes' workers too
+	// when they retry here, and a pool capped at this node's workers made
+	// those retries wait, for good, for a connection this node's own workers
+	// keep.
+	db.SetMaxOpenConns(0)
 	db.SetMaxIdleConns(conns)
 	return db, nil
 }

@@ -314,12 +314,18 @@ func TestSingleNode(t *testing.T) {
 		dead, _ := NewTarget(2, fmt.Sprintf("root:x@tcp(%s)/htapchaos", closedPort(t)), DefaultTimeouts)
 		const backoff = 50 * time.Millisecond
 		res, err := Run(context.Background(), Config{Targets: []Target{targets[0], dead}, Params: Params{Data: data},
-			Workloads: []Spec{{Workload: OLTP(), Mix: map[string]int{"point-read": 1}, Retry: Retry{Retries: 2, Backoff: backoff},
+			// Two workers per node: node 1's keep a connection each, and node 2's
+			// retries need connections to node 1 beside them (a pool capped at the
+			// workers left node 2's queue waiting on it until the run's end).
+			Workloads: []Spec{{Workload: OLTP(), Mix: map[string]int{"point-read": 1}, Retry: Retry{Retries: 2, Backoff: backoff}, Workers: 2,
 				Phases: []Phase{{Duration: 2 * time.Second, Rate: 50}}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range res.Summary.Ops {
+			if o.Node == 2 && o.Latency.Max > 1000 {
+				t.Errorf("n2: max %.0fms: requests retried on node 1 waited for a connection", o.Latency.Max)
+			}
 			if o.ErrorsTotal != 0 || o.Count != 50 {
 				t.Errorf("n%d: %d ok, %d errors %v %v: want every request to succeed, retried on node 1 when sent to the dead node 2", o.Node, o.Count, o.ErrorsTotal, o.Errors, o.Other)
 			}

@@ -164,6 +164,19 @@ type Workload struct {
 	// Heavy workloads move many rows or bytes through the client per operation
 	// (scans, bulk loads): handling one can hold a processor for milliseconds.
 	Heavy bool
+	// Class is what the workload is to the scorers: oltp, analytics or batch; ""
+	// means its name.
+	Class string
+}
+
+// ClassOf is the class of the registered workload kind: what the scorers count
+// it as (a sharded-analytics workload is analytics); an unknown kind is its own.
+func ClassOf(kind string) string {
+	wl, err := NewRegistry().Get(kind)
+	if err != nil || wl.Class == "" {
+		return kind
+	}
+	return wl.Class
 }
 
 // Ledgered says whether the workload has an op that records its inserts in the
