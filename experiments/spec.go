@@ -52,12 +52,15 @@ type ClusterSpec struct {
 	Nodes    int    `yaml:"nodes" json:"nodes"`
 	// Sharded: aggregators over leaves (nodes 1..aggregators are the aggregators),
 	// and how many partitions of each sharded table a leaf holds.
-	Aggregators       int               `yaml:"aggregators" json:"aggregators,omitempty"`
-	Leaves            int               `yaml:"leaves" json:"leaves,omitempty"`
-	PartitionsPerLeaf int               `yaml:"partitions_per_leaf" json:"partitions_per_leaf,omitempty"`
-	Memory            Size              `yaml:"memory" json:"memory"` // per node
-	CPUs              float64           `yaml:"cpus" json:"cpus,omitempty"`
-	Settings          map[string]string `yaml:"settings" json:"settings,omitempty"` // every node
+	Aggregators       int `yaml:"aggregators" json:"aggregators,omitempty"`
+	Leaves            int `yaml:"leaves" json:"leaves,omitempty"`
+	PartitionsPerLeaf int `yaml:"partitions_per_leaf" json:"partitions_per_leaf,omitempty"`
+	// LeafProxy puts a Toxiproxy container between the aggregators and the
+	// leaves: network-latency on a leaf then acts on the aggregator -> leaf path.
+	LeafProxy bool              `yaml:"leaf_proxy" json:"leaf_proxy,omitempty"`
+	Memory    Size              `yaml:"memory" json:"memory"` // per node
+	CPUs      float64           `yaml:"cpus" json:"cpus,omitempty"`
+	Settings  map[string]string `yaml:"settings" json:"settings,omitempty"` // every node
 	// NodeSettings are per node: index -> key -> value.
 	NodeSettings map[int]map[string]string `yaml:"node_settings" json:"node_settings,omitempty"`
 	LB           bool                      `yaml:"lb" json:"lb,omitempty"`

@@ -304,7 +304,7 @@ func (s *Spec) Nodes() int {
 func (s *Spec) ClusterConfig() htc.Config {
 	c := s.Cluster
 	cfg := htc.Config{Topology: htc.Topology(c.Topology), Nodes: c.Nodes, Memory: int64(c.Memory), CPUs: c.CPUs, LB: c.LB,
-		Aggregators: c.Aggregators, Leaves: c.Leaves, PartitionsPerLeaf: c.PartitionsPerLeaf, Settings: maps.Clone(c.Settings)}
+		Aggregators: c.Aggregators, Leaves: c.Leaves, PartitionsPerLeaf: c.PartitionsPerLeaf, LeafProxy: c.LeafProxy, Settings: maps.Clone(c.Settings)}
 	for _, n := range slices.Sorted(maps.Keys(c.NodeSettings)) {
 		if cfg.NodeSettings == nil {
 			cfg.NodeSettings = map[int]map[string]string{}

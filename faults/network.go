@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/go-sql-driver/mysql"
 )
 
 // Measurements of network-latency, network-bandwidth and slow-node.
@@ -27,7 +30,7 @@ func networkKinds() []*Kind {
 	return []*Kind{
 		{
 			Name:        "network-latency",
-			Description: "delay (and optionally reset) client connections to the node through a latency proxy (Toxiproxy) in front of it",
+			Description: "delay (and optionally reset) client connections to the node through a latency proxy (Toxiproxy) in front of it; on a leaf of a sharded cluster with a leaf proxy, the aggregators' connections to it",
 			Class:       ClassSlowdown,
 			ClientPath:  true,
 			Measures:    []string{MeasureRoundTripBefore, MeasureAddedRoundTrip},
@@ -116,6 +119,15 @@ type netLatency struct {
 	px   *Proxies
 	own  bool
 	base map[int]time.Duration
+	// peer are the nodes whose peers reach them through a proxy of their own
+	// (PeerProxied): the delay goes there, on the peers' path, not on the
+	// clients'.
+	peer map[int]peerProxy
+}
+
+type peerProxy struct {
+	px     *toxiclient.Proxy
+	listen string
 }
 
 const (
@@ -128,13 +140,31 @@ func (f *netLatency) Setup(ctx context.Context, env *Env) error {
 	if f.own {
 		f.px = NewProxies()
 	}
-	f.base = map[int]time.Duration{}
+	f.base, f.peer = map[int]time.Duration{}, map[int]peerProxy{}
+	var mu sync.Mutex
 	return each(env, func(n Node) error {
-		addr, err := f.px.Start(n)
-		if err != nil {
-			return err
+		if pp, ok := n.(PeerProxied); ok {
+			if api, name, listen, ok := pp.LeafProxy(); ok {
+				px, err := toxiclient.NewClient(api).Proxy(name)
+				if err != nil {
+					return fmt.Errorf("the leaf proxy's %s: %w", name, err)
+				}
+				mu.Lock()
+				f.peer[n.Index()] = peerProxy{px: px, listen: listen}
+				mu.Unlock()
+				env.Events.Add("network-latency", "proxy", []Node{n}, "its aggregators reach it through the leaf proxy "+name)
+			}
 		}
-		env.Events.Add("network-latency", "proxy", []Node{n}, "clients reach it through "+addr)
+		mu.Lock()
+		_, peer := f.peer[n.Index()]
+		mu.Unlock()
+		if !peer {
+			addr, err := f.px.Start(n)
+			if err != nil {
+				return err
+			}
+			env.Events.Add("network-latency", "proxy", []Node{n}, "clients reach it through "+addr)
+		}
 		base, _, err := f.probe(ctx, n, 9)
 		if err != nil {
 			return fmt.Errorf("through the proxy before any delay: %w", err)
@@ -147,6 +177,20 @@ func (f *netLatency) Setup(ctx context.Context, env *Env) error {
 
 func (f *netLatency) Inject(ctx context.Context, env *Env) error {
 	return each(env, func(n Node) error {
+		if pp, ok := f.peerOf(n); ok {
+			if f.delay > 0 {
+				if _, err := pp.px.AddToxic(toxicDelay, "latency", "downstream", 1, toxiclient.Attributes{
+					"latency": f.delay.Milliseconds(), "jitter": f.jitter.Milliseconds()}); err != nil {
+					return fmt.Errorf("add latency: %w", err)
+				}
+			}
+			if f.reset > 0 {
+				if _, err := pp.px.AddToxic(toxicReset, "reset_peer", "upstream", float32(f.reset)/100, toxiclient.Attributes{"timeout": 0}); err != nil {
+					return fmt.Errorf("add reset: %w", err)
+				}
+			}
+			return nil
+		}
 		px := f.px.proxy(n.Index())
 		if f.delay > 0 {
 			t := fmt.Sprintf(`{"name":%q,"type":"latency","stream":"downstream","attributes":{"latency":%d,"jitter":%d}}`,
@@ -196,6 +240,20 @@ func (f *netLatency) WaitForEffect(ctx context.Context, env *Env) error {
 
 func (f *netLatency) Recover(ctx context.Context, env *Env) error {
 	return each(env, func(n Node) error {
+		if pp, ok := f.peerOf(n); ok {
+			ts, err := pp.px.Toxics()
+			if err != nil {
+				return fmt.Errorf("list the leaf proxy's toxics: %w", err)
+			}
+			for _, t := range ts {
+				if t.Name == toxicDelay || t.Name == toxicReset {
+					if err := pp.px.RemoveToxic(t.Name); err != nil {
+						return fmt.Errorf("remove %s: %w", t.Name, err)
+					}
+				}
+			}
+			return nil
+		}
 		px := f.px.proxy(n.Index())
 		if px == nil {
 			return nil
@@ -231,10 +289,27 @@ func (f *netLatency) Cleanup(context.Context, *Env) error {
 	return nil
 }
 
+// peerOf is the node's proxy on its peers' path, if the fault uses one.
+func (f *netLatency) peerOf(n Node) (peerProxy, bool) {
+	pp, ok := f.peer[n.Index()]
+	return pp, ok
+}
+
 // probe times SELECT 1 through the node's proxy k times on one connection and
 // returns the median, and how many attempts failed.
 func (f *netLatency) probe(ctx context.Context, n Node, k int) (time.Duration, int, error) {
-	dsn, err := f.px.DSN(n.Index(), n.(SQLNode).DSN())
+	var dsn string
+	var err error
+	if pp, ok := f.peerOf(n); ok {
+		// Through the leaf proxy's published listener: the aggregators' path.
+		var cfg *mysql.Config
+		if cfg, err = mysql.ParseDSN(n.(SQLNode).DSN()); err == nil {
+			cfg.Net, cfg.Addr = "tcp", pp.listen
+			dsn = cfg.FormatDSN()
+		}
+	} else {
+		dsn, err = f.px.DSN(n.Index(), n.(SQLNode).DSN())
+	}
 	if err != nil {
 		return 0, 0, err
 	}

@@ -76,6 +76,13 @@ type (
 	Addresser interface {
 		Addr() string
 	}
+	// PeerProxied nodes are reached by their peers through a proxy whose
+	// delays htapchaos controls (a sharded cluster's leaf proxy): api is its
+	// Toxiproxy API, name the node's proxy there, listen where that proxy's
+	// listener is published for probes. ok is false when there is none.
+	PeerProxied interface {
+		LeafProxy() (api, name, listen string, ok bool)
+	}
 	// ClusterHoster gives the host name the node's peers reach it by (its alias on
 	// the cluster network).
 	ClusterHoster interface {
@@ -106,8 +113,11 @@ func (cc containerCluster) Nodes() []Node {
 
 type containerNode struct{ n *htc.Node }
 
-func (cn containerNode) Index() int                           { return cn.n.Index }
-func (cn containerNode) Label() string                        { return cn.n.Name }
+func (cn containerNode) Index() int    { return cn.n.Index }
+func (cn containerNode) Label() string { return cn.n.Name }
+func (cn containerNode) LeafProxy() (api, name, listen string, ok bool) {
+	return cn.n.LeafProxy()
+}
 func (cn containerNode) Role() string                         { return string(cn.n.Role) }
 func (cn containerNode) Kill(ctx context.Context) error       { return cn.n.Kill(ctx) }
 func (cn containerNode) Start(ctx context.Context) error      { return cn.n.Start(ctx) }

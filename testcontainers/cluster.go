@@ -36,6 +36,8 @@ type Cluster struct {
 	// PartitionsPerLeaf is, on the sharded topology, how many partitions of each
 	// sharded table every leaf holds; 0 on the others.
 	PartitionsPerLeaf int
+	// Proxy is the sharded topology's leaf proxy (Config.LeafProxy), or nil.
+	Proxy *LeafProxy
 
 	engine     *Engine
 	password   string
@@ -196,6 +198,12 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 			return c.startNode(ctx, n, args, false)
 		}); err != nil {
 			return c, err
+		}
+		if cfg.LeafProxy {
+			if err := c.startLeafProxy(ctx); err != nil {
+				return c, err
+			}
+			cfg.Progress("cluster %s: leaf proxy up: aggregators reach the leaves through %s", c.Name, proxyAlias)
 		}
 		if err := c.each(c.Aggregators(), func(n *Node) error { return c.addLeafServers(ctx, n) }); err != nil {
 			return c, err
@@ -411,7 +419,8 @@ func (c *Cluster) withRole(r Role) []*Node {
 }
 
 // addLeafServers gives aggregator n a Spider server entry per leaf, named after the
-// leaf's alias (leaf1, ...) and reaching it over the cluster network.
+// leaf's alias (leaf1, ...) and reaching it over the cluster network, through the
+// leaf proxy when there is one.
 func (c *Cluster) addLeafServers(ctx context.Context, n *Node) error {
 	if err := n.waitFor(ctx, n.answers); err != nil {
 		return err
@@ -420,8 +429,9 @@ func (c *Cluster) addLeafServers(ctx context.Context, n *Node) error {
 	if err != nil {
 		return err
 	}
-	for _, l := range c.Leaves() {
-		stmt := fmt.Sprintf("CREATE OR REPLACE SERVER %s FOREIGN DATA WRAPPER mysql OPTIONS (HOST '%s', PORT 3306, USER 'root', PASSWORD '%s', DATABASE '%s')", l.Alias, l.Alias, c.password, DefaultDatabase)
+	for i, l := range c.Leaves() {
+		host, port := c.leafServerAddr(i+1, l.Alias)
+		stmt := fmt.Sprintf("CREATE OR REPLACE SERVER %s FOREIGN DATA WRAPPER mysql OPTIONS (HOST '%s', PORT %d, USER 'root', PASSWORD '%s', DATABASE '%s')", l.Alias, host, port, c.password, DefaultDatabase)
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: server entry for %s: %w", n.Name, l.Alias, err)
 		}

@@ -67,6 +67,10 @@ type Config struct {
 	// 1 and 2); PartitionsPerLeaf is how many partitions of each sharded table a
 	// leaf holds (default 2).
 	Aggregators, Leaves, PartitionsPerLeaf int
+	// LeafProxy puts a Toxiproxy container between the aggregators and the
+	// leaves (sharded only), so that network-latency on a leaf slows the
+	// aggregator -> leaf path.
+	LeafProxy bool
 	// Force allows an even Galera node count (split-brain prone: a 50/50 split loses quorum).
 	Force bool
 	// Image is the node image (default DefaultImage, built by BuildImage). Any MariaDB
@@ -181,6 +185,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, configErr("--topology", "unknown topology %q (known: %s)", c.Topology, joinTopologies()))
+	}
+	if c.LeafProxy && c.Topology != Sharded {
+		errs = append(errs, configErr("--leaf-proxy", "only the sharded topology has leaves"))
 	}
 	if c.Memory < MinMemory {
 		errs = append(errs, configErr("--memory", "%s is under the minimum of 256MiB", FormatBytes(c.Memory)))

@@ -20,6 +20,7 @@ const (
 
 	kindNode       = "node"
 	kindLB         = "lb"
+	kindProxy      = "proxy"
 	kindClusterNet = "cluster-net"
 	kindClientNet  = "client-net"
 )

@@ -189,6 +189,10 @@ func Attach(ctx context.Context, name string) (*Cluster, error) {
 		}
 		idx, _ := strconv.Atoi(l[LabelNode])
 		n := &Node{Index: idx, Name: containerName(ctr), Alias: l[LabelAlias], Role: Role(l[LabelRole]), ID: ctr.ID, c: c}
+		if l[LabelKind] == kindProxy {
+			c.Proxy = &LeafProxy{ID: ctr.ID, Listen: map[string]string{}}
+			continue
+		}
 		if l[LabelKind] == kindLB {
 			c.LB = n
 		} else {
@@ -209,6 +213,11 @@ func Attach(ctx context.Context, name string) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster %q: want 1 cluster network, found %d", name, len(nets.Items))
 	}
 	c.clusterNet = nets.Items[0].ID
+	if c.Proxy != nil {
+		if err := c.readProxyPorts(ctx); err != nil {
+			return nil, err
+		}
+	}
 	for _, n := range append(slices.Clone(c.Nodes), c.LB) {
 		if n == nil {
 			continue

@@ -99,6 +99,7 @@ on its leaf: the skew.`,
 	f.IntVar(&cfg.Aggregators, "aggregators", testcontainers.DefaultAggregators, "sharded: aggregator count (at least 1)")
 	f.IntVar(&cfg.Leaves, "leaves", testcontainers.DefaultLeaves, "sharded: leaf count (at least 2)")
 	f.IntVar(&cfg.PartitionsPerLeaf, "partitions-per-leaf", testcontainers.DefaultPartitionsPerLeaf, "sharded: partitions of each sharded table per leaf")
+	f.BoolVar(&cfg.LeafProxy, "leaf-proxy", false, "sharded: put a Toxiproxy container between the aggregators and the leaves (network-latency on a leaf then slows the aggregator -> leaf path)")
 	f.Int64Var(&data.Users, "users", 5000, "sharded: users seeded")
 	f.Int64Var(&data.Orders, "orders", 50000, "sharded: orders seeded")
 	f.BoolVar(&cfg.Force, "force", false, "allow an even galera node count")

@@ -12,9 +12,13 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
 func main() {
+	// In a sharded cluster's leaf proxy container, this executable is the proxy.
+	testcontainers.ServeProxyIfAsked()
 	// Libraries' own log lines (testcontainers' engine banner, the MySQL driver's
 	// "unexpected EOF" while a node starts) would drown the tool's progress lines.
 	tclog.SetDefault(tclog.NewNoopLogger())
