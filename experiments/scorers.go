@@ -559,9 +559,11 @@ type indicator struct {
 
 // indicators are the leading indicators a chain is looked for in.
 var indicators = []indicator{
-	{"fc_paused_ms", 10, func(s Sample) (float64, bool) { return s.FCPausedMs, s.Up }},
-	{"recv_queue", 5, func(s Sample) (float64, bool) { return float64(s.RecvQueue), s.Up }},
-	{"send_queue", 5, func(s Sample) (float64, bool) { return float64(s.SendQueue), s.Up }},
+	// Galera's: a node that reports no cluster size has none (a sharded
+	// cluster's aggregators and leaves, a replica).
+	{"fc_paused_ms", 10, func(s Sample) (float64, bool) { return s.FCPausedMs, s.Up && s.ClusterSize > 0 }},
+	{"recv_queue", 5, func(s Sample) (float64, bool) { return float64(s.RecvQueue), s.Up && s.ClusterSize > 0 }},
+	{"send_queue", 5, func(s Sample) (float64, bool) { return float64(s.SendQueue), s.Up && s.ClusterSize > 0 }},
 	{"replica_lag_s", 1, func(s Sample) (float64, bool) {
 		if s.ReplicaLagS == nil {
 			return 0, false

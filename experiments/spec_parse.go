@@ -335,6 +335,11 @@ func (s *Spec) PhaseStart(name string) (time.Duration, time.Duration) {
 	return -1, 0
 }
 
+// notOnSharded are the failure modes a sharded cluster cannot show, and why.
+var notOnSharded = map[string]string{
+	ModeFreshness: "each row has one copy, on its leaf (no replica to read stale data from)",
+}
+
 // Validate checks the spec's meaning and reports every problem at once.
 func (s *Spec) Validate() error {
 	var errs []error
@@ -354,6 +359,14 @@ func (s *Spec) Validate() error {
 	}
 	if s.Cluster != nil && s.Target != "" {
 		bad("target", "give a cluster or a target, not both")
+	}
+	if s.Cluster != nil && s.Cluster.Topology == string(htc.Sharded) {
+		// Modes that do not apply to the topology are refused rather than scored.
+		for i, m := range s.Modes {
+			if why, ok := notOnSharded[m]; ok {
+				bad(fmt.Sprintf("modes[%d]", i), "%s does not apply to the sharded topology: %s", m, why)
+			}
+		}
 	}
 	nodes := s.Nodes()
 	if s.Cluster != nil {

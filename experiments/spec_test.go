@@ -104,6 +104,21 @@ budgets: {nonsense: {x: "1"}}
 			`prim: node primary: a ring cluster has no primary`,
 			`unknown failure mode "nonsense"`,
 		}},
+		{"sharded", `name: x
+modes: [failover, freshness]
+cluster: {topology: sharded, aggregators: 1, leaves: 1}
+phases:
+  - {name: a, duration: 10s}
+workloads:
+  - {kind: oltp, rate: 5}
+faults:
+  - {kind: node-kill, phase: a, node: leaf2}
+  - {name: k2, kind: node-kill, phase: a, node: "4"}
+`, nil, []string{
+			`x.yaml:2: freshness does not apply to the sharded topology: each row has one copy`,
+			`x.yaml:3: 1: a sharded cluster needs at least 2 leaves`,
+			`k2: node 4: out of range 1-2`,
+		}},
 		{"bad set", goodSpec, []string{"workloads.nope.rate=5", "novalue", "cluster.colour=blue"}, []string{
 			`--set: workloads.nope.rate=5: no list item named "nope"`, `"novalue": want path=value`,
 		}},

@@ -131,6 +131,12 @@ func (f *schemaChange) Setup(ctx context.Context, env *Env) error {
 		return usageErr("--node", "schema-change runs one ALTER TABLE on one node (with TOI it reaches every Galera node from there): choose one node, not %d", len(env.Targets))
 	}
 	f.node = env.Targets[0]
+	switch f.node.Role() {
+	case "aggregator", "leaf":
+		// Spider passes no ALTER from an aggregator to the leaves, and one on a
+		// leaf leaves the aggregators' definitions behind.
+		return usageErr("--node", "%s is a %s of a sharded cluster: schema-change does not alter a sharded table on every leaf and aggregator yet", f.node.Label(), f.node.Role())
+	}
 	sn, ok := f.node.(SQLNode)
 	if !ok {
 		return fmt.Errorf("%s gives no SQL connection", f.node.Label())
