@@ -506,7 +506,7 @@ func (n *indNode) readContainer(ctx context.Context, c *htc.Node, r *indReading)
 	}
 	r.state = &st
 	if (c.Role == htc.RoleAggregator || c.Role == htc.RoleLeaf) && st.Running && !st.Paused {
-		nc, err := c.ClusterNetCounters(ctx)
+		nc, err := c.ClusterNetCounters(ctx, false)
 		r.clusterNet, r.clusterNetErr = &nc, err
 	}
 	n.mu.Lock()

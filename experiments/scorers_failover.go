@@ -8,6 +8,7 @@ import (
 
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
+	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // failoverClasses are the faults the failover mode scores (and claims): a node
@@ -88,9 +89,9 @@ func scoreFailover(r *Recorded, b Budgets) []Finding {
 		out = append(out, failoverFault(r, b, f, ifMany(len(fs), f.Name))...)
 		switch {
 		case !f.TookEffect():
-		case r.onLeaves(f):
+		case r.onlyOn(f, htc.RoleLeaf):
 			out = append(out, scoreLeafFault(r, b, f, ifMany(len(fs), f.Name))...)
-		case r.onAggregators(f):
+		case r.onlyOn(f, htc.RoleAggregator):
 			out = append(out, scoreAggregatorFault(r, b, f, ifMany(len(fs), f.Name))...)
 		}
 	}

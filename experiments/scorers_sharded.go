@@ -33,18 +33,22 @@ type opSpan struct {
 func (r *Recorded) spanOf(bins []second, w Window) opSpan {
 	var s opSpan
 	lo, hi := r.binRange(len(bins), w)
-	run := 0
+	run, tried := 0, false
 	for i := lo; i <= hi; i++ {
 		b := bins[i]
 		s.attempts += b.count + b.errors
 		s.failed += b.errors
 		s.p99 = max(s.p99, b.p99)
 		if b.count > 0 {
-			run = 0
+			run, tried = 0, false
 			continue
 		}
+		// A second without a success is part of a gap; the gap counts once an
+		// attempt in it failed or was dropped (a stall ends in timeouts), so an
+		// op that was not asked for has none.
 		run++
-		if d := time.Duration(run) * time.Second; d > s.gap {
+		tried = tried || b.errors+b.dropped > 0
+		if d := time.Duration(run) * time.Second; tried && d > s.gap {
 			s.gap, s.gapFrom = d, r.binTime(i-run)
 		}
 	}
@@ -55,6 +59,9 @@ func (r *Recorded) spanOf(bins []second, w Window) opSpan {
 func (r *Recorded) opSpans(w Window) []opSpan {
 	var out []opSpan
 	for _, wl := range r.workloadsOfKind("oltp") {
+		if !r.activeIn(wl, w) {
+			continue
+		}
 		var ops []string
 		for _, l := range r.Seconds {
 			if l.Workload == wl && l.Op != "" && !slices.Contains(ops, l.Op) {
@@ -80,7 +87,6 @@ func (r *Recorded) opSpans(w Window) []opSpan {
 // blast radius (reported). The partitions the leaves held say what share of a
 // single-shard op was bound to fail.
 func scoreLeafFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding {
-	budget, key := gapBudget(b, results.Read)
 	span := r.failoverSpan(f)
 	leaves := strings.Join(f.NodeLabels, ",")
 	var held []string
@@ -98,7 +104,13 @@ func scoreLeafFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding
 		}
 	}
 	var out []Finding
+	budget, _ := gapBudget(b, results.Read)
 	for _, s := range r.opSpans(span) {
+		access := results.Read
+		if slices.Contains(r.opsOf(s.workload, results.Write), s.op) {
+			access = results.Write
+		}
+		budget, key := gapBudget(b, access)
 		fd := Finding{Mode: ModeFailover, Name: named(nameOpGap, s.op, ifMany(len(r.workloadsOfKind("oltp")), s.workload), tag),
 			Unit: UnitSeconds, Budget: budget, Reference: refFailoverGap}
 		fd.judge(s.gap.Seconds(), budget, false, key)
@@ -106,7 +118,7 @@ func scoreLeafFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding
 		fd.Evidence = append(fd.Evidence, evidence(s.workload, s.op, 0, Window{Name: span.Name, Start: s.gapFrom, End: s.gapFrom.Add(s.gap)}, detail))
 		fd.note("blast radius: %s of %s's attempts failed from the loss of %s until %v after it was back (to the second)", pct(ratio(float64(s.failed), float64(s.attempts))), s.op, leaves, failoverSlack)
 		if fd.Verdict == Fail {
-			fd.Reason = fmt.Sprintf("%s had no success for %v while %s was lost: it needs every leaf, so one lost leaf holds it", s.op, s.gap, leaves)
+			fd.Reason = fmt.Sprintf("%s had no success for %v while %s was lost, over the %s budget of %v", s.op, s.gap, leaves, access, time.Duration(budget*float64(time.Second)))
 		}
 		out = append(out, fd)
 	}
@@ -121,13 +133,13 @@ func scoreLeafFault(r *Recorded, b Budgets, f FaultRecord, tag string) []Finding
 	return out
 }
 
-// onLeaves says whether a fault hit leaves only.
-func (r *Recorded) onLeaves(f FaultRecord) bool {
+// onlyOn says whether a fault hit nodes of one role only.
+func (r *Recorded) onlyOn(f FaultRecord, role htc.Role) bool {
 	if len(f.Nodes) == 0 {
 		return false
 	}
 	for _, n := range f.Nodes {
-		if r.Roles[n] != string(htc.RoleLeaf) {
+		if r.Roles[n] != string(role) {
 			return false
 		}
 	}
@@ -172,17 +184,4 @@ func scoreAggregatorFault(r *Recorded, b Budgets, f FaultRecord, tag string) []F
 			Reference: refFailoverGap}.inconclusive("no per-second figures over %s", span.Name)}
 	}
 	return out
-}
-
-// onAggregators says whether a fault hit aggregators only.
-func (r *Recorded) onAggregators(f FaultRecord) bool {
-	if len(f.Nodes) == 0 {
-		return false
-	}
-	for _, n := range f.Nodes {
-		if r.Roles[n] != string(htc.RoleAggregator) {
-			return false
-		}
-	}
-	return true
 }

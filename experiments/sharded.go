@@ -76,7 +76,7 @@ func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded,
 	}
 	s := loadgen.Sharded{PartitionsPerLeaf: htc.DefaultPartitionsPerLeaf}
 	var dbs []*sql.DB
-	close = func() {
+	closeAll := func() {
 		for _, db := range dbs {
 			db.Close()
 		}
@@ -87,7 +87,8 @@ func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded,
 		}
 		db, err := sql.Open("mysql", n.dsn)
 		if err != nil {
-			return nil, close, err
+			closeAll()
+			return nil, func() {}, err
 		}
 		dbs = append(dbs, db)
 		if n.role == string(htc.RoleAggregator) {
@@ -96,7 +97,7 @@ func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded,
 			s.Leaves = append(s.Leaves, loadgen.Leaf{Server: n.alias, DB: db})
 		}
 	}
-	return &s, close, nil
+	return &s, closeAll, nil
 }
 
 // aggregatorIndexes are the indexes of the aggregator nodes (none when the

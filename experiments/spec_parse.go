@@ -335,6 +335,14 @@ func (s *Spec) PhaseStart(name string) (time.Duration, time.Duration) {
 	return -1, 0
 }
 
+// clusterKeys are the spec keys of the cluster settings htc.Config.Validate names
+// by their flags.
+var clusterKeys = map[string]string{
+	"--topology": "cluster.topology", "--nodes": "cluster.nodes", "--memory": "cluster.memory", "--cpus": "cluster.cpus",
+	"--set": "cluster.settings", "--aggregators": "cluster.aggregators", "--leaves": "cluster.leaves",
+	"--partitions-per-leaf": "cluster.partitions_per_leaf", "--leaf-proxy": "cluster.leaf_proxy",
+}
+
 // notOnSharded are the failure modes a sharded cluster cannot show, and why.
 var notOnSharded = map[string]string{
 	ModeFreshness: "each row has one copy, on its leaf (no replica to read stale data from)",
@@ -374,7 +382,11 @@ func (s *Spec) Validate() error {
 			var ue *usage.Error
 			for _, e := range unjoin(err) {
 				if errors.As(e, &ue) {
-					bad("cluster", "%s", ue.Msg)
+					key := clusterKeys[ue.Field]
+					if key == "" {
+						key = "cluster"
+					}
+					bad(key, "%s: %s", key, ue.Msg)
 				} else {
 					bad("cluster", "%v", e)
 				}
@@ -383,6 +395,16 @@ func (s *Spec) Validate() error {
 	}
 	if s.Data.Users < 1 || s.Data.Orders < 1 {
 		bad("data", "users and orders must be positive")
+	}
+	if s.Data.Merchants < 0 {
+		bad("data.merchants", "data.merchants: %d: must not be negative", s.Data.Merchants)
+	}
+	if c := s.Cluster; c != nil && c.Topology != string(htc.Sharded) {
+		for key, v := range map[string]bool{"aggregators": c.Aggregators != 0, "leaves": c.Leaves != 0, "partitions_per_leaf": c.PartitionsPerLeaf != 0, "leaf_proxy": c.LeafProxy} {
+			if v {
+				bad("cluster."+key, "cluster.%s: only the sharded topology takes it (topology %s)", key, c.Topology)
+			}
+		}
 	}
 
 	// Timeline.

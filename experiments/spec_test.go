@@ -116,8 +116,21 @@ faults:
   - {name: k2, kind: node-kill, phase: a, node: "4"}
 `, nil, []string{
 			`x.yaml:2: freshness does not apply to the sharded topology: each row has one copy`,
-			`x.yaml:3: 1: a sharded cluster needs at least 2 leaves`,
+			`x.yaml:3: cluster.leaves: 1: a sharded cluster needs at least 2 leaves`,
 			`k2: node 4: out of range 1-2`,
+		}},
+		{"sharded keys on galera", `name: x
+modes: [failover]
+cluster: {topology: galera, leaves: 3, leaf_proxy: true}
+data: {merchants: -1}
+phases:
+  - {name: a, duration: 10s}
+workloads:
+  - {kind: oltp, rate: 5}
+`, nil, []string{
+			`x.yaml:3: cluster.leaves: only the sharded topology takes it (topology galera)`,
+			`cluster.leaf_proxy: only the sharded topology takes it`,
+			`x.yaml:4: data.merchants: -1: must not be negative`,
 		}},
 		{"bad set", goodSpec, []string{"workloads.nope.rate=5", "novalue", "cluster.colour=blue"}, []string{
 			`--set: workloads.nope.rate=5: no list item named "nope"`, `"novalue": want path=value`,

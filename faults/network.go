@@ -141,7 +141,7 @@ func (f *netLatency) Setup(ctx context.Context, env *Env) error {
 		f.px = NewProxies()
 	}
 	f.base, f.peer = map[int]time.Duration{}, map[int]peerProxy{}
-	var mu sync.Mutex
+	// each runs the targets one after the other: f.peer needs no lock.
 	return each(env, func(n Node) error {
 		if pp, ok := n.(PeerProxied); ok {
 			if api, name, listen, ok := pp.LeafProxy(); ok {
@@ -149,15 +149,16 @@ func (f *netLatency) Setup(ctx context.Context, env *Env) error {
 				if err != nil {
 					return fmt.Errorf("the leaf proxy's %s: %w", name, err)
 				}
-				mu.Lock()
 				f.peer[n.Index()] = peerProxy{px: px, listen: listen}
-				mu.Unlock()
 				env.Events.Add("network-latency", "proxy", []Node{n}, "its aggregators reach it through the leaf proxy "+name)
 			}
 		}
-		mu.Lock()
 		_, peer := f.peer[n.Index()]
-		mu.Unlock()
+		if !peer && n.Role() == "leaf" {
+			// No client talks to a leaf: a delay on its client path would take
+			// effect where no load goes.
+			return usageErr("--node", "%s is a leaf: its aggregators reach it directly; start the cluster with --leaf-proxy (spec: cluster.leaf_proxy) to delay that path", n.Label())
+		}
 		if !peer {
 			addr, err := f.px.Start(n)
 			if err != nil {

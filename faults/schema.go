@@ -98,6 +98,13 @@ type schemaChange struct {
 	start, end time.Time
 	alterErr   error
 	killed     string // why Recover or Cleanup killed the ALTER
+
+	// A sharded cluster's change (schema_sharded.go): the target aggregator's
+	// fault runs parts, one ALTER each, and current is the one running. part
+	// marks a part; spider a part on an aggregator's Spider table.
+	parts        []schemaPart
+	current      int
+	part, spider bool
 }
 
 func newSchemaChange(p Params) *schemaChange {
@@ -131,11 +138,14 @@ func (f *schemaChange) Setup(ctx context.Context, env *Env) error {
 		return usageErr("--node", "schema-change runs one ALTER TABLE on one node (with TOI it reaches every Galera node from there): choose one node, not %d", len(env.Targets))
 	}
 	f.node = env.Targets[0]
-	switch f.node.Role() {
-	case "aggregator", "leaf":
-		// Spider passes no ALTER from an aggregator to the leaves, and one on a
-		// leaf leaves the aggregators' definitions behind.
-		return usageErr("--node", "%s is a %s of a sharded cluster: schema-change does not alter a sharded table on every leaf and aggregator yet", f.node.Label(), f.node.Role())
+	switch {
+	case f.part:
+	case f.node.Role() == "aggregator":
+		return f.setupSharded(ctx, env)
+	case f.node.Role() == "leaf":
+		// One leaf altered alone leaves its partitions unlike the others' and
+		// the aggregators' definitions behind.
+		return usageErr("--node", "%s is a leaf of a sharded cluster: target an aggregator, and schema-change alters every leaf, then every aggregator", f.node.Label())
 	}
 	sn, ok := f.node.(SQLNode)
 	if !ok {
@@ -207,6 +217,18 @@ func schemaWsrepOn(ctx context.Context, db *sql.DB) (bool, error) {
 func (f *schemaChange) statements(ctx context.Context, version string) error {
 	t := schemaQuote(f.table)
 	col := schemaQuote(schemaColumn)
+	if f.spider && f.variant != variantAddIndex {
+		// A Spider table holds no rows: its ALTER changes the definition only,
+		// and forcing a copy would copy the leaves' rows through it.
+		f.alterSQL = "ALTER TABLE " + t + " ADD COLUMN " + col + " INT NULL"
+		if f.variant == variantAddNotNull {
+			f.alterSQL = "ALTER TABLE " + t + " ADD COLUMN " + col + " INT NOT NULL DEFAULT 0"
+		}
+		f.algorithm = "definition only (Spider)"
+		f.dropSQL = "ALTER TABLE " + t + " DROP COLUMN " + col
+		f.what = "column " + schemaColumn
+		return nil
+	}
 	switch f.variant {
 	case variantAddNullable:
 		f.alterSQL = "ALTER TABLE " + t + " ADD COLUMN " + col + " INT NULL"
@@ -293,6 +315,9 @@ func schemaQuote(s string) string { return "`" + strings.ReplaceAll(s, "`", "``"
 
 // present says whether what the ALTER adds is on the node.
 func (f *schemaChange) present(ctx context.Context) (bool, error) {
+	if len(f.parts) > 0 {
+		return f.presentSharded(ctx)
+	}
 	q := "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?"
 	name := schemaColumn
 	if f.variant == variantAddIndex {
@@ -327,6 +352,9 @@ func (f *schemaChange) session(ctx context.Context, c *sql.Conn, lockWait bool) 
 // connection has no read timeout: an ALTER runs as long as it runs, and Recover
 // bounds it (KILL QUERY).
 func (f *schemaChange) Inject(ctx context.Context, env *Env) error {
+	if len(f.parts) > 0 {
+		return f.injectSharded(ctx)
+	}
 	f.runDone = ctx.Done()
 	cfg, err := mysql.ParseDSN(f.dsn)
 	if err != nil {
@@ -384,6 +412,10 @@ func (f *schemaChange) finished() (bool, error) {
 // executing or waiting for its metadata lock) or has finished: an instant ALTER
 // may be done before it is seen. An ALTER that failed did not take effect.
 func (f *schemaChange) WaitForEffect(ctx context.Context, env *Env) error {
+	if len(f.parts) > 0 {
+		// The first leaf's ALTER runs (injectSharded returned once it started).
+		return f.parts[0].f.WaitForEffect(ctx, f.parts[0].env)
+	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -436,6 +468,9 @@ func (f *schemaChange) Recover(ctx context.Context, env *Env) error {
 // kill ends the ALTER with KILL QUERY from another connection and waits (30 s at
 // most) for it to return; past that, the client gives up on its connection.
 func (f *schemaChange) kill(why string) error {
+	if len(f.parts) > 0 {
+		return f.killSharded(why)
+	}
 	if done, _ := f.finished(); done {
 		return nil
 	}
@@ -460,6 +495,9 @@ func (f *schemaChange) kill(why string) error {
 
 // drop removes what the ALTER added, if it is there, with the ALTER's method.
 func (f *schemaChange) drop(ctx context.Context) error {
+	if len(f.parts) > 0 {
+		return f.dropSharded(ctx)
+	}
 	present, err := f.present(ctx)
 	if err != nil || !present {
 		return err
@@ -486,6 +524,9 @@ func (f *schemaChange) WaitForRecovery(ctx context.Context, env *Env) error {
 			done, _ := f.finished()
 			if !done {
 				return false, nil
+			}
+			if len(f.parts) > 0 {
+				return true, nil // each part returned (f.done closes after the last)
 			}
 			running, err := f.running(ctx)
 			return err == nil && !running, err
@@ -526,6 +567,9 @@ func (f *schemaChange) Cleanup(ctx context.Context, env *Env) error {
 	if f.ctl != nil {
 		f.ctl.Close()
 	}
+	for _, p := range f.parts {
+		errs = append(errs, p.f.Cleanup(ctx, p.env))
+	}
 	return errors.Join(errs...)
 }
 
@@ -550,6 +594,9 @@ func (f *schemaChange) Measurements() []Measurement {
 	}
 	if f.alterErr != nil {
 		note += ", error: " + f.alterErr.Error()
+	}
+	if len(f.parts) > 0 {
+		note += "; every leaf, then every aggregator: " + f.partsNote()
 	}
 	out = append(out, Measurement{Name: MeasureAlterStart, Node: label, Value: schemaUnixSeconds(f.start), Unit: "unix-s", Note: f.start.UTC().Format(time.RFC3339Nano)})
 	if !f.end.IsZero() {

@@ -2,8 +2,10 @@ package faults
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,10 +13,8 @@ import (
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
-// network-latency on a leaf of a sharded cluster with a leaf proxy slows the
-// aggregator's queries that need that leaf by the delay, and no other: measured
-// by the test on a single-shard query to each leaf, through the aggregator.
-func TestNetworkLatencyOnALeafPath(t *testing.T) {
+// Faults on one sharded cluster (1 aggregator over 2 leaves, a leaf proxy).
+func TestShardedFaults(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Sharded, Aggregators: 1, Leaves: 2, PartitionsPerLeaf: 1, LeafProxy: true,
 		Memory: 512 << 20, Labels: testLabels})
 	if hc.Proxy == nil || len(hc.Proxy.Listen) != 2 {
@@ -57,6 +57,11 @@ func TestNetworkLatencyOnALeafPath(t *testing.T) {
 		}
 		return median(ds)
 	}
+	t.Run("schema-change", func(t *testing.T) { shardedSchemaChange(t, hc, s, users) })
+	// network-latency on a leaf of a sharded cluster with a leaf proxy slows the
+	// aggregator's queries that need that leaf by the delay, and no other:
+	// measured by the test on a single-shard query to each leaf, through the
+	// aggregator.
 	before := []time.Duration{timed(users[0]), timed(users[1])}
 	const delay = 300 * time.Millisecond
 	r, done := startWith(t, ctx, Containers(hc), "network-latency", "leaf1", 6*time.Second, map[string]string{"delay": delay.String()})
@@ -81,4 +86,89 @@ func TestNetworkLatencyOnALeafPath(t *testing.T) {
 func median(ds []time.Duration) time.Duration {
 	s := slices.Sorted(slices.Values(ds))
 	return s[len(s)/2]
+}
+
+// hasColumn says whether a table on a node has schema-change's column.
+func hasColumn(t *testing.T, db *sql.DB, table string) bool {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", table, schemaColumn).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// schema-change targeted at the aggregator alters every leaf's partition tables,
+// then the aggregator's definition, and a read of every column through the
+// aggregator works throughout; on recovery the column is gone everywhere.
+func shardedSchemaChange(t *testing.T, hc *htc.Cluster, s loadgen.Sharded, users []int64) {
+	ctx := context.Background()
+	c := Containers(hc)
+	// A leaf alone is refused.
+	k, _ := NewRegistry().Get("schema-change")
+	leaf, _ := Resolve(c, "leaf1", 1)
+	p, _ := k.Parse(nil)
+	if err := k.New(p).Setup(ctx, &Env{Targets: leaf, Cluster: c, Events: NewEvents(nil), Params: p}); err == nil || !strings.Contains(err.Error(), "target an aggregator") {
+		t.Errorf("schema-change on a leaf: %v", err)
+	}
+	agg := s.Aggregators[0]
+	readAll := func() error {
+		rows, err := agg.QueryContext(ctx, "SELECT * FROM orders WHERE user_id IN (?, ?)", users[0], users[1])
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+		}
+		return rows.Err()
+	}
+	r, done := startWith(t, ctx, c, "schema-change", "agg1", 4*time.Second, map[string]string{"variant": "add-not-null-default"})
+	eventually(t, "the aggregator has the column", 30*time.Second, func() bool { return hasColumn(t, agg, "orders") })
+	for i, l := range s.Leaves {
+		if !hasColumn(t, l.DB, fmt.Sprintf("orders_p%d", i+1)) {
+			t.Errorf("%s: orders_p%d lacks the column while the aggregator has it", l.Server, i+1)
+		}
+	}
+	if err := readAll(); err != nil {
+		t.Errorf("every column through the aggregator, after the change: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if hasColumn(t, agg, "orders") {
+		t.Error("the aggregator still has the column after the recovery")
+	}
+	for i, l := range s.Leaves {
+		if hasColumn(t, l.DB, fmt.Sprintf("orders_p%d", i+1)) {
+			t.Errorf("%s: orders_p%d still has the column after the recovery", l.Server, i+1)
+		}
+	}
+	if err := readAll(); err != nil {
+		t.Errorf("every column through the aggregator, after the recovery: %v", err)
+	}
+	var dur Measurement
+	for _, m := range r.Measurements() {
+		if m.Name == MeasureAlterDuration {
+			dur = m
+		}
+	}
+	t.Logf("alter duration %.3f s: %s", dur.Value, dur.Note)
+	if dur.Value <= 0 || !strings.Contains(dur.Note, "every leaf, then every aggregator") || strings.Count(dur.Note, "orders") < 3 {
+		t.Errorf("alter duration %+v: want the whole, with each of the 3 ALTERs in the note", dur)
+	}
+
+	// add-index: the same order, and nothing left.
+	_, done = startWith(t, ctx, c, "schema-change", "agg1", time.Second, map[string]string{"variant": "add-index"})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range append([]*sql.DB{agg}, s.Leaves[0].DB, s.Leaves[1].DB) {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?", schemaIndex).Scan(&n); err != nil || n != 0 {
+			t.Errorf("index left after add-index: %d (%v)", n, err)
+		}
+	}
+	if err := readAll(); err != nil {
+		t.Errorf("every column through the aggregator, after add-index: %v", err)
+	}
 }

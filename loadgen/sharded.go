@@ -359,7 +359,24 @@ func shardPointRead(ctx context.Context, q Querier, w *Worker) error {
 		status, ctime string
 	)
 	order := w.RandomOrder()
-	return queryRow(ctx, q, []any{&id, &user, &amount, &status, &ctime},
-		"SELECT order_id, user_id, amount, status, created_at FROM orders WHERE user_id = ? AND order_id = ?",
+	rows, err := q.QueryContext(ctx, "SELECT order_id, user_id, amount, status, created_at FROM orders WHERE user_id = ? AND order_id = ?",
 		ShardedOrderUser(order, w.Params.Data.Users), order)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return errNotOwner
+	}
+	if err := rows.Scan(&id, &user, &amount, &status, &ctime); err != nil {
+		return err
+	}
+	return rows.Close()
 }
+
+// errNotOwner: a seeded order was not found under the user the sharded seeding
+// gives it, so the read measured nothing.
+var errNotOwner = errors.New("shard-point-read: the order is not under its seeded owner: the sharded schema was seeded with another user count than this run's (seed it with the same --users)")

@@ -196,7 +196,7 @@ func TestShardedAnalyticsShapes(t *testing.T) {
 	leaf1 := c.Leaves()[0]
 	clusterNet := func() NetCounters {
 		t.Helper()
-		n, err := leaf1.ClusterNetCounters(ctx)
+		n, err := leaf1.ClusterNetCounters(ctx, false)
 		if err != nil {
 			t.Fatal(err)
 		}

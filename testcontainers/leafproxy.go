@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -75,6 +76,9 @@ func leafPort(i int) string { return strconv.Itoa(proxyLeafBase + i) }
 
 // startLeafProxy starts the leaf proxy container and a proxy per leaf in it.
 func (c *Cluster) startLeafProxy(ctx context.Context) error {
+	if runtime.GOOS != "linux" {
+		return &ConfigError{Field: "--leaf-proxy", Msg: fmt.Sprintf("the leaf proxy runs this executable inside a Linux container: build htapchaos for linux/%s to use it (this one is %s)", runtime.GOARCH, runtime.GOOS)}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("leaf proxy: find htapchaos's executable: %w", err)

@@ -146,6 +146,9 @@ func List(ctx context.Context, e *Engine) ([]Summary, error) {
 			s.LB = true
 			continue
 		}
+		if ctr.Labels[LabelKind] == kindProxy {
+			continue // a sharded cluster's leaf proxy: not a database node
+		}
 		s.Nodes++
 		if ctr.State == container.StateRunning {
 			s.Running++
@@ -214,9 +217,9 @@ func Attach(ctx context.Context, name string) (*Cluster, error) {
 	}
 	c.clusterNet = nets.Items[0].ID
 	if c.Proxy != nil {
-		if err := c.readProxyPorts(ctx); err != nil {
-			return nil, err
-		}
+		// A stopped proxy has no published ports: the cluster is still usable,
+		// only network-latency on a leaf is not (LeafProxy then says no).
+		_ = c.readProxyPorts(ctx)
 	}
 	for _, n := range append(slices.Clone(c.Nodes), c.LB) {
 		if n == nil {

@@ -27,8 +27,10 @@ type NetCounters struct {
 // without the clients' traffic, which rides on the node's own client network. The
 // engine's statistics sum every interface; this finds the interface whose
 // connected route holds the node's address on the cluster network, in the node's
-// network namespace (from the host's /proc when the engine is local, else by exec).
-func (n *Node) ClusterNetCounters(ctx context.Context) (NetCounters, error) {
+// network namespace: from the host's /proc when the engine is local, else, when
+// exec is set, by a command in the container. The sampler never execs (an exec
+// racing a pause can wedge the engine): where /proc cannot be read it gets an error.
+func (n *Node) ClusterNetCounters(ctx context.Context, exec bool) (NetCounters, error) {
 	res, err := n.c.engine.Client.ContainerInspect(ctx, n.ID, client.ContainerInspectOptions{})
 	if err != nil {
 		return NetCounters{}, fmt.Errorf("inspect %s: %w", n.Name, err)
@@ -53,8 +55,13 @@ func (n *Node) ClusterNetCounters(ctx context.Context) (NetCounters, error) {
 		r, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/net/route", pid))
 		d, derr := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
 		if rerr == nil && derr == nil {
-			route, dev = string(r), string(d)
+			if _, err := routeInterface(string(r), addr); err == nil {
+				route, dev = string(r), string(d)
+			} // else: a process of another PID namespace, not the node's
 		}
+	}
+	if route == "" && !exec {
+		return NetCounters{}, fmt.Errorf("%s: its network namespace cannot be read from this host's /proc (the engine is not local?)", n.Name)
 	}
 	if route == "" {
 		r, err := n.Exec(ctx, "cat", "/proc/net/route", "/proc/net/dev")

@@ -71,16 +71,19 @@ on its leaf: the skew.`,
 				return err
 			}
 			if cfg.Topology != testcontainers.Sharded {
-				for _, name := range []string{"aggregators", "leaves", "partitions-per-leaf", "users", "orders"} {
+				for _, name := range []string{"aggregators", "leaves", "partitions-per-leaf", "leaf-proxy", "users", "orders"} {
 					if cmd.Flags().Changed(name) {
 						return usagef("--%s: only the sharded topology takes it (--topology sharded)", name)
 					}
 				}
 			}
 			// 0 means "the default" in a Config: an explicit 0 here is a mistake.
-			for name, v := range map[string]int{"aggregators": cfg.Aggregators, "leaves": cfg.Leaves, "partitions-per-leaf": cfg.PartitionsPerLeaf} {
-				if cmd.Flags().Changed(name) && v < 1 {
-					errs = append(errs, usagef("--%s: %d: want at least 1", name, v))
+			for _, fl := range []struct {
+				name string
+				v    int
+			}{{"aggregators", cfg.Aggregators}, {"leaves", cfg.Leaves}, {"partitions-per-leaf", cfg.PartitionsPerLeaf}} {
+				if cmd.Flags().Changed(fl.name) && fl.v < 1 {
+					errs = append(errs, usagef("--%s: %d: want at least 1", fl.name, fl.v))
 				}
 			}
 			if err := errors.Join(errs...); err != nil {
@@ -321,7 +324,7 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 						errs = append(errs, err)
 					}
 					if sharded {
-						nc, err := n.ClusterNetCounters(qctx)
+						nc, err := n.ClusterNetCounters(qctx, true)
 						if err == nil {
 							r.ClusterNet = &nc
 						}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -159,11 +160,24 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 
 	// Targets: the nodes of a cluster, or DSNs.
 	var targets []loadgen.Target
+	var sharded *testcontainers.Cluster
 	if !wl.NoDB {
 		if f.cluster != "" {
 			c, err := attach(ctx, f.cluster)
 			if err != nil {
 				return err
+			}
+			if c.Topology == testcontainers.Sharded {
+				sharded = c
+				if !routeSet {
+					// Clients talk to aggregators; a leaf holds only its partitions.
+					var aggs []string
+					for _, n := range c.Aggregators() {
+						aggs = append(aggs, strconv.Itoa(n.Index))
+					}
+					f.route = "nodes=" + strings.Join(aggs, ",")
+					a.progress("load: %s is sharded: sending everything to the aggregators (nodes %s)", c.Name, strings.Join(aggs, ","))
+				}
 			}
 			if c.Topology == testcontainers.PrimaryReplica && !routeSet {
 				// Writes on an asynchronous replica would fork its data from the primary's.
@@ -216,7 +230,12 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		if err := loadgen.CheckReachable(ctx, targets); err != nil {
 			return err
 		}
-		if f.setup {
+		switch {
+		case f.setup && sharded != nil:
+			if _, err := seedSharded(ctx, sharded, f.data, a.progress); err != nil {
+				return err
+			}
+		case f.setup:
 			if err := a.setupData(ctx, targets, dialect, f.data); err != nil {
 				return err
 			}
