@@ -58,6 +58,22 @@ func TestShardedFaults(t *testing.T) {
 		return median(ds)
 	}
 	t.Run("schema-change", func(t *testing.T) { shardedSchemaChange(t, hc, s, users) })
+	// The container faults work on a leaf as on any node: each takes effect and
+	// recovers, and the leaf serves its partition through the aggregator after.
+	for _, kind := range []string{"node-stop", "node-restart", "partition", "network-bandwidth", "slow-node", "cpu-hog", "memory-fill"} {
+		t.Run(kind, func(t *testing.T) {
+			start := time.Now()
+			_, done := startWith(t, ctx, Containers(hc), kind, "leaf2", time.Second, nil)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := agg.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE user_id = ?", users[1]).Scan(&n); err != nil {
+				t.Errorf("leaf2's partition through the aggregator after %s: %v", kind, err)
+			}
+			t.Logf("%s on leaf2: %v", kind, time.Since(start).Round(time.Millisecond))
+		})
+	}
 	// network-latency on a leaf of a sharded cluster with a leaf proxy slows the
 	// aggregator's queries that need that leaf by the delay, and no other:
 	// measured by the test on a single-shard query to each leaf, through the
