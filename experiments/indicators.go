@@ -277,7 +277,8 @@ const galeraStatusQuery = `SHOW GLOBAL STATUS WHERE Variable_name IN (
 'wsrep_provider_name', 'wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_ready',
 'wsrep_local_state_comment', 'wsrep_flow_control_paused_ns', 'wsrep_flow_control_sent',
 'wsrep_local_recv_queue', 'wsrep_local_send_queue', 'wsrep_last_committed',
-'Threads_running', 'Threads_connected', 'Memory_used', 'Bytes_sent', 'Com_select')`
+'Threads_running', 'Threads_connected', 'Memory_used', 'Bytes_sent', 'Com_select',
+'Spider_direct_aggregate')`
 
 // indNode is the sampler's state for one node.
 type indNode struct {
@@ -302,6 +303,8 @@ type indNode struct {
 	haveFC            bool
 	bytesSent, comSel int64
 	haveSrv           bool
+	spiderAgg         int64
+	haveSpider        bool
 	clusterNet        htc.NetCounters
 	haveClusterNet    bool
 	net               map[string][2]int64
@@ -596,6 +599,14 @@ func (n *indNode) commitStatus(smp *Sample, st map[string]string) {
 			smp.BytesSent, smp.ComSelect = counterDelta(n.bytesSent, sent), counterDelta(n.comSel, sel)
 		}
 		n.bytesSent, n.comSel, n.haveSrv = sent, sel, true
+	}
+	if _, ok := st["spider_direct_aggregate"]; ok {
+		// An aggregator's Spider: aggregates it had the leaves compute.
+		v := num("spider_direct_aggregate")
+		if n.haveSpider {
+			smp.SpiderDirectAggregate = counterDelta(n.spiderAgg, v)
+		}
+		n.spiderAgg, n.haveSpider = v, true
 	}
 	if st["wsrep_provider_name"] == "" {
 		if !n.galera {

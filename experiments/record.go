@@ -91,6 +91,9 @@ type Sample struct {
 	// the SELECTs it ran for them, the data movement of a sharded query.
 	BytesSent int64 `json:"bytes_sent,omitempty"`
 	ComSelect int64 `json:"com_select,omitempty"`
+	// SpiderDirectAggregate is the delta of an aggregator's
+	// Spider_direct_aggregate: aggregates pushed down to the leaves.
+	SpiderDirectAggregate int64 `json:"spider_direct_aggregate,omitempty"`
 	// MemoryLimitBytes is the container's memory limit as the engine reports it
 	// (MemoryPct is of it).
 	MemoryLimitBytes int64 `json:"memory_limit_bytes,omitempty"`
