@@ -431,7 +431,13 @@ func (n *indNode) readSQL(ctx context.Context, hb *Heartbeat, r *indReading) {
 }
 
 func indStatus(ctx context.Context, db *sql.DB) (map[string]string, error) {
-	rows, err := db.QueryContext(ctx, galeraStatusQuery)
+	return showMap(ctx, db, galeraStatusQuery)
+}
+
+// showMap reads a SHOW STATUS or SHOW VARIABLES statement's (name, value) rows,
+// the names lower-cased.
+func showMap(ctx context.Context, db *sql.DB, query string) (map[string]string, error) {
+	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}

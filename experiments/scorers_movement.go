@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -33,7 +34,8 @@ func (r *Recorded) nodesWithRole(role htc.Role) []int {
 type movementClass struct {
 	op       string
 	workload string
-	w        Window // the class's phase, and the quiet phase after it when there is one
+	phase    string // the class's phase
+	w        Window // that phase, and the quiet phase after it when there is one
 	queries  int64
 	errors   int64
 	returned int64
@@ -87,7 +89,7 @@ func (r *Recorded) movementClasses(leaves []int) (out []movementClass, mixed []s
 			}
 			c := byOp[st.Op]
 			if c == nil {
-				c = &movementClass{op: st.Op, workload: st.Workload, w: w}
+				c = &movementClass{op: st.Op, workload: st.Workload, phase: p.Name, w: w}
 				byOp[st.Op] = c
 			}
 			c.queries += st.Count
@@ -219,13 +221,7 @@ func scoreShardedMovement(r *Recorded, b Budgets, leaves []int) []Finding {
 		out = append(out, fd)
 	}
 	// Batched key access against the same join unbatched.
-	for _, op := range slices.Sorted(func(yield func(string) bool) {
-		for k := range perQuery {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, op := range slices.Sorted(maps.Keys(perQuery)) {
 		unb, ok := strings.CutSuffix(op, "-bka")
 		if !ok {
 			continue
@@ -246,7 +242,7 @@ func scoreShardedMovement(r *Recorded, b Budgets, leaves []int) []Finding {
 		}
 		for _, w := range r.workloadsOfKind("oltp") {
 			bs, ok1 := r.stat(PhaseBaseline, w, "", 0)
-			js, ok2 := r.statOfWindow(c.w, w)
+			js, ok2 := r.stat(c.phase, w, "", 0)
 			if !ok1 || !ok2 || ms(bs.Latency.P99) <= 0 {
 				continue
 			}
@@ -260,17 +256,6 @@ func scoreShardedMovement(r *Recorded, b Budgets, leaves []int) []Finding {
 		out[0].Notes = append(out[0].Notes, mixed...)
 	}
 	return out
-}
-
-// statOfWindow is a workload's merged figures in the phase a class window
-// starts with.
-func (r *Recorded) statOfWindow(w Window, workload string) (PhaseStats, bool) {
-	for _, p := range r.Phases {
-		if p.Start.Equal(w.Start) {
-			return r.stat(p.Name, workload, "", 0)
-		}
-	}
-	return PhaseStats{}, false
 }
 
 // ms turns a figure in milliseconds into a duration.

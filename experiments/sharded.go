@@ -44,20 +44,7 @@ func ShardedLayout(c *htc.Cluster) (loadgen.Sharded, error) {
 // SpiderSettings are the Spider timeouts an aggregator runs with: how long a
 // query waits for a leaf that does not answer (recorded in run.json).
 func SpiderSettings(ctx context.Context, db *sql.DB) (map[string]string, error) {
-	rows, err := db.QueryContext(ctx, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('spider_connect_timeout', 'spider_net_read_timeout', 'spider_net_write_timeout')")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, err
-		}
-		out[strings.ToLower(k)] = v
-	}
-	return out, rows.Err()
+	return showMap(ctx, db, "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('spider_connect_timeout', 'spider_net_read_timeout', 'spider_net_write_timeout')")
 }
 
 // shardedLayoutOf is the sharded schema's layout on the run's nodes, nil when no
@@ -67,7 +54,7 @@ func SpiderSettings(ctx context.Context, db *sql.DB) (map[string]string, error) 
 // partitions per leaf. close releases the pools opened for a target.
 func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded, close func(), err error) {
 	close = func() {}
-	if len(aggregatorIndexes(nodes)) == 0 {
+	if len(aggregators(nodes)) == 0 {
 		return nil, close, nil
 	}
 	if hc != nil {
@@ -100,14 +87,22 @@ func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded,
 	return &s, closeAll, nil
 }
 
-// aggregatorIndexes are the indexes of the aggregator nodes (none when the
-// cluster is not sharded).
-func aggregatorIndexes(nodes []nodeRef) []int {
-	var out []int
+// aggregators are the aggregator nodes (none when the cluster is not sharded).
+func aggregators(nodes []nodeRef) []nodeRef {
+	var out []nodeRef
 	for _, n := range nodes {
 		if n.role == string(htc.RoleAggregator) {
-			out = append(out, n.index)
+			out = append(out, n)
 		}
+	}
+	return out
+}
+
+// aggregatorIndexes are the aggregators' indexes.
+func aggregatorIndexes(nodes []nodeRef) []int {
+	var out []int
+	for _, n := range aggregators(nodes) {
+		out = append(out, n.index)
 	}
 	return out
 }
@@ -116,16 +111,10 @@ func aggregatorIndexes(nodes []nodeRef) []int {
 // sharded cluster the aggregators (a leaf holds only its partitions; reading
 // through every aggregator checks each sees every leaf).
 func auditedNodes(nodes []nodeRef) []nodeRef {
-	if len(aggregatorIndexes(nodes)) == 0 {
-		return nodes
+	if aggs := aggregators(nodes); len(aggs) > 0 {
+		return aggs
 	}
-	var out []nodeRef
-	for _, n := range nodes {
-		if n.role == string(htc.RoleAggregator) {
-			out = append(out, n)
-		}
-	}
-	return out
+	return nodes
 }
 
 // skewText prints each table's skew (largest partition over the mean).

@@ -49,14 +49,15 @@ func leafTotals(t *testing.T, ctx context.Context, c *htc.Cluster) (bytes, selec
 }
 
 // measureAlone runs one query on the first aggregator while nothing else runs
-// and returns what the leaves sent for it, as the leaves count it.
-func measureAlone(t *testing.T, ctx context.Context, c *htc.Cluster, query string) int64 {
+// and returns what the leaves sent for it and the SELECTs they ran, as the
+// leaves count them.
+func measureAlone(t *testing.T, ctx context.Context, c *htc.Cluster, query string) (bytes, selects int64) {
 	t.Helper()
 	db, err := c.Aggregators()[0].DB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b0, _ := leafTotals(t, ctx, c)
+	b0, s0 := leafTotals(t, ctx, c)
 	rows, err := db.QueryContext(ctx, query)
 	if err != nil {
 		t.Fatal(err)
@@ -67,9 +68,9 @@ func measureAlone(t *testing.T, ctx context.Context, c *htc.Cluster, query strin
 		t.Fatal(err)
 	}
 	rows.Close()
-	b1, _ := leafTotals(t, ctx, c)
-	b2, _ := leafTotals(t, ctx, c) // what one reading of the counters adds
-	return (b1 - b0) - (b2 - b1)
+	b1, s1 := leafTotals(t, ctx, c)
+	b2, s2 := leafTotals(t, ctx, c) // what one reading of the counters adds
+	return (b1 - b0) - (b2 - b1), (s1 - s0) - (s2 - s1)
 }
 
 // The sharded builtins on one sharded cluster, in turn: each fault heals before
@@ -123,11 +124,16 @@ func TestShardedBuiltins(t *testing.T) {
 			{"pushed-aggregate", loadgen.ShardedQuery("pushed-aggregate")},
 			{"noncolocated-join", loadgen.ShardedQuery("noncolocated-join")},
 		} {
-			alone := measureAlone(t, ctx, c, tc.query)
+			alone, selects := measureAlone(t, ctx, c, tc.query)
 			got := per[tc.op].moved / float64(per[tc.op].queries)
-			t.Logf("%s: the tool measured %.0f B moved per query under load, the leaves counted %d B for one alone", tc.op, got, alone)
+			trips := per[tc.op].selects / float64(per[tc.op].queries)
+			t.Logf("%s: the tool measured %.0f B moved and %.0f leaf selects per query under load, the leaves counted %d B and %d for one alone",
+				tc.op, got, trips, alone, selects)
 			if got < float64(alone)/2 || got > float64(alone)*2 {
 				t.Errorf("%s: %.0f B moved per query, the leaves counted %d B for the query alone", tc.op, got, alone)
+			}
+			if trips < float64(selects)/2 || trips > float64(selects)*2 {
+				t.Errorf("%s: %.0f leaf selects per query, the leaves counted %d for the query alone", tc.op, trips, selects)
 			}
 		}
 		ratio := func(op string) float64 { return per[op].moved / float64(per[op].returned) }
@@ -136,8 +142,9 @@ func TestShardedBuiltins(t *testing.T) {
 		}
 		findingOf(t, res.Findings, named("bytes moved / bytes returned", "pushed-aggregate"), Pass)
 		findingOf(t, res.Findings, named("bytes moved / bytes returned", "noncolocated-join"), Fail)
-		for _, f := range res.Findings {
-			if strings.HasPrefix(f.Name, "join strategy") && f.Value < 3 {
+		for _, join := range []string{"colocated-join", "noncolocated-join"} {
+			f := findingOf(t, res.Findings, named("join strategy: bytes moved unbatched / batched", join), Pass)
+			if f.Value < 3 {
 				t.Errorf("%s: %.2fx, want the unbatched join to move at least 3x the batched one's bytes", f.Name, f.Value)
 			}
 		}

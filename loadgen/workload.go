@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/htapchaos/htapchaos/internal/usage"
 	"github.com/htapchaos/htapchaos/results"
@@ -172,12 +173,23 @@ type Workload struct {
 // ClassOf is the class of the registered workload kind: what the scorers count
 // it as (a sharded-analytics workload is analytics); an unknown kind is its own.
 func ClassOf(kind string) string {
-	wl, err := NewRegistry().Get(kind)
-	if err != nil || wl.Class == "" {
-		return kind
+	if c := builtinClasses()[kind]; c != "" {
+		return c
 	}
-	return wl.Class
+	return kind
 }
+
+// builtinClasses are the registered workloads' classes, by name (made once: the
+// scorers ask for every workload of a run).
+var builtinClasses = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	for _, wl := range NewRegistry().m {
+		if wl.Class != "" {
+			m[wl.Name] = wl.Class
+		}
+	}
+	return m
+})
 
 // Ledgered says whether the workload has an op that records its inserts in the
 // acknowledged-write ledger (Op.Ledgered): only such a workload's rows need a run

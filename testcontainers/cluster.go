@@ -384,10 +384,7 @@ func (c *Cluster) networkName(ctx context.Context) (string, error) {
 
 // startReplication points a replica at the primary with GTID positions.
 func (c *Cluster) startReplication(ctx context.Context, n *Node) error {
-	if err := n.waitFor(ctx, n.answers); err != nil {
-		return err
-	}
-	db, err := n.DB()
+	db, err := n.answeringDB(ctx)
 	if err != nil {
 		return err
 	}
@@ -422,10 +419,7 @@ func (c *Cluster) withRole(r Role) []*Node {
 // leaf's alias (leaf1, ...) and reaching it over the cluster network, through the
 // leaf proxy when there is one.
 func (c *Cluster) addLeafServers(ctx context.Context, n *Node) error {
-	if err := n.waitFor(ctx, n.answers); err != nil {
-		return err
-	}
-	db, err := n.DB()
+	db, err := n.answeringDB(ctx)
 	if err != nil {
 		return err
 	}

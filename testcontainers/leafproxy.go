@@ -69,9 +69,6 @@ type LeafProxy struct {
 	Listen map[string]string
 }
 
-// LeafProxyName is the name of a leaf's proxy in the Toxiproxy server.
-func LeafProxyName(alias string) string { return alias }
-
 func leafPort(i int) string { return strconv.Itoa(proxyLeafBase + i) }
 
 // startLeafProxy starts the leaf proxy container and a proxy per leaf in it.
@@ -143,7 +140,8 @@ func (c *Cluster) startLeafProxy(ctx context.Context) error {
 		return err
 	}
 	for i, l := range leaves {
-		if _, err := api.CreateProxy(LeafProxyName(l.Alias), "0.0.0.0:"+leafPort(i+1), l.Alias+":3306"); err != nil {
+		// Each leaf's proxy is named after the leaf's alias.
+		if _, err := api.CreateProxy(l.Alias, "0.0.0.0:"+leafPort(i+1), l.Alias+":3306"); err != nil {
 			return fmt.Errorf("leaf proxy for %s: %w", l.Alias, err)
 		}
 	}
@@ -194,5 +192,5 @@ func (n *Node) LeafProxy() (api, name, listen string, ok bool) {
 	if n.Role != RoleLeaf || p == nil || p.Listen[n.Alias] == "" {
 		return "", "", "", false
 	}
-	return p.API, LeafProxyName(n.Alias), p.Listen[n.Alias], true
+	return p.API, n.Alias, p.Listen[n.Alias], true
 }

@@ -525,6 +525,14 @@ func (n *Node) ready(ctx context.Context, size int) (bool, string, error) {
 	}
 }
 
+// answeringDB waits until the node runs a query and returns its control pool.
+func (n *Node) answeringDB(ctx context.Context) (*sql.DB, error) {
+	if err := n.waitFor(ctx, n.answers); err != nil {
+		return nil, err
+	}
+	return n.DB()
+}
+
 // answers checks that the node runs a query.
 func (n *Node) answers(ctx context.Context) (bool, string, error) {
 	db, err := n.DB()
