@@ -286,10 +286,12 @@ type indNode struct {
 	busy sync.Mutex // held while a read of the node runs
 
 	// Touched by reads only (one at a time, under busy).
-	dsn        string
-	dirty      bool // db's connections allow dirty reads
-	db         *sql.DB
-	replicaSQL string // the statement that worked: SHOW REPLICA STATUS or SHOW SLAVE STATUS
+	dsn         string
+	dirty       bool // db's connections allow dirty reads
+	db          *sql.DB
+	replicaSQL  string // the statement that worked: SHOW REPLICA STATUS or SHOW SLAVE STATUS
+	checkedGate bool   // whether the node was asked if it is a vtgate
+	vtgate      bool   // a Vitess vtgate: it passes SHOW STATUS to a shard, so none is its own
 
 	mu         sync.Mutex // the fields below
 	role       string
@@ -411,6 +413,28 @@ func (n *indNode) readSQL(ctx context.Context, hb *Heartbeat, r *indReading) {
 	db, err := n.conn()
 	if err != nil {
 		r.sqlErr = err
+		return
+	}
+	if !n.checkedGate {
+		var version string
+		if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+			r.sqlErr = err
+			return
+		}
+		n.checkedGate, n.vtgate = true, strings.Contains(version, "Vitess")
+		if n.vtgate {
+			n.mu.Lock()
+			n.notReplica = true
+			for _, f := range []string{"threads", "server memory", "galera"} {
+				n.missing[f] = "a vtgate has no server status of its own (it passes SHOW STATUS to a shard)"
+			}
+			n.mu.Unlock()
+		}
+	}
+	if n.vtgate {
+		// Up is that it answers; its status would be a shard's.
+		r.sqlErr = db.QueryRowContext(ctx, "SELECT 1").Scan(new(int))
+		r.status = map[string]string{}
 		return
 	}
 	r.status, r.sqlErr = indStatus(ctx, db)
@@ -587,7 +611,7 @@ func (n *indNode) commitStatus(smp *Sample, st map[string]string) {
 	if _, ok := st["threads_running"]; ok {
 		smp.ThreadsRunning, smp.ThreadsConnected = num("threads_running"), num("threads_connected")
 		n.ok["threads"] = true
-	} else {
+	} else if _, known := n.missing["threads"]; !known {
 		n.errs["threads"] = "no Threads_running status"
 	}
 	// Memory_used: MariaDB's own account of what the server allocated (no other
@@ -596,7 +620,7 @@ func (n *indNode) commitStatus(smp *Sample, st map[string]string) {
 		smp.ServerMemoryBytes = v
 		n.ok["server memory"] = true
 		delete(n.missing, "server memory")
-	} else if !n.ok["server memory"] {
+	} else if _, known := n.missing["server memory"]; !known && !n.ok["server memory"] {
 		n.missing["server memory"] = "no Memory_used status (not MariaDB)"
 	}
 	if _, ok := st["bytes_sent"]; ok {
@@ -615,7 +639,7 @@ func (n *indNode) commitStatus(smp *Sample, st map[string]string) {
 		n.spiderAgg, n.haveSpider = v, true
 	}
 	if st["wsrep_provider_name"] == "" {
-		if !n.galera {
+		if _, known := n.missing["galera"]; !known && !n.galera {
 			n.missing["galera"] = "not a Galera node (no wsrep provider)"
 		}
 		return

@@ -372,14 +372,18 @@ type Recorded struct {
 	Roles map[int]string
 	// Shards are the rows of every partition on its leaf after seeding (sharded
 	// clusters).
-	Shards     []loadgen.PartitionRows
-	Start, End time.Time
-	Phases     []Window
-	Faults     []FaultRecord
-	Summary    *results.Summary
-	Phase      []PhaseStats // per phase x workload x op x node, and merged (Op "", Node 0)
-	Indicators []Sample
-	Audit      *Audit
+	Shards []loadgen.PartitionRows
+	// ShardEngine is the sharded schema's engine (spider, vitess); Plans, on
+	// Vitess, vtgate's plan of each sharded-analytics op.
+	ShardEngine loadgen.ShardEngine
+	Plans       map[string]loadgen.QueryPlan
+	Start, End  time.Time
+	Phases      []Window
+	Faults      []FaultRecord
+	Summary     *results.Summary
+	Phase       []PhaseStats // per phase x workload x op x node, and merged (Op "", Node 0)
+	Indicators  []Sample
+	Audit       *Audit
 	// DataBytes is the run's database's size after seeding (information_schema
 	// data_length + index_length of its tables); 0: not measured.
 	DataBytes int64

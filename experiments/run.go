@@ -137,6 +137,12 @@ type RunFile struct {
 	// after seeding (the skew); Spider the aggregators' Spider timeouts.
 	Shards []loadgen.PartitionRows `json:"shards,omitempty"`
 	Spider map[string]string       `json:"spider,omitempty"`
+	// ShardEngine is the sharded schema's engine: spider or vitess.
+	ShardEngine loadgen.ShardEngine `json:"shard_engine,omitempty"`
+	// VSchema is, on Vitess, the keyspace's VSchema as vtctld held it; Plans
+	// vtgate's plan of every sharded-analytics op (VEXPLAIN PLAN).
+	VSchema json.RawMessage              `json:"vschema,omitempty"`
+	Plans   map[string]loadgen.QueryPlan `json:"plans,omitempty"`
 }
 
 // Run runs one experiment: provision or connect, seed, run workloads and faults on
@@ -301,7 +307,20 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		if rf.Shards, err = loadgen.ShardRows(ctx, *layout); err != nil {
 			logf("rows per partition: %v", err)
 		}
-		if rf.Spider, err = SpiderSettings(ctx, layout.Aggregators[0]); err != nil {
+		rf.ShardEngine = shardEngine(layout)
+		if layout.Engine == loadgen.VitessEngine {
+			if hc != nil {
+				if rf.VSchema, err = hc.VSchema(ctx); err != nil {
+					logf("vschema: %v", err)
+				}
+			}
+			if rf.Plans, err = loadgen.VitessPlans(ctx, layout.Aggregators[0]); err != nil {
+				logf("vtgate plans: %v", err)
+			}
+			for _, op := range slices.Sorted(maps.Keys(rf.Plans)) {
+				logf("vtgate plan of %s: %s", op, rf.Plans[op].Shape)
+			}
+		} else if rf.Spider, err = SpiderSettings(ctx, layout.Aggregators[0]); err != nil {
 			logf("spider settings: %v", err)
 		}
 		skew := loadgen.Skew(rf.Shards)
@@ -464,7 +483,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	// The load.
 	lcfg := loadgen.Config{
 		Targets: targets, Out: o.Out, RunTag: runTag,
-		Params: loadgen.Params{Dialect: dialect, Data: data}, Observer: o.Observer,
+		Params: loadgen.Params{Dialect: dialect, Data: data, ShardEngine: shardEngine(layout)}, Observer: o.Observer,
 	}
 	reg := loadgen.NewRegistry()
 	for i, w := range spec.Workloads {
@@ -532,7 +551,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	} else {
 		rec.Topology = "external"
 	}
-	rec.Shards = rf.Shards
+	rec.Shards, rec.ShardEngine, rec.Plans = rf.Shards, rf.ShardEngine, rf.Plans
 	rec.Roles = map[int]string{}
 	for _, n := range nodes {
 		rec.Roles[n.index] = n.role

@@ -17,10 +17,13 @@ import (
 // leaves' aliases) and its partitions per leaf. The pools are the nodes' own
 // control pools (Node.DB): do not close them.
 func ShardedLayout(c *htc.Cluster) (loadgen.Sharded, error) {
-	if c.Topology != htc.Sharded {
+	if c.Topology != htc.Sharded && c.Topology != htc.Vitess {
 		return loadgen.Sharded{}, fmt.Errorf("cluster %s is %s, not sharded", c.Name, c.Topology)
 	}
 	s := loadgen.Sharded{PartitionsPerLeaf: c.PartitionsPerLeaf}
+	if c.Topology == htc.Vitess {
+		s.Engine, s.PartitionsPerLeaf, s.ApplyVSchema = loadgen.VitessEngine, 1, c.ApplyVSchema
+	}
 	for _, n := range c.Aggregators() {
 		db, err := n.DB()
 		if err != nil {
@@ -85,6 +88,17 @@ func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded,
 		}
 	}
 	return &s, closeAll, nil
+}
+
+// shardEngine is the layout's engine, "" when the cluster is not sharded.
+func shardEngine(layout *loadgen.Sharded) loadgen.ShardEngine {
+	if layout == nil {
+		return ""
+	}
+	if layout.Engine == "" {
+		return loadgen.Spider
+	}
+	return layout.Engine
 }
 
 // aggregators are the aggregator nodes (none when the cluster is not sharded).

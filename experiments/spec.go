@@ -48,7 +48,7 @@ type BudgetSet map[string]string
 
 // ClusterSpec is a cluster to start in containers.
 type ClusterSpec struct {
-	Topology string `yaml:"topology" json:"topology"` // galera, primary-replica, sharded, single
+	Topology string `yaml:"topology" json:"topology"` // galera, primary-replica, sharded, single, vitess
 	Nodes    int    `yaml:"nodes" json:"nodes"`
 	// Sharded: aggregators over leaves (nodes 1..aggregators are the aggregators),
 	// and how many partitions of each sharded table a leaf holds.

@@ -245,6 +245,19 @@ func (s *Spec) defaults() {
 		}
 		c.Nodes = c.Aggregators + c.Leaves
 	}
+	if s.Cluster != nil && s.Cluster.Topology == string(htc.Vitess) {
+		c := s.Cluster
+		if c.Aggregators == 0 {
+			c.Aggregators = htc.DefaultVitessGates
+		}
+		if c.Leaves == 0 {
+			c.Leaves = htc.DefaultVitessShards
+		}
+		if c.PartitionsPerLeaf == 0 {
+			c.PartitionsPerLeaf = 1
+		}
+		c.Nodes = c.Aggregators + c.Leaves
+	}
 	if s.Cluster != nil && s.Cluster.Nodes == 0 {
 		switch s.Cluster.Topology {
 		case "single":
@@ -368,11 +381,11 @@ func (s *Spec) Validate() error {
 	if s.Cluster != nil && s.Target != "" {
 		bad("target", "give a cluster or a target, not both")
 	}
-	if s.Cluster != nil && s.Cluster.Topology == string(htc.Sharded) {
+	if s.Cluster != nil && (s.Cluster.Topology == string(htc.Sharded) || s.Cluster.Topology == string(htc.Vitess)) {
 		// Modes that do not apply to the topology are refused rather than scored.
 		for i, m := range s.Modes {
 			if why, ok := notOnSharded[m]; ok {
-				bad(fmt.Sprintf("modes[%d]", i), "%s does not apply to the sharded topology: %s", m, why)
+				bad(fmt.Sprintf("modes[%d]", i), "%s does not apply to the %s topology: %s", m, s.Cluster.Topology, why)
 			}
 		}
 	}
@@ -399,10 +412,10 @@ func (s *Spec) Validate() error {
 	if s.Data.Merchants < 0 {
 		bad("data.merchants", "data.merchants: %d: must not be negative", s.Data.Merchants)
 	}
-	if c := s.Cluster; c != nil && c.Topology != string(htc.Sharded) {
-		for key, v := range map[string]bool{"aggregators": c.Aggregators != 0, "leaves": c.Leaves != 0, "partitions_per_leaf": c.PartitionsPerLeaf != 0, "leaf_proxy": c.LeafProxy} {
+	if c := s.Cluster; c != nil && c.Topology != string(htc.Sharded) && c.Topology != string(htc.Vitess) {
+		for key, v := range map[string]bool{"aggregators": c.Aggregators != 0, "leaves": c.Leaves != 0, "partitions_per_leaf": c.PartitionsPerLeaf != 0} {
 			if v {
-				bad("cluster."+key, "cluster.%s: only the sharded topology takes it (topology %s)", key, c.Topology)
+				bad("cluster."+key, "cluster.%s: only the sharded and vitess topologies take it (topology %s)", key, c.Topology)
 			}
 		}
 	}

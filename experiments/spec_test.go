@@ -128,8 +128,8 @@ phases:
 workloads:
   - {kind: oltp, rate: 5}
 `, nil, []string{
-			`x.yaml:3: cluster.leaves: only the sharded topology takes it (topology galera)`,
-			`cluster.leaf_proxy: only the sharded topology takes it`,
+			`x.yaml:3: cluster.leaves: only the sharded and vitess topologies take it (topology galera)`,
+			`x.yaml:3: cluster.leaf_proxy: only the sharded (Spider) topology has a leaf proxy`,
 			`x.yaml:4: data.merchants: -1: must not be negative`,
 		}},
 		{"bad set", goodSpec, []string{"workloads.nope.rate=5", "novalue", "cluster.colour=blue"}, []string{

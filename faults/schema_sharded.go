@@ -64,6 +64,16 @@ func (f *schemaChange) setupSharded(ctx context.Context, env *Env) error {
 		}
 	}
 	for _, n := range aggs {
+		gate, err := isVtgate(ctx, n)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if gate {
+			// A vtgate holds no definition: it learns the shards' schema from
+			// them (schema tracking), so the shards' ALTERs are the change.
+			continue
+		}
 		errs = append(errs, part(n, f.table, true))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -99,6 +109,24 @@ func (f *schemaChange) setupSharded(ctx context.Context, env *Env) error {
 }
 
 // leafTables lists a leaf's tables of table: itself and its partitions (t_pN).
+// isVtgate says whether an aggregator is a Vitess vtgate (its version says so).
+func isVtgate(ctx context.Context, n Node) (bool, error) {
+	sn, ok := n.(SQLNode)
+	if !ok {
+		return false, fmt.Errorf("%s gives no SQL connection", n.Label())
+	}
+	db, err := sql.Open("mysql", sn.DSN())
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return false, fmt.Errorf("%s: version: %w", n.Label(), err)
+	}
+	return strings.Contains(version, "Vitess"), nil
+}
+
 func leafTables(ctx context.Context, n Node, table string) ([]string, error) {
 	sn, ok := n.(SQLNode)
 	if !ok {

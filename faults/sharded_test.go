@@ -21,19 +21,8 @@ func TestShardedFaults(t *testing.T) {
 		t.Fatalf("leaf proxy %+v", hc.Proxy)
 	}
 	ctx := context.Background()
-	s := loadgen.Sharded{PartitionsPerLeaf: 1}
-	agg, err := hc.Aggregators()[0].DB()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Aggregators = append(s.Aggregators, agg)
-	for _, l := range hc.Leaves() {
-		db, err := l.DB()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Leaves = append(s.Leaves, loadgen.Leaf{Server: l.Alias, DB: db})
-	}
+	s := layoutOf(t, hc, loadgen.Sharded{PartitionsPerLeaf: 1})
+	agg := s.Aggregators[0]
 	if _, err := loadgen.SetupSharded(ctx, s, loadgen.Data{Users: 200, Orders: 2000, Merchants: 20}); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +86,26 @@ func TestShardedFaults(t *testing.T) {
 	if after > before[0]+delay/3 {
 		t.Errorf("leaf1's read still takes %v after the recovery (%v before)", after, before[0])
 	}
+}
+
+// layoutOf fills s with the cluster's aggregators and leaves (their control pools).
+func layoutOf(t *testing.T, hc *htc.Cluster, s loadgen.Sharded) loadgen.Sharded {
+	t.Helper()
+	for _, n := range hc.Aggregators() {
+		db, err := n.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Aggregators = append(s.Aggregators, db)
+	}
+	for _, l := range hc.Leaves() {
+		db, err := l.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Leaves = append(s.Leaves, loadgen.Leaf{Server: l.Alias, DB: db})
+	}
+	return s
 }
 
 func median(ds []time.Duration) time.Duration {

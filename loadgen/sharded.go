@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,13 +27,56 @@ type Leaf struct {
 	DB     *sql.DB
 }
 
+// ShardEngine is what shards the schema: MariaDB's Spider or Vitess.
+type ShardEngine string
+
+const (
+	// Spider: the aggregators hold Spider tables partitioned over the leaves'
+	// tables (orders_p1, ...), and join at the aggregator whatever the keys.
+	Spider ShardEngine = "spider"
+	// VitessEngine: vtgates route by the VSchema (VitessVSchema) over shards that
+	// each hold the whole table definitions and their rows of them; a join on the
+	// shard key runs on the shards.
+	VitessEngine ShardEngine = "vitess"
+)
+
 // Sharded is a sharded cluster's schema layout: the aggregators clients talk to,
 // the leaves that hold the partitions, and how many partitions of each sharded
 // table a leaf holds.
 type Sharded struct {
+	// Engine is Spider when empty.
+	Engine            ShardEngine
 	Aggregators       []*sql.DB
 	Leaves            []Leaf
 	PartitionsPerLeaf int
+	// ApplyVSchema, on Vitess, sets the keyspace's VSchema (vtctld's
+	// ApplyVSchema). Nil: the VSchema is the operator's to set (a target).
+	ApplyVSchema func(ctx context.Context, vschema string) error
+}
+
+// VitessVSchema is the sharded schema's VSchema on Vitess: users and orders on a
+// hash vindex of user_id (co-located: a join on user_id runs on the shards),
+// merchants on merchant_id (a join of orders to merchants runs at vtgate), and
+// merchants_ref a reference table, whole on every shard.
+const VitessVSchema = `{
+  "sharded": true,
+  "vindexes": {"hash": {"type": "hash"}},
+  "tables": {
+    "users": {"column_vindexes": [{"column": "user_id", "name": "hash"}]},
+    "orders": {"column_vindexes": [{"column": "user_id", "name": "hash"}]},
+    "merchants": {"column_vindexes": [{"column": "merchant_id", "name": "hash"}]},
+    "merchants_ref": {"type": "reference"}
+  }
+}`
+
+func (s Sharded) vitess() bool { return s.Engine == VitessEngine }
+
+// partitionTable is the table holding partition p of t on its leaf.
+func (s Sharded) partitionTable(t ShardedTable, p int) string {
+	if s.vitess() {
+		return t.Name // a Vitess shard holds its rows under the table's own name
+	}
+	return fmt.Sprintf("%s_p%d", t.Name, p)
 }
 
 // DefaultMerchants is the merchants seeded on a sharded schema when Data.Merchants is 0.
@@ -83,7 +127,7 @@ func (s Sharded) LeafDDL(leaf int) []string {
 		}
 		for p := 1; p <= s.Partitions(); p++ {
 			if s.PartitionLeaf(p) == leaf {
-				out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s_p%d (\n%s\n) ENGINE=InnoDB", t.Name, p, t.columns))
+				out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n) ENGINE=InnoDB", s.partitionTable(t, p), t.columns))
 			}
 		}
 	}
@@ -94,6 +138,9 @@ func (s Sharded) LeafDDL(leaf int) []string {
 // schema, partitioned by the shard key over the leaves' partition tables, or, for
 // a reference table, reading the first leaf's copy.
 func (s Sharded) AggregatorDDL() []string {
+	if s.vitess() {
+		return nil // vtgate holds no tables: the VSchema routes to the shards'
+	}
 	var out []string
 	for _, t := range ShardedTables {
 		if t.ShardKey == "" {
@@ -119,6 +166,10 @@ func (s Sharded) check() error {
 		return fmt.Errorf("sharded schema: %d leaves, want at least 2", len(s.Leaves))
 	case s.PartitionsPerLeaf < 1:
 		return fmt.Errorf("sharded schema: %d partitions per leaf, want at least 1", s.PartitionsPerLeaf)
+	case s.vitess() && s.PartitionsPerLeaf != 1:
+		return fmt.Errorf("sharded schema: %d partitions per leaf, but a Vitess shard is one partition", s.PartitionsPerLeaf)
+	case s.Engine != "" && s.Engine != Spider && !s.vitess():
+		return fmt.Errorf("sharded schema: unknown engine %q", s.Engine)
 	}
 	return nil
 }
@@ -148,6 +199,14 @@ func SetupSharded(ctx context.Context, s Sharded, data Data) (SeedReport, error)
 			if _, err := a.ExecContext(ctx, stmt); err != nil {
 				return SeedReport{}, fmt.Errorf("create schema on aggregator %d: %w", i+1, err)
 			}
+		}
+	}
+	if s.vitess() && s.ApplyVSchema != nil {
+		if err := s.ApplyVSchema(ctx, VitessVSchema); err != nil {
+			return SeedReport{}, fmt.Errorf("apply the VSchema: %w", err)
+		}
+		if err := waitVSchema(ctx, s.Aggregators); err != nil {
+			return SeedReport{}, err
 		}
 	}
 	start := time.Now()
@@ -181,6 +240,46 @@ func SetupSharded(ctx context.Context, s Sharded, data Data) (SeedReport, error)
 	}
 	rep.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// waitVSchema waits until every vtgate routes by the VSchema: a vtgate learns a
+// new VSchema from the topology server a moment after it is applied.
+func waitVSchema(ctx context.Context, gates []*sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for i, g := range gates {
+		for {
+			var table, vindex string
+			err := g.QueryRowContext(ctx, "SELECT 1 FROM dual").Scan(new(int))
+			if err == nil {
+				rows, qerr := g.QueryContext(ctx, "SHOW VSCHEMA VINDEXES ON orders")
+				if qerr == nil {
+					for rows.Next() {
+						cols, _ := rows.Columns()
+						vals := make([]any, len(cols))
+						ptrs := make([]sql.RawBytes, len(cols))
+						for j := range vals {
+							vals[j] = &ptrs[j]
+						}
+						if rows.Scan(vals...) == nil && len(cols) >= 2 {
+							table, vindex = string(ptrs[0]), string(ptrs[1])
+						}
+					}
+					rows.Close()
+				}
+				err = qerr
+			}
+			if err == nil && table != "" && vindex != "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("vtgate %d does not route by the VSchema after 30s (last: %v)", i+1, err)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // mix64 is SplitMix64's finaliser: a seeded order's owner and merchant are a
@@ -257,8 +356,9 @@ func ShardRows(ctx context.Context, s Sharded) ([]PartitionRows, error) {
 		for p := 1; p <= s.Partitions(); p++ {
 			l := s.Leaves[s.PartitionLeaf(p)]
 			r := PartitionRows{Table: t.Name, Partition: p, Leaf: l.Server}
-			if err := l.DB.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s_p%d", t.Name, p)).Scan(&r.Rows); err != nil {
-				return out, fmt.Errorf("count %s_p%d on leaf %s: %w", t.Name, p, l.Server, err)
+			name := s.partitionTable(t, p)
+			if err := l.DB.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+name).Scan(&r.Rows); err != nil {
+				return out, fmt.Errorf("count %s on leaf %s: %w", name, l.Server, err)
 			}
 			out = append(out, r)
 		}
@@ -321,8 +421,106 @@ var shardedQueries = map[string]string{
 	"noncolocated-join-bka": batchedJoins + qNonColocatedJoin,
 }
 
-// ShardedQuery is the statement a sharded-analytics op runs ("" for no such op).
+// vitessQueries are the same shapes as vtgate takes them: it plans the join
+// order itself and has no batched key access (the -bka ops run their plain
+// twins' statements there).
+var vitessQueries = map[string]string{
+	"pushed-aggregate":      qPushedAggregate,
+	"high-card-groupby":     qHighCardGroupBy,
+	"colocated-join":        vitessJoin(qColocatedJoin),
+	"noncolocated-join":     vitessJoin(qNonColocatedJoin),
+	"reference-join":        vitessJoin(qReferenceJoin),
+	"colocated-join-bka":    vitessJoin(qColocatedJoin),
+	"noncolocated-join-bka": vitessJoin(qNonColocatedJoin),
+}
+
+func vitessJoin(q string) string { return strings.Replace(q, "SELECT STRAIGHT_JOIN ", "SELECT ", 1) }
+
+// ShardedQuery is the statement a sharded-analytics op runs on Spider ("" for
+// no such op).
 func ShardedQuery(op string) string { return shardedQueries[op] }
+
+// ShardedQueryOn is the statement a sharded-analytics op runs on the engine.
+func ShardedQueryOn(e ShardEngine, op string) string {
+	if e == VitessEngine {
+		return vitessQueries[op]
+	}
+	return shardedQueries[op]
+}
+
+// ShardedOps are the sharded-analytics ops, in the workload's order.
+func ShardedOps() []string {
+	var out []string
+	for _, o := range ShardedAnalytics().Ops {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+// QueryPlan is how vtgate plans one sharded-analytics op (VEXPLAIN PLAN).
+type QueryPlan struct {
+	// Shape is "join at vtgate" when a Join operator runs on vtgate, else
+	// "pushed down": every shard runs the query's join and vtgate merges.
+	Shape string `json:"shape"`
+	// Routes are the plan's Route operators by variant (Scatter, EqualUnique, ...).
+	Routes map[string]int `json:"routes"`
+	// Plan is the plan as vtgate printed it (JSON).
+	Plan json.RawMessage `json:"plan"`
+}
+
+// Plan shapes.
+const (
+	ShapeJoinAtGate = "join at vtgate"
+	ShapePushedDown = "pushed down"
+)
+
+// VitessPlans asks a vtgate for the plan of every sharded-analytics op.
+func VitessPlans(ctx context.Context, gate *sql.DB) (map[string]QueryPlan, error) {
+	out := map[string]QueryPlan{}
+	for _, op := range ShardedOps() {
+		var plan string
+		if err := gate.QueryRowContext(ctx, "VEXPLAIN PLAN "+vitessQueries[op]).Scan(&plan); err != nil {
+			return out, fmt.Errorf("VEXPLAIN PLAN of %s: %w", op, err)
+		}
+		p, err := ParsePlan(plan)
+		if err != nil {
+			return out, fmt.Errorf("plan of %s: %w", op, err)
+		}
+		out[op] = p
+	}
+	return out, nil
+}
+
+// ParsePlan reads a VEXPLAIN PLAN result.
+func ParsePlan(plan string) (QueryPlan, error) {
+	type node struct {
+		OperatorType string `json:"OperatorType"`
+		Variant      string `json:"Variant"`
+		Inputs       []node `json:"Inputs"`
+	}
+	var root node
+	if err := json.Unmarshal([]byte(plan), &root); err != nil {
+		return QueryPlan{}, fmt.Errorf("not a vtgate plan: %w", err)
+	}
+	p := QueryPlan{Shape: ShapePushedDown, Routes: map[string]int{}, Plan: json.RawMessage(plan)}
+	var walk func(n node)
+	walk = func(n node) {
+		switch n.OperatorType {
+		case "Join", "HashJoin":
+			p.Shape = ShapeJoinAtGate
+		case "Route":
+			p.Routes[n.Variant]++
+		}
+		for _, in := range n.Inputs {
+			walk(in)
+		}
+	}
+	walk(root)
+	if len(p.Routes) == 0 {
+		return p, errors.New("no Route operator in the plan")
+	}
+	return p, nil
+}
 
 // ShardedAnalytics is the analytical workload of the sharded schema: one op per
 // query shape, so that each shape's data movement can be measured on its own
@@ -330,9 +528,8 @@ func ShardedQuery(op string) string { return shardedQueries[op] }
 // batched key access (the -bka ops).
 func ShardedAnalytics() *Workload {
 	op := func(name string, weight int) Op {
-		query := shardedQueries[name]
-		return Op{Name: name, Memory: true, Weight: weight, Run: func(ctx context.Context, db Querier, _ *Worker) error {
-			_, err := drain(ctx, db, query)
+		return Op{Name: name, Memory: true, Weight: weight, Run: func(ctx context.Context, db Querier, w *Worker) error {
+			_, err := drain(ctx, db, ShardedQueryOn(w.Params.ShardEngine, name))
 			return err
 		}}
 	}

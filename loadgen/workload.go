@@ -89,10 +89,13 @@ func (w *Worker) RandomOrder() int64 { return 1 + w.Rand.Int64N(max(w.Params.Dat
 
 // Params are the knobs operations read.
 type Params struct {
-	Dialect   Dialect
-	Data      Data
-	BatchRows int    // rows per statement of batch operations (default 500)
-	Query     string // the user's own query for analytics "sql"; each ? is bound to a random order id
+	Dialect Dialect
+	// ShardEngine is the sharded schema's engine when the target is sharded
+	// (Spider when empty): the sharded ops speak its SQL.
+	ShardEngine ShardEngine
+	Data        Data
+	BatchRows   int    // rows per statement of batch operations (default 500)
+	Query       string // the user's own query for analytics "sql"; each ? is bound to a random order id
 }
 
 // placeholders counts the ? placeholders of a query, outside quoted strings,

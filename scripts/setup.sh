@@ -3,6 +3,11 @@
 # mmdebstrap; for the tests chromium and xmllint), starts the engine when none
 # answers, and builds the node image when it is absent. Safe to run again: each step
 # is skipped when already done.
+#
+# --vitess also builds the vitess topology's image: Vitess compiled from the Go
+# module proxy (cached per version under ~/.cache/htapchaos, so only a fresh
+# machine pays the 5-11 minutes) and etcd from Debian. The tests need it; the
+# other topologies do not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,3 +49,6 @@ fi
 echo "setup: engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 
 go run ./cmd/htapchaos image build --if-missing
+if [ "${1:-}" = --vitess ]; then
+  go run ./cmd/htapchaos image build --vitess --if-missing
+fi

@@ -39,10 +39,11 @@ type Cluster struct {
 	// Proxy is the sharded topology's leaf proxy (Config.LeafProxy), or nil.
 	Proxy *LeafProxy
 
-	engine     *Engine
-	password   string
-	clusterNet string // network ID
-	cfg        Config
+	engine      *Engine
+	password    string
+	vitessInfra map[string]*Node // vitess: etcd and vtctld, by alias
+	clusterNet  string           // network ID
+	cfg         Config
 }
 
 // Engine returns the engine the cluster runs on.
@@ -108,11 +109,13 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Name: cfg.Name, Topology: cfg.Topology, engine: eng, password: cfg.Password, cfg: cfg}
-	if cfg.Topology == Sharded {
+	if cfg.Topology == Sharded || cfg.Topology == Vitess {
 		c.PartitionsPerLeaf = cfg.PartitionsPerLeaf
 	}
 	if ok, err := eng.ImageExists(ctx, cfg.Image); err != nil {
 		return nil, err
+	} else if !ok && cfg.Topology == Vitess {
+		return nil, fmt.Errorf("%w: %s is not in the engine; build it with `htapchaos image build --vitess` (the first build compiles Vitess: about 11 minutes on 2 cores)", ErrImageMissing, cfg.Image)
 	} else if !ok {
 		return nil, fmt.Errorf("%w: %s is not in the engine; build it with `htapchaos image build`, or pass --image with a MariaDB image that ships Galera and rsync", ErrImageMissing, cfg.Image)
 	}
@@ -146,9 +149,9 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 		switch {
 		case cfg.Topology == PrimaryReplica && i == 0:
 			role = RolePrimary
-		case cfg.Topology == Sharded && i < cfg.Aggregators:
+		case (cfg.Topology == Sharded || cfg.Topology == Vitess) && i < cfg.Aggregators:
 			role, aliases[i] = RoleAggregator, "agg"+strconv.Itoa(i+1)
-		case cfg.Topology == Sharded:
+		case cfg.Topology == Sharded || cfg.Topology == Vitess:
 			role, aliases[i] = RoleLeaf, "leaf"+strconv.Itoa(i+1-cfg.Aggregators)
 		}
 		c.Nodes = append(c.Nodes, &Node{Index: i + 1, Name: c.Name + "-" + aliases[i], Alias: aliases[i], Role: role, c: c})
@@ -206,6 +209,10 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 			cfg.Progress("cluster %s: leaf proxy up: aggregators reach the leaves through %s", c.Name, proxyAlias)
 		}
 		if err := c.each(c.Aggregators(), func(n *Node) error { return c.addLeafServers(ctx, n) }); err != nil {
+			return c, err
+		}
+	case Vitess:
+		if err := c.startVitess(ctx, start); err != nil {
 			return c, err
 		}
 	case Single:
@@ -306,6 +313,11 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, roleArgs []string, boo
 		"HC_DATABASE":   DefaultDatabase,
 		"HC_BOOTSTRAP":  map[bool]string{true: "1", false: "0"}[bootstrap],
 	}
+	return c.startContainer(ctx, n, c.cfg.Image, slices.Concat([]string{"/bin/sh", "-c", nodeScript, "htapchaos-node"}), args, env, c.nodeLabels(n, settings))
+}
+
+// nodeLabels are the labels of database node n's container.
+func (c *Cluster) nodeLabels(n *Node, settings map[string]string) map[string]string {
 	labels := c.labels(kindNode)
 	labels[LabelNode] = strconv.Itoa(n.Index)
 	labels[LabelRole] = string(n.Role)
@@ -313,10 +325,10 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, roleArgs []string, boo
 	if c.PartitionsPerLeaf > 0 {
 		labels[LabelPartitions] = strconv.Itoa(c.PartitionsPerLeaf)
 	}
-	if b, err := json.Marshal(settings); err == nil {
+	if b, err := json.Marshal(settings); err == nil && settings != nil {
 		labels[LabelSettings] = string(b)
 	}
-	return c.startContainer(ctx, n, c.cfg.Image, slices.Concat([]string{"/bin/sh", "-c", nodeScript, "htapchaos-node"}), args, env, labels)
+	return labels
 }
 
 func (c *Cluster) startContainer(ctx context.Context, n *Node, image string, entrypoint, cmd []string, env, labels map[string]string) error {

@@ -27,10 +27,15 @@ const (
 	// aggregators hold Spider tables whose partitions live on the leaves, as
 	// SingleStore's aggregators plan over its leaves.
 	Sharded Topology = "sharded"
+	// Vitess is vtgates (the aggregators) over MariaDB shards, each a tablet
+	// (mysqld and vttablet) in a container: a hash vindex places rows by key, so a
+	// join on the shard key runs on the shards and one on another key at vtgate.
+	// MariaDB is outside Vitess's support; see VitessNotes.
+	Vitess Topology = "vitess"
 )
 
 // Topologies lists the topologies in a stable order, for flags and help.
-var Topologies = []Topology{Galera, PrimaryReplica, Sharded, Single}
+var Topologies = []Topology{Galera, PrimaryReplica, Sharded, Single, Vitess}
 
 // Defaults.
 const (
@@ -45,7 +50,11 @@ const (
 	DefaultAggregators       = 2
 	DefaultLeaves            = 3
 	DefaultPartitionsPerLeaf = 2
-	maxNodes                 = 9 // on one machine
+	// The vitess topology's defaults: vtgates and shards.
+	DefaultVitessGates  = 2
+	DefaultVitessShards = 2
+	maxVitessShards     = 8
+	maxNodes            = 9 // on one machine
 )
 
 // ConfigError is bad input: a topology, count, size or setting that cannot be used.
@@ -61,11 +70,12 @@ type Config struct {
 	Name     string
 	Topology Topology
 	// Nodes is the node count for galera (default 3). Ignored for single (1),
-	// primary-replica (3) and sharded (Aggregators + Leaves).
+	// primary-replica (3), sharded and vitess (Aggregators + Leaves).
 	Nodes int
 	// Aggregators and Leaves size the sharded topology (defaults 2 and 3, at least
 	// 1 and 2); PartitionsPerLeaf is how many partitions of each sharded table a
-	// leaf holds (default 2).
+	// leaf holds (default 2). On vitess they are the vtgates and the shards
+	// (defaults 2 and 2), one tablet per shard, one partition per shard.
 	Aggregators, Leaves, PartitionsPerLeaf int
 	// LeafProxy puts a Toxiproxy container between the aggregators and the
 	// leaves (sharded only), so that network-latency on a leaf slows the
@@ -130,9 +140,23 @@ func (c Config) withDefaults() Config {
 			c.PartitionsPerLeaf = DefaultPartitionsPerLeaf
 		}
 		c.Nodes = c.Aggregators + c.Leaves
+	case Vitess:
+		if c.Aggregators == 0 {
+			c.Aggregators = DefaultVitessGates
+		}
+		if c.Leaves == 0 {
+			c.Leaves = DefaultVitessShards
+		}
+		if c.PartitionsPerLeaf == 0 {
+			c.PartitionsPerLeaf = 1
+		}
+		c.Nodes = c.Aggregators + c.Leaves
 	}
 	if c.Image == "" {
 		c.Image = DefaultImage
+		if c.Topology == Vitess {
+			c.Image = DefaultVitessImage
+		}
 	}
 	if c.LBImage == "" {
 		c.LBImage = c.Image
@@ -183,11 +207,26 @@ func (c Config) Validate() error {
 		if c.PartitionsPerLeaf < 1 || c.PartitionsPerLeaf > 16 {
 			errs = append(errs, configErr("--partitions-per-leaf", "%d: use 1-16", c.PartitionsPerLeaf))
 		}
+	case Vitess:
+		if c.Aggregators < 1 {
+			errs = append(errs, configErr("--aggregators", "%d: a vitess cluster needs at least 1 vtgate", c.Aggregators))
+		}
+		if c.Leaves < 2 || c.Leaves > maxVitessShards {
+			errs = append(errs, configErr("--leaves", "%d: a vitess cluster needs 2-%d shards", c.Leaves, maxVitessShards))
+		} else if c.Aggregators >= 1 && c.Nodes > maxNodes {
+			errs = append(errs, configErr("--leaves", "%d vtgates and %d shards: at most %d nodes on one machine", c.Aggregators, c.Leaves, maxNodes))
+		}
+		if c.PartitionsPerLeaf != 1 {
+			errs = append(errs, configErr("--partitions-per-leaf", "%d: a vitess shard is one partition", c.PartitionsPerLeaf))
+		}
+		if c.LB {
+			errs = append(errs, configErr("--lb", "the vtgates are the vitess cluster's entry points; no load balancer goes in front"))
+		}
 	default:
 		errs = append(errs, configErr("--topology", "unknown topology %q (known: %s)", c.Topology, joinTopologies()))
 	}
 	if c.LeafProxy && c.Topology != Sharded {
-		errs = append(errs, configErr("--leaf-proxy", "only the sharded topology has leaves"))
+		errs = append(errs, configErr("--leaf-proxy", "only the sharded (Spider) topology has a leaf proxy"))
 	}
 	if c.Memory < MinMemory {
 		errs = append(errs, configErr("--memory", "%s is under the minimum of 256MiB", FormatBytes(c.Memory)))

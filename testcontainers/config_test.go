@@ -95,10 +95,25 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			t.Errorf("%v\nmisses %q", err, want)
 		}
 	}
+	if err := (Config{Topology: Vitess, Aggregators: -1, Leaves: 1, LB: true}).Validate(); err == nil ||
+		!strings.Contains(err.Error(), "--aggregators: -1: a vitess cluster needs at least 1 vtgate") ||
+		!strings.Contains(err.Error(), "--leaves: 1: a vitess cluster needs 2-8 shards") ||
+		!strings.Contains(err.Error(), "--lb: the vtgates are the vitess cluster's entry points") {
+		t.Errorf("bad vitess config: %v", err)
+	}
+	if c := (Config{Topology: Vitess}).withDefaults(); c.Aggregators != 2 || c.Leaves != 2 || c.Nodes != 4 || c.PartitionsPerLeaf != 1 || c.Image != DefaultVitessImage {
+		t.Errorf("vitess defaults: %+v", c)
+	}
+	if got := VitessShards(3); strings.Join(got, " ") != "-55 55-aa aa-" {
+		t.Errorf("3 shards: %v", got)
+	}
+	if got := VitessShards(2); strings.Join(got, " ") != "-80 80-" {
+		t.Errorf("2 shards: %v", got)
+	}
 	if err := (Config{Topology: Galera, Nodes: 4, Force: true}).Validate(); err != nil {
 		t.Errorf("even count with Force: %v", err)
 	}
-	if err := (Config{Topology: "ring"}).Validate(); err == nil || !strings.Contains(err.Error(), `unknown topology "ring" (known: galera, primary-replica, sharded, single)`) {
+	if err := (Config{Topology: "ring"}).Validate(); err == nil || !strings.Contains(err.Error(), `unknown topology "ring" (known: galera, primary-replica, sharded, single, vitess)`) {
 		t.Errorf("unknown topology: %v", err)
 	}
 	if err := (Config{Topology: Sharded, Aggregators: -1, Leaves: 1, PartitionsPerLeaf: 17}).Validate(); err == nil ||

@@ -15,12 +15,14 @@ const (
 	LabelSettings   = "org.htapchaos.settings"            // server settings of the node, JSON
 	LabelPurpose    = "org.htapchaos.purpose"             // free text, e.g. "test"
 	LabelPartitions = "org.htapchaos.partitions-per-leaf" // sharded: partitions of a table per leaf
+	LabelShard      = "org.htapchaos.shard"               // vitess: the leaf's shard (key range)
 
 	toolName = "htapchaos"
 
-	kindNode       = "node"
-	kindLB         = "lb"
-	kindProxy      = "proxy"
-	kindClusterNet = "cluster-net"
-	kindClientNet  = "client-net"
+	kindNode        = "node"
+	kindLB          = "lb"
+	kindProxy       = "proxy"
+	kindVitessInfra = "vitess-infra" // etcd and vtctld: not database nodes
+	kindClusterNet  = "cluster-net"
+	kindClientNet   = "client-net"
 )

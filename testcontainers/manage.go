@@ -146,8 +146,8 @@ func List(ctx context.Context, e *Engine) ([]Summary, error) {
 			s.LB = true
 			continue
 		}
-		if ctr.Labels[LabelKind] == kindProxy {
-			continue // a sharded cluster's leaf proxy: not a database node
+		if k := ctr.Labels[LabelKind]; k == kindProxy || k == kindVitessInfra {
+			continue // a sharded cluster's leaf proxy, vitess's etcd and vtctld: not database nodes
 		}
 		s.Nodes++
 		if ctr.State == container.StateRunning {
@@ -194,6 +194,13 @@ func Attach(ctx context.Context, name string) (*Cluster, error) {
 		n := &Node{Index: idx, Name: containerName(ctr), Alias: l[LabelAlias], Role: Role(l[LabelRole]), ID: ctr.ID, c: c}
 		if l[LabelKind] == kindProxy {
 			c.Proxy = &LeafProxy{ID: ctr.ID, Listen: map[string]string{}}
+			continue
+		}
+		if l[LabelKind] == kindVitessInfra {
+			if c.vitessInfra == nil {
+				c.vitessInfra = map[string]*Node{}
+			}
+			c.vitessInfra[l[LabelAlias]] = n
 			continue
 		}
 		if l[LabelKind] == kindLB {

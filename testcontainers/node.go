@@ -77,10 +77,19 @@ func (n *Node) dsn(port int, dial, rw time.Duration) string {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net = "root", n.c.password, "tcp"
 	cfg.Addr = net.JoinHostPort(n.Host(), strconv.Itoa(port))
-	cfg.DBName = DefaultDatabase
+	cfg.DBName = n.Database()
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = dial, rw, rw
 	cfg.ParseTime = true
 	return cfg.FormatDSN()
+}
+
+// Database is the database the node's DSN names: the keyspace through a vtgate,
+// the shard's own database on a vitess leaf, DefaultDatabase elsewhere.
+func (n *Node) Database() string {
+	if n.c != nil && n.c.Topology == Vitess && n.Role == RoleLeaf {
+		return VitessShardDatabase
+	}
+	return DefaultDatabase
 }
 
 // DB is a small connection pool on the node for control queries (status, setup).
@@ -520,6 +529,16 @@ func (n *Node) ready(ctx context.Context, size int) (bool, string, error) {
 			return false, "not answering: " + shortErr(err), nil
 		}
 		return r.IORunning && r.SQLRunning, fmt.Sprintf("io_running=%t sql_running=%t %s", r.IORunning, r.SQLRunning, r.LastError), nil
+	case RoleAggregator:
+		if n.c.Topology == Vitess {
+			return n.vitessReady(qctx)
+		}
+		return n.answers(qctx)
+	case RoleLeaf:
+		if n.c.Topology == Vitess {
+			return n.vitessLeafReady(qctx)
+		}
+		return n.answers(qctx)
 	default:
 		return n.answers(qctx)
 	}

@@ -47,9 +47,18 @@ The cluster keeps running after the command returns; remove it with
 The sharded topology is aggregators (agg1, ...) over leaves (leaf1, ...) with
 MariaDB's Spider engine. It comes up with the sharded schema on both sides and
 seeded (--users, --orders; 500 merchants), and prints the rows of every partition
-on its leaf: the skew.`,
+on its leaf: the skew.
+
+The vitess topology is vtgates (agg1, ...) over MariaDB shards (leaf1, ...), one
+tablet per shard, with etcd and vtctld beside them; --aggregators sets the vtgates
+(default 2), --leaves the shards (default 2). It needs the Vitess image
+("htapchaos image build --vitess"). It comes up with the same schema under a
+VSchema: users and orders sharded on user_id with a hash vindex, merchants on
+merchant_id, merchants_ref a reference table. MariaDB is outside what Vitess
+supports; see the README.`,
 		Example: `  htapchaos cluster up --topology galera --nodes 3 --name demo
   htapchaos cluster up --topology sharded --aggregators 2 --leaves 3 --json
+  htapchaos cluster up --topology vitess --aggregators 2 --leaves 2
   htapchaos cluster up --topology primary-replica --memory 512MiB --json
   htapchaos cluster up --topology galera --lb --set innodb_flush_log_at_trx_commit=2`,
 		Args: cobra.NoArgs,
@@ -67,13 +76,25 @@ on its leaf: the skew.`,
 			if err := errors.Join(errs...); err != nil {
 				return err
 			}
+			if cfg.Topology == testcontainers.Vitess {
+				// The flags' defaults are the Spider topology's: let the vitess
+				// topology's own apply unless given.
+				for name, v := range map[string]*int{"leaves": &cfg.Leaves, "partitions-per-leaf": &cfg.PartitionsPerLeaf} {
+					if !cmd.Flags().Changed(name) {
+						*v = 0
+					}
+				}
+				if !cmd.Flags().Changed("image") {
+					cfg.Image = ""
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			if cfg.Topology != testcontainers.Sharded {
+			if cfg.Topology != testcontainers.Sharded && cfg.Topology != testcontainers.Vitess {
 				for _, name := range []string{"aggregators", "leaves", "partitions-per-leaf", "leaf-proxy", "users", "orders"} {
 					if cmd.Flags().Changed(name) {
-						return usagef("--%s: only the sharded topology takes it (--topology sharded)", name)
+						return usagef("--%s: only the sharded and vitess topologies take it (--topology sharded|vitess)", name)
 					}
 				}
 			}
@@ -97,14 +118,14 @@ on its leaf: the skew.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&topology, "topology", string(testcontainers.Galera), "galera, primary-replica, sharded or single")
+	f.StringVar(&topology, "topology", string(testcontainers.Galera), "galera, primary-replica, sharded, single or vitess")
 	f.IntVar(&cfg.Nodes, "nodes", testcontainers.DefaultGaleraNodes, "galera node count")
-	f.IntVar(&cfg.Aggregators, "aggregators", testcontainers.DefaultAggregators, "sharded: aggregator count (at least 1)")
-	f.IntVar(&cfg.Leaves, "leaves", testcontainers.DefaultLeaves, "sharded: leaf count (at least 2)")
+	f.IntVar(&cfg.Aggregators, "aggregators", testcontainers.DefaultAggregators, "sharded: aggregator count (at least 1); vitess: vtgates")
+	f.IntVar(&cfg.Leaves, "leaves", testcontainers.DefaultLeaves, "sharded: leaf count (at least 2); vitess: shards (default 2)")
 	f.IntVar(&cfg.PartitionsPerLeaf, "partitions-per-leaf", testcontainers.DefaultPartitionsPerLeaf, "sharded: partitions of each sharded table per leaf")
 	f.BoolVar(&cfg.LeafProxy, "leaf-proxy", false, "sharded: put a Toxiproxy container between the aggregators and the leaves (network-latency on a leaf then slows the aggregator -> leaf path)")
-	f.Int64Var(&data.Users, "users", 5000, "sharded: users seeded")
-	f.Int64Var(&data.Orders, "orders", 50000, "sharded: orders seeded")
+	f.Int64Var(&data.Users, "users", 5000, "sharded, vitess: users seeded")
+	f.Int64Var(&data.Orders, "orders", 50000, "sharded, vitess: orders seeded")
 	f.BoolVar(&cfg.Force, "force", false, "allow an even galera node count")
 	f.StringVar(&memory, "memory", "1GiB", "memory limit per node, no swap (at least 256MiB)")
 	f.Float64Var(&cfg.CPUs, "cpus", 0, "CPU limit per node (0: none)")
@@ -128,7 +149,7 @@ type upInfo struct {
 func (a *app) clusterUp(ctx context.Context, cfg testcontainers.Config, data loadgen.Data, asJSON bool) error {
 	c, err := testcontainers.Run(ctx, cfg)
 	var out upInfo
-	if err == nil && c.Topology == testcontainers.Sharded {
+	if err == nil && (c.Topology == testcontainers.Sharded || c.Topology == testcontainers.Vitess) {
 		out.Shards, err = seedSharded(ctx, c, data, a.progress)
 		out.Skew = loadgen.Skew(out.Shards)
 	}
