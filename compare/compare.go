@@ -299,6 +299,10 @@ func group(runs []*experiments.RunDir) []*grp {
 		}
 	}
 	diff := differing(gs)
+	// The topology first: it tells two engines apart before any of their sizes.
+	if i := slices.Index(diff, "cluster.topology"); i > 0 {
+		diff = slices.Concat([]string{"cluster.topology"}, diff[:i], diff[i+1:])
+	}
 	var sources []string
 	for _, r := range runs {
 		sources = append(sources, source(r))

@@ -80,6 +80,12 @@ func TestGroupingAndLabels(t *testing.T) {
 			a.Run.ServerVersion, b.Run.ServerVersion = "10.11.14-MariaDB-0+deb12u2", "11.4.5-MariaDB"
 			return []*experiments.RunDir{a, b}
 		}(), []string{"server_version=10.11.14-MariaDB-0+deb12u2", "server_version=11.4.5-MariaDB"}, [][]string{{"x"}, {"y"}}},
+		{"two engines: the topology leads the label", func() []*experiments.RunDir {
+			a, b := rate("spider", 1, 200), rate("vitess", 2, 200)
+			a.Run.Spec.Cluster = &experiments.ClusterSpec{Topology: "sharded", Aggregators: 2, Leaves: 3, PartitionsPerLeaf: 2, Nodes: 5, Memory: 512 << 20}
+			b.Run.Spec.Cluster = &experiments.ClusterSpec{Topology: "vitess", Aggregators: 2, Leaves: 2, PartitionsPerLeaf: 1, Nodes: 4, Memory: 512 << 20}
+			return []*experiments.RunDir{a, b}
+		}(), []string{"cluster.topology=sharded, cluster.leaves=3, cluster.nodes=5, cluster.partitions_per_leaf=2", "cluster.topology=vitess, cluster.leaves=2, cluster.nodes=4, cluster.partitions_per_leaf=1"}, [][]string{{"spider"}, {"vitess"}}},
 		{"same base names", []*experiments.RunDir{rate("monday/run", 1, 200), rate("tuesday/run", 2, 200)},
 			[]string{"monday/run", "tuesday/run"}, [][]string{{"monday/run"}, {"tuesday/run"}}},
 	} {

@@ -11,7 +11,20 @@ import (
 // and the end can check that nothing is left.
 var testLabels = map[string]string{htc.LabelPurpose: "test-experiments"}
 
-func TestMain(m *testing.M) { os.Exit(htc.RunTests(m, testLabels)) }
+// keptRuns holds run directories that outlive their test (TestCompareEngines
+// reads the data-movement runs of both sharded engines); removed at the end.
+var keptRuns string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "htapchaos-experiments-")
+	if err != nil {
+		panic(err)
+	}
+	keptRuns = dir
+	code := htc.RunTests(m, testLabels)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // sharedGalera is the 3-node Galera cluster of the quick builtins, shared by the
 // package's tests (started once, removed after the last test). Tests that fault it

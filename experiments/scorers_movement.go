@@ -205,6 +205,9 @@ func scoreShardedMovement(r *Recorded, b Budgets, leaves []int) []Finding {
 		if len(c.spilled) > 0 {
 			fd.note("queries of an earlier class finished in %s (%s): their bytes count here too", c.w.Name, strings.Join(c.spilled, ", "))
 		}
+		if r.ShardEngine == loadgen.VitessEngine && strings.HasSuffix(c.op, "-bka") {
+			fd.note("vtgate has no batched key access: %s runs the plain join's statement", c.op)
+		}
 		if c.leafNetTx > 0 || c.aggNetRx > 0 {
 			fd.note("cluster network: the leaves sent %s, the aggregators received %s (TCP/IP framing included, baseline not subtracted)", bytesStr(float64(c.leafNetTx)), bytesStr(float64(c.aggNetRx)))
 		}

@@ -84,7 +84,7 @@ func TestShardedBuiltins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := Run(ctx, spec, Options{Cluster: c, Out: filepath.Join(t.TempDir(), name), Seed: 1, Log: t.Logf})
+		res, err := Run(ctx, spec, Options{Cluster: c, Out: runDir(t, "spider", name), Seed: 1, Log: t.Logf})
 		if err != nil && res == nil {
 			t.Fatal(err)
 		}
@@ -238,6 +238,21 @@ func TestShardedBuiltins(t *testing.T) {
 			t.Errorf("without retries no request failed: %s", d)
 		}
 	})
+}
+
+// dataMovementRuns are the data-movement runs' directories by engine, for
+// TestCompareEngines.
+var dataMovementRuns = map[string]string{}
+
+// runDir is where a sharded builtin writes its run: data-movement's outlives
+// the test (in keptRuns), the others' do not.
+func runDir(t *testing.T, engine, name string) string {
+	if name != "data-movement" {
+		return filepath.Join(t.TempDir(), name)
+	}
+	dir := filepath.Join(keptRuns, engine+"-"+name)
+	dataMovementRuns[engine] = dir
+	return dir
 }
 
 // findingOf finds a finding by name and checks its verdict.

@@ -327,7 +327,7 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 			}
 			var rows []row
 			info := c.Info()
-			sharded := c.Topology == testcontainers.Sharded
+			sharded := c.Topology == testcontainers.Sharded || c.Topology == testcontainers.Vitess
 			for _, n := range c.Nodes {
 				r := row{NodeInfo: info.Nodes[n.Index-1]}
 				var errs []error
@@ -351,7 +351,8 @@ func (a *app) clusterStatusCmd() *cobra.Command {
 						}
 						errs = append(errs, err)
 					}
-					if n.Role == testcontainers.RoleAggregator {
+					if n.Role == testcontainers.RoleAggregator && c.Topology == testcontainers.Sharded {
+						// A vtgate passes SHOW STATUS to a shard: nothing of its own.
 						r.Spider, err = n.Status(qctx, "Spider_direct%")
 						errs = append(errs, err)
 					}

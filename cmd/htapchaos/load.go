@@ -167,7 +167,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			if err != nil {
 				return err
 			}
-			if c.Topology == testcontainers.Sharded {
+			if c.Topology == testcontainers.Sharded || c.Topology == testcontainers.Vitess {
 				sharded = c
 				if !routeSet {
 					// Clients talk to aggregators; a leaf holds only its partitions.
@@ -202,6 +202,13 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	if wl.NoDB {
 		route = loadgen.Route{}
 	}
+	var engine loadgen.ShardEngine
+	if sharded != nil {
+		engine = loadgen.Spider
+		if sharded.Topology == testcontainers.Vitess {
+			engine = loadgen.VitessEngine
+		}
+	}
 	cfg := loadgen.Config{
 		Targets: targets,
 		Workloads: []loadgen.Spec{{
@@ -210,7 +217,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			Retry: loadgen.Retry{Retries: f.retries, Backoff: f.backoff}, MaxOps: f.maxOps, Seed: f.seed,
 			MeasureMemory: f.measureMem,
 		}},
-		Params:       loadgen.Params{Dialect: dialect, Data: f.data, BatchRows: f.batchRows, Query: f.query},
+		Params:       loadgen.Params{Dialect: dialect, Data: f.data, BatchRows: f.batchRows, Query: f.query, ShardEngine: engine},
 		GapThreshold: f.gap, LateThreshold: f.late,
 	}
 	if err := cfg.Validate(); err != nil {
