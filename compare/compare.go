@@ -299,10 +299,18 @@ func group(runs []*experiments.RunDir) []*grp {
 		}
 	}
 	diff := differing(gs)
-	// The topology first: it tells two engines apart before any of their sizes.
-	if i := slices.Index(diff, "cluster.topology"); i > 0 {
-		diff = slices.Concat([]string{"cluster.topology"}, diff[:i], diff[i+1:])
-	}
+	// The topology first (the spec's, or that of the cluster used): it tells two
+	// engines apart before any of their sizes.
+	slices.SortStableFunc(diff, func(a, b string) int {
+		ta, tb := strings.HasSuffix(a, ".topology"), strings.HasSuffix(b, ".topology")
+		switch {
+		case ta && !tb:
+			return -1
+		case tb && !ta:
+			return 1
+		}
+		return 0
+	})
 	var sources []string
 	for _, r := range runs {
 		sources = append(sources, source(r))

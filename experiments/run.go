@@ -309,6 +309,11 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		}
 		rf.ShardEngine = shardEngine(layout)
 		if layout.Engine == loadgen.VitessEngine {
+			// vtgate advertises a MySQL version of its own: name the shards' server too.
+			var shard string
+			if err := layout.Leaves[0].DB.QueryRowContext(ctx, "SELECT VERSION()").Scan(&shard); err == nil {
+				rf.ServerVersion += " over " + shard
+			}
 			if hc != nil {
 				if rf.VSchema, err = hc.VSchema(ctx); err != nil {
 					logf("vschema: %v", err)

@@ -341,6 +341,69 @@ func TestClusterUpShardedSeedsAndShowsSkew(t *testing.T) {
 	}
 }
 
+// A vitess cluster comes up seeded through its vtgate, its shards' rows add up to
+// what was asked, cluster ls counts its database nodes (not etcd and vtctld), and
+// down removes every container, etcd and vtctld too.
+func TestClusterUpVitess(t *testing.T) {
+	eng := engineOrSkip(t)
+	name := testPrefix + "vitess"
+	start := time.Now()
+	r := htapchaos(t, nil, "cluster", "up", "--topology", "vitess", "--aggregators", "1",
+		"--users", "300", "--orders", "3000", "--memory", "512MiB", "--name", name, "--json")
+	t.Cleanup(func() { htapchaos(t, nil, "cluster", "down", name) })
+	if r.code != 0 {
+		t.Fatalf("up: exit %d: %s", r.code, r.stderr)
+	}
+	t.Logf("vitess cluster up and seeded in %v", time.Since(start).Round(time.Millisecond))
+	var info struct {
+		Topology string `json:"topology"`
+		Nodes    []struct {
+			Name string `json:"name"`
+			Role string `json:"role"`
+			DSN  string `json:"dsn"`
+		} `json:"nodes"`
+		Shards []struct {
+			Table string `json:"table"`
+			Leaf  string `json:"leaf"`
+			Rows  int64  `json:"rows"`
+		} `json:"shards"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &info); err != nil {
+		t.Fatalf("up --json printed %q: %v", r.stdout, err)
+	}
+	var roles []string
+	for _, n := range info.Nodes {
+		roles = append(roles, strings.TrimPrefix(n.Name, name+"-")+":"+n.Role)
+	}
+	if got := strings.Join(roles, " "); info.Topology != "vitess" || got != "agg1:aggregator leaf1:leaf leaf2:leaf" {
+		t.Fatalf("topology %s, nodes %s", info.Topology, got)
+	}
+	if !strings.HasSuffix(strings.Split(info.Nodes[0].DSN, "?")[0], "/htapchaos") || !strings.HasSuffix(strings.Split(info.Nodes[1].DSN, "?")[0], "/vt_htapchaos") {
+		t.Errorf("DSNs: the vtgate's should name the keyspace, a shard's its database: %s, %s", info.Nodes[0].DSN, info.Nodes[1].DSN)
+	}
+	sums := map[string]int64{}
+	for _, s := range info.Shards {
+		sums[s.Table] += s.Rows
+	}
+	if sums["users"] != 300 || sums["orders"] != 3000 || sums["merchants"] != 500 || len(info.Shards) != 6 {
+		t.Fatalf("rows over %d shards: %v; want users 300, orders 3000, merchants 500 over 2 shards each", len(info.Shards), sums)
+	}
+	r = htapchaos(t, nil, "cluster", "ls", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"name":"`+name+`","topology":"vitess","nodes":3,"running":3`) {
+		t.Errorf("ls: exit %d: %s", r.code, r.stdout)
+	}
+	r = htapchaos(t, nil, "cluster", "status", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "skew of orders") || strings.Contains(r.stdout, "direct_aggregate") {
+		t.Errorf("status: exit %d: %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r = htapchaos(t, nil, "cluster", "down", name); r.code != 0 {
+		t.Fatalf("down: exit %d: %s", r.code, r.stderr)
+	}
+	if n := networksOf(t, eng, name); n != 0 {
+		t.Errorf("%d container(s) and network(s) left after down", n)
+	}
+}
+
 // Ctrl-C while a cluster forms removes everything and exits 130.
 func TestInterruptDuringUpCleansUp(t *testing.T) {
 	eng := engineOrSkip(t)
