@@ -96,7 +96,7 @@ func (b VitessBuild) binDir() string {
 	return filepath.Join(b.CacheDir, "vitess-"+VitessVersion, "bin")
 }
 
-// VitessBinariesCached reports whether the binaries are in the cache.
+// cached reports whether the binaries are in the cache.
 func (b VitessBuild) cached() bool {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(b.binDir()), ".complete")); err != nil {
 		return false
@@ -173,7 +173,14 @@ func BuildVitessBinaries(ctx context.Context, b VitessBuild) (string, error) {
 	}
 	fmt.Fprintf(b.Progress, "vitess %s: fetching etcd from Debian's etcd-server package\n", VitessVersion)
 	if err := run(work, "apt-get", "download", "etcd-server"); err != nil {
-		return "", err
+		// The package lists may be missing or stale: refresh them once.
+		fmt.Fprintf(b.Progress, "vitess %s: apt-get download failed; refreshing the package lists\n", VitessVersion)
+		if uerr := run(work, "apt-get", "update", "-qq"); uerr != nil {
+			return "", errors.Join(err, uerr)
+		}
+		if err := run(work, "apt-get", "download", "etcd-server"); err != nil {
+			return "", err
+		}
 	}
 	debs, _ := filepath.Glob(filepath.Join(work, "etcd-server_*.deb"))
 	if len(debs) != 1 {
