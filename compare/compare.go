@@ -299,18 +299,6 @@ func group(runs []*experiments.RunDir) []*grp {
 		}
 	}
 	diff := differing(gs)
-	// The topology first (the spec's, or that of the cluster used): it tells two
-	// engines apart before any of their sizes.
-	slices.SortStableFunc(diff, func(a, b string) int {
-		ta, tb := strings.HasSuffix(a, ".topology"), strings.HasSuffix(b, ".topology")
-		switch {
-		case ta && !tb:
-			return -1
-		case tb && !ta:
-			return 1
-		}
-		return 0
-	})
 	var sources []string
 	for _, r := range runs {
 		sources = append(sources, source(r))
@@ -421,10 +409,21 @@ func differing(gs []*grp) []string {
 			}
 		}
 	}
-	// The experiment's name first: when it differs it says the most.
+	// The experiment's name first: when it differs it says the most; then the
+	// topology (the spec's, or that of the cluster used), which tells two engines
+	// apart before any of their sizes.
+	rank := func(p string) int {
+		switch {
+		case p == "name":
+			return 0
+		case strings.HasSuffix(p, ".topology"):
+			return 1
+		}
+		return 2
+	}
 	sort.Slice(out, func(i, j int) bool {
-		if (out[i] == "name") != (out[j] == "name") {
-			return out[i] == "name"
+		if ri, rj := rank(out[i]), rank(out[j]); ri != rj {
+			return ri < rj
 		}
 		return out[i] < out[j]
 	})

@@ -87,6 +87,14 @@ func shardedLayoutOf(nodes []nodeRef, hc *htc.Cluster) (layout *loadgen.Sharded,
 			s.Leaves = append(s.Leaves, loadgen.Leaf{Server: n.alias, DB: db})
 		}
 	}
+	// Aggregators that are vtgates: the Vitess layout, whose VSchema the operator
+	// sets (htapchaos sets it only on a cluster it started).
+	if gate, err := loadgen.IsVtgate(context.Background(), s.Aggregators[0]); err != nil {
+		closeAll()
+		return nil, func() {}, fmt.Errorf("aggregator: %w", err)
+	} else if gate {
+		s.Engine, s.PartitionsPerLeaf = loadgen.VitessEngine, 1
+	}
 	return &s, closeAll, nil
 }
 

@@ -78,26 +78,7 @@ func measureAlone(t *testing.T, ctx context.Context, c *htc.Cluster, query strin
 func TestShardedBuiltins(t *testing.T) {
 	c := sharedSharded(t)
 	ctx := context.Background()
-	run := func(t *testing.T, name string) *Result {
-		t.Helper()
-		spec, err := Builtin(name, ParseOptions{Quick: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := Run(ctx, spec, Options{Cluster: c, Out: runDir(t, "spider", name), Seed: 1, Log: t.Logf})
-		if err != nil && res == nil {
-			t.Fatal(err)
-		}
-		for _, f := range res.Findings {
-			t.Logf("%s %s: %s %.4g %s (budget %s %.4g) %s %v", f.Mode, f.Name, f.Verdict, f.Value, f.Unit, f.Op, f.Budget, f.Reason, f.Notes)
-		}
-		for _, f := range findings(res, ModeDurability) {
-			if f.Verdict != Pass {
-				t.Errorf("durability: %+v", f)
-			}
-		}
-		return res
-	}
+	run := func(t *testing.T, name string) *Result { return runShardedBuiltin(t, c, "spider", name, nil) }
 
 	t.Run("data-movement", func(t *testing.T) {
 		res := run(t, "data-movement")
@@ -238,6 +219,29 @@ func TestShardedBuiltins(t *testing.T) {
 			t.Errorf("without retries no request failed: %s", d)
 		}
 	})
+}
+
+// runShardedBuiltin runs a quick builtin on a sharded cluster (set puts it on
+// the engine's topology), logs its findings and checks its durability passed.
+func runShardedBuiltin(t *testing.T, c *htc.Cluster, engine, name string, set []string) *Result {
+	t.Helper()
+	spec, err := Builtin(name, ParseOptions{Quick: true, Set: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(context.Background(), spec, Options{Cluster: c, Out: runDir(t, engine, name), Seed: 1, Log: t.Logf})
+	if err != nil && res == nil {
+		t.Fatal(err)
+	}
+	for _, f := range res.Findings {
+		t.Logf("%s %s: %s %.4g %s (budget %s %.4g) %s %v", f.Mode, f.Name, f.Verdict, f.Value, f.Unit, f.Op, f.Budget, f.Reason, f.Notes)
+	}
+	for _, f := range findings(res, ModeDurability) {
+		if f.Verdict != Pass {
+			t.Errorf("durability: %+v", f)
+		}
+	}
+	return res
 }
 
 // dataMovementRuns are the data-movement runs' directories by engine, for

@@ -361,6 +361,12 @@ var notOnSharded = map[string]string{
 	ModeFreshness: "each row has one copy, on its leaf (no replica to read stale data from)",
 }
 
+// notOnVitess are the failure modes the vitess topology cannot show beyond those,
+// and why.
+var notOnVitess = map[string]string{
+	ModeMemoryHeadroom: "a vtgate streams rows and accounts no per-query memory (MariaDB's accounting is the shards', not the aggregator's)",
+}
+
 // Validate checks the spec's meaning and reports every problem at once.
 func (s *Spec) Validate() error {
 	var errs []error
@@ -384,7 +390,11 @@ func (s *Spec) Validate() error {
 	if s.Cluster != nil && (s.Cluster.Topology == string(htc.Sharded) || s.Cluster.Topology == string(htc.Vitess)) {
 		// Modes that do not apply to the topology are refused rather than scored.
 		for i, m := range s.Modes {
-			if why, ok := notOnSharded[m]; ok {
+			why, ok := notOnSharded[m]
+			if !ok && s.Cluster.Topology == string(htc.Vitess) {
+				why, ok = notOnVitess[m]
+			}
+			if ok {
 				bad(fmt.Sprintf("modes[%d]", i), "%s does not apply to the %s topology: %s", m, s.Cluster.Topology, why)
 			}
 		}

@@ -132,6 +132,19 @@ workloads:
 			`x.yaml:3: cluster.leaf_proxy: only the sharded (Spider) topology has a leaf proxy`,
 			`x.yaml:4: data.merchants: -1: must not be negative`,
 		}},
+		{"modes a vitess cluster cannot show", `name: x
+modes: [memory-headroom, freshness]
+cluster: {topology: vitess, leaves: 9, partitions_per_leaf: 2}
+phases:
+  - {name: a, duration: 10s}
+workloads:
+  - {kind: oltp, rate: 5}
+`, nil, []string{
+			`x.yaml:2: memory-headroom does not apply to the vitess topology: a vtgate streams rows`,
+			`x.yaml:2: freshness does not apply to the vitess topology`,
+			`cluster.leaves: 9: a vitess cluster needs 2-8 shards`,
+			`cluster.partitions_per_leaf: 2: a vitess shard is one partition`,
+		}},
 		{"bad set", goodSpec, []string{"workloads.nope.rate=5", "novalue", "cluster.colour=blue"}, []string{
 			`--set: workloads.nope.rate=5: no list item named "nope"`, `"novalue": want path=value`,
 		}},

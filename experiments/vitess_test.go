@@ -25,26 +25,7 @@ func TestVitessBuiltins(t *testing.T) {
 		t.Fatalf("cluster %s: %s, %d vtgates, %d shards", c.Name, c.Topology, len(c.Aggregators()), len(c.Leaves()))
 	}
 	ctx := context.Background()
-	run := func(t *testing.T, name string) *Result {
-		t.Helper()
-		spec, err := Builtin(name, ParseOptions{Quick: true, Set: vitessSet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := Run(ctx, spec, Options{Cluster: c, Out: runDir(t, "vitess", name), Seed: 1, Log: t.Logf})
-		if err != nil && res == nil {
-			t.Fatal(err)
-		}
-		for _, f := range res.Findings {
-			t.Logf("%s %s: %s %.4g %s (budget %s %.4g) %s %v", f.Mode, f.Name, f.Verdict, f.Value, f.Unit, f.Op, f.Budget, f.Reason, f.Notes)
-		}
-		for _, f := range findings(res, ModeDurability) {
-			if f.Verdict != Pass {
-				t.Errorf("durability: %+v", f)
-			}
-		}
-		return res
-	}
+	run := func(t *testing.T, name string) *Result { return runShardedBuiltin(t, c, "vitess", name, vitessSet) }
 
 	t.Run("data-movement", func(t *testing.T) {
 		res := run(t, "data-movement")
@@ -128,6 +109,9 @@ func TestVitessBuiltins(t *testing.T) {
 		res := run(t, "aggregator-failover")
 		with := findingOf(t, res.Findings, named(nameClientGap, "with-retries"), Pass)
 		without := findingOf(t, res.Findings, named(nameClientGap, "no-retries"), Pass)
+		if len(with.Evidence) == 0 || len(without.Evidence) == 0 {
+			t.Fatalf("client gap findings without evidence: %+v %+v", with, without)
+		}
 		t.Logf("with retries: %s; without: %s", with.Evidence[0].Detail, without.Evidence[0].Detail)
 		if d := with.Evidence[0].Detail; len(d) < 5 || d[:5] != "0 of " {
 			t.Errorf("with retries to the other vtgate: %s; want none failed", d)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/htapchaos/htapchaos/loadgen"
 )
 
 // A schema change on a sharded cluster (Spider aggregators over leaves). Spider
@@ -98,18 +100,28 @@ func (f *schemaChange) setupSharded(ctx context.Context, env *Env) error {
 			}
 		}
 	}
-	note := fmt.Sprintf("%s over %d tables on %d leaves", f.table, len(f.parts)-len(aggs), len(leaves))
+	leafParts, spiderParts := 0, 0
+	for _, p := range f.parts {
+		if p.f.spider {
+			spiderParts++
+		} else {
+			leafParts++
+		}
+	}
+	note := fmt.Sprintf("%s over %d tables on %d leaves", f.table, leafParts, len(leaves))
 	f.mu.Lock()
 	f.ms = append(f.ms,
 		Measurement{Name: MeasureTableRows, Node: f.node.Label(), Value: rows, Unit: "rows", Note: note + ", the servers' estimates"},
 		Measurement{Name: MeasureTableSize, Node: f.node.Label(), Value: size, Unit: "bytes", Note: note + ", data and indexes"})
 	f.mu.Unlock()
-	f.algorithm = f.parts[0].f.algorithm + " on the leaves, a definition only on the aggregators"
+	f.algorithm = f.parts[0].f.algorithm + " on the leaves"
+	if spiderParts > 0 {
+		f.algorithm += ", a definition only on the aggregators"
+	}
 	return nil
 }
 
-// leafTables lists a leaf's tables of table: itself and its partitions (t_pN).
-// isVtgate says whether an aggregator is a Vitess vtgate (its version says so).
+// isVtgate says whether an aggregator is a Vitess vtgate.
 func isVtgate(ctx context.Context, n Node) (bool, error) {
 	sn, ok := n.(SQLNode)
 	if !ok {
@@ -120,13 +132,14 @@ func isVtgate(ctx context.Context, n Node) (bool, error) {
 		return false, err
 	}
 	defer db.Close()
-	var version string
-	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+	gate, err := loadgen.IsVtgate(ctx, db)
+	if err != nil {
 		return false, fmt.Errorf("%s: version: %w", n.Label(), err)
 	}
-	return strings.Contains(version, "Vitess"), nil
+	return gate, nil
 }
 
+// leafTables lists a leaf's tables of table: itself and its partitions (t_pN).
 func leafTables(ctx context.Context, n Node, table string) ([]string, error) {
 	sn, ok := n.(SQLNode)
 	if !ok {

@@ -243,33 +243,15 @@ func SetupSharded(ctx context.Context, s Sharded, data Data) (SeedReport, error)
 }
 
 // waitVSchema waits until every vtgate routes by the VSchema: a vtgate learns a
-// new VSchema from the topology server a moment after it is applied.
+// new VSchema from the topology server a moment after it is applied. It asks for
+// orders' vindex (hash on user_id).
 func waitVSchema(ctx context.Context, gates []*sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for i, g := range gates {
 		for {
-			var table, vindex string
-			err := g.QueryRowContext(ctx, "SELECT 1 FROM dual").Scan(new(int))
-			if err == nil {
-				rows, qerr := g.QueryContext(ctx, "SHOW VSCHEMA VINDEXES ON orders")
-				if qerr == nil {
-					for rows.Next() {
-						cols, _ := rows.Columns()
-						vals := make([]any, len(cols))
-						ptrs := make([]sql.RawBytes, len(cols))
-						for j := range vals {
-							vals[j] = &ptrs[j]
-						}
-						if rows.Scan(vals...) == nil && len(cols) >= 2 {
-							table, vindex = string(ptrs[0]), string(ptrs[1])
-						}
-					}
-					rows.Close()
-				}
-				err = qerr
-			}
-			if err == nil && table != "" && vindex != "" {
+			ok, err := routesOrdersByUser(ctx, g)
+			if ok {
 				break
 			}
 			select {
@@ -280,6 +262,48 @@ func waitVSchema(ctx context.Context, gates []*sql.DB) error {
 		}
 	}
 	return nil
+}
+
+// IsVtgate says whether a server is a Vitess vtgate (its version says so). A
+// vtgate passes SHOW STATUS and SHOW VARIABLES to a shard: nothing they show is
+// its own.
+func IsVtgate(ctx context.Context, db *sql.DB) (bool, error) {
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return false, err
+	}
+	return strings.Contains(version, "Vitess"), nil
+}
+
+// routesOrdersByUser says whether a vtgate has orders on the hash vindex of user_id.
+func routesOrdersByUser(ctx context.Context, g *sql.DB) (bool, error) {
+	rows, err := g.QueryContext(ctx, "SHOW VSCHEMA VINDEXES ON orders")
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return false, err
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return false, err
+		}
+		row := map[string]string{}
+		for i, c := range cols {
+			row[strings.ToLower(c)] = vals[i].String
+		}
+		if row["name"] == "hash" && row["columns"] == "user_id" {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 // mix64 is SplitMix64's finaliser: a seeded order's owner and merchant are a

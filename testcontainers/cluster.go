@@ -245,11 +245,15 @@ func (c *Cluster) each(nodes []*Node, f func(*Node) error) error {
 }
 
 // WaitReady waits until every node is ready; for Galera, until every node reports the
-// full cluster size, wsrep_ready=ON, Primary and Synced.
+// full cluster size, wsrep_ready=ON, Primary and Synced; for Vitess, until every
+// vtgate sees every shard's primary serving.
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	size := 0
-	if c.Topology == Galera {
+	switch c.Topology {
+	case Galera:
 		size = len(c.Nodes)
+	case Vitess:
+		size = len(c.Leaves()) // every vtgate sees every shard's primary
 	}
 	return c.each(c.Nodes, func(n *Node) error {
 		err := n.waitFor(ctx, func(ctx context.Context) (bool, string, error) { return n.ready(ctx, size) })

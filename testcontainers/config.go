@@ -30,7 +30,7 @@ const (
 	// Vitess is vtgates (the aggregators) over MariaDB shards, each a tablet
 	// (mysqld and vttablet) in a container: a hash vindex places rows by key, so a
 	// join on the shard key runs on the shards and one on another key at vtgate.
-	// MariaDB is outside Vitess's support; see VitessNotes.
+	// MariaDB is outside Vitess's support (see vitess.go and the README).
 	Vitess Topology = "vitess"
 )
 

@@ -222,6 +222,10 @@ func (n *Node) Disconnect(ctx context.Context) error {
 
 // Reconnect puts the node back on the cluster network under its alias.
 func (n *Node) Reconnect(ctx context.Context) error {
+	// Already connected (a heal after the fault's own recovery ran): nothing to do.
+	if on, err := n.OnClusterNet(ctx); err == nil && on {
+		return nil
+	}
 	_, err := n.c.engine.Client.NetworkConnect(ctx, n.c.clusterNet, client.NetworkConnectOptions{
 		Container:      n.ID,
 		EndpointConfig: &network.EndpointSettings{Aliases: []string{n.Alias}},
@@ -230,6 +234,23 @@ func (n *Node) Reconnect(ctx context.Context) error {
 		return fmt.Errorf("reconnect %s to the cluster network: %w", n.Name, err)
 	}
 	return nil
+}
+
+// OnClusterNet says whether the node is connected to its cluster network (a
+// partition fault disconnects it).
+func (n *Node) OnClusterNet(ctx context.Context) (bool, error) {
+	ins, err := n.c.engine.Client.ContainerInspect(ctx, n.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return false, fmt.Errorf("inspect %s: %w", n.Name, err)
+	}
+	if ins.Container.NetworkSettings != nil {
+		for _, ep := range ins.Container.NetworkSettings.Networks {
+			if ep != nil && ep.NetworkID == n.c.clusterNet {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // ExecResult is the outcome of a command run inside a node.
@@ -511,7 +532,8 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	})
 }
 
-// ready checks one time; for Galera with size > 0 it also wants that cluster size.
+// ready checks one time; for Galera with size > 0 it also wants that cluster
+// size, for a vtgate that many shard primaries serving.
 func (n *Node) ready(ctx context.Context, size int) (bool, string, error) {
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -531,7 +553,7 @@ func (n *Node) ready(ctx context.Context, size int) (bool, string, error) {
 		return r.IORunning && r.SQLRunning, fmt.Sprintf("io_running=%t sql_running=%t %s", r.IORunning, r.SQLRunning, r.LastError), nil
 	case RoleAggregator:
 		if n.c.Topology == Vitess {
-			return n.vitessReady(qctx)
+			return n.vitessReady(qctx, size)
 		}
 		return n.answers(qctx)
 	case RoleLeaf:
@@ -633,6 +655,43 @@ func shortErr(err error) string {
 // started with a CPU limit (--cpus) keeps it as the engine's NanoCPUs; one without
 // gets a CFS quota, and restore lifts the quota again (-1: none). The engine refuses
 // to mix the two, so each is undone the way it was set.
+// CPULimits are a container's CPU limits as the engine holds them.
+type CPULimits struct {
+	NanoCPUs  int64 `json:"nano_cpus,omitempty"`
+	CPUQuota  int64 `json:"cpu_quota,omitempty"`
+	CPUPeriod int64 `json:"cpu_period,omitempty"`
+}
+
+// CPULimits reads the node's CPU limits.
+func (n *Node) CPULimits(ctx context.Context) (CPULimits, error) {
+	ins, err := n.c.engine.Client.ContainerInspect(ctx, n.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return CPULimits{}, fmt.Errorf("inspect %s: %w", n.Name, err)
+	}
+	hc := ins.Container.HostConfig
+	return CPULimits{NanoCPUs: hc.NanoCPUs, CPUQuota: hc.CPUQuota, CPUPeriod: hc.CPUPeriod}, nil
+}
+
+// RestoreCPU puts CPU limits read earlier (CPULimits) back: a heal's undo of
+// LimitCPU, from the limits alone.
+func (n *Node) RestoreCPU(ctx context.Context, l CPULimits) error {
+	// As LimitCPU's own undo: a limit in NanoCPUs goes back as such, else the
+	// quota (-1: none).
+	var r container.Resources
+	switch {
+	case l.NanoCPUs > 0:
+		r.NanoCPUs = l.NanoCPUs
+	case l.CPUQuota > 0:
+		r.CPUQuota, r.CPUPeriod = l.CPUQuota, l.CPUPeriod
+	default:
+		r.CPUQuota = -1
+	}
+	if _, err := n.c.engine.Client.ContainerUpdate(ctx, n.ID, client.ContainerUpdateOptions{Resources: &r}); err != nil {
+		return fmt.Errorf("restore cpu of %s: %w", n.Name, err)
+	}
+	return nil
+}
+
 func (n *Node) LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error) {
 	if cores <= 0 {
 		return nil, fmt.Errorf("limit cpu of %s: %g cores: must be positive", n.Name, cores)

@@ -327,20 +327,29 @@ func (c *Cluster) startVtgate(ctx context.Context, n *Node) error {
 	return c.startContainer(ctx, n, c.cfg.Image, []string{"/bin/sh", "-c", vitessUserScript, "htapchaos-vtgate"}, args, nil, c.nodeLabels(n, nil))
 }
 
-// vitessReady checks a vtgate sees every shard's primary serving.
-func (n *Node) vitessReady(ctx context.Context) (bool, string, error) {
+// vitessReady checks a vtgate answers and sees the keyspace's tablets: with
+// shards > 0 (the cluster forming) that many shard primaries serving, else any
+// tablet of the keyspace (a vtgate restarted while a shard is down serves the
+// others' rows).
+func (n *Node) vitessReady(ctx context.Context, shards int) (bool, string, error) {
 	tablets, err := n.vitessTablets(ctx)
 	if err != nil {
 		return false, "not answering: " + shortErr(err), nil
 	}
-	serving := 0
+	serving, known := 0, 0
 	for _, row := range tablets {
-		if row["keyspace"] == VitessKeyspace && row["tablettype"] == "PRIMARY" && row["state"] == "SERVING" {
+		if row["keyspace"] != VitessKeyspace {
+			continue
+		}
+		known++
+		if row["tablettype"] == "PRIMARY" && row["state"] == "SERVING" {
 			serving++
 		}
 	}
-	want := len(n.c.Leaves())
-	return serving >= want, fmt.Sprintf("%d of %d shard primaries serving", serving, want), nil
+	if shards > 0 {
+		return serving >= shards, fmt.Sprintf("%d of %d shard primaries serving", serving, shards), nil
+	}
+	return known > 0, fmt.Sprintf("sees %d tablet(s) of the keyspace, %d serving", known, serving), nil
 }
 
 // vitessLeafReady checks a shard's mysqld answers and a vtgate sees its tablet
@@ -363,7 +372,8 @@ func (n *Node) vitessLeafReady(ctx context.Context) (bool, string, error) {
 		}
 		return false, last, nil
 	}
-	return false, last, nil
+	// No vtgate answers to ask: the shard's own mysqld answering is all there is.
+	return true, "answering (" + last + ")", nil
 }
 
 // vitessTablets is a vtgate's SHOW VITESS_TABLETS, column names lower-cased.

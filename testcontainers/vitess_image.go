@@ -140,11 +140,17 @@ func BuildVitessBinaries(ctx context.Context, b VitessBuild) (string, error) {
 	if err := os.WriteFile(filepath.Join(work, "tools.go"), []byte(vitessWrapperTools), 0o644); err != nil {
 		return "", err
 	}
-	tmp := b.binDir() + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := os.MkdirAll(filepath.Dir(b.binDir()), 0o755); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	// Built into a directory of this build's own, moved in place when complete:
+	// a failed or concurrent build never leaves a half cache behind.
+	tmp, err := os.MkdirTemp(filepath.Dir(b.binDir()), "bin-building-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // gone by then when the build completed
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
 	start := time.Now()
