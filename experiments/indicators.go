@@ -17,6 +17,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/internal/safego"
+	"github.com/htapchaos/htapchaos/loadgen"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -94,6 +96,9 @@ type Sampler struct {
 	samples []Sample
 	werr    error
 	enc     *json.Encoder
+	// stop ends Run; panicked is the first panic of its goroutines (under mu).
+	stop     context.CancelCauseFunc
+	panicked error
 }
 
 // DefaultSampleInterval is the sampler's default tick.
@@ -137,19 +142,30 @@ func NewSampler(nodes []IndicatorNode, w io.Writer, interval time.Duration, opts
 // Run samples until ctx ends (call it once) and returns the first error writing the JSON lines
 // (sampling goes on in memory after one). A tick cut short by ctx's end is
 // dropped: its nodes did not fail, we stopped asking.
+//
+// A panic in one of its goroutines stops sampling, and Run raises it again (the
+// *safego.PanicError) on the caller's goroutine, for the caller's own
+// safego.Recover to hand on.
 func (s *Sampler) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	s.stop = cancel
 	var bg sync.WaitGroup
 	defer func() {
-		cancel()
+		cancel(nil)
 		bg.Wait()
 		for _, n := range s.nodes {
 			n.close()
 		}
+		s.mu.Lock()
+		perr := s.panicked
+		s.mu.Unlock()
+		if perr != nil {
+			panic(perr)
+		}
 	}()
 	for _, n := range s.nodes {
 		if n.n.Container != nil {
-			bg.Go(func() { n.memoryLoop(ctx, s.interval) })
+			safego.Go(&bg, fmt.Sprintf("sampler: n%d memory", n.n.Index), s.fail, func() { n.memoryLoop(ctx, s.interval) })
 		}
 	}
 	t := time.NewTicker(s.interval)
@@ -164,6 +180,16 @@ func (s *Sampler) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// fail stops Run after a panic in one of its goroutines.
+func (s *Sampler) fail(err error) {
+	s.mu.Lock()
+	if s.panicked == nil {
+		s.panicked = err
+	}
+	s.mu.Unlock()
+	s.stop(err)
 }
 
 // Samples returns a copy of the samples taken so far, in time order.
@@ -217,7 +243,7 @@ func (s *Sampler) tick(ctx context.Context, bg *sync.WaitGroup) {
 			hb = nil
 		}
 		pending++
-		bg.Go(func() {
+		safego.Go(bg, fmt.Sprintf("sampler: n%d", n.n.Index), s.fail, func() {
 			defer n.busy.Unlock()
 			ch <- result{i, n.read(tctx, hb)}
 		})
@@ -401,11 +427,15 @@ func shortTimeoutDSN(dsn string, dial, rw time.Duration) (string, error) {
 func (n *indNode) read(ctx context.Context, hb *Heartbeat) indReading {
 	var r indReading
 	var wg sync.WaitGroup
+	var perr error
 	if c := n.n.Container; c != nil {
-		wg.Go(func() { n.readContainer(ctx, c, &r) })
+		safego.Go(&wg, fmt.Sprintf("sampler: n%d container", n.n.Index), func(err error) { perr = err }, func() { n.readContainer(ctx, c, &r) })
 	}
 	n.readSQL(ctx, hb, &r)
 	wg.Wait()
+	if perr != nil {
+		panic(perr) // raised again here, where the sampler recovers it
+	}
 	return r
 }
 
@@ -416,12 +446,12 @@ func (n *indNode) readSQL(ctx context.Context, hb *Heartbeat, r *indReading) {
 		return
 	}
 	if !n.checkedGate {
-		var version string
-		if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		gate, err := loadgen.IsVtgate(ctx, db)
+		if err != nil {
 			r.sqlErr = err
 			return
 		}
-		n.checkedGate, n.vtgate = true, strings.Contains(version, "Vitess")
+		n.checkedGate, n.vtgate = true, gate
 		if n.vtgate {
 			n.mu.Lock()
 			n.notReplica = true

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/internal/safego"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
@@ -35,6 +36,9 @@ type Options struct {
 	Target *faults.ExecTarget
 	// AllowDestructive is the consent faults on a Target need.
 	AllowDestructive bool
+	// SkipHealthCheck runs on a given Cluster or Target without first checking
+	// that every node serves and holds no fault's leftovers.
+	SkipHealthCheck bool
 	// Labels go on a cluster the run starts (tests: to find leftovers).
 	Labels map[string]string
 	// Progress receives a status line about every second.
@@ -205,6 +209,21 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	}
 	if hc != nil {
 		fc = faults.Containers(hc)
+	}
+	if (o.Cluster != nil || o.Target != nil) && !o.SkipHealthCheck && len(spec.Faults) > 0 {
+		// A cluster that exists already: check it before hurting it.
+		key := faults.JournalKey{}
+		if hc != nil {
+			key.Cluster = hc.Name
+		} else {
+			key.Target = o.Target.File()
+		}
+		logf("checking every node before the run (--skip-health-check skips it)")
+		if err := faults.HealthCheck(ctx, fc, key); err != nil {
+			return nil, err
+		}
+	}
+	if hc != nil {
 		for _, n := range hc.Nodes {
 			nodes = append(nodes, nodeRef{index: n.Index, label: n.Name, alias: n.Alias, role: string(n.Role), dsn: n.DSN(), container: n})
 		}
@@ -353,6 +372,21 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	defer ev.Close()
+	// The fault journal: every fault is recorded before it acts, so that
+	// `htapchaos heal` can undo it if this process dies first.
+	var jkey faults.JournalKey
+	switch {
+	case hc != nil:
+		jkey.Cluster = hc.Name
+	case o.Target != nil:
+		jkey.Target = o.Target.File()
+	}
+	var journal *faults.Journal
+	if jkey != (faults.JournalKey{}) {
+		if journal, err = faults.OpenJournal(jkey, o.Out); err != nil {
+			return nil, err
+		}
+	}
 	events := faults.NewEvents(ev)
 	events.OnEvent = func(e faults.Event) {
 		line := e.Fault + " " + e.Step + " " + strings.Join(e.Nodes, ",")
@@ -383,7 +417,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		var hwg sync.WaitGroup
 		defer hwg.Wait()
 		defer stopHB()
-		hwg.Go(func() { _ = hb.Run(hctx) })
+		safego.Go(&hwg, "heartbeat", stopOnPanic(logf, cancel), func() { _ = hb.Run(hctx) })
 	}
 	if o.Observer != nil {
 		sopts = append(sopts, WithSampleHook(o.Observer.Samples))
@@ -401,7 +435,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	sctx, stopSampler := context.WithCancel(rctx)
 	defer stopSampler()
 	var swg sync.WaitGroup
-	swg.Go(func() { _ = sampler.Run(sctx) })
+	safego.Go(&swg, "sampler", stopOnPanic(logf, cancel), func() { _ = sampler.Run(sctx) })
 
 	start := time.Now()
 	rf.Start = start
@@ -445,7 +479,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 			rec.NodeLabels = append(rec.NodeLabels, n.Label())
 		}
 		records[i] = rec
-		runner := faults.NewRunner(f.Kind, kind.New(params), &faults.Env{Targets: targetsF, Cluster: fc, Events: events, Params: params, Proxies: proxies, RunTags: []int64{runTag}})
+		runner := faults.NewRunner(f.Kind, kind.New(params), &faults.Env{Targets: targetsF, Cluster: fc, Events: events, Params: params, Proxies: proxies, RunTags: []int64{runTag}, Journal: journal})
 		// The fault's window ends when the spec says, however long it took to take effect.
 		runner.HoldUntil = at.Add(hold)
 		plans[i] = planned{runner, at, hold}
@@ -460,7 +494,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	}
 	for i, f := range spec.Faults {
 		p := plans[i]
-		fwg.Go(func() {
+		// The runner turns a panic in a fault's steps into the step's error and
+		// recovers; one anywhere else here stops the run.
+		safego.Go(&fwg, "fault "+f.Name, stopOnPanic(logf, cancel), func() {
 			if !sleepCtx(rctx, time.Until(p.at)) {
 				return
 			}

@@ -199,6 +199,9 @@ func nodeLines(root *yaml.Node) []int {
 // Cluster returns the target as a cluster faults can act on.
 func (t *ExecTarget) Cluster() Cluster { return execCluster{t} }
 
+// File is the target file the target was read from ("" when built in code).
+func (t *ExecTarget) File() string { return t.file }
+
 type execCluster struct{ t *ExecTarget }
 
 func (c execCluster) Name() string { return c.t.Name }

@@ -5,10 +5,15 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/htapchaos/htapchaos/internal/safego"
 )
 
 // Fault is one injection. Each step either does its work or says why it could not;
@@ -75,6 +80,9 @@ type Env struct {
 	// RunTags are the id ranges (loadgen.IDs) the run's own writers use: a fault
 	// that writes rows of its own (a batch spike) picks another.
 	RunTags []int64
+	// Journal, when set, records the fault before it acts and its recovery after,
+	// so that `htapchaos heal` can undo it if this process dies first.
+	Journal *Journal
 }
 
 // State is where a fault is in its life cycle.
@@ -117,8 +125,10 @@ type Runner struct {
 	// take effect.
 	HoldUntil time.Time
 
-	mu    sync.Mutex
-	state State
+	mu        sync.Mutex
+	state     State
+	journalID string
+	failed    bool // recovery failed: the fault may still be in place
 	// Timings measured by the runner.
 	Injected, Effective, Recovered, Healthy time.Time
 }
@@ -165,7 +175,7 @@ func (r *Runner) step(ctx context.Context, name string, to State, f func(context
 		return err
 	}
 	r.Env.Events.Add(r.Kind, name, r.Env.Targets, "")
-	err = f(ctx, r.Env)
+	err = r.call(ctx, name, f)
 	if err == nil || to == StateInjected {
 		r.mu.Lock()
 		r.state = to
@@ -187,6 +197,12 @@ func (r *Runner) Run(ctx context.Context, hold, recoverTimeout time.Duration) er
 	if err := r.step(ctx, "setup", StateReady, r.Fault.Setup); err != nil {
 		return errors.Join(err, r.cleanup(ctx, recoverTimeout))
 	}
+	if err := r.journalInject(ctx); err != nil {
+		// Never act without a record a heal could find.
+		return errors.Join(err, r.cleanup(ctx, recoverTimeout))
+	}
+	r.Injected = time.Now()
+	markActive(r, true)
 	err := r.step(ctx, "inject", StateInjected, r.Fault.Inject)
 	r.Injected = time.Now()
 	if err == nil {
@@ -231,16 +247,77 @@ func (r *Runner) recover(ctx context.Context, timeout time.Duration) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := r.step(rctx, "recover", StateRecovered, r.Fault.Recover); err != nil {
-		_ = r.move(StateFailed)
+		r.markFailed()
 		return errors.Join(err, r.cleanup(rctx, timeout))
 	}
 	r.Recovered = time.Now()
 	if err := r.step(rctx, "recovered", StateHealthy, r.Fault.WaitForRecovery); err != nil {
-		_ = r.move(StateFailed)
+		r.markFailed()
 		return errors.Join(err, r.cleanup(rctx, timeout))
 	}
 	r.Healthy = time.Now()
-	return r.cleanup(rctx, timeout)
+	markActive(r, false)
+	jerr := r.journalRecovered()
+	return errors.Join(r.cleanup(rctx, timeout), jerr)
+}
+
+// call runs one step with a panic in it turned into the step's error: the state
+// machine goes on, and a fault that panicked in Inject or its hold is recovered.
+func (r *Runner) call(ctx context.Context, name string, f func(context.Context, *Env) error) (err error) {
+	defer safego.Recover(r.Kind+" "+name, func(p error) { err = p })
+	return f(ctx, r.Env)
+}
+
+func (r *Runner) markFailed() {
+	_ = r.move(StateFailed)
+	r.mu.Lock()
+	r.failed = true
+	r.mu.Unlock()
+}
+
+// journalInject records the fault before it acts: kind, nodes, parameters and
+// the state a heal needs to undo it (Undoer).
+func (r *Runner) journalInject(ctx context.Context) error {
+	j := r.Env.Journal
+	if j == nil {
+		return nil
+	}
+	e := JournalEntry{ID: newJournalID(), Event: JournalInject, Kind: r.Kind, Params: r.Env.Params,
+		PID: os.Getpid(), Command: filepath.Base(os.Args[0])}
+	if len(os.Args) > 1 {
+		e.Command += " " + os.Args[1]
+	}
+	for _, n := range r.Env.Targets {
+		e.Nodes = append(e.Nodes, n.Index())
+		e.Labels = append(e.Labels, n.Label())
+	}
+	if u, ok := r.Fault.(Undoer); ok {
+		st, err := u.UndoState(ctx, r.Env)
+		if err != nil {
+			return fmt.Errorf("%s: what a heal would need: %w", r.Kind, err)
+		}
+		if e.Undo, err = json.Marshal(st); err != nil {
+			return err
+		}
+	}
+	if err := j.Append(e); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.journalID = e.ID
+	r.mu.Unlock()
+	return nil
+}
+
+// journalRecovered records that the fault was recovered and its nodes serve.
+func (r *Runner) journalRecovered() error {
+	r.mu.Lock()
+	id := r.journalID
+	r.mu.Unlock()
+	if r.Env.Journal == nil || id == "" {
+		return nil
+	}
+	return r.Env.Journal.Append(JournalEntry{ID: id, Event: JournalRecovered, Kind: r.Kind})
 }
 
 func (r *Runner) cleanup(ctx context.Context, timeout time.Duration) error {

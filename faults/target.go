@@ -94,6 +94,16 @@ type (
 	CPULimiter interface {
 		LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error)
 	}
+	// NetChecker says whether a node is on its cluster network.
+	NetChecker interface {
+		OnClusterNet(ctx context.Context) (bool, error)
+	}
+	// CPURestorer reads a node's CPU limits and puts them back (heal's undo of
+	// slow-node, from the journal alone).
+	CPURestorer interface {
+		CPULimits(ctx context.Context) (htc.CPULimits, error)
+		RestoreCPU(ctx context.Context, l htc.CPULimits) error
+	}
 )
 
 // Containers adapts a cluster in containers.
@@ -133,6 +143,15 @@ func (cn containerNode) Exec(ctx context.Context, cmd ...string) (int, string, e
 func (cn containerNode) DSN() string         { return cn.n.DSN() }
 func (cn containerNode) ClusterHost() string { return cn.n.Alias }
 func (cn containerNode) Addr() string        { return cn.n.Addr() }
+func (cn containerNode) OnClusterNet(ctx context.Context) (bool, error) {
+	return cn.n.OnClusterNet(ctx)
+}
+func (cn containerNode) CPULimits(ctx context.Context) (htc.CPULimits, error) {
+	return cn.n.CPULimits(ctx)
+}
+func (cn containerNode) RestoreCPU(ctx context.Context, l htc.CPULimits) error {
+	return cn.n.RestoreCPU(ctx, l)
+}
 func (cn containerNode) LimitCPU(ctx context.Context, cores float64) (func(context.Context) error, error) {
 	return cn.n.LimitCPU(ctx, cores)
 }

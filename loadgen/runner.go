@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/htapchaos/htapchaos/internal/safego"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -146,10 +147,18 @@ func (c *Config) Validate() error {
 // Run drives the workloads against the targets until their phases end, MaxOps is
 // reached or ctx is cancelled, recording every operation. It returns what was
 // measured even when interrupted.
+//
+// A panic in one of its goroutines (a worker, an op, a tick of the recorder)
+// stops the run as a cancel does, and Run returns what was measured with the
+// panic as its error (a *safego.PanicError); so does a cancel of ctx whose cause
+// is a panic elsewhere. A panicking op does not become an error of that op: it is
+// a bug of htapchaos, not something the database did.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	if cfg.Interval == 0 {
 		cfg.Interval = time.Second
 	}
@@ -175,7 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	ledger := results.NewLedger()
-	r := &run{cfg: cfg, rec: rec, ledger: ledger, ids: NewIDs(runTag), start: start, tracker: newConnTracker()}
+	r := &run{cfg: cfg, rec: rec, ledger: ledger, ids: NewIDs(runTag), start: start, tracker: newConnTracker(), cancel: cancel}
 	stopTracker := context.AfterFunc(ctx, r.tracker.closeAll)
 	defer stopTracker()
 	defer func() {
@@ -200,7 +209,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var wg sync.WaitGroup
 	for _, w := range r.workloads {
-		wg.Go(func() { w.run(ctx) })
+		safego.Go(&wg, "load "+w.spec.streamName(), r.fail, func() { w.run(ctx) })
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -214,18 +223,21 @@ loop:
 		case <-done:
 			break loop
 		case now := <-tick.C:
-			iv, err := rec.Tick(now)
-			if err != nil && tickErr == nil {
-				tickErr = err
-			}
-			if cfg.Out != "" {
-				if err := ledger.WriteFile(cfg.Out + "/ledger.json"); err != nil && tickErr == nil {
+			func() {
+				defer safego.Recover("load recorder", r.fail)
+				iv, err := rec.Tick(now)
+				if err != nil && tickErr == nil {
 					tickErr = err
 				}
-			}
-			if cfg.Progress != nil {
-				cfg.Progress(Progress{Elapsed: now.Sub(start), Total: total, Interval: iv, Phase: r.phaseName(now)})
-			}
+				if cfg.Out != "" {
+					if err := ledger.WriteFile(cfg.Out + "/ledger.json"); err != nil && tickErr == nil {
+						tickErr = err
+					}
+				}
+				if cfg.Progress != nil {
+					cfg.Progress(Progress{Elapsed: now.Sub(start), Total: total, Interval: iv, Phase: r.phaseName(now)})
+				}
+			}()
 		}
 	}
 	sum, err := rec.Close(time.Now())
@@ -234,7 +246,29 @@ loop:
 	if cfg.Out != "" {
 		err = errors.Join(err, ledger.WriteFile(cfg.Out+"/ledger.json"))
 	}
-	return res, errors.Join(tickErr, err)
+	return res, errors.Join(r.panicked(ctx), tickErr, err)
+}
+
+// fail stops the run after a panic in one of its goroutines (see Run).
+func (r *run) fail(err error) {
+	r.pmu.Lock()
+	if r.panicErr == nil {
+		r.panicErr = err
+	}
+	r.pmu.Unlock()
+	r.cancel(err)
+}
+
+// panicked is the first panic of the run's own goroutines, else the cause of
+// ctx's cancel when that is a panic elsewhere; nil when none.
+func (r *run) panicked(ctx context.Context) error {
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	var pe *safego.PanicError
+	if r.panicErr == nil && errors.As(context.Cause(ctx), &pe) {
+		return pe
+	}
+	return r.panicErr
 }
 
 // ledgered says whether a workload spec runs an op that fills the ledger (and so
@@ -256,6 +290,9 @@ type run struct {
 	nextWorker atomic.Int64
 	workloads  []*workloadRun
 	tracker    *connTracker
+	cancel     context.CancelCauseFunc
+	pmu        sync.Mutex
+	panicErr   error // the first panic of the run's goroutines
 }
 
 func (r *run) phaseName(now time.Time) string {
@@ -383,12 +420,19 @@ type job struct {
 func (w *workloadRun) runOpen(ctx context.Context) {
 	queues := map[int]chan job{}
 	var wg sync.WaitGroup
+	// Deferred: after a panic here too, the workers end.
+	defer func() {
+		for _, q := range queues {
+			close(q)
+		}
+		wg.Wait()
+	}()
 	for _, n := range w.spec.Route.Nodes {
 		q := make(chan job, w.spec.MaxInFlight-w.spec.Workers)
 		queues[n] = q
 		for range w.spec.Workers {
 			wk := w.newWorker(n)
-			wg.Go(func() {
+			safego.Go(&wg, w.workerName(wk), w.r.fail, func() {
 				defer wk.closeAll()
 				for j := range q {
 					if ctx.Err() != nil {
@@ -416,10 +460,10 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 			w.handles[node][op].Dropped(t)
 		}
 	}
-	for _, q := range queues {
-		close(q)
-	}
-	wg.Wait()
+}
+
+func (w *workloadRun) workerName(wk *Worker) string {
+	return fmt.Sprintf("load %s worker %d", w.spec.streamName(), wk.ID)
 }
 
 // sleepUntil waits for t unless ctx ends first (false), with a sleeper that wakes on
@@ -449,7 +493,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 	var wg sync.WaitGroup
 	for id := range conc {
 		wk := w.newWorker(0)
-		wg.Go(func() {
+		safego.Go(&wg, w.workerName(wk), w.r.fail, func() {
 			defer wk.closeAll()
 			sl := newSleeper()
 			defer sl.close()

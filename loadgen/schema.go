@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/htapchaos/htapchaos/internal/safego"
 )
 
 // Dialect selects the DDL and SQL a target speaks.
@@ -216,7 +218,7 @@ func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, row
 	var wg sync.WaitGroup
 	errs := make([]error, d.Workers)
 	for w := range d.Workers {
-		wg.Go(func() {
+		safego.Go(&wg, fmt.Sprintf("seed %s worker %d", table, w), func(err error) { errs[w] = err }, func() {
 			var b strings.Builder
 			args := make([]any, 0, d.BatchRows*5)
 			for ctx.Err() == nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/htapchaos/htapchaos/internal/safego"
 )
 
 // ErrUnreachable means a target did not answer. The CLI maps it to exit code 3.
@@ -114,7 +116,7 @@ func CheckReachable(ctx context.Context, targets []Target) error {
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() {
+		safego.Go(&wg, fmt.Sprintf("ping node %d", t.Node), func(err error) { errs[i] = err }, func() {
 			db, err := sql.Open("mysql", t.DSN)
 			if err != nil {
 				errs[i] = err

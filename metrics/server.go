@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/htapchaos/htapchaos/internal/safego"
 )
 
 // CheckAddr checks that addr is a listen address of the form HOST:PORT (HOST may
@@ -70,6 +72,7 @@ func Start(addr string) (*Server, error) {
 	}
 	go func() {
 		defer close(s.done)
+		defer safego.Recover("metrics endpoint", func(err error) { s.err = err })
 		if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			s.err = err
 		}

@@ -134,6 +134,13 @@ func RunTests(m *testing.M, labels map[string]string) int {
 		}
 	}
 	cancel()
+	// The tests' fault journals go to a state directory of their own, not the user's.
+	if os.Getenv("HTAPCHAOS_STATE_DIR") == "" {
+		if dir, err := os.MkdirTemp("", "htapchaos-state-"); err == nil {
+			os.Setenv("HTAPCHAOS_STATE_DIR", dir)
+			defer os.RemoveAll(dir)
+		}
+	}
 	code := m.Run()
 	if err := terminateShared(); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: remove the shared test clusters: %v\n", err)

@@ -39,10 +39,12 @@ func (a *app) exitCode(ctx context.Context, err error) int {
 	var uerr usageError
 	var verr verdictError
 	switch {
+	case ctx.Err() != nil:
+		// Stopped by a signal, even where the command then ended without an
+		// error (a load returns what it measured).
+		return exitInterrupted
 	case err == nil:
 		return exitOK
-	case ctx.Err() != nil:
-		return exitInterrupted
 	case errors.As(err, &verr):
 		return exitVerdictFail
 	case !a.ran, errors.As(err, &uerr), errors.As(err, &inputErr):
@@ -88,7 +90,7 @@ outages start with, and scores each experiment against known production failure 
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd(),
-		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd(), a.reportCmd(), a.compareCmd())
+		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd(), a.reportCmd(), a.compareCmd(), a.healCmd())
 	return root
 }
 

@@ -38,6 +38,7 @@ type runFlags struct {
 	cluster, target, out string
 	seed                 uint64
 	quick, allow         bool
+	skipHealth           bool
 	set                  []string
 	metricsAddr          string
 	observer             experiments.Observer // the --metrics-addr endpoint; nil: off
@@ -236,6 +237,7 @@ func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 		fl.StringVar(&f.cluster, "cluster", "", "use this running cluster (htapchaos cluster ls)")
 		fl.StringVar(&f.target, "target", "", "exec target file: a cluster htapchaos did not create")
 		fl.BoolVar(&f.allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
+		fl.BoolVar(&f.skipHealth, "skip-health-check", false, "run on --cluster or --target even when a node is not healthy or holds a fault's leftovers")
 	}
 	fl.StringVar(&f.out, "out", "", "run directory (default runs/NAME-TIME)")
 	fl.Uint64Var(&f.seed, "seed", uint64(time.Now().UnixNano()), "seed for every random choice")
@@ -294,7 +296,7 @@ func (a *app) writeJUnit(path string, runs []experiments.JUnitRun) error {
 // command's own lines (a repeat's, a suite's) to stderr. The hooks (runHooks) give
 // each run its live line.
 func (a *app) runOptions(ctx context.Context, f *runFlags, name string) (experiments.Options, error) {
-	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, Observer: f.observer, Log: a.progress}
+	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, SkipHealthCheck: f.skipHealth, Observer: f.observer, Log: a.progress}
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", name+"-"+time.Now().Format("20060102-150405"))
 	}

@@ -18,14 +18,15 @@ import (
 func (a *app) faultCmd() *cobra.Command {
 	reg := faults.NewRegistry()
 	var (
-		cluster  string
-		target   string
-		allow    bool
-		out      string
-		node     string
-		duration time.Duration
-		params   []string
-		seed     uint64
+		cluster    string
+		target     string
+		allow      bool
+		skipHealth bool
+		out        string
+		node       string
+		duration   time.Duration
+		params     []string
+		seed       uint64
 	)
 	var kinds strings.Builder
 	for _, name := range reg.Names() {
@@ -105,6 +106,12 @@ happened and what was measured).`,
 			if err := errors.Join(kind.Check(targets), faults.CheckConsent(c, kind, node, allow)); err != nil {
 				return err
 			}
+			if !skipHealth {
+				a.progress("checking every node before the fault (--skip-health-check skips it)")
+				if err := faults.HealthCheck(ctx, c, faults.JournalKey{Cluster: cluster, Target: target}); err != nil {
+					return err
+				}
+			}
 			var rec *faultRecord
 			if out != "" {
 				if rec, err = newFaultRecord(out); err != nil {
@@ -121,7 +128,11 @@ happened and what was measured).`,
 				}
 				fmt.Fprintln(a.stderr, line)
 			}
-			r := faults.NewRunner(kind.Name, kind.New(p), &faults.Env{Targets: targets, Cluster: c, Events: events, Params: p})
+			journal, err := faults.OpenJournal(faults.JournalKey{Cluster: cluster, Target: target}, out)
+			if err != nil {
+				return err
+			}
+			r := faults.NewRunner(kind.Name, kind.New(p), &faults.Env{Targets: targets, Cluster: c, Events: events, Params: p, Journal: journal})
 			err = r.Run(ctx, duration, 5*time.Minute)
 			if !r.Effective.IsZero() {
 				fmt.Fprintf(a.stdout, "%s on %s: took effect %.2fs after inject, held %.1fs", kind.Name, nodeNames(targets),
@@ -151,6 +162,7 @@ happened and what was measured).`,
 	f.StringVar(&cluster, "cluster", "", "cluster name (htapchaos cluster ls)")
 	f.StringVar(&target, "target", "", "exec target file: a cluster htapchaos did not create")
 	f.BoolVar(&allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
+	f.BoolVar(&skipHealth, "skip-health-check", false, "hurt the cluster even when a node is not healthy or holds a fault's leftovers")
 	f.StringVar(&out, "out", "", "directory for events.jsonl and fault.json")
 	f.StringVar(&node, "node", "", "node(s): index, name, random, all-but-one, primary")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to hold the fault")

@@ -23,18 +23,19 @@ func main() {
 	// "unexpected EOF" while a node starts) would drown the tool's progress lines.
 	tclog.SetDefault(tclog.NewNoopLogger())
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+	// A closed stdout or stderr (| head, a gone terminal) must not kill the
+	// process with faults in place: writes fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes one command line and returns the process exit code.
+// run executes one command line and returns the process exit code. SIGINT,
+// SIGTERM and SIGHUP stop the command in order; see stopper.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		// A second signal kills at once: restore the default handling.
-		stop()
-	}()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	unhandle := handleSignals(stderr, cancel)
+	defer unhandle()
 	app := newApp(stdout, stderr)
 	root := app.rootCmd()
 	root.SetArgs(args)

@@ -36,6 +36,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sweep()
+	// The fault journals of the binary's runs go to a state directory of the
+	// tests' own, not the user's.
+	if os.Getenv("HTAPCHAOS_STATE_DIR") == "" {
+		os.Setenv("HTAPCHAOS_STATE_DIR", filepath.Join(dir, "state"))
+	}
 	code := m.Run()
 	if n := sweep(); n > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: %d test cluster(s) were left behind\n", n)

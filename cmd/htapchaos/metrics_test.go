@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -197,8 +198,18 @@ type cliProcess struct {
 
 func startCLI(t *testing.T, args ...string) *cliProcess {
 	t.Helper()
+	return startCLIWith(t, nil, args...)
+}
+
+// startCLIWith starts the binary with its stdout going to stdout (nil: kept
+// with its stderr).
+func startCLIWith(t *testing.T, stdout io.Writer, args ...string) *cliProcess {
+	t.Helper()
 	p := &cliProcess{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Stdout = &lockedWriter{p}
+	if stdout != nil {
+		p.cmd.Stdout = stdout
+	}
 	r, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
