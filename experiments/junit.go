@@ -92,7 +92,7 @@ func NewJUnitRepeat(name string, o Options, start time.Time, rr *RepeatResult, e
 // counts.
 //
 // Every experiment also has a test case named "run": it carries the run's error
-// (<error>, type "interrupted", "not-recovered" or "error") and shows the experiment
+// (<error>, type "aborted", "interrupted", "not-recovered" or "error") and shows the experiment
 // when it found nothing. Finding test cases have time 0; the run's wall time is on
 // the "run" case and the suite, so the times add up.
 type junitSuites struct {
@@ -296,7 +296,10 @@ func junitDoc(runs []JUnitRun, host string, now time.Time) junitSuites {
 // errorType names the kind of a run's error.
 func errorType(err error) string {
 	var uerr *UsageError
+	var aborted *Aborted
 	switch {
+	case errors.As(err, &aborted):
+		return "aborted"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "interrupted"
 	case errors.Is(err, ErrNotRecovered):

@@ -36,6 +36,14 @@ type Options struct {
 	Target *faults.ExecTarget
 	// AllowDestructive is the consent faults on a Target need.
 	AllowDestructive bool
+	// AllowWrites is the consent a run on a Target needs: it creates and seeds
+	// htapchaos's tables in the database the nodes' DSNs name, and writes to them.
+	AllowWrites bool
+	// Abort are conditions beside the spec's that stop the run when they hold.
+	Abort []AbortCondition
+	// NoAbortGuard drops the default guard of a run on a Target
+	// (DefaultTargetGuard); the spec's and Abort's conditions still apply.
+	NoAbortGuard bool
 	// SkipHealthCheck runs on a given Cluster or Target without first checking
 	// that every node serves and holds no fault's leftovers.
 	SkipHealthCheck bool
@@ -84,6 +92,9 @@ type Result struct {
 	Findings []Finding
 	// Interrupted: the run was cancelled; what was measured is kept and scored.
 	Interrupted bool
+	// Aborted: an abort condition held and stopped the run; what was measured is
+	// kept and scored.
+	Aborted *Aborted
 }
 
 // Verdict is the run's worst verdict: fail if any finding failed, inconclusive if
@@ -131,6 +142,7 @@ type RunFile struct {
 	Findings      []Finding     `json:"findings"`
 	Verdict       Verdict       `json:"verdict"`
 	Interrupted   bool          `json:"interrupted,omitempty"`
+	Aborted       *Aborted      `json:"aborted,omitempty"`
 	Missing       []string      `json:"indicators_missing,omitempty"`
 	Error         string        `json:"error,omitempty"`
 	// DataBytes is the run's database's size after seeding: information_schema's
@@ -184,6 +196,10 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 			return nil, err
 		}
 		o.Target = t
+	}
+
+	if o.Target != nil && !o.AllowWrites {
+		return nil, &UsageError{Field: "--allow-writes", Msg: fmt.Sprintf("%s on target %s creates and seeds users and orders and writes to them in the database its nodes' DSNs name: pass --allow-writes to consent", spec.Name, o.Target.Name)}
 	}
 
 	// The cluster: given, the spec's own, or an exec target.
@@ -367,6 +383,21 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	// One clock from here.
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The abort guard: the spec's conditions, the caller's, and on a target the
+	// default guard. It sees every second of the load and every sample.
+	conds := append(spec.AbortConditions(), o.Abort...)
+	if o.Target != nil && !o.NoAbortGuard {
+		conds = append(conds, DefaultTargetGuard(spec)...)
+	}
+	var guard *Guard
+	obs := o.Observer
+	if len(conds) > 0 {
+		guard = NewGuard(conds, cancel, o.Observer)
+		obs = guard
+		for _, c := range conds {
+			logf("abort guard: %s", c.Text)
+		}
+	}
 	ev, err := os.Create(filepath.Join(o.Out, "events.jsonl"))
 	if err != nil {
 		return nil, err
@@ -419,8 +450,8 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 		defer stopHB()
 		safego.Go(&hwg, "heartbeat", stopOnPanic(logf, cancel), func() { _ = hb.Run(hctx) })
 	}
-	if o.Observer != nil {
-		sopts = append(sopts, WithSampleHook(o.Observer.Samples))
+	if obs != nil {
+		sopts = append(sopts, WithSampleHook(obs.Samples))
 	}
 	// The faults that hold memory (memory-fill, made below): the sampler charts
 	// what they hold apart from the server's and the container's memory.
@@ -524,7 +555,7 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	// The load.
 	lcfg := loadgen.Config{
 		Targets: targets, Out: o.Out, RunTag: runTag,
-		Params: loadgen.Params{Dialect: dialect, Data: data, ShardEngine: shardEngine(layout)}, Observer: o.Observer,
+		Params: loadgen.Params{Dialect: dialect, Data: data, ShardEngine: shardEngine(layout)}, Observer: obs,
 	}
 	reg := loadgen.NewRegistry()
 	for i, w := range spec.Workloads {
@@ -585,6 +616,18 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	rf.Missing = sampler.Missing()
 
 	res = &Result{Dir: o.Out, Interrupted: ctx.Err() != nil}
+	if guard != nil && !res.Interrupted {
+		if a := guard.Tripped(); a != nil {
+			// Breach to every fault recovered and its nodes serving again.
+			for _, f := range records {
+				if !f.Healthy.IsZero() && f.Healthy.After(a.At) {
+					a.FaultsRecoveredIn = max(a.FaultsRecoveredIn, f.Healthy.Sub(a.At).Seconds())
+				}
+			}
+			res.Aborted, rf.Aborted = a, a
+			logf("%v; faults recovered %.2fs after the breach", a, a.FaultsRecoveredIn)
+		}
+	}
 	rec := &Recorded{Spec: spec, Nodes: len(nodes), Start: start, End: end, Phases: phases, Faults: records,
 		Indicators: sampler.Samples(), TargetRate: map[string]float64{}, DataBytes: rf.DataBytes}
 	if hc != nil {
@@ -641,6 +684,8 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	rf.Verdict = res.Verdict()
 	rf.Interrupted = res.Interrupted
 	switch {
+	case res.Aborted != nil:
+		rf.Error = res.Aborted.Error()
 	case res.Interrupted:
 		rf.Error = fmt.Sprintf("interrupted: %v", context.Cause(ctx))
 	case lerr != nil:
@@ -659,6 +704,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	}
 	if len(unrecovered) > 0 {
 		return res, errors.Join(unrecovered...)
+	}
+	if res.Aborted != nil {
+		return res, res.Aborted
 	}
 	if lerr != nil && !res.Interrupted {
 		return res, lerr

@@ -34,6 +34,9 @@ type Spec struct {
 	Heartbeat *HeartbeatSpec       `yaml:"heartbeat" json:"heartbeat,omitempty"`
 	Audit     *AuditSpec           `yaml:"audit" json:"audit,omitempty"`
 	Budgets   map[string]BudgetSet `yaml:"budgets" json:"budgets,omitempty"` // mode -> key -> value
+	// Abort are conditions that stop the run when they hold (see
+	// ParseAbortCondition): "errors > 5% for 10s", "nodes_down >= 2".
+	Abort []string `yaml:"abort" json:"abort,omitempty"`
 
 	// Quick is the --quick profile: overrides applied before --set, as --set takes
 	// them (path: value), to keep the experiment short enough for CI.

@@ -327,6 +327,17 @@ func (s *Spec) ClusterConfig() htc.Config {
 	return cfg
 }
 
+// AbortConditions are the spec's abort conditions, parsed (Validate checked them).
+func (s *Spec) AbortConditions() []AbortCondition {
+	var out []AbortCondition
+	for _, c := range s.Abort {
+		if ac, err := ParseAbortCondition(c); err == nil {
+			out = append(out, ac)
+		}
+	}
+	return out
+}
+
 // Total is the length of the timeline.
 func (s *Spec) Total() time.Duration {
 	var t time.Duration
@@ -427,6 +438,12 @@ func (s *Spec) Validate() error {
 			if v {
 				bad("cluster."+key, "cluster.%s: only the sharded and vitess topologies take it (topology %s)", key, c.Topology)
 			}
+		}
+	}
+
+	for i, c := range s.Abort {
+		if _, err := ParseAbortCondition(c); err != nil {
+			bad(fmt.Sprintf("abort[%d]", i), "abort[%d]: %v", i, err)
 		}
 	}
 

@@ -132,6 +132,16 @@ workloads:
 			`x.yaml:3: cluster.leaf_proxy: only the sharded (Spider) topology has a leaf proxy`,
 			`x.yaml:4: data.merchants: -1: must not be negative`,
 		}},
+		{"abort conditions", `name: x
+modes: [failover]
+abort:
+  - errors > 5% for 10s
+  - latency > 5
+phases:
+  - {name: a, duration: 10s}
+workloads:
+  - {kind: oltp, rate: 5}
+`, nil, []string{`x.yaml:5: abort[1]: "latency > 5": unknown metric "latency"`}},
 		{"modes a vitess cluster cannot show", `name: x
 modes: [memory-headroom, freshness]
 cluster: {topology: vitess, leaves: 9, partitions_per_leaf: 2}

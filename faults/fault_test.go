@@ -135,6 +135,14 @@ func (n fakeNode) Role() string                { return n.role }
 func (fakeNode) Pause(context.Context) error   { return nil }
 func (fakeNode) Unpause(context.Context) error { return nil }
 
+// namedNode is a node whose name says nothing of its index (a target's).
+type namedNode struct {
+	fakeNode
+	name string
+}
+
+func (n namedNode) Label() string { return n.name }
+
 type fakeCluster []Node
 
 func (fakeCluster) Name() string    { return "c" }
@@ -163,6 +171,18 @@ func TestResolve(t *testing.T) {
 	for _, bad := range []string{"4", "0", "n9", "leader", ""} {
 		if _, err := Resolve(c, bad, 1); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+	// Names first: a target whose nodes are listed out of their names' order.
+	odd := fakeCluster{namedNode{fakeNode{1, "galera"}, "n2"}, namedNode{fakeNode{2, "galera"}, "n1"}, namedNode{fakeNode{3, "galera"}, "db3"}}
+	for spec, want := range map[string]string{"db3": "db3", "3": "db3"} {
+		if got, err := Resolve(odd, spec, 1); err != nil || labels(got) != want {
+			t.Errorf("%q on out-of-order names: %s %v, want %s", spec, labels(got), err, want)
+		}
+	}
+	for _, spec := range []string{"n2", "n1"} {
+		if got, err := Resolve(odd, spec, 1); err == nil || !strings.Contains(err.Error(), "is the name of node") {
+			t.Errorf("%q names one node and is the index of another: %s %v", spec, labels(got), err)
 		}
 	}
 	if _, err := Resolve(fakeCluster{fakeNode{1, "galera"}}, "primary", 1); err == nil {

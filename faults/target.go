@@ -227,24 +227,42 @@ func Resolve(c Cluster, spec string, seed uint64) ([]Node, error) {
 	return out, nil
 }
 
+// byIndexOrName finds a node by its exact name first (its label, or a container's
+// alias on the cluster network: leaf1 is CLUSTER-leaf1), then by its index (2 or
+// n2). A value that names one node and is the index of another is refused: on a
+// target whose nodes are named in another order than they are listed, reading it
+// as an index would hurt the wrong node.
 func byIndexOrName(nodes []Node, s string) (Node, error) {
-	if i, err := strconv.Atoi(strings.TrimPrefix(s, "n")); err == nil {
-		if i < 1 || i > len(nodes) {
-			return nil, usageErr("--node", "%s: out of range 1-%d", s, len(nodes))
-		}
-		return nodes[i-1], nil
-	}
+	var named, indexed Node
 	for _, n := range nodes {
 		if n.Label() == s {
-			return n, nil
+			named = n
+			break
+		}
+		if cn, ok := n.(containerNode); ok && cn.n.Alias == s {
+			named = n
+			break
 		}
 	}
-	// A container node by its alias on the cluster network: leaf1 is
-	// CLUSTER-leaf1.
-	for _, n := range nodes {
-		if cn, ok := n.(containerNode); ok && cn.n.Alias == s {
-			return n, nil
+	i, err := strconv.Atoi(strings.TrimPrefix(s, "n"))
+	isIndex := err == nil
+	if isIndex {
+		for _, n := range nodes {
+			if n.Index() == i {
+				indexed = n
+			}
 		}
+	}
+	switch {
+	case named != nil && indexed != nil && named.Index() != indexed.Index():
+		return nil, usageErr("--node", "%q is the name of node %d (%s) and the index of node %d (%s): give the other node's name, or rename the nodes",
+			s, named.Index(), named.Label(), indexed.Index(), indexed.Label())
+	case named != nil:
+		return named, nil
+	case indexed != nil:
+		return indexed, nil
+	case isIndex:
+		return nil, usageErr("--node", "%s: out of range 1-%d", s, len(nodes))
 	}
 	return nil, usageErr("--node", "%q: no such node (use 1-%d or a node name)", s, len(nodes))
 }

@@ -33,7 +33,7 @@ sb=(sysbench oltp_point_select --mysql-host=127.0.0.1 --mysql-port="$port" --mys
     --mysql-password=htapchaos --mysql-db=htapchaos --tables=4 --table-size=100000 --db-ps-mode=auto)
 "${sb[@]}" prepare >/dev/null
 # Seed htapchaos's tables (100K orders) and warm both up.
-"$bin" load --target "$dsn" --workload oltp --mix point-read=1 --concurrency 8 --duration 3s --orders 100000 --out "$tmp/warm" >/dev/null 2>&1
+"$bin" load --target "$dsn" --allow-writes --workload oltp --mix point-read=1 --concurrency 8 --duration 3s --orders 100000 --out "$tmp/warm" >/dev/null 2>&1
 "${sb[@]}" --threads=8 --time=3 run >/dev/null
 
 # The server's CPU: the container's cgroup, v1 (cgroupfs or systemd driver) or v2.

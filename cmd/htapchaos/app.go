@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/internal/usage"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
@@ -21,6 +22,7 @@ const (
 	exitVerdictFail = 1
 	exitUsage       = 2
 	exitInfra       = 3
+	exitAborted     = 4 // an abort condition held (--abort-on, a spec's abort:, a target's default guard)
 	exitInterrupted = 130
 )
 
@@ -43,6 +45,8 @@ func (a *app) exitCode(ctx context.Context, err error) int {
 		// Stopped by a signal, even where the command then ended without an
 		// error (a load returns what it measured).
 		return exitInterrupted
+	case errors.As(err, new(*experiments.Aborted)):
+		return exitAborted
 	case err == nil:
 		return exitOK
 	case errors.As(err, &verr):

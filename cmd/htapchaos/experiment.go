@@ -38,8 +38,9 @@ type runFlags struct {
 	cluster, target, out string
 	seed                 uint64
 	quick, allow         bool
-	skipHealth           bool
-	set                  []string
+	skipHealth, writes   bool
+	noGuard              bool
+	set, abortOn         []string
 	metricsAddr          string
 	observer             experiments.Observer // the --metrics-addr endpoint; nil: off
 	junit                string               // --junit FILE; "": no report
@@ -237,12 +238,15 @@ func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 		fl.StringVar(&f.cluster, "cluster", "", "use this running cluster (htapchaos cluster ls)")
 		fl.StringVar(&f.target, "target", "", "exec target file: a cluster htapchaos did not create")
 		fl.BoolVar(&f.allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
+		fl.BoolVar(&f.writes, "allow-writes", false, "consent to a --target run creating, seeding and writing htapchaos's tables in the database its DSNs name")
+		fl.BoolVar(&f.noGuard, "no-abort-guard", false, "drop a --target run's default abort guard (more nodes down than the faults take down, a write gap 10 times the failover budget)")
 		fl.BoolVar(&f.skipHealth, "skip-health-check", false, "run on --cluster or --target even when a node is not healthy or holds a fault's leftovers")
 	}
 	fl.StringVar(&f.out, "out", "", "run directory (default runs/NAME-TIME)")
 	fl.Uint64Var(&f.seed, "seed", uint64(time.Now().UnixNano()), "seed for every random choice")
 	fl.BoolVar(&f.quick, "quick", false, "the quick profile: short enough for CI")
 	fl.StringArrayVar(&f.set, "set", nil, "override path=value, e.g. workloads.oltp.rate=1000 (repeatable)")
+	fl.StringArrayVar(&f.abortOn, "abort-on", nil, `stop a run when a condition holds, beside the spec's abort: list, e.g. "errors > 5% for 10s", "write_gap > 30s", "nodes_down >= 2", "memory > 97%" (repeatable; exit 4)`)
 	metricsFlag(cmd, &f.metricsAddr)
 	fl.StringVar(&f.junit, "junit", "", "write a JUnit XML report to FILE at the end: a test case per finding, failures with their evidence")
 	fl.IntVar(&f.repeat, "repeat", 1, "run each experiment N times with seeds seed, seed+1, ... on one cluster: every finding's median and min..max, its verdict on the median, unstable where the runs disagree")
@@ -296,7 +300,13 @@ func (a *app) writeJUnit(path string, runs []experiments.JUnitRun) error {
 // command's own lines (a repeat's, a suite's) to stderr. The hooks (runHooks) give
 // each run its live line.
 func (a *app) runOptions(ctx context.Context, f *runFlags, name string) (experiments.Options, error) {
-	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, SkipHealthCheck: f.skipHealth, Observer: f.observer, Log: a.progress}
+	o := experiments.Options{Seed: f.seed, Out: f.out, AllowDestructive: f.allow, SkipHealthCheck: f.skipHealth, AllowWrites: f.writes,
+		NoAbortGuard: f.noGuard, Observer: f.observer, Log: a.progress}
+	conds, err := parseAbortOn(f.abortOn, true)
+	if err != nil {
+		return o, err
+	}
+	o.Abort = conds
 	if o.Out == "" {
 		o.Out = filepath.Join("runs", name+"-"+time.Now().Format("20060102-150405"))
 	}

@@ -39,6 +39,9 @@ func TestListAndValidate(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("name: x\nmodes: [failover]\ncolour: blue\nphases: [{name: a, duration: 1s}]\nworkloads: [{kind: oltp}]\n"), 0o644)
+	target := filepath.Join(t.TempDir(), "staging.yaml")
+	os.WriteFile(target, []byte("name: staging\nactions: {pause: 'true', resume: 'true'}\nnodes:\n  - {name: db1, role: galera, dsn: 'app:pw@tcp(127.0.0.1:1)/app'}\n"), 0o644)
+	noWrites := filepath.Join(t.TempDir(), "never")
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -49,6 +52,9 @@ func TestListAndValidate(t *testing.T) {
 		{[]string{"run", "partition", "--set", "novalue"}, []string{`"novalue": want path=value`}},
 		{[]string{"run", "partition", "--cluster", "a", "--target", "b.yaml"}, []string{"--cluster and --target: give one"}},
 		{[]string{"suite", "--set", "phases.nope.duration=1s"}, []string{`no list item named "nope"`}},
+		// A run on a target writes htapchaos's tables there: consent first,
+		// before anything connects or is written.
+		{[]string{"run", "failover-pause", "--target", target, "--allow-destructive", "--out", noWrites}, []string{"failover-pause on target staging creates and seeds users and orders", "pass --allow-writes"}},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)
@@ -57,6 +63,9 @@ func TestListAndValidate(t *testing.T) {
 				t.Errorf("%v: exit %d, stderr %q; want 2 with %q", tc.args, code, errb.String(), w)
 			}
 		}
+	}
+	if _, err := os.Stat(noWrites); err == nil {
+		t.Error("a run refused for want of consent left a run directory")
 	}
 	if _, err := os.Stat(filepath.Join(t.TempDir(), "never")); err == nil {
 		t.Error("a run with bad input made its directory")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	"github.com/htapchaos/htapchaos/testcontainers"
@@ -41,6 +42,8 @@ type loadFlags struct {
 	retries     int
 	backoff     time.Duration
 	setup       bool
+	allowWrites bool
+	abortOn     []string
 	dialect     string
 	data        loadgen.Data
 	batchRows   int
@@ -94,6 +97,8 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.IntVar(&f.retries, "retries", 0, "client retries after a failed attempt (next node of the route)")
 	fl.DurationVar(&f.backoff, "retry-backoff", 100*time.Millisecond, "wait before the first retry; doubles each time")
 	fl.BoolVar(&f.setup, "setup", true, "create the schema if missing and seed it to --users/--orders first")
+	fl.BoolVar(&f.allowWrites, "allow-writes", false, "consent to writes (seeding, inserts, updates) in the database a --target DSN names")
+	fl.StringArrayVar(&f.abortOn, "abort-on", nil, `stop the load when a condition holds, e.g. "errors > 5% for 10s", "write_gap > 30s", "p99 > 500ms" (repeatable; exit 4)`)
 	fl.StringVar(&f.dialect, "dialect", "mariadb", "DDL dialect: mariadb, mysql, singlestore")
 	fl.Int64Var(&f.data.Users, "users", 10_000, "users to seed")
 	fl.Int64Var(&f.data.Orders, "orders", 100_000, "orders to seed")
@@ -154,6 +159,8 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		add(usagef("--users and --orders must be at least 1"))
 	}
 	add(checkMetricsAddr(f.metricsAddr))
+	conds, err := parseAbortOn(f.abortOn, false)
+	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -223,6 +230,13 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// No writes to a database htapchaos did not create without consent, asked
+	// before anything connects.
+	if len(f.targets) > 0 && !wl.NoDB && !f.allowWrites {
+		if w := loadWrites(wl, mix, f.setup); len(w) > 0 {
+			return usagef("--target: this load writes to the database the DSN names (%s): pass --allow-writes to consent, or give --setup=false and a --mix of reads only", strings.Join(w, "; "))
+		}
+	}
 	defer a.useProcs(func(limit int) int { return loadgen.Procs(cfg.Workloads, limit) })()
 	msrv, stopMetrics, err := a.startMetrics(f.metricsAddr)
 	if err != nil {
@@ -275,13 +289,49 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := loadgen.Run(ctx, cfg)
+	lctx := ctx
+	var guard *experiments.Guard
+	if len(conds) > 0 {
+		gctx, gcancel := context.WithCancelCause(ctx)
+		defer gcancel(nil)
+		var next experiments.Observer
+		if msrv != nil {
+			next = msrv
+		}
+		guard = experiments.NewGuard(conds, gcancel, next)
+		cfg.Observer, lctx = guard, gctx
+	}
+	res, err := loadgen.Run(lctx, cfg)
 	prog.done()
 	if res != nil && res.Summary != nil {
 		printSummary(a.stdout, res)
 		fmt.Fprintf(a.stdout, "\nresults in %s (summary.json, %s.hlog, intervals.jsonl, ledger.json)\n", out, wl.Name)
 	}
+	if guard != nil && ctx.Err() == nil {
+		if ab := guard.Tripped(); ab != nil {
+			return errors.Join(ab, err)
+		}
+	}
 	return err
+}
+
+// parseAbortOn parses --abort-on conditions; withSampler says whether the
+// command samples the nodes (memory and nodes_down need it).
+func parseAbortOn(specs []string, withSampler bool) ([]experiments.AbortCondition, error) {
+	var out []experiments.AbortCondition
+	var errs []error
+	for _, s := range specs {
+		c, err := experiments.ParseAbortCondition(s)
+		switch {
+		case err != nil:
+			errs = append(errs, usagef("--abort-on: %v", err))
+		case !withSampler && experiments.AbortNeedsSampler(c.Metric):
+			errs = append(errs, usagef("--abort-on: %q: %s is read by run's indicator sampler; a load alone does not sample the nodes", s, c.Metric))
+		default:
+			out = append(out, c)
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 func (a *app) setupData(ctx context.Context, targets []loadgen.Target, d loadgen.Dialect, data loadgen.Data) error {
@@ -429,4 +479,27 @@ func errorsText(o results.OpSummary) string {
 		}
 	}
 	return fmt.Sprintf("%d (%s)", o.ErrorsTotal, strings.Join(parts, " "))
+}
+
+// loadWrites says what a load would write: the seeding, and each op of the mix
+// (the workload's own weights when no --mix) that changes data.
+func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool) []string {
+	var out []string
+	if setup {
+		out = append(out, "--setup creates and seeds users and orders")
+	}
+	var ops []string
+	for _, op := range wl.Ops {
+		weight := op.Weight
+		if len(mix) > 0 {
+			weight = mix[op.Name]
+		}
+		if weight > 0 && op.ChangesData {
+			ops = append(ops, op.Name)
+		}
+	}
+	if len(ops) > 0 {
+		out = append(out, "ops "+strings.Join(ops, ", ")+" change data")
+	}
+	return out
 }

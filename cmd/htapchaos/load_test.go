@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/htapchaos/htapchaos/results"
 )
@@ -34,6 +35,9 @@ func TestLoadBadInputExitsTwo(t *testing.T) {
 		{[]string{"load"}, "give --target DSNs or --cluster NAME"},
 		{[]string{"load", "--cluster", "x", "--target", dsn}, "give --target DSNs or --cluster NAME"},
 		{[]string{"load", "--target", dsn, "--dialect", "oracle"}, `unknown dialect "oracle"`},
+		// No writes without consent, refused before anything connects.
+		{[]string{"load", "--target", dsn}, "--target: this load writes to the database the DSN names (--setup creates and seeds users and orders; ops insert, update-status change data): pass --allow-writes"},
+		{[]string{"load", "--target", dsn, "--setup=false", "--mix", "point-read=1,insert=1"}, "(ops insert change data)"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args[1:], " "), func(t *testing.T) {
@@ -56,7 +60,7 @@ func TestLoadUnreachableTargetExitsThree(t *testing.T) {
 	l.Close()
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	code := run([]string{"load", "--target", "root:secret@tcp(" + addr + ")/htapchaos", "--out", filepath.Join(dir, "run")}, &out, &errb)
+	code := run([]string{"load", "--target", "root:secret@tcp(" + addr + ")/htapchaos", "--allow-writes", "--out", filepath.Join(dir, "run")}, &out, &errb)
 	if code != exitInfra || !strings.Contains(errb.String(), "target unreachable: node 1") || !strings.Contains(errb.String(), addr) {
 		t.Fatalf("exit %d, stderr %q; want exit 3 naming the node", code, errb.String())
 	}
@@ -90,6 +94,30 @@ func TestLoadNoopWritesResults(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "noop") || !strings.Contains(out.String(), "4000") {
 		t.Errorf("summary table: %s", out.String())
+	}
+}
+
+// --abort-on stops a load once its condition holds, keeps what was measured,
+// and exits 4; a condition only a run's sampler can read is refused (exit 2).
+func TestLoadAbortOn(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := run([]string{"load", "--workload", "noop", "--rate", "200", "--duration", "60s", "--abort-on", "p99 >= 0 for 2s", "--out", dir}, &out, &errb)
+	took := time.Since(start)
+	if code != exitAborted || !strings.Contains(errb.String(), "aborted: p99 >= 0 for 2s") {
+		t.Fatalf("exit %d (want 4): %s", code, errb.String())
+	}
+	if took < 2*time.Second || took > 10*time.Second {
+		t.Errorf("the load stopped after %v: want about 3 s (the condition holds from the first second, for 2 s)", took)
+	}
+	if sum, err := results.ReadSummary(filepath.Join(dir, "summary.json")); err != nil || len(sum.Ops) != 1 || sum.Ops[0].Count < 200 {
+		t.Errorf("what was measured before the abort: %+v %v", sum, err)
+	}
+	errb.Reset()
+	if code := run([]string{"load", "--workload", "noop", "--abort-on", "memory > 90%", "--abort-on", "errors >> 5"}, &out, &errb); code != exitUsage ||
+		!strings.Contains(errb.String(), "memory is read by run's indicator sampler") || !strings.Contains(errb.String(), `"errors >> 5": want METRIC OP VALUE`) {
+		t.Errorf("exit %d: %s", code, errb.String())
 	}
 }
 
