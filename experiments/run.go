@@ -617,7 +617,9 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 
 	res = &Result{Dir: o.Out, Interrupted: ctx.Err() != nil}
 	if guard != nil && !res.Interrupted {
-		if a := guard.Tripped(); a != nil {
+		// Only when the guard was what stopped the run: a trip after a load
+		// error or a panic had stopped it does not replace that error.
+		if a := guard.Tripped(); a != nil && errors.Is(context.Cause(rctx), a) {
 			// Breach to every fault recovered and its nodes serving again.
 			for _, f := range records {
 				if !f.Healthy.IsZero() && f.Healthy.After(a.At) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ActiveFault is a fault of this process that was injected and is not yet
@@ -31,19 +32,21 @@ func (a ActiveFault) String() string {
 
 var active = struct {
 	sync.Mutex
-	m map[*Runner]bool
-}{m: map[*Runner]bool{}}
+	m map[*Runner]time.Time // runner -> when it was marked active
+}{m: map[*Runner]time.Time{}}
 
 // Active lists the faults of this process injected and not yet healthy again,
 // oldest first.
 func Active() []ActiveFault {
 	active.Lock()
 	runners := make([]*Runner, 0, len(active.m))
-	for r := range active.m {
+	since := make(map[*Runner]time.Time, len(active.m))
+	for r, t := range active.m {
 		runners = append(runners, r)
+		since[r] = t
 	}
 	active.Unlock()
-	slices.SortFunc(runners, func(a, b *Runner) int { return a.Injected.Compare(b.Injected) })
+	slices.SortFunc(runners, func(a, b *Runner) int { return since[a].Compare(since[b]) })
 	var out []ActiveFault
 	for _, r := range runners {
 		a := ActiveFault{Kind: r.Kind, State: r.State()}
@@ -68,7 +71,7 @@ func markActive(r *Runner, on bool) {
 	active.Lock()
 	defer active.Unlock()
 	if on {
-		active.m[r] = true
+		active.m[r] = time.Now()
 	} else {
 		delete(active.m, r)
 	}

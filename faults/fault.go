@@ -201,7 +201,6 @@ func (r *Runner) Run(ctx context.Context, hold, recoverTimeout time.Duration) er
 		// Never act without a record a heal could find.
 		return errors.Join(err, r.cleanup(ctx, recoverTimeout))
 	}
-	r.Injected = time.Now()
 	markActive(r, true)
 	err := r.step(ctx, "inject", StateInjected, r.Fault.Inject)
 	r.Injected = time.Now()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -57,9 +58,29 @@ func Heal(ctx context.Context, c Cluster, entries []JournalEntry) []HealResult {
 }
 
 func healEntry(ctx context.Context, c Cluster, e JournalEntry) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
 	h := healers[e.Kind]
+	labels := map[int]string{}
+	for i, idx := range e.Nodes {
+		if i < len(e.Labels) {
+			labels[idx] = e.Labels[i]
+		}
+	}
+	nodes := slices.Clone(e.Nodes)
+	if e.Kind == "schema-change" {
+		// An aggregator's schema change altered every leaf and aggregator: the
+		// parts say which.
+		if u, err := undoOf[schemaUndo](e); err == nil {
+			for _, p := range u.Parts {
+				if !slices.Contains(nodes, p.Node) {
+					nodes = append(nodes, p.Node)
+				}
+			}
+		}
+	}
 	var errs []error
-	for _, idx := range e.Nodes {
+	for _, idx := range nodes {
 		var n Node
 		for _, cand := range c.Nodes() {
 			if cand.Index() == idx {
@@ -68,6 +89,11 @@ func healEntry(ctx context.Context, c Cluster, e JournalEntry) error {
 		}
 		if n == nil {
 			errs = append(errs, fmt.Errorf("node %d of %s: not in the cluster", idx, e.Kind))
+			continue
+		}
+		if want := labels[idx]; want != "" && want != n.Label() {
+			// The target file changed since: never heal the wrong host.
+			errs = append(errs, fmt.Errorf("node %d is %s now, the journal says %s: heal it by hand", idx, n.Label(), want))
 			continue
 		}
 		if h != nil {
@@ -290,6 +316,9 @@ func healSchemaChange(ctx context.Context, n Node, e JournalEntry) error {
 	u, err := undoOf[schemaUndo](e)
 	if err != nil {
 		return err
+	}
+	if !slices.ContainsFunc(u.Parts, func(p schemaUndoPart) bool { return p.Node == n.Index() }) {
+		return nil // an aggregator that holds no definition (a vtgate): nothing ran there
 	}
 	db, err := healDB(n)
 	if err != nil {

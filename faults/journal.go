@@ -129,6 +129,13 @@ type Journal struct {
 // OpenJournal opens (creating) the journal of a cluster or target, with a copy
 // in runDir when it is not "".
 func OpenJournal(k JournalKey, runDir string) (*Journal, error) {
+	// A target by its absolute path: a heal from another directory, or from the
+	// run directory's copy, finds the same journal and the same file.
+	if k.Target != "" {
+		if abs, err := filepath.Abs(k.Target); err == nil {
+			k.Target = abs
+		}
+	}
 	p, err := JournalPath(k)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,7 @@ import (
 func TestRunnerJournals(t *testing.T) {
 	t.Setenv("HTAPCHAOS_STATE_DIR", t.TempDir())
 	active.Lock()
-	active.m = map[*Runner]bool{} // other tests' runners whose recovery failed
+	active.m = map[*Runner]time.Time{} // other tests' runners whose recovery failed
 	active.Unlock()
 	runDir := t.TempDir()
 	key := JournalKey{Cluster: "demo"}
@@ -142,3 +142,23 @@ func TestRunnerRecoversAPanickingFault(t *testing.T) {
 type panicky struct{ *fakeFault }
 
 func (p *panicky) Inject(context.Context, *Env) error { panic("inject exploded") }
+
+// heal refuses a node whose name is not the journal's (an edited target file),
+// and heals by the journal's index and name otherwise.
+func TestHealChecksTheNodeName(t *testing.T) {
+	c := fakeCluster{fakeNode{1, "galera"}, fakeNode{2, "galera"}}
+	e := JournalEntry{ID: "x", Event: JournalInject, Kind: "pause", Nodes: []int{2}, Labels: []string{"db2"}}
+	r := Heal(context.Background(), c, []JournalEntry{e})
+	if len(r) != 1 || r[0].Err == nil || !strings.Contains(r[0].Err.Error(), "node 2 is c-n2 now, the journal says db2") {
+		t.Errorf("heal of a renamed node: %+v", r)
+	}
+	e.Labels = []string{"c-n2"}
+	if r := Heal(context.Background(), c, []JournalEntry{e}); r[0].Err != nil {
+		t.Errorf("heal of the journal's node: %v", r[0].Err)
+	}
+	// A kind that leaves nothing: nothing to do, no error.
+	e.Kind = "network-latency"
+	if r := Heal(context.Background(), c, []JournalEntry{e}); r[0].Err != nil {
+		t.Errorf("heal of network-latency: %v", r[0].Err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/htapchaos/htapchaos/experiments"
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
@@ -288,6 +290,15 @@ labels alone, so it also removes what a crashed or killed run left behind.`,
 				total.Clusters = append(total.Clusters, r.Clusters...)
 				total.Containers += r.Containers
 				total.Networks += r.Networks
+			}
+			// A removed cluster's fault journal goes with it: a new cluster of the
+			// same name must not inherit its faults (nor heal them on itself).
+			for _, n := range append(slices.Clone(total.Clusters), names...) {
+				if p, err := faults.JournalPath(faults.JournalKey{Cluster: n}); err == nil {
+					if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+						errs = append(errs, fmt.Errorf("fault journal of %s: %w", n, err))
+					}
+				}
 			}
 			fmt.Fprintf(a.stdout, "removed %d container(s) and %d network(s) in %.1fs", total.Containers, total.Networks, time.Since(start).Seconds())
 			if len(total.Clusters) > 0 {

@@ -45,6 +45,7 @@ A fault whose process still runs is left alone (that process recovers it), unles
 			if given != 1 {
 				return usagef("heal: give one of --cluster NAME, --target FILE or a run directory")
 			}
+			a.ran = true // past here, an error is the infrastructure's (exit 3)
 			var (
 				key     faults.JournalKey
 				entries []faults.JournalEntry
@@ -88,7 +89,6 @@ A fault whose process still runs is left alone (that process recovers it), unles
 				}
 			}
 			left := faults.Unrecovered(entries)
-			a.ran = true
 			if len(left) == 0 {
 				fmt.Fprintf(a.stdout, "nothing to heal: every fault the journal holds was recovered\n")
 				return nil

@@ -233,7 +233,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	// No writes to a database htapchaos did not create without consent, asked
 	// before anything connects.
 	if len(f.targets) > 0 && !wl.NoDB && !f.allowWrites {
-		if w := loadWrites(wl, mix, f.setup); len(w) > 0 {
+		if w := loadWrites(wl, mix, f.setup, f.query); len(w) > 0 {
 			return usagef("--target: this load writes to the database the DSN names (%s): pass --allow-writes to consent, or give --setup=false and a --mix of reads only", strings.Join(w, "; "))
 		}
 	}
@@ -291,8 +291,10 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	}
 	lctx := ctx
 	var guard *experiments.Guard
+	var gctx context.Context
 	if len(conds) > 0 {
-		gctx, gcancel := context.WithCancelCause(ctx)
+		var gcancel context.CancelCauseFunc
+		gctx, gcancel = context.WithCancelCause(ctx)
 		defer gcancel(nil)
 		var next experiments.Observer
 		if msrv != nil {
@@ -308,7 +310,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		fmt.Fprintf(a.stdout, "\nresults in %s (summary.json, %s.hlog, intervals.jsonl, ledger.json)\n", out, wl.Name)
 	}
 	if guard != nil && ctx.Err() == nil {
-		if ab := guard.Tripped(); ab != nil {
+		if ab := guard.Tripped(); ab != nil && errors.Is(context.Cause(gctx), ab) {
 			return errors.Join(ab, err)
 		}
 	}
@@ -483,7 +485,7 @@ func errorsText(o results.OpSummary) string {
 
 // loadWrites says what a load would write: the seeding, and each op of the mix
 // (the workload's own weights when no --mix) that changes data.
-func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool) []string {
+func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool, query string) []string {
 	var out []string
 	if setup {
 		out = append(out, "--setup creates and seeds users and orders")
@@ -494,7 +496,9 @@ func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool) []string {
 		if len(mix) > 0 {
 			weight = mix[op.Name]
 		}
-		if weight > 0 && op.ChangesData {
+		// The user's own --query may write: counted unless it is a SELECT.
+		userWrites := op.Name == "sql" && !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(query)), "SELECT")
+		if weight > 0 && (op.ChangesData || userWrites) {
 			ops = append(ops, op.Name)
 		}
 	}
