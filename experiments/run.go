@@ -226,16 +226,30 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	if hc != nil {
 		fc = faults.Containers(hc)
 	}
+	// What the fault journal and the lock are kept by: the cluster's name, or
+	// the target file.
+	var jkey faults.JournalKey
+	switch {
+	case hc != nil:
+		jkey.Cluster = hc.Name
+	case o.Target != nil:
+		jkey.Target = o.Target.File()
+	}
+	if jkey != (faults.JournalKey{}) {
+		// One actor per cluster: no other run, fault or heal acts on it meanwhile.
+		lk, err := faults.AcquireLock(jkey, "htapchaos run "+spec.Name)
+		if err != nil {
+			return nil, err
+		}
+		defer lk.Release()
+		if h := lk.TookOver; h != nil {
+			logf("took the lock over from process %d (%s), which died holding it: `%s` heals what it left", h.PID, h.Command, jkey.HealCommand())
+		}
+	}
 	if (o.Cluster != nil || o.Target != nil) && !o.SkipHealthCheck && len(spec.Faults) > 0 {
 		// A cluster that exists already: check it before hurting it.
-		key := faults.JournalKey{}
-		if hc != nil {
-			key.Cluster = hc.Name
-		} else {
-			key.Target = o.Target.File()
-		}
 		logf("checking every node before the run (--skip-health-check skips it)")
-		if err := faults.HealthCheck(ctx, fc, key); err != nil {
+		if err := faults.HealthCheck(ctx, fc, jkey); err != nil {
 			return nil, err
 		}
 	}
@@ -405,13 +419,6 @@ func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	defer ev.Close()
 	// The fault journal: every fault is recorded before it acts, so that
 	// `htapchaos heal` can undo it if this process dies first.
-	var jkey faults.JournalKey
-	switch {
-	case hc != nil:
-		jkey.Cluster = hc.Name
-	case o.Target != nil:
-		jkey.Target = o.Target.File()
-	}
 	var journal *faults.Journal
 	if jkey != (faults.JournalKey{}) {
 		if journal, err = faults.OpenJournal(jkey, o.Out); err != nil {

@@ -404,3 +404,15 @@ func TestCloseStopsServing(t *testing.T) {
 		t.Error("still serving after Close")
 	}
 }
+
+// An address with no host (":PORT") binds loopback, not every interface.
+func TestStartWithoutAHostBindsLoopback(t *testing.T) {
+	s, err := Start(":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if a, ok := s.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		t.Errorf("listening on %v, want loopback", s.Addr())
+	}
+}

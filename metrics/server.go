@@ -57,6 +57,11 @@ func Start(addr string) (*Server, error) {
 	if err := CheckAddr(addr); err != nil {
 		return nil, fmt.Errorf("metrics address %q: %w", addr, err)
 	}
+	// ":9464" names no host: loopback, not every interface. Another host is
+	// the user's to name (0.0.0.0 for every interface).
+	if host, port, _ := net.SplitHostPort(addr); host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics endpoint: %w", err)

@@ -106,6 +106,14 @@ happened and what was measured).`,
 			if err := errors.Join(kind.Check(targets), faults.CheckConsent(c, kind, node, allow)); err != nil {
 				return err
 			}
+			lk, err := faults.AcquireLock(faults.JournalKey{Cluster: cluster, Target: target}, "htapchaos fault "+kind.Name)
+			if err != nil {
+				return err
+			}
+			defer lk.Release()
+			if h := lk.TookOver; h != nil {
+				a.progress("took the lock over from process %d (%s), which died holding it", h.PID, h.Command)
+			}
 			if !skipHealth {
 				a.progress("checking every node before the fault (--skip-health-check skips it)")
 				if err := faults.HealthCheck(ctx, c, faults.JournalKey{Cluster: cluster, Target: target}); err != nil {

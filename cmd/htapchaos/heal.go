@@ -105,6 +105,12 @@ A fault whose process still runs is left alone (that process recovers it), unles
 			if len(todo) == 0 {
 				return nil
 			}
+			// One actor per cluster: not while a run, a fault or another heal acts.
+			if lk, err := faults.AcquireLock(key, "htapchaos heal"); err == nil {
+				defer lk.Release()
+			} else if !force {
+				return fmt.Errorf("%w (--force heals anyway)", err)
+			}
 			var c faults.Cluster
 			if key.Target != "" {
 				t, err := faults.LoadExecTarget(key.Target)

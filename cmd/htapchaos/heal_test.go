@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -180,5 +181,32 @@ func TestHealAfterKill9(t *testing.T) {
 	// Galera is whole again: every node Synced in a cluster of 3.
 	if err := hc.WaitReady(ctx); err != nil {
 		t.Errorf("cluster after the heals: %v", err)
+	}
+}
+
+// One actor per cluster: heal is refused while another process holds the
+// cluster's lock, naming it (exit 3); --force heals anyway.
+func TestHealWaitsForTheLock(t *testing.T) {
+	t.Setenv("HTAPCHAOS_STATE_DIR", t.TempDir())
+	key := faults.JournalKey{Cluster: testPrefix + "locked"}
+	j, err := faults.OpenJournal(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(faults.JournalEntry{ID: "1", Event: faults.JournalInject, Kind: "pause", Nodes: []int{1}, PID: gone.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := faults.AcquireLock(key, "htapchaos run failover-pause")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	r := htapchaos(t, nil, "heal", "--cluster", key.Cluster)
+	if r.code != exitInfra || !strings.Contains(r.stderr, "is held by process "+strconv.Itoa(os.Getpid())+" (htapchaos run failover-pause)") {
+		t.Errorf("heal while locked: exit %d: %s", r.code, r.stderr)
 	}
 }

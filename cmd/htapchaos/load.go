@@ -26,6 +26,7 @@ import (
 
 type loadFlags struct {
 	targets     []string
+	targetFile  string
 	cluster     string
 	workload    string
 	rate        float64
@@ -81,6 +82,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.targets, "target", nil, "DSN of each node (go-sql-driver/mysql form), comma-separated or repeated")
+	fl.StringVar(&f.targetFile, "target-file", "", "a file of DSNs, one per line (# comments): keeps passwords out of ps; also $"+envTarget)
 	fl.StringVar(&f.cluster, "cluster", "", "a cluster started by `htapchaos cluster up`")
 	fl.StringVar(&f.workload, "workload", "oltp", "workload: "+strings.Join(reg.Names(), ", "))
 	fl.Float64Var(&f.rate, "rate", 1000, "open loop: operations per second")
@@ -127,6 +129,14 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	}
 	if rateSet && concSet {
 		add(usagef("--rate and --concurrency: pick one (open or closed loop)"))
+	}
+	// DSNs from a file or the environment keep passwords out of the process list.
+	if f.targetFile != "" {
+		dsns, err := readTargetFile(f.targetFile)
+		add(err)
+		f.targets = append(f.targets, dsns...)
+	} else if v := os.Getenv(envTarget); v != "" && len(f.targets) == 0 && f.cluster == "" {
+		f.targets = []string{v}
 	}
 	if (f.cluster == "") == (len(f.targets) == 0) && !wl.NoDB {
 		add(usagef("give --target DSNs or --cluster NAME (one of them)"))
@@ -506,4 +516,25 @@ func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool, query stri
 		out = append(out, "ops "+strings.Join(ops, ", ")+" change data")
 	}
 	return out
+}
+
+// envTarget holds DSNs (comma-separated) when neither --target nor --cluster is given.
+const envTarget = "HTAPCHAOS_TARGET"
+
+// readTargetFile reads DSNs, one per line; blank lines and # comments are skipped.
+func readTargetFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("--target-file: %v", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usagef("--target-file: %s holds no DSN", path)
+	}
+	return out, nil
 }

@@ -162,3 +162,37 @@ func TestLoadAgainstACluster(t *testing.T) {
 		t.Errorf("second load: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// DSNs from a file or $HTAPCHAOS_TARGET (passwords out of ps) reach the load
+// as --target's do; a file that holds none, or none at all, is bad input.
+func TestLoadTargetFromFileOrEnv(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	file := filepath.Join(t.TempDir(), "dsns")
+	os.WriteFile(file, []byte("# staging\nroot:secret@tcp("+addr+")/htapchaos\n\n"), 0o600)
+	for name, tc := range map[string]struct {
+		args []string
+		env  string
+	}{
+		"file": {args: []string{"--target-file", file}},
+		"env":  {env: "root:secret@tcp(" + addr + ")/htapchaos"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(envTarget, tc.env)
+			var out, errb bytes.Buffer
+			code := run(append([]string{"load", "--allow-writes", "--out", filepath.Join(t.TempDir(), "run")}, tc.args...), &out, &errb)
+			if code != exitInfra || !strings.Contains(errb.String(), "target unreachable: node 1") || strings.Contains(errb.String(), "secret") {
+				t.Errorf("exit %d: %s", code, errb.String())
+			}
+		})
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, []byte("# nothing\n"), 0o600)
+	for _, f := range []string{empty, filepath.Join(t.TempDir(), "missing")} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"load", "--target-file", f}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--target-file") {
+			t.Errorf("%s: exit %d: %s", f, code, errb.String())
+		}
+	}
+}
