@@ -419,3 +419,35 @@ func (n *execNode) open() (*sql.DB, error) {
 	db.SetMaxOpenConns(1)
 	return db, nil
 }
+
+// execActionsOf are the exec target actions a fault kind runs, in order.
+var execActionsOf = map[string][]string{
+	"node-kill":    {"kill", "start", "ready"},
+	"node-stop":    {"stop", "start", "ready"},
+	"node-restart": {"stop", "kill", "start", "ready"},
+	"pause":        {"pause", "resume", "ready"},
+	"partition":    {"partition", "heal", "ready"},
+}
+
+// PlannedCommands are the commands a fault kind would run on an exec target's
+// node, rendered for it ("action: command"), in order; nil for a node that is
+// not an exec target's. A dry run prints them and runs none.
+func PlannedCommands(n Node, kind string) []string {
+	en, ok := n.(*execNode)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, a := range execActionsOf[kind] {
+		tp := en.acts[a]
+		if tp == nil {
+			continue
+		}
+		cmd, err := en.render(tp, 30*time.Second)
+		if err != nil {
+			cmd = "(does not render: " + err.Error() + ")"
+		}
+		out = append(out, a+": "+cmd)
+	}
+	return out
+}

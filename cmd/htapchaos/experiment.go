@@ -39,7 +39,7 @@ type runFlags struct {
 	seed                 uint64
 	quick, allow         bool
 	skipHealth, writes   bool
-	noGuard              bool
+	noGuard, dryRun      bool
 	set, abortOn         []string
 	metricsAddr          string
 	observer             experiments.Observer // the --metrics-addr endpoint; nil: off
@@ -128,6 +128,9 @@ error, 130 interrupted (what was measured is kept and scored).`,
 			spec, err := loadSpec(args[0], f.parseOptions())
 			if err != nil {
 				return err
+			}
+			if f.dryRun {
+				return a.dryRun(spec, &f)
 			}
 			defer a.useProcs(spec.Procs)()
 			stopMetrics, err := a.runMetrics(&f)
@@ -239,6 +242,7 @@ func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 		fl.StringVar(&f.target, "target", "", "exec target file: a cluster htapchaos did not create")
 		fl.BoolVar(&f.allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
 		fl.BoolVar(&f.writes, "allow-writes", false, "consent to a --target run creating, seeding and writing htapchaos's tables in the database its DSNs name")
+		fl.BoolVar(&f.dryRun, "dry-run", false, "print what the run would do (cluster, timeline, workloads, each fault's node and a target's commands, abort conditions) and do nothing")
 		fl.BoolVar(&f.noGuard, "no-abort-guard", false, "drop a --target run's default abort guard (more nodes down than the faults take down, a write gap 10 times the failover budget)")
 		fl.BoolVar(&f.skipHealth, "skip-health-check", false, "run on --cluster or --target even when a node is not healthy or holds a fault's leftovers")
 	}
@@ -482,4 +486,25 @@ func nodeText(n int) string {
 		return ""
 	}
 	return fmt.Sprintf("n%d", n)
+}
+
+// dryRun prints what a run would do and does nothing: no cluster is started or
+// attached, no target command runs.
+func (a *app) dryRun(spec *experiments.Spec, f *runFlags) error {
+	conds, err := parseAbortOn(f.abortOn, true)
+	if err != nil {
+		return err
+	}
+	var target *faults.ExecTarget
+	if f.target != "" {
+		if target, err = faults.LoadExecTarget(f.target); err != nil {
+			return err
+		}
+	}
+	plan := spec.Plan(target, conds)
+	if f.cluster != "" {
+		plan = strings.Replace(plan, "\ncluster: ", "\ncluster: "+f.cluster+" (running; not removed) instead of ", 1)
+	}
+	fmt.Fprint(a.stdout, plan)
+	return nil
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ func (a *app) faultCmd() *cobra.Command {
 		target     string
 		allow      bool
 		skipHealth bool
+		dryRun     bool
 		out        string
 		node       string
 		duration   time.Duration
@@ -106,6 +109,18 @@ happened and what was measured).`,
 			if err := errors.Join(kind.Check(targets), faults.CheckConsent(c, kind, node, allow)); err != nil {
 				return err
 			}
+			if dryRun {
+				// What would be done, to which node, in which order: nothing is.
+				fmt.Fprintf(a.stdout, "dry run: %s on %s, held %v after it takes effect, then recovered and the nodes checked%s\n",
+					kind.Name, nodeNames(targets), duration, paramsText(p))
+				for _, n := range targets {
+					for _, c := range faults.PlannedCommands(n, kind.Name) {
+						fmt.Fprintf(a.stdout, "  %s would run %s\n", n.Label(), c)
+					}
+				}
+				fmt.Fprintln(a.stdout, "nothing was done")
+				return nil
+			}
 			lk, err := faults.AcquireLock(faults.JournalKey{Cluster: cluster, Target: target}, "htapchaos fault "+kind.Name)
 			if err != nil {
 				return err
@@ -170,6 +185,7 @@ happened and what was measured).`,
 	f.StringVar(&cluster, "cluster", "", "cluster name (htapchaos cluster ls)")
 	f.StringVar(&target, "target", "", "exec target file: a cluster htapchaos did not create")
 	f.BoolVar(&allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
+	f.BoolVar(&dryRun, "dry-run", false, "print what would be done to which node, and the commands a --target would run, and do nothing")
 	f.BoolVar(&skipHealth, "skip-health-check", false, "hurt the cluster even when a node is not healthy or holds a fault's leftovers")
 	f.StringVar(&out, "out", "", "directory for events.jsonl and fault.json")
 	f.StringVar(&node, "node", "", "node(s): index, name, random, all-but-one, primary")
@@ -257,4 +273,16 @@ func (r *faultRecord) write(run *faults.Runner, targets []faults.Node, p faults.
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(r.dir, "fault.json"))
+}
+
+// paramsText is a fault's parameters for people: " (k=v, ...)", "" when none.
+func paramsText(p faults.Params) string {
+	if len(p) == 0 {
+		return ""
+	}
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		kv = append(kv, k+"="+p[k])
+	}
+	return " (" + strings.Join(kv, ", ") + ")"
 }
