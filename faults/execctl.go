@@ -311,13 +311,24 @@ func (n *execNode) run(ctx context.Context, action string, grace time.Duration) 
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
+		msg := n.t.redact(strings.TrimSpace(string(out)))
 		if len(msg) > 500 {
 			msg = msg[:500] + "..."
 		}
 		return fmt.Errorf("%s command for %s: %v: %s", action, n.spec.Name, err, msg)
 	}
 	return nil
+}
+
+// redact hides the passwords of the target's DSNs in s (a command's output that
+// goes into an error and run.json).
+func (t *ExecTarget) redact(s string) string {
+	for _, n := range t.Nodes {
+		if cfg, err := mysql.ParseDSN(n.DSN); err == nil && len(cfg.Passwd) >= 3 {
+			s = strings.ReplaceAll(s, cfg.Passwd, "***")
+		}
+	}
+	return s
 }
 
 func (n *execNode) Kill(ctx context.Context) error { return n.run(ctx, "kill", 0) }

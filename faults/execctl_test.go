@@ -121,4 +121,18 @@ nodes:
 	if err := n.(Pauser).Pause(ctx); err == nil || !strings.Contains(err.Error(), "pause command for db1: exit status 1") {
 		t.Errorf("a failing command: %v", err)
 	}
+	// A command's output that echoes a node's DSN password is redacted in the error.
+	tg, err = ParseExecTarget(filepath.Join(dir, "t2.yaml"), []byte(`actions:
+  pause: echo "connect app:s3cret-pw@db1 failed"; exit 1
+  resume: "true"
+nodes:
+  - {name: db1, dsn: "app:s3cret-pw@tcp(10.0.0.1:3306)/app"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tg.Cluster().Nodes()[0].(Pauser).Pause(ctx)
+	if err == nil || strings.Contains(err.Error(), "s3cret-pw") || !strings.Contains(err.Error(), "app:***@db1") {
+		t.Errorf("the password in a command's output: %v", err)
+	}
 }

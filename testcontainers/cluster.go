@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -103,6 +104,9 @@ func Run(ctx context.Context, cfg Config) (*Cluster, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Name == "" {
 		cfg.Name = randomName()
+	}
+	if !localEngine() && cfg.PublishAddress == "" {
+		return nil, &ConfigError{Field: "--publish-address", Msg: fmt.Sprintf("the engine at DOCKER_HOST=%s is remote: name the address its published ports bind to (--publish-address); htapchaos never publishes on every interface by default", os.Getenv("DOCKER_HOST"))}
 	}
 	eng, err := Connect(ctx)
 	if err != nil {
@@ -345,10 +349,7 @@ func (c *Cluster) startContainer(ctx context.Context, n *Node, image string, ent
 		return err
 	}
 	cfg := c.cfg
-	hostIP := netip.Addr{}
-	if c.engine.local {
-		hostIP = loopback
-	}
+	hostIP := c.publishIP()
 	// A host port of our choosing, not an ephemeral one: the engine keeps it across
 	// restarts, so DSNs handed out earlier (to a running load generator, to a user)
 	// still reach the node after Kill and Start.
@@ -476,6 +477,16 @@ func (c *Cluster) Terminate(ctx context.Context) error {
 	}
 	_, err := Remove(ctx, c.engine, c.Name)
 	return err
+}
+
+// publishIP is the host address published ports bind to: loopback with a local
+// engine, else the address the user named (Config.PublishAddress).
+func (c *Cluster) publishIP() netip.Addr {
+	if c.engine.local {
+		return loopback
+	}
+	a, _ := netip.ParseAddr(c.cfg.PublishAddress) // checked by Validate
+	return a
 }
 
 // freeLoopbackPort asks the kernel for a free port on loopback.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -102,6 +103,11 @@ type Config struct {
 	Password string
 	// ReadyTimeout bounds waiting for the cluster to form (default 3 minutes).
 	ReadyTimeout time.Duration
+	// PublishAddress is the host address a remote engine (DOCKER_HOST=tcp://...)
+	// publishes the nodes' ports on. It must be given for a remote engine: ports
+	// are never published on every interface by default. A local engine publishes
+	// on loopback only.
+	PublishAddress string
 	// Labels are extra labels on every container and network.
 	Labels map[string]string
 	// Progress, when set, receives one line per provisioning step.
@@ -227,6 +233,11 @@ func (c Config) Validate() error {
 	}
 	if c.LeafProxy && c.Topology != Sharded {
 		errs = append(errs, configErr("--leaf-proxy", "only the sharded (Spider) topology has a leaf proxy"))
+	}
+	if c.PublishAddress != "" {
+		if _, err := netip.ParseAddr(c.PublishAddress); err != nil {
+			errs = append(errs, configErr("--publish-address", "%q: not an IP address", c.PublishAddress))
+		}
 	}
 	if c.Memory < MinMemory {
 		errs = append(errs, configErr("--memory", "%s is under the minimum of 256MiB", FormatBytes(c.Memory)))

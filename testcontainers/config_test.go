@@ -1,6 +1,7 @@
 package testcontainers
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -202,5 +203,19 @@ func TestGaleraArgsUseTheClusterNetworkAddress(t *testing.T) {
 		if !strings.Contains(args, want) {
 			t.Errorf("%s misses %s", args, want)
 		}
+	}
+}
+
+// A remote engine publishes only on an address the user names: refused before
+// anything connects when none is given; a bad address is bad input.
+func TestRemoteEngineNeedsAPublishAddress(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "tcp://192.0.2.1:2375") // TEST-NET: never reached
+	_, err := Run(context.Background(), Config{Topology: Single})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "--publish-address" || !strings.Contains(err.Error(), "never publishes on every interface") {
+		t.Errorf("remote engine without --publish-address: %v", err)
+	}
+	if err := (Config{Topology: Single, PublishAddress: "not-an-ip"}).Validate(); err == nil || !strings.Contains(err.Error(), `--publish-address: "not-an-ip": not an IP address`) {
+		t.Errorf("bad publish address: %v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -93,10 +92,7 @@ func (c *Cluster) startLeafProxy(ctx context.Context) error {
 	for i := range leaves {
 		ports = append(ports, leafPort(i+1)+"/tcp")
 	}
-	hostIP := netip.Addr{}
-	if c.engine.local {
-		hostIP = loopback
-	}
+	hostIP := c.publishIP()
 	labels := c.labels(kindProxy)
 	labels[LabelAlias] = proxyAlias
 	req := tc.ContainerRequest{

@@ -133,6 +133,7 @@ supports; see the README.`,
 	f.Float64Var(&cfg.CPUs, "cpus", 0, "CPU limit per node (0: none)")
 	f.StringArrayVar(&sets, "set", nil, "server setting key=value for every node, or N:key=value for node N (repeatable)")
 	f.BoolVar(&cfg.LB, "lb", false, "put an HAProxy load balancer in front of the nodes")
+	f.StringVar(&cfg.PublishAddress, "publish-address", "", "with a remote engine (DOCKER_HOST=tcp://...): the address its published ports bind to (a local engine publishes on loopback only)")
 	f.StringVar(&cfg.Name, "name", "", "cluster name (default: random)")
 	f.StringVar(&cfg.Image, "image", testcontainers.DefaultImage, "node image (a MariaDB image that ships Galera and rsync)")
 	f.DurationVar(&cfg.ReadyTimeout, "timeout", 3*time.Minute, "how long to wait for the cluster to form")
