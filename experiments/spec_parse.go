@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -67,10 +68,12 @@ func ParseSpec(file string, b []byte, o ParseOptions) (*Spec, error) {
 	}
 	doc := root.Content[0]
 	var overrides []string
+	var overrideLines []int
 	if o.Quick {
 		if q := mapValue(doc, "quick"); q != nil && q.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(q.Content); i += 2 {
 				overrides = append(overrides, q.Content[i].Value+"="+q.Content[i+1].Value)
+				overrideLines = append(overrideLines, q.Content[i].Line)
 			}
 		}
 	}
@@ -78,7 +81,8 @@ func ParseSpec(file string, b []byte, o ParseOptions) (*Spec, error) {
 	for i, kv := range append(overrides, o.Set...) {
 		flag := "--set"
 		if i < len(overrides) {
-			flag = "quick"
+			// The spec's own quick profile: its file and line.
+			flag = fmt.Sprintf("%s:%d: quick", file, overrideLines[i])
 		}
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
@@ -489,6 +493,10 @@ func (s *Spec) Validate() error {
 		switch {
 		case w.Rate < 0 || w.Concurrency < 0:
 			bad(path, "%s: rate and concurrency must not be negative", w.Name)
+		case math.IsNaN(w.Rate) || math.IsInf(w.Rate, 0):
+			bad(path, "%s: rate %g: want a number of ops/s", w.Name, w.Rate)
+		case w.Concurrency > loadgen.MaxConcurrency:
+			bad(path, "%s: concurrency %d: at most %d", w.Name, w.Concurrency, loadgen.MaxConcurrency)
 		case w.Rate > 0 && w.Concurrency > 0:
 			bad(path, "%s: give a rate (open loop) or a concurrency (closed loop), not both", w.Name)
 		case w.Rate == 0 && w.Concurrency == 0 && len(w.PhaseRates) == 0:
@@ -508,12 +516,15 @@ func (s *Spec) Validate() error {
 			if !phaseNames[p] {
 				bad(path+".phase_rates", "%s: no phase %q", w.Name, p)
 			}
-			if w.PhaseRates[p] < 0 {
-				bad(path+".phase_rates", "%s: %s: must not be negative", w.Name, p)
+			if r := w.PhaseRates[p]; !(r >= 0) || math.IsInf(r, 0) {
+				bad(path+".phase_rates", "%s: %s: %g: must be a number, not negative", w.Name, p, r)
 			}
 		}
-		if w.Retries < 0 || w.BatchRows < 0 {
-			bad(path, "%s: retries and batch_rows must not be negative", w.Name)
+		if w.Retries < 0 || w.BatchRows < 0 || w.Backoff.D() < 0 || w.Timeout.D() < 0 {
+			bad(path, "%s: retries, batch_rows, backoff and timeout must not be negative", w.Name)
+		}
+		if w.Retries > loadgen.MaxRetries || w.BatchRows > loadgen.MaxBatchRows {
+			bad(path, "%s: retries at most %d, batch_rows at most %d", w.Name, loadgen.MaxRetries, loadgen.MaxBatchRows)
 		}
 	}
 

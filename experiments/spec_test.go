@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,21 @@ workloads:
 			`x.yaml:3: cluster.leaf_proxy: only the sharded (Spider) topology has a leaf proxy`,
 			`x.yaml:4: data.merchants: -1: must not be negative`,
 		}},
+		{"numbers that cannot be meant", `name: x
+modes: [failover]
+phases:
+  - {name: a, duration: 10s}
+workloads:
+  - {name: w1, kind: oltp, rate: .inf}
+  - {name: w2, kind: oltp, rate: .nan}
+  - {name: w3, kind: oltp, concurrency: 100000}
+  - {name: w4, kind: oltp, rate: 5, retries: 1000}
+`, nil, []string{
+			`x.yaml:6: w1: rate +Inf: want a number of ops/s`,
+			`x.yaml:7: w2: rate NaN: want a number of ops/s`,
+			`x.yaml:8: w3: concurrency 100000: at most 4096`,
+			`x.yaml:9: w4: retries at most 100`,
+		}},
 		{"abort conditions", `name: x
 modes: [failover]
 abort:
@@ -218,6 +234,48 @@ func FuzzParseSpec(f *testing.F) {
 		s, err := ParseSpec("fuzz.yaml", b, ParseOptions{Quick: true})
 		if err == nil && (s.Name == "" || len(s.Phases) == 0 || len(s.Workloads) == 0 || s.Total() <= 0) {
 			t.Errorf("accepted an incomplete spec: %+v", s)
+		}
+		// Refused: as bad input (exit 2), naming the file.
+		var ue *UsageError
+		if err != nil && (!errors.As(err, &ue) || !strings.Contains(err.Error(), "fuzz.yaml")) {
+			t.Errorf("refused without a usage error naming the file: %v", err)
+		}
+	})
+}
+
+// --set values: whatever they say, a spec is accepted whole or refused as bad input.
+func FuzzParseSpecSet(f *testing.F) {
+	for _, s := range []string{"workloads.oltp.rate=1000", "phases.a.duration=1s", "cluster.nodes=5", "novalue", "faults.0.node=2", "abort.0=errors > 5%", "x=y=z", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, set string) {
+		s, err := ParseSpec("x.yaml", []byte(goodSpec), ParseOptions{Set: []string{set}})
+		var ue *UsageError
+		switch {
+		case err != nil && !errors.As(err, &ue):
+			t.Errorf("--set %q refused without a usage error: %v", set, err)
+		case err == nil && (len(s.Phases) == 0 || s.Total() <= 0):
+			t.Errorf("--set %q gave an incomplete spec", set)
+		}
+	})
+}
+
+// Abort conditions: what parses reads back the same from its own text.
+func FuzzParseAbortCondition(f *testing.F) {
+	for _, s := range []string{"errors > 5% for 10s", "write_gap > 30s", "nodes_down >= 2", "memory > 97%", "p99 > 500ms", "p99>1s", "x", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := ParseAbortCondition(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseAbortCondition(c.Text)
+		if err != nil || back != c {
+			t.Errorf("%q parsed to %+v, its text to %+v (%v)", s, c, back, err)
+		}
+		if _, ok := abortUnits[c.Metric]; !ok || c.For < 0 || c.Value < 0 {
+			t.Errorf("%q: %+v", s, c)
 		}
 	})
 }

@@ -136,3 +136,30 @@ nodes:
 		t.Errorf("the password in a command's output: %v", err)
 	}
 }
+
+// Exec target files: whatever they hold, parsing never panics, a refusal names
+// the file, and what parses has nodes with names.
+func FuzzParseExecTarget(f *testing.F) {
+	f.Add([]byte("name: s\nactions: {pause: 'true', resume: 'true'}\nnodes:\n  - {name: db1, role: galera, dsn: 'a:b@tcp(h:1)/d'}\n"))
+	f.Add([]byte("nodes: []\n"))
+	f.Add([]byte("actions: {pause: '{{.Vars.x'}\nnodes: [{name: a}]\n"))
+	f.Add([]byte("{"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tg, err := ParseExecTarget("t.yaml", b)
+		if err != nil {
+			if !strings.Contains(err.Error(), "t.yaml") {
+				t.Errorf("refused without naming the file: %v", err)
+			}
+			return
+		}
+		nodes := tg.Cluster().Nodes()
+		if len(nodes) == 0 {
+			t.Error("accepted a target with no node")
+		}
+		for _, n := range nodes {
+			if n.Label() == "" {
+				t.Error("accepted a node with no name")
+			}
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -85,4 +86,23 @@ func TestParsePhases(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+}
+
+// --phases: whatever it says, parsing never panics and what parses can run.
+func FuzzParsePhases(f *testing.F) {
+	for _, s := range []string{"10s@100,20s@500", "1m@5", "10s", "5s@NaN", "5s@-1", "0s@1", ",", ""} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, closed bool) {
+		ps, err := ParsePhases(s, closed)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if p.Duration <= 0 || !(p.Rate >= 0) || math.IsInf(p.Rate, 0) || p.Concurrency < 0 {
+				t.Errorf("%q gave phase %+v", s, p)
+			}
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -125,11 +126,14 @@ func (c *Config) Validate() error {
 			if p.Duration <= 0 {
 				errs = append(errs, usageErr("--duration", "%s: %v is not a positive duration", s.Workload.Name, p.Duration))
 			}
-			if !s.Closed && p.Rate < 0 {
+			if !s.Closed && (!(p.Rate >= 0) || math.IsInf(p.Rate, 0)) {
 				errs = append(errs, usageErr("--rate", "%s: %g: the rate must be positive", s.Workload.Name, p.Rate))
 			}
 			if s.Closed && p.Concurrency < 0 {
 				errs = append(errs, usageErr("--concurrency", "%s: %d: must be positive", s.Workload.Name, p.Concurrency))
+			}
+			if s.Closed && p.Concurrency > MaxConcurrency {
+				errs = append(errs, usageErr("--concurrency", "%s: %d: at most %d closed-loop workers per process", s.Workload.Name, p.Concurrency, MaxConcurrency))
 			}
 		}
 		for _, n := range s.Route.Nodes {
@@ -137,12 +141,36 @@ func (c *Config) Validate() error {
 				errs = append(errs, usageErr("--route", "node %d: out of range 1-%d", n, len(c.Targets)))
 			}
 		}
-		if s.Workers < 0 || s.MaxInFlight < 0 || s.OpTimeout < 0 || s.Retry.Retries < 0 || s.MaxOps < 0 {
-			errs = append(errs, usageErr("--workers", "%s: workers, in-flight bound, timeouts, retries and op counts must not be negative", s.Workload.Name))
+		if s.Workers < 0 || s.MaxInFlight < 0 || s.OpTimeout < 0 || s.Retry.Retries < 0 || s.MaxOps < 0 || s.Retry.Backoff < 0 {
+			errs = append(errs, usageErr("--workers", "%s: workers, in-flight bound, timeouts, retries, backoff and op counts must not be negative", s.Workload.Name))
 		}
+		if s.Workers > MaxWorkers {
+			errs = append(errs, usageErr("--workers", "%s: %d: at most %d connections per node", s.Workload.Name, s.Workers, MaxWorkers))
+		}
+		if s.MaxInFlight > MaxInFlight {
+			errs = append(errs, usageErr("--max-in-flight", "%s: %d: at most %d per node", s.Workload.Name, s.MaxInFlight, MaxInFlight))
+		}
+		if s.Retry.Retries > MaxRetries {
+			errs = append(errs, usageErr("--retries", "%s: %d: at most %d", s.Workload.Name, s.Retry.Retries, MaxRetries))
+		}
+	}
+	if c.GapThreshold < 0 || c.LateThreshold < 0 {
+		errs = append(errs, usageErr("--gap-threshold", "the gap and late thresholds must not be negative"))
+	}
+	if c.Params.BatchRows < 0 || c.Params.BatchRows > MaxBatchRows {
+		errs = append(errs, usageErr("--batch-rows", "%d: want 1-%d rows per statement", c.Params.BatchRows, MaxBatchRows))
 	}
 	return errors.Join(errs...)
 }
+
+// Limits of one process's load: beyond them a value is a typo, not a plan.
+const (
+	MaxWorkers     = 4096      // connections per node (open loop)
+	MaxConcurrency = 4096      // closed-loop workers
+	MaxInFlight    = 1_000_000 // operations started or waiting per node
+	MaxRetries     = 100
+	MaxBatchRows   = 100_000
+)
 
 // Run drives the workloads against the targets until their phases end, MaxOps is
 // reached or ctx is cancelled, recording every operation. It returns what was

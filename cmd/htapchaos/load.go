@@ -165,6 +165,9 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	if f.duration <= 0 {
 		add(usagef("--duration %v: must be positive", f.duration))
 	}
+	if f.batchRows <= 0 {
+		add(usagef("--batch-rows %d: must be positive", f.batchRows))
+	}
 	if f.data.Users < 1 || f.data.Orders < 1 {
 		add(usagef("--users and --orders must be at least 1"))
 	}

@@ -35,6 +35,14 @@ func TestLoadBadInputExitsTwo(t *testing.T) {
 		{[]string{"load"}, "give --target DSNs or --cluster NAME"},
 		{[]string{"load", "--cluster", "x", "--target", dsn}, "give --target DSNs or --cluster NAME"},
 		{[]string{"load", "--target", dsn, "--dialect", "oracle"}, `unknown dialect "oracle"`},
+		// Numbers that cannot be meant.
+		{[]string{"load", "--target", dsn, "--rate", "Inf"}, "the rate must be positive"},
+		{[]string{"load", "--target", dsn, "--rate", "NaN"}, "the rate must be positive"},
+		{[]string{"load", "--target", dsn, "--retry-backoff", "-1s"}, "backoff and op counts must not be negative"},
+		{[]string{"load", "--target", dsn, "--batch-rows", "0"}, "--batch-rows 0: must be positive"},
+		{[]string{"load", "--target", dsn, "--workers", "100000"}, "100000: at most 4096 connections per node"},
+		{[]string{"load", "--target", dsn, "--concurrency", "99999"}, "99999: at most 4096 closed-loop workers"},
+		{[]string{"load", "--target", dsn, "--gap-threshold", "-1s"}, "the gap and late thresholds must not be negative"},
 		// No writes without consent, refused before anything connects.
 		{[]string{"load", "--target", dsn}, "--target: this load writes to the database the DSN names (--setup creates and seeds users and orders; ops insert, update-status change data): pass --allow-writes"},
 		{[]string{"load", "--target", dsn, "--setup=false", "--mix", "point-read=1,insert=1"}, "(ops insert change data)"},
