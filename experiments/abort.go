@@ -122,6 +122,12 @@ func (a *Aborted) Error() string {
 	return fmt.Sprintf("aborted: %s (it was %.4g%s)", a.Condition, a.Value, a.Unit)
 }
 
+// AbortObserver is an Observer that is also told when an abort condition stopped
+// the run (the Prometheus endpoint's run_aborted).
+type AbortObserver interface {
+	Aborted(condition string)
+}
+
 // Guard watches a run's live figures and cancels it when a condition holds. It
 // is an Observer (and a results.StreamObserver) that passes everything on to
 // next.
@@ -256,6 +262,9 @@ func (g *Guard) check() {
 	g.mu.Unlock()
 	if trip != nil {
 		g.cancel(trip)
+		if ao, ok := g.next.(AbortObserver); ok && g.next != nil {
+			ao.Aborted(trip.Condition) // at once: a scraper sees it before the recovery ends
+		}
 	}
 }
 

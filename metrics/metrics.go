@@ -33,7 +33,7 @@ type Metrics struct {
 	latency                            *latency
 	intervalEnd                        *prometheus.GaugeVec // no labels: absent until set
 
-	run, phase, fault *prometheus.GaugeVec
+	run, phase, fault, aborted *prometheus.GaugeVec
 
 	sinceSuccess, longestGap               *prometheus.GaugeVec // per workload, node, access
 	clusterSinceSuccess, clusterLongestGap *prometheus.GaugeVec // per access
@@ -78,6 +78,7 @@ func New() *Metrics {
 	m.run = gauge("run_info", "1 for the experiment (or load) running now, 0 for one that ran before.", "run")
 	m.phase = gauge("phase_info", "1 for the run's phase now, 0 for the others seen.", "phase")
 	m.fault = gauge("fault_active", "1 while a fault of the experiment holds (from injection to recovery), 0 before and after.", "fault", "kind")
+	m.aborted = gauge("run_aborted", "1 once an abort condition stopped the run (the condition in its label).", "run", "condition")
 
 	stream := []string{"workload", "node", "access"}
 	m.sinceSuccess = gauge("stream_seconds_since_success", "Time since the last successful operation of the stream (workload, node, access read or write): the gap open now.", stream...)
@@ -161,6 +162,14 @@ func (m *Metrics) RunStarted(name string) {
 		m.memory, m.cpu, m.fcPaused, m.recvQ, m.sendQ, m.threadsRunning, m.threadsConnected, m.staleness, m.replicaLag} {
 		g.Reset()
 	}
+}
+
+// Aborted marks the run now as stopped by an abort condition.
+func (m *Metrics) Aborted(condition string) {
+	m.mu.Lock()
+	run := m.curRun
+	m.mu.Unlock()
+	m.aborted.WithLabelValues(run, condition).Set(1)
 }
 
 // Phase marks name as the run's phase now.

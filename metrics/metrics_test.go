@@ -276,6 +276,8 @@ func TestPhaseFaultsAndRuns(t *testing.T) {
 	want(t, got, `htapchaos_phase_info{phase="fault"}`, 1)
 	want(t, got, `htapchaos_fault_active{fault="pause",kind="pause"}`, 1)
 	s.Fault("pause", "pause", false)
+	s.Aborted("nodes_down >= 1 for 1s")
+	want(t, scrape(t, s.URL()), `htapchaos_run_aborted{condition="nodes_down >= 1 for 1s",run="failover-pause"}`, 1)
 	s.ObserveInterval([]results.KeyInterval{{Key: results.Key{Workload: "oltp", Op: "point-read", Node: 1}, Count: 9, P99: time.Millisecond}})
 	s.Samples([]experiments.Sample{{Node: 1, Up: true}})
 	want(t, scrape(t, s.URL()), `htapchaos_fault_active{fault="pause",kind="pause"}`, 0)

@@ -237,6 +237,7 @@ figure.chart { margin: 1em 0; } figure.chart svg { width: 100%; height: auto; } 
 {{if .Description}}<p>{{.Description}}</p>{{end}}
 <p class="meta">Started {{when .Run.Start}}{{if .Duration}}, ran {{.Duration}}{{end}}; seed {{.Run.Seed}}; {{.Run.Tool}}{{if .Run.Cluster}}; cluster {{.Run.Cluster.Name}} ({{.Run.Cluster.Topology}}, {{len .Run.Cluster.Nodes}} nodes){{end}}{{if .Run.Target}}; target {{.Run.Target}}{{end}}{{if .Run.ServerVersion}}; server {{.Run.ServerVersion}}{{end}}.
 {{if .Run.Interrupted}}<strong>The run was interrupted: what was measured is scored.</strong>{{end}}
+{{if .Run.Aborted}}<strong id="aborted">The run was aborted: {{.Run.Aborted.Condition}} held ({{printf "%.4g" .Run.Aborted.Value}}{{.Run.Aborted.Unit}}) at {{when .Run.Aborted.At}}; the faults were recovered {{printf "%.2f" .Run.Aborted.FaultsRecoveredIn}} s after. What was measured is scored.</strong>{{end}}
 {{if .Run.Error}}<strong>The run ended with an error: {{.Run.Error}}</strong>{{end}}</p>
 
 <h2 id="findings">Verdicts</h2>

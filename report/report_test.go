@@ -327,3 +327,30 @@ func TestReportOfARunWithoutLoad(t *testing.T) {
 		t.Error("the page does not give the run's error")
 	}
 }
+
+// An aborted run says so on its page: the condition, the figure, when, and how
+// soon the faults were recovered.
+func TestReportOfAnAbortedRun(t *testing.T) {
+	dir := syntheticRun(t)
+	path := filepath.Join(dir, "run.json")
+	rf, err := experiments.ReadRunFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf.Aborted = &experiments.Aborted{Condition: "nodes_down >= 1 for 1s", Value: 1, At: t0.Add(5 * time.Second), FaultsRecoveredIn: 0.03}
+	b, _ := json.Marshal(rf)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Write(dir, Options{PageOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `The run was aborted: nodes_down &gt;= 1 for 1s held (1) at ` + t0.Add(5*time.Second).UTC().Format("2006-01-02 15:04:05 UTC") + `; the faults were recovered 0.03 s after.`
+	if !strings.Contains(string(page), want) {
+		t.Errorf("no %q in the page", want)
+	}
+}
