@@ -173,6 +173,39 @@ func TestSingleNode(t *testing.T) {
 		}
 	})
 
+	t.Run("refuses-a-table-it-did-not-create", func(t *testing.T) {
+		ctx := context.Background()
+		root, err := sql.Open("mysql", targets[0].DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		// Its own tables carry its mark.
+		var comment string
+		if err := root.QueryRowContext(ctx, "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'orders'").Scan(&comment); err != nil || comment != TableMark {
+			t.Errorf("orders' comment %q (%v), want %q", comment, err, TableMark)
+		}
+		// Someone else's orders, in a database of theirs.
+		mustExec(t, root, "CREATE DATABASE IF NOT EXISTS theirs")
+		mustExec(t, root, "CREATE TABLE IF NOT EXISTS theirs.orders (id INT PRIMARY KEY, note VARCHAR(10))")
+		mustExec(t, root, "INSERT IGNORE INTO theirs.orders VALUES (1, 'keep')")
+		theirs, err := sql.Open("mysql", strings.Replace(targets[0].DSN, "/htapchaos?", "/theirs?", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer theirs.Close()
+		_, err = Setup(ctx, theirs, MariaDB, Data{Users: 10, Orders: 10})
+		if !errors.Is(err, ErrNotOurTable) || !strings.Contains(err.Error(), "orders exists in the database the DSN names") {
+			t.Fatalf("setup over a table it did not create: %v", err)
+		}
+		var users, rows int
+		root.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'theirs' AND TABLE_NAME = 'users'").Scan(&users)
+		root.QueryRowContext(ctx, "SELECT COUNT(*) FROM theirs.orders").Scan(&rows)
+		if users != 0 || rows != 1 {
+			t.Errorf("after the refusal: %d users table(s), %d rows in their orders: want nothing touched", users, rows)
+		}
+	})
+
 	t.Run("latency-proxy-raises-p50-by-the-delay", func(t *testing.T) {
 		const delay = 50 * time.Millisecond
 		proxyAddr := startLatencyProxy(t, c.Nodes[0].Addr(), delay)

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -64,27 +65,54 @@ func DDL(d Dialect) []string {
 			`CREATE ROWSTORE TABLE IF NOT EXISTS users (
 ` + usersColumns + `  PRIMARY KEY (user_id),
   SHARD KEY (user_id)
-)`,
+) COMMENT='` + TableMark + `'`,
 			`CREATE TABLE IF NOT EXISTS orders (
 ` + ordersColumns + `  SORT KEY (created_at),
   SHARD KEY (user_id),
   KEY (order_id) USING HASH,
   KEY (user_id) USING HASH
-)`,
+) COMMENT='` + TableMark + `'`,
 		}
 	default:
 		return []string{
 			`CREATE TABLE IF NOT EXISTS users (
 ` + usersColumns + `  PRIMARY KEY (user_id),
   KEY idx_users_status (status)
-) ENGINE=InnoDB`,
+) ENGINE=InnoDB COMMENT='` + TableMark + `'`,
 			`CREATE TABLE IF NOT EXISTS orders (
 ` + ordersColumns + `  PRIMARY KEY (order_id),
   KEY idx_orders_created_at (created_at),
   KEY idx_orders_user_id (user_id)
-) ENGINE=InnoDB`,
+) ENGINE=InnoDB COMMENT='` + TableMark + `'`,
 		}
 	}
+}
+
+// TableMark is the comment of every table htapchaos creates for its workloads:
+// they seed, update and drop only tables that carry it.
+const TableMark = "htapchaos"
+
+// ErrNotOurTable is a table of the workloads' names that htapchaos did not create.
+var ErrNotOurTable = errors.New("a table htapchaos did not create")
+
+// CheckOwnTables refuses when one of the tables exists in the connection's
+// database without htapchaos's mark: the builtin workloads never seed, update or
+// drop a table someone else made (a game day's DSN may name a real database).
+func CheckOwnTables(ctx context.Context, db *sql.DB, tables ...string) error {
+	var errs []error
+	for _, t := range tables {
+		var comment string
+		err := db.QueryRowContext(ctx, "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", t).Scan(&comment)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("check table %s: %w", t, err))
+		case !strings.Contains(comment, TableMark):
+			errs = append(errs, fmt.Errorf("%w: %s exists in the database the DSN names, without the comment '%s' htapchaos puts on its own tables: it will not seed, update or drop it (use another database, or mark it with ALTER TABLE %s COMMENT='%s' if it is yours to hurt)",
+				ErrNotOurTable, t, TableMark, t, TableMark))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Data sizes the seeded tables. Seeded ids are 1..Users and 1..Orders; orders' created_at
@@ -132,6 +160,9 @@ func (r SeedReport) RowsPerSecond() float64 {
 // be re-run: rows already present are kept, and only the missing seeded ids are added.
 func Setup(ctx context.Context, db *sql.DB, dialect Dialect, data Data) (SeedReport, error) {
 	data = data.withDefaults()
+	if err := CheckOwnTables(ctx, db, "users", "orders"); err != nil {
+		return SeedReport{}, err
+	}
 	for _, stmt := range DDL(dialect) {
 		if _, err := db.ExecContext(ctx, stmt); err != nil {
 			return SeedReport{}, fmt.Errorf("create schema: %w", err)

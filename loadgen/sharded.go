@@ -122,14 +122,24 @@ func (s Sharded) LeafDDL(leaf int) []string {
 	var out []string
 	for _, t := range ShardedTables {
 		if t.ShardKey == "" {
-			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n) ENGINE=InnoDB", t.Name, t.columns))
+			out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n) ENGINE=InnoDB COMMENT='%s'", t.Name, t.columns, TableMark))
 			continue
 		}
 		for p := 1; p <= s.Partitions(); p++ {
 			if s.PartitionLeaf(p) == leaf {
-				out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n) ENGINE=InnoDB", s.partitionTable(t, p), t.columns))
+				out = append(out, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n%s\n) ENGINE=InnoDB COMMENT='%s'", s.partitionTable(t, p), t.columns, TableMark))
 			}
 		}
+	}
+	return out
+}
+
+// leafTables names the tables LeafDDL(leaf) creates.
+func (s Sharded) leafTables(leaf int) []string {
+	var out []string
+	for _, stmt := range s.LeafDDL(leaf) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(stmt, "CREATE TABLE IF NOT EXISTS "), " ")
+		out = append(out, name)
 	}
 	return out
 }
@@ -187,6 +197,13 @@ func SetupSharded(ctx context.Context, s Sharded, data Data) (SeedReport, error)
 	if data.Merchants == 0 {
 		data.Merchants = DefaultMerchants
 	}
+	// The leaves hold the rows: never seed a table htapchaos did not create
+	// there. (An aggregator's Spider tables keep their COMMENT for Spider.)
+	for i, l := range s.Leaves {
+		if err := CheckOwnTables(ctx, l.DB, s.leafTables(i)...); err != nil {
+			return SeedReport{}, fmt.Errorf("leaf %s: %w", l.Server, err)
+		}
+	}
 	for i, l := range s.Leaves {
 		for _, stmt := range s.LeafDDL(i) {
 			if _, err := l.DB.ExecContext(ctx, stmt); err != nil {
@@ -229,11 +246,7 @@ func SetupSharded(ctx context.Context, s Sharded, data Data) (SeedReport, error)
 	}
 	// The leaves plan their part of every query: give them statistics (see Setup).
 	for i, l := range s.Leaves {
-		var tables []string
-		for _, stmt := range s.LeafDDL(i) {
-			name, _, _ := strings.Cut(strings.TrimPrefix(stmt, "CREATE TABLE IF NOT EXISTS "), " ")
-			tables = append(tables, name)
-		}
+		tables := s.leafTables(i)
 		if _, err := l.DB.ExecContext(ctx, "ANALYZE TABLE "+strings.Join(tables, ", ")); err != nil {
 			return rep, fmt.Errorf("analyze on leaf %s: %w", l.Server, err)
 		}

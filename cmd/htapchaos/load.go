@@ -273,6 +273,12 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			if err := a.setupData(ctx, targets, dialect, f.data); err != nil {
 				return err
 			}
+		case sharded == nil && len(loadWrites(wl, mix, false, "SELECT")) > 0:
+			// (The user's own --query is theirs to point at their tables.)
+			// Writes without --setup: only into htapchaos's own tables.
+			if err := checkOwnTables(ctx, targets[0]); err != nil {
+				return err
+			}
 		}
 	}
 	// Only now, with the input good and the targets answering, make the run directory.
@@ -540,4 +546,18 @@ func readTargetFile(path string) ([]string, error) {
 		return nil, usagef("--target-file: %s holds no DSN", path)
 	}
 	return out, nil
+}
+
+// checkOwnTables refuses writes into users or orders of a database where
+// htapchaos did not create them.
+func checkOwnTables(ctx context.Context, t loadgen.Target) error {
+	db, err := sql.Open("mysql", t.DSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := loadgen.CheckOwnTables(ctx, db, "users", "orders"); err != nil {
+		return usagef("node %d: %v", t.Node, err)
+	}
+	return nil
 }
