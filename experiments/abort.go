@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,25 +38,37 @@ var abortNeedsSampler = map[string]bool{AbortMemory: true, AbortNodesDown: true}
 // run has one, a load alone does not).
 func AbortNeedsSampler(metric string) bool { return abortNeedsSampler[metric] }
 
-// AbortCondition is one condition: Metric Op Value [for For].
+// AbortCondition is one condition: [SCOPE:] Metric Op Value [for For]. The
+// scope is the cluster (none), a workload ("oltp:") or a node ("node 2:").
 type AbortCondition struct {
-	Metric string        `json:"metric"`
-	Op     string        `json:"op"`
-	Value  float64       `json:"value"`
-	For    time.Duration `json:"for,omitempty"`
-	Text   string        `json:"text"`
+	Workload string        `json:"workload,omitempty"`
+	Node     int           `json:"node,omitempty"`
+	Metric   string        `json:"metric"`
+	Op       string        `json:"op"`
+	Value    float64       `json:"value"`
+	For      time.Duration `json:"for,omitempty"`
+	Text     string        `json:"text"`
 }
 
-var abortRE = regexp.MustCompile(`^\s*([a-z_0-9]+)\s*(>=|<=|>|<)\s*([0-9.]+)\s*(%|ms|s)?\s*(?:for\s+(\S+))?\s*$`)
+var abortRE = regexp.MustCompile(`^\s*(?:(?:node\s+([0-9]+)|([a-z][a-z0-9_-]*))\s*:\s*)?([a-z_0-9]+)\s*(>=|<=|>|<)\s*([0-9.]+)\s*(%|ms|s)?\s*(?:for\s+(\S+))?\s*$`)
 
 // ParseAbortCondition parses "errors > 5% for 10s", "write_gap > 30s",
-// "nodes_down >= 2", "memory > 97%", "p99 > 500ms".
+// "nodes_down >= 2", "memory > 97%", "p99 > 500ms", and the same for one
+// workload ("oltp: errors > 5%") or one node ("node 2: memory > 97%").
 func ParseAbortCondition(s string) (AbortCondition, error) {
 	m := abortRE.FindStringSubmatch(s)
 	if m == nil {
-		return AbortCondition{}, fmt.Errorf("%q: want METRIC OP VALUE [for DURATION], e.g. \"errors > 5%% for 10s\" (metrics: %s)", s, abortMetricList())
+		return AbortCondition{}, fmt.Errorf("%q: want [WORKLOAD: | node N:] METRIC OP VALUE [for DURATION], e.g. \"errors > 5%% for 10s\" (metrics: %s)", s, abortMetricList())
 	}
-	c := AbortCondition{Metric: m[1], Op: m[2], Text: strings.TrimSpace(s)}
+	c := AbortCondition{Workload: m[2], Metric: m[3], Op: m[4], Text: strings.TrimSpace(s)}
+	if m[1] != "" {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("%q: node %q: want a node index from 1", s, m[1])
+		}
+		c.Node = n
+	}
+	m = append([]string{m[0]}, m[3:]...) // the metric's groups from 1, as before the scope
 	unit, ok := abortUnits[c.Metric]
 	if !ok {
 		return c, fmt.Errorf("%q: unknown metric %q (known: %s)", s, c.Metric, abortMetricList())
@@ -80,7 +93,20 @@ func ParseAbortCondition(s string) (AbortCondition, error) {
 		}
 		c.For = d
 	}
+	switch {
+	case c.Metric == AbortNodesDown && c.Workload != "":
+		return c, fmt.Errorf("%q: nodes_down is the cluster's or a node's, not a workload's", s)
+	case c.Metric == AbortMemory && c.Workload != "":
+		return c, fmt.Errorf("%q: memory is the cluster's or a node's, not a workload's", s)
+	}
 	return c, nil
+}
+
+// key names the figure a condition reads: the metric in its scope.
+func (c AbortCondition) key() string { return figureKey(c.Metric, c.Workload, c.Node) }
+
+func figureKey(metric, workload string, node int) string {
+	return fmt.Sprintf("%s|%s|%d", metric, workload, node)
 }
 
 func orNone(u string) string {
@@ -158,20 +184,35 @@ func (g *Guard) Tripped() *Aborted {
 
 // ObserveInterval takes the last second's error share and p99.
 func (g *Guard) ObserveInterval(ivs []results.KeyInterval) {
-	var ok, failed int64
-	var p99 time.Duration
+	type agg struct {
+		ok, failed int64
+		p99        time.Duration
+	}
+	by := map[[2]any]*agg{} // (workload, node): the cluster, each workload, each node
 	for _, iv := range ivs {
-		ok += iv.Count
+		var failed int64
 		for _, n := range iv.Errors {
 			failed += n
 		}
-		p99 = max(p99, iv.P99)
+		for _, scope := range [][2]any{{"", 0}, {iv.Key.Workload, 0}, {"", iv.Key.Node}} {
+			a := by[scope]
+			if a == nil {
+				a = &agg{}
+				by[scope] = a
+			}
+			a.ok += iv.Count
+			a.failed += failed
+			a.p99 = max(a.p99, iv.P99)
+		}
 	}
 	g.mu.Lock()
-	if ok+failed > 0 {
-		g.figures[AbortErrors] = 100 * float64(failed) / float64(ok+failed)
+	for scope, a := range by {
+		w, n := scope[0].(string), scope[1].(int)
+		if a.ok+a.failed > 0 {
+			g.figures[figureKey(AbortErrors, w, n)] = 100 * float64(a.failed) / float64(a.ok+a.failed)
+		}
+		g.figures[figureKey(AbortP99, w, n)] = float64(a.p99) / float64(time.Millisecond)
 	}
-	g.figures[AbortP99] = float64(p99) / float64(time.Millisecond)
 	g.mu.Unlock()
 	if g.next != nil {
 		g.next.ObserveInterval(ivs)
@@ -181,17 +222,29 @@ func (g *Guard) ObserveInterval(ivs []results.KeyInterval) {
 
 // ObserveStreams takes the cluster-wide gaps open now.
 func (g *Guard) ObserveStreams(now time.Time, streams []results.StreamState) {
-	g.mu.Lock()
+	// A workload's gap: no success on any node (the least of its nodes'); a
+	// node's: no success of any workload there; the cluster's: its own stream.
+	gaps := map[string]float64{}
+	least := func(k string, v float64) {
+		if old, ok := gaps[k]; !ok || v < old {
+			gaps[k] = v
+		}
+	}
 	for _, st := range streams {
-		if !st.ClusterWide() {
+		metric := AbortReadGap
+		if st.Access == results.Write {
+			metric = AbortWriteGap
+		}
+		v := st.SinceSuccess.Seconds()
+		if st.ClusterWide() {
+			gaps[figureKey(metric, "", 0)] = v
 			continue
 		}
-		key := AbortReadGap
-		if st.Access == results.Write {
-			key = AbortWriteGap
-		}
-		g.figures[key] = st.SinceSuccess.Seconds()
+		least(figureKey(metric, st.Workload, 0), v)
+		least(figureKey(metric, "", st.Node), v)
 	}
+	g.mu.Lock()
+	maps.Copy(g.figures, gaps)
 	g.mu.Unlock()
 	if so, ok := g.next.(results.StreamObserver); ok && g.next != nil {
 		so.ObserveStreams(now, streams)
@@ -202,14 +255,18 @@ func (g *Guard) ObserveStreams(now time.Time, streams []results.StreamState) {
 // Samples takes the nodes down and the fullest node's memory.
 func (g *Guard) Samples(s []Sample) {
 	down, mem := 0, 0.0
+	g.mu.Lock()
 	for _, smp := range s {
+		d := 0.0
 		if !smp.Up {
 			down++
+			d = 1
 		}
 		mem = max(mem, smp.MemoryPct)
+		g.figures[figureKey(AbortNodesDown, "", smp.Node)] = d
+		g.figures[figureKey(AbortMemory, "", smp.Node)] = smp.MemoryPct
 	}
-	g.mu.Lock()
-	g.figures[AbortNodesDown], g.figures[AbortMemory] = float64(down), mem
+	g.figures[figureKey(AbortNodesDown, "", 0)], g.figures[figureKey(AbortMemory, "", 0)] = float64(down), mem
 	g.mu.Unlock()
 	if g.next != nil {
 		g.next.Samples(s)
@@ -245,7 +302,7 @@ func (g *Guard) check() {
 	now := g.now()
 	var trip *Aborted
 	for i, c := range g.conds {
-		v, ok := g.figures[c.Metric]
+		v, ok := g.figures[c.key()]
 		if !ok || !c.holds(v) {
 			g.since[i] = time.Time{}
 			continue

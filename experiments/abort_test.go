@@ -13,12 +13,15 @@ import (
 
 func TestParseAbortCondition(t *testing.T) {
 	for in, want := range map[string]AbortCondition{
-		"errors > 5% for 10s": {Metric: AbortErrors, Op: ">", Value: 5, For: 10 * time.Second},
-		"write_gap > 30s":     {Metric: AbortWriteGap, Op: ">", Value: 30},
-		"read_gap>=1500ms":    {Metric: AbortReadGap, Op: ">=", Value: 1.5},
-		"nodes_down >= 2":     {Metric: AbortNodesDown, Op: ">=", Value: 2},
-		"memory > 97%":        {Metric: AbortMemory, Op: ">", Value: 97},
-		"p99 > 0.5s for 3s":   {Metric: AbortP99, Op: ">", Value: 500, For: 3 * time.Second},
+		"errors > 5% for 10s":  {Metric: AbortErrors, Op: ">", Value: 5, For: 10 * time.Second},
+		"write_gap > 30s":      {Metric: AbortWriteGap, Op: ">", Value: 30},
+		"read_gap>=1500ms":     {Metric: AbortReadGap, Op: ">=", Value: 1.5},
+		"nodes_down >= 2":      {Metric: AbortNodesDown, Op: ">=", Value: 2},
+		"memory > 97%":         {Metric: AbortMemory, Op: ">", Value: 97},
+		"p99 > 0.5s for 3s":    {Metric: AbortP99, Op: ">", Value: 500, For: 3 * time.Second},
+		"oltp: errors > 5%":    {Workload: "oltp", Metric: AbortErrors, Op: ">", Value: 5},
+		"node 2: memory > 97%": {Node: 2, Metric: AbortMemory, Op: ">", Value: 97},
+		"node 3: write_gap>2s": {Node: 3, Metric: AbortWriteGap, Op: ">", Value: 2},
 	} {
 		got, err := ParseAbortCondition(in)
 		want.Text = in
@@ -30,9 +33,11 @@ func TestParseAbortCondition(t *testing.T) {
 		"latency > 5":           `unknown metric "latency"`,
 		"errors > 5s":           "errors is in %, not s",
 		"nodes_down > 2%":       "nodes_down is in a count, not %",
-		"errors 5%":             "want METRIC OP VALUE",
+		"errors 5%":             "METRIC OP VALUE [for DURATION]",
+		"oltp: memory > 5%":     "memory is the cluster's or a node's",
+		"node 0: errors > 1%":   "want a node index from 1",
 		"errors > 5% for never": `for "never": want a duration`,
-		"":                      "want METRIC OP VALUE",
+		"":                      "METRIC OP VALUE [for DURATION]",
 	} {
 		if _, err := ParseAbortCondition(in); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%q: %v, want %q", in, err, msg)
@@ -99,6 +104,32 @@ func TestGuardTrips(t *testing.T) {
 	g.ObserveStreams(now, []results.StreamState{{Access: results.Write, SinceSuccess: 4 * time.Second}})
 	if len(causes) != 1 {
 		t.Errorf("a 4 s cluster-wide write gap did not trip write_gap > 3s")
+	}
+}
+
+// Scoped conditions read their workload's or node's figures only.
+func TestGuardScopes(t *testing.T) {
+	var causes []error
+	parse := func(s string) AbortCondition { c, _ := ParseAbortCondition(s); return c }
+	g := NewGuard([]AbortCondition{parse("batch: errors > 50%"), parse("node 2: memory > 90%"), parse("oltp: write_gap > 3s")},
+		func(err error) { causes = append(causes, err) }, nil)
+	// oltp fails half on node 1, batch is fine: the cluster is at 25%, batch at 0.
+	g.ObserveInterval([]results.KeyInterval{
+		{Key: results.Key{Workload: "oltp", Node: 1}, Count: 50, Errors: map[results.Class]int64{"timeout": 50}},
+		{Key: results.Key{Workload: "batch", Node: 1}, Count: 100},
+	})
+	g.Samples([]Sample{{Node: 1, Up: true, MemoryPct: 99}, {Node: 2, Up: true, MemoryPct: 80}})
+	// oltp's writes: node 1 has none for 10 s, node 2 succeeded 1 s ago.
+	g.ObserveStreams(time.Now(), []results.StreamState{
+		{Workload: "oltp", Node: 1, Access: results.Write, SinceSuccess: 10 * time.Second},
+		{Workload: "oltp", Node: 2, Access: results.Write, SinceSuccess: time.Second},
+	})
+	if len(causes) != 0 {
+		t.Fatalf("tripped on another scope's figures: %v", causes)
+	}
+	g.Samples([]Sample{{Node: 1, Up: true, MemoryPct: 50}, {Node: 2, Up: true, MemoryPct: 95}})
+	if len(causes) != 1 || !strings.Contains(causes[0].Error(), "node 2: memory > 90%") {
+		t.Errorf("node 2 at 95%%: %v", causes)
 	}
 }
 

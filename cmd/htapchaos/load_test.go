@@ -124,7 +124,7 @@ func TestLoadAbortOn(t *testing.T) {
 	}
 	errb.Reset()
 	if code := run([]string{"load", "--workload", "noop", "--abort-on", "memory > 90%", "--abort-on", "errors >> 5"}, &out, &errb); code != exitUsage ||
-		!strings.Contains(errb.String(), "memory is read by run's indicator sampler") || !strings.Contains(errb.String(), `"errors >> 5": want METRIC OP VALUE`) {
+		!strings.Contains(errb.String(), "memory is read by run's indicator sampler") || !strings.Contains(errb.String(), `"errors >> 5": want [WORKLOAD: | node N:] METRIC OP VALUE`) {
 		t.Errorf("exit %d: %s", code, errb.String())
 	}
 }
