@@ -162,3 +162,14 @@ func TestHealChecksTheNodeName(t *testing.T) {
 		t.Errorf("heal of network-latency: %v", r[0].Err)
 	}
 }
+
+// A panic in a goroutine a fault starts inside itself (memory-fill's filler)
+// ends that goroutine as an error, not the process.
+func TestFaultGoroutinePanicIsAnError(t *testing.T) {
+	m := &memNode{n: fakeNode{1, "galera"}}
+	m.background(context.Background(), func(context.Context) { panic("filler exploded") })
+	m.halt()
+	if m.panicked == nil || !strings.Contains(m.panicked.Error(), "panic in memory-fill on c-n1: filler exploded") {
+		t.Errorf("panicked %v", m.panicked)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql" // the sql method's client
+
+	"github.com/htapchaos/htapchaos/internal/safego"
 )
 
 // memory-fill raises a node's memory use to a percentage of its limit, counted the
@@ -151,8 +153,9 @@ type memFill struct {
 
 // memNode is the fault on one target.
 type memNode struct {
-	n     Node
-	limit uint64
+	panicked error // the background filler panicked (set before done closes)
+	n        Node
+	limit    uint64
 
 	// Figures, under memFill.mu; percentages of the limit, as the engine reports.
 	before, reached, after             float64
@@ -413,6 +416,8 @@ func (m *memNode) background(ctx context.Context, fn func(context.Context)) {
 	m.stop, m.done = cancel, make(chan struct{})
 	go func() {
 		defer close(m.done)
+		// A panic in the filler ends it, as an error: read after done closes.
+		defer safego.Recover("memory-fill on "+m.n.Label(), func(err error) { m.panicked = err })
 		fn(bctx)
 	}()
 }
@@ -429,6 +434,13 @@ func (m *memNode) halt() {
 func (f *memFill) Recover(ctx context.Context, _ *Env) error {
 	return f.forEach(func(m *memNode) error {
 		m.halt()
+		if m.panicked != nil {
+			f.mu.Lock()
+			if m.lost == "" {
+				m.lost = "the filler panicked: " + strings.SplitN(m.panicked.Error(), "\n", 2)[0]
+			}
+			f.mu.Unlock()
+		}
 		if f.method == "sql" {
 			f.mu.Lock()
 			if m.holding && m.fillErr != nil && m.lost == "" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/htapchaos/htapchaos/internal/safego"
 	"github.com/htapchaos/htapchaos/loadgen"
 )
 
@@ -388,6 +389,11 @@ func (f *schemaChange) Inject(ctx context.Context, env *Env) error {
 	go func() {
 		defer close(f.done)
 		defer conn.Close()
+		defer safego.Recover("schema-change on "+f.node.Label(), func(err error) {
+			f.mu.Lock()
+			f.end, f.alterErr = time.Now(), err
+			f.mu.Unlock()
+		})
 		_, err := conn.ExecContext(actx, f.alterSQL)
 		f.mu.Lock()
 		f.end, f.alterErr = time.Now(), err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/htapchaos/htapchaos/internal/safego"
 	"github.com/htapchaos/htapchaos/loadgen"
 )
 
@@ -183,6 +184,15 @@ func (f *schemaChange) injectSharded(ctx context.Context) error {
 	f.mu.Unlock()
 	go func() {
 		defer close(f.done)
+		defer safego.Recover("schema-change parts", func(err error) {
+			f.mu.Lock()
+			f.end, f.alterErr = time.Now(), err
+			f.mu.Unlock()
+			select { // a panic before the first part started: the caller waits on it
+			case started <- err:
+			default:
+			}
+		})
 		for i, p := range f.parts {
 			err := p.f.Inject(ctx, p.env)
 			if i == 0 {

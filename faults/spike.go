@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/htapchaos/htapchaos/internal/safego"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 )
@@ -318,6 +319,11 @@ func (f *spike) Inject(ctx context.Context, env *Env) error {
 	f.mu.Unlock()
 	go func() {
 		defer close(f.done)
+		defer safego.Recover("batch spike", func(err error) {
+			f.mu.Lock()
+			f.runErr = err
+			f.mu.Unlock()
+		})
 		res, err := loadgen.Run(rctx, cfg)
 		f.mu.Lock()
 		f.res, f.runErr = res, err
