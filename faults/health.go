@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func HealthCheck(ctx context.Context, c Cluster, key JournalKey) error {
 		}
 		for _, e := range Unrecovered(es) {
 			who := "never recovered"
-			if e.PID != 0 && alive(e.PID) {
+			if e.Alive() {
 				who = fmt.Sprintf("held by process %d (%s), which still runs", e.PID, e.Command)
 			}
 			add("", "the journal holds %s on %s, injected %s: %s", e.Kind, strings.Join(e.Labels, ", "), e.Time.Local().Format("2006-01-02 15:04:05"), who)
@@ -92,6 +93,9 @@ func HealthCheck(ctx context.Context, c Cluster, key JournalKey) error {
 	}
 	return &HealthError{Problems: problems, Heal: key.HealCommand()}
 }
+
+// maxHealthyLag is how far behind its primary a replica may be before a fault.
+const maxHealthyLag = 5
 
 // nodeProblems checks one node.
 func nodeProblems(ctx context.Context, n Node) []string {
@@ -118,6 +122,11 @@ func nodeProblems(ctx context.Context, n Node) []string {
 		cancel()
 		if err != nil {
 			out = append(out, "does not serve in its role: "+shortError(err))
+		}
+	}
+	if lr, ok := n.(LagReader); ok {
+		if lag, known, err := lr.ReplicaLag(ctx); err == nil && known && lag > maxHealthyLag {
+			out = append(out, fmt.Sprintf("a replica %d s behind its primary (more than %d s)", lag, maxHealthyLag))
 		}
 	}
 	if ex, ok := n.(Execer); ok && isContainer(n) {
@@ -189,5 +198,21 @@ func alive(pid int) bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
-// Alive says whether the process that wrote a journal entry still runs.
-func (e JournalEntry) Alive() bool { return e.PID != 0 && alive(e.PID) }
+// Alive says whether the process that wrote a journal entry still runs: same
+// boot (a process id from before a reboot names another process now) and the
+// process answers.
+func (e JournalEntry) Alive() bool {
+	if e.Boot != "" && e.Boot != bootID() {
+		return false
+	}
+	return e.PID != 0 && alive(e.PID)
+}
+
+// bootID names this boot of the machine ("" where the kernel does not say).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

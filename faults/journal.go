@@ -49,6 +49,7 @@ type JournalEntry struct {
 	Cluster string `json:"cluster,omitempty"`
 	Target  string `json:"target,omitempty"`
 	PID     int    `json:"pid,omitempty"`
+	Boot    string `json:"boot,omitempty"` // the machine's boot the process ran in
 	Command string `json:"command,omitempty"`
 	Note    string `json:"note,omitempty"`
 }
@@ -159,6 +160,9 @@ func (j *Journal) Append(e JournalEntry) error {
 		e.Time = time.Now().UTC()
 	}
 	e.Cluster, e.Target = j.Key.Cluster, j.Key.Target
+	if e.Event == JournalInject && e.Boot == "" {
+		e.Boot = bootID()
+	}
 	line, err := json.Marshal(e)
 	if err != nil {
 		return err

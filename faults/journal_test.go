@@ -173,3 +173,18 @@ func TestFaultGoroutinePanicIsAnError(t *testing.T) {
 		t.Errorf("panicked %v", m.panicked)
 	}
 }
+
+// A process id from another boot is not alive, whatever runs under it now.
+func TestJournalEntryAliveAcrossBoots(t *testing.T) {
+	e := JournalEntry{PID: os.Getpid(), Boot: bootID()}
+	if bootID() == "" {
+		t.Skip("this kernel gives no boot id")
+	}
+	if !e.Alive() {
+		t.Error("this process, this boot: not alive")
+	}
+	e.Boot = "another-boot"
+	if e.Alive() {
+		t.Error("a process id from another boot counted as alive")
+	}
+}

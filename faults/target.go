@@ -94,6 +94,11 @@ type (
 	CPULimiter interface {
 		LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error)
 	}
+	// LagReader reads a replica's lag behind its primary (ok false: not a
+	// replica, or the lag is unknown).
+	LagReader interface {
+		ReplicaLag(ctx context.Context) (seconds int, ok bool, err error)
+	}
 	// NetChecker says whether a node is on its cluster network.
 	NetChecker interface {
 		OnClusterNet(ctx context.Context) (bool, error)
