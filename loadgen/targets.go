@@ -24,6 +24,9 @@ type Target struct {
 	Node int    // 1-based
 	Name string // for people
 	DSN  string // go-sql-driver/mysql DSN, with timeouts
+	// OwnDatabase: the DSN named no database, and the target works in
+	// htapchaos's own (OwnDatabase; EnsureOwnDatabase creates it).
+	OwnDatabase bool
 }
 
 // Timeouts bound every connection: a frozen node must not hang a client.
@@ -56,7 +59,40 @@ func NewTarget(node int, dsn string, t Timeouts) (Target, error) {
 	}
 	cfg.InterpolateParams = true
 	cfg.AllowAllFiles = false
-	return Target{Node: node, Name: "n" + strconv.Itoa(node) + " " + cfg.Addr, DSN: cfg.FormatDSN()}, nil
+	own := cfg.DBName == ""
+	if own {
+		// A DSN that names no database: htapchaos works in one of its own.
+		cfg.DBName = OwnDatabase
+	}
+	return Target{Node: node, Name: "n" + strconv.Itoa(node) + " " + cfg.Addr, DSN: cfg.FormatDSN(), OwnDatabase: own}, nil
+}
+
+// OwnDatabase is the database htapchaos works in when a DSN names none.
+const OwnDatabase = "htapchaos"
+
+// EnsureOwnDatabase creates OwnDatabase on the targets whose DSN named no
+// database (Target.OwnDatabase), if missing.
+func EnsureOwnDatabase(ctx context.Context, targets []Target) error {
+	for _, t := range targets {
+		if !t.OwnDatabase {
+			continue
+		}
+		cfg, err := mysql.ParseDSN(t.DSN)
+		if err != nil {
+			return err
+		}
+		cfg.DBName = ""
+		db, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			return err
+		}
+		_, err = db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+OwnDatabase)
+		db.Close()
+		if err != nil {
+			return fmt.Errorf("%w: node %d: create database %s: %v", ErrUnreachable, t.Node, OwnDatabase, err)
+		}
+	}
+	return nil
 }
 
 // ParseTargets turns --target values (comma-separated DSNs) into numbered targets.

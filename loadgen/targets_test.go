@@ -20,8 +20,13 @@ func TestNewTargetAddsTimeoutsAndInterpolation(t *testing.T) {
 	if cfg.Timeout != 3*time.Second || cfg.ReadTimeout != 2*time.Second || cfg.WriteTimeout != 30*time.Second || !cfg.InterpolateParams {
 		t.Errorf("dsn %s: want dial 3s, the DSN's read 2s, write 30s, interpolation", Redact(tg.DSN))
 	}
-	if tg.Node != 2 || strings.Contains(tg.Name, "secret") {
+	if tg.Node != 2 || strings.Contains(tg.Name, "secret") || tg.OwnDatabase {
 		t.Errorf("target %+v", tg)
+	}
+	// No database named: htapchaos's own.
+	tg, err = NewTarget(1, "root:secret@tcp(127.0.0.1:3306)/", DefaultTimeouts)
+	if cfg, _ := mysql.ParseDSN(tg.DSN); err != nil || !tg.OwnDatabase || cfg.DBName != OwnDatabase {
+		t.Errorf("a DSN with no database: %+v %v", tg, err)
 	}
 }
 

@@ -261,6 +261,12 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		msrv.Phase("setup")
 	}
 	if len(targets) > 0 {
+		// A DSN naming no database: htapchaos's own, created when it may write.
+		if f.allowWrites {
+			if err := loadgen.EnsureOwnDatabase(ctx, targets); err != nil {
+				return err
+			}
+		}
 		if err := loadgen.CheckReachable(ctx, targets); err != nil {
 			return err
 		}
