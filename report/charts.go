@@ -80,12 +80,31 @@ func (bands) Thumbnail(c *draw.Canvas) {
 	c.FillPolygon(BandColor, []vg.Point{c.Min, {X: c.Max.X, Y: c.Min.Y}, c.Max, {X: c.Min.X, Y: c.Max.Y}})
 }
 
-// timeline is what every time chart shares: the run's start and end, and the
-// fault windows.
+// AbortColor is the line of the moment an abort condition stopped the run.
+var AbortColor = color.NRGBA{R: 0x20, G: 0x20, B: 0x20, A: 0xff}
+
+// abortLine marks the moment an abort condition stopped the run.
+type abortLine struct{ x float64 }
+
+func (a abortLine) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, _ := p.Transforms(&c)
+	x := trX(a.x)
+	c.StrokeLine2(draw.LineStyle{Color: AbortColor, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}, x, c.Min.Y, x, c.Max.Y)
+}
+
+func (abortLine) Thumbnail(c *draw.Canvas) {
+	y := (c.Min.Y + c.Max.Y) / 2
+	c.StrokeLine2(draw.LineStyle{Color: AbortColor, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}, c.Min.X, y, c.Max.X, y)
+}
+
+// timeline is what every time chart shares: the run's start and end, the
+// fault windows, and when an abort condition stopped the run.
 type timeline struct {
 	start, end time.Time
 	faults     bands
 	faultNames []string
+	abort      *abortLine
+	abortWhy   string
 }
 
 // newTimeline is rf's timeline up to end (run.json's end, or the last thing
@@ -107,6 +126,9 @@ func newTimeline(rf *experiments.RunFile, end time.Time) timeline {
 		}
 		tl.faultNames = append(tl.faultNames, name)
 	}
+	if a := rf.Aborted; a != nil && !a.At.IsZero() {
+		tl.abort, tl.abortWhy = &abortLine{x: tl.x(a.At)}, a.Condition
+	}
 	return tl
 }
 
@@ -126,6 +148,10 @@ func (tl timeline) timeChart(title, ylabel string) *plot.Plot {
 	if len(tl.faults) > 0 {
 		p.Add(tl.faults)
 		p.Legend.Add("fault: "+strings.Join(tl.faultNames, ", "), tl.faults)
+	}
+	if tl.abort != nil {
+		p.Add(*tl.abort)
+		p.Legend.Add("aborted: "+tl.abortWhy, *tl.abort)
 	}
 	return p
 }

@@ -342,8 +342,24 @@ func TestReportOfAnAbortedRun(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Write(dir, Options{PageOnly: true}); err != nil {
+	r, err := Write(dir, Options{ChartsDir: filepath.Join(t.TempDir(), "charts")})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The time charts mark the moment, in their legend.
+	marked := 0
+	for _, c := range r.Charts {
+		if c.ID != "oltp-throughput" && c.ID != "gaps" {
+			continue
+		}
+		svg, err := c.Render("svg")
+		if err != nil || !strings.Contains(string(svg), "aborted: nodes_down &gt;= 1 for 1s") {
+			t.Errorf("%s chart: no abort marked (%v)", c.ID, err)
+		}
+		marked++
+	}
+	if marked != 2 {
+		t.Errorf("%d of the throughput and gaps charts found", marked)
 	}
 	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
 	if err != nil {
