@@ -236,30 +236,8 @@ func (s *Spec) defaults() {
 	if s.Data.Orders == 0 {
 		s.Data.Orders = defaultOrders
 	}
-	if s.Cluster != nil && s.Cluster.Topology == string(htc.Sharded) {
-		c := s.Cluster
-		if c.Aggregators == 0 {
-			c.Aggregators = htc.DefaultAggregators
-		}
-		if c.Leaves == 0 {
-			c.Leaves = htc.DefaultLeaves
-		}
-		if c.PartitionsPerLeaf == 0 {
-			c.PartitionsPerLeaf = htc.DefaultPartitionsPerLeaf
-		}
-		c.Nodes = c.Aggregators + c.Leaves
-	}
-	if s.Cluster != nil && s.Cluster.Topology == string(htc.Vitess) {
-		c := s.Cluster
-		if c.Aggregators == 0 {
-			c.Aggregators = htc.DefaultVitessGates
-		}
-		if c.Leaves == 0 {
-			c.Leaves = htc.DefaultVitessShards
-		}
-		if c.PartitionsPerLeaf == 0 {
-			c.PartitionsPerLeaf = 1
-		}
+	if c := s.Cluster; c != nil && (c.Topology == string(htc.Sharded) || c.Topology == string(htc.Vitess)) {
+		c.Aggregators, c.Leaves, c.PartitionsPerLeaf = htc.ShardedDefaults(htc.Topology(c.Topology), c.Aggregators, c.Leaves, c.PartitionsPerLeaf)
 		c.Nodes = c.Aggregators + c.Leaves
 	}
 	if s.Cluster != nil && s.Cluster.Nodes == 0 {

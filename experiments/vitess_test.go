@@ -3,7 +3,6 @@ package experiments
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/htapchaos/htapchaos/loadgen"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
@@ -83,27 +82,7 @@ func TestVitessBuiltins(t *testing.T) {
 		}
 	})
 
-	t.Run("leaf-failure", func(t *testing.T) {
-		res := run(t, "leaf-failure")
-		spec, _ := Builtin("leaf-failure", ParseOptions{Quick: true, Set: vitessSet})
-		var pause time.Duration
-		for _, f := range spec.Faults {
-			if f.Name == "pause-leaf" {
-				pause = f.For.D()
-			}
-		}
-		// A shard frozen for a known time: the scatter read had no success for
-		// about as long, the single-shard read (half its users on the other
-		// shard) went on.
-		scatter := findingOf(t, res.Findings, named(nameOpGap, "point-read", "pause-leaf"), Fail)
-		if got := time.Duration(scatter.Value * float64(time.Second)); got < pause-2*time.Second || got > pause+time.Second {
-			t.Errorf("scatter read's gap %v while the shard was frozen for %v", got, pause)
-		}
-		single := findingOf(t, res.Findings, named(nameOpGap, "shard-point-read", "pause-leaf"), Pass)
-		if single.Value > 1 {
-			t.Errorf("single-shard read's gap %.0f s: the other shard served it", single.Value)
-		}
-	})
+	t.Run("leaf-failure", func(t *testing.T) { checkLeafFailure(t, run(t, "leaf-failure"), vitessSet) })
 
 	t.Run("aggregator-failover", func(t *testing.T) {
 		res := run(t, "aggregator-failover")

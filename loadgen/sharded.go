@@ -475,7 +475,7 @@ func vitessJoin(q string) string { return strings.Replace(q, "SELECT STRAIGHT_JO
 
 // ShardedQuery is the statement a sharded-analytics op runs on Spider ("" for
 // no such op).
-func ShardedQuery(op string) string { return shardedQueries[op] }
+func ShardedQuery(op string) string { return ShardedQueryOn(Spider, op) }
 
 // ShardedQueryOn is the statement a sharded-analytics op runs on the engine.
 func ShardedQueryOn(e ShardEngine, op string) string {

@@ -121,6 +121,26 @@ var (
 	passwordRE = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
 )
 
+// ShardedDefaults fills the sizes a sharded or vitess cluster leaves at 0 with
+// the topology's defaults (Spider: 2 aggregators, 3 leaves, 2 partitions per
+// leaf; Vitess: 2 vtgates, 2 shards, 1 partition per shard).
+func ShardedDefaults(t Topology, aggregators, leaves, partitionsPerLeaf int) (int, int, int) {
+	aggs, lvs, ppl := DefaultAggregators, DefaultLeaves, DefaultPartitionsPerLeaf
+	if t == Vitess {
+		aggs, lvs, ppl = DefaultVitessGates, DefaultVitessShards, 1
+	}
+	if aggregators == 0 {
+		aggregators = aggs
+	}
+	if leaves == 0 {
+		leaves = lvs
+	}
+	if partitionsPerLeaf == 0 {
+		partitionsPerLeaf = ppl
+	}
+	return aggregators, leaves, partitionsPerLeaf
+}
+
 // withDefaults returns a copy with defaults filled in.
 func (c Config) withDefaults() Config {
 	if c.Topology == "" {
@@ -135,27 +155,8 @@ func (c Config) withDefaults() Config {
 		if c.Nodes == 0 {
 			c.Nodes = DefaultGaleraNodes
 		}
-	case Sharded:
-		if c.Aggregators == 0 {
-			c.Aggregators = DefaultAggregators
-		}
-		if c.Leaves == 0 {
-			c.Leaves = DefaultLeaves
-		}
-		if c.PartitionsPerLeaf == 0 {
-			c.PartitionsPerLeaf = DefaultPartitionsPerLeaf
-		}
-		c.Nodes = c.Aggregators + c.Leaves
-	case Vitess:
-		if c.Aggregators == 0 {
-			c.Aggregators = DefaultVitessGates
-		}
-		if c.Leaves == 0 {
-			c.Leaves = DefaultVitessShards
-		}
-		if c.PartitionsPerLeaf == 0 {
-			c.PartitionsPerLeaf = 1
-		}
+	case Sharded, Vitess:
+		c.Aggregators, c.Leaves, c.PartitionsPerLeaf = ShardedDefaults(c.Topology, c.Aggregators, c.Leaves, c.PartitionsPerLeaf)
 		c.Nodes = c.Aggregators + c.Leaves
 	}
 	if c.Image == "" {

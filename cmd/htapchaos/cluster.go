@@ -81,7 +81,7 @@ supports; see the README.`,
 			if cfg.Topology == testcontainers.Vitess {
 				// The flags' defaults are the Spider topology's: let the vitess
 				// topology's own apply unless given.
-				for name, v := range map[string]*int{"leaves": &cfg.Leaves, "partitions-per-leaf": &cfg.PartitionsPerLeaf} {
+				for name, v := range map[string]*int{"aggregators": &cfg.Aggregators, "leaves": &cfg.Leaves, "partitions-per-leaf": &cfg.PartitionsPerLeaf} {
 					if !cmd.Flags().Changed(name) {
 						*v = 0
 					}
