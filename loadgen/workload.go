@@ -171,6 +171,22 @@ type Workload struct {
 	// Class is what the workload is to the scorers: oltp, analytics or batch; ""
 	// means its name.
 	Class string
+	// Setup creates and seeds the workload's own tables (a workload file) on
+	// the node that takes writes, and prepares what its ops draw from (values
+	// sampled from existing tables). nil: the workload runs on htapchaos's
+	// schema (users, orders), which Setup (the package function) seeds. logf
+	// receives progress lines.
+	Setup func(ctx context.Context, db *sql.DB, logf func(format string, args ...any)) (SeedReport, error)
+	// Audit is the table and key column its ledgered ops insert into, which the
+	// durability audit reads back; nil: orders.order_id.
+	Audit *AuditTable
+}
+
+// AuditTable is where a workload's ledgered inserts land: the durability audit
+// reads Column of Table back for every acknowledged id.
+type AuditTable struct {
+	Table  string `json:"table"`
+	Column string `json:"column"`
 }
 
 // ClassOf is the class of the registered workload kind: what the scorers count
