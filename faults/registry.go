@@ -113,6 +113,26 @@ type Kind struct {
 // Registry holds fault kinds by name. Register panics on a duplicate.
 type Registry struct{ m map[string]*Kind }
 
+// builtin lists the builtin kinds, one line each; each kind's declaration and its
+// life cycle live in a file named after it (node-kill: node_kill.go).
+func builtin() []*Kind {
+	return []*Kind{
+		nodeKillKind(),
+		nodeStopKind(),
+		nodeRestartKind(),
+		pauseKind(),
+		partitionKind(),
+		cpuHogKind(),
+		slowNodeKind(),
+		networkLatencyKind(),
+		networkBandwidthKind(),
+		memoryFillKind(),
+		schemaChangeKind(),
+		analyticsSpikeKind(),
+		batchSpikeKind(),
+	}
+}
+
 // NewRegistry returns the builtin fault kinds.
 func NewRegistry() *Registry {
 	r := &Registry{m: map[string]*Kind{}}

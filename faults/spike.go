@@ -46,41 +46,8 @@ const (
 var spikeMeasures = []string{MeasureOrdersRows, MeasureSpikeDuration, MeasureSpikeOps, MeasureSpikeRate,
 	MeasureSpikeP99, MeasureSpikeErrors, MeasureSpikeDropped}
 
-func spikeKinds() []*Kind {
-	rateHelp := "base rate, operations per second over all the chosen nodes (round-robin)"
-	return []*Kind{
-		{
-			Name:        "analytics-spike",
-			Description: "run the analytics workload at rate x times against the nodes (many concurrent scans); stop it on recover",
-			Class:       ClassSpike,
-			Workload:    loadgen.Analytics().Name,
-			Measures:    spikeMeasures,
-			Params: []ParamSpec{
-				{Name: "rate", Type: Int, Default: "2", Help: rateHelp},
-				{Name: "times", Type: Int, Default: "10", Help: "the spike runs at rate x times"},
-				{Name: "mix", Type: String, Help: "operations, with optional weights: fraud-scan, or dashboard=50,fraud-scan=50 (default: the workload's mix)"},
-			},
-			Needs:    capability[SQLNode](),
-			Validate: func(p Params) error { return newSpike("analytics-spike", loadgen.Analytics(), p).err },
-			New:      func(p Params) Fault { return newSpike("analytics-spike", loadgen.Analytics(), p) },
-		},
-		{
-			Name:        "batch-spike",
-			Description: "run the batch workload (multi-row INSERTs into orders) at rate x times against the nodes; stop it on recover",
-			Class:       ClassSpike,
-			Workload:    loadgen.Batch().Name,
-			Measures:    append(slices.Clone(spikeMeasures), MeasureSpikeRows),
-			Params: []ParamSpec{
-				{Name: "rate", Type: Int, Default: "5", Help: rateHelp},
-				{Name: "times", Type: Int, Default: "10", Help: "the spike runs at rate x times"},
-				{Name: "rows", Type: Int, Default: "500", Help: "rows per INSERT"},
-			},
-			Needs:    capability[SQLNode](),
-			Validate: func(p Params) error { return newSpike("batch-spike", loadgen.Batch(), p).err },
-			New:      func(p Params) Fault { return newSpike("batch-spike", loadgen.Batch(), p) },
-		},
-	}
-}
+// spikeRateHelp is the rate parameter's help.
+const spikeRateHelp = "base rate, operations per second over all the chosen nodes (round-robin)"
 
 // spike runs a loadgen workload, open loop at rate x times, from Inject until Recover.
 //

@@ -111,8 +111,9 @@ func heldOf(st map[string]string) (int64, bool) {
 	return 0, false
 }
 
-func memoryKinds() []*Kind {
-	return []*Kind{{
+// memoryFillKind declares memory-fill.
+func memoryFillKind() *Kind {
+	return &Kind{
 		Name: "memory-fill",
 		Description: "raise the node's memory use (as docker stats counts it) to a percentage of its limit and hold it: " +
 			"a hog inside the node that grows in steps (method=exec) or MEMORY tables filled through SQL (method=sql); release on recover",
@@ -132,7 +133,7 @@ func memoryKinds() []*Kind {
 			return fmt.Errorf("method=exec: %v; method=sql: %v", execErr, sqlErr)
 		},
 		New: func(p Params) Fault { return &memFill{percent: p.Int("percent"), method: p["method"]} },
-	}}
+	}
 }
 
 // memfillNeeds says what a node must be able to do for a method.

@@ -48,8 +48,9 @@ const (
 	MeasureAlterDuration = "alter duration" // s; the note has the variant, method, algorithm and outcome
 )
 
-func schemaKinds() []*Kind {
-	return []*Kind{{
+// schemaChangeKind declares schema-change.
+func schemaChangeKind() *Kind {
+	return &Kind{
 		Name: "schema-change",
 		Description: "ALTER TABLE under load: add-nullable (instant), add-not-null-default (ALGORITHM=COPY rebuild) " +
 			"or add-index; on recover, wait for it to finish and drop what it added",
@@ -65,7 +66,7 @@ func schemaKinds() []*Kind {
 		Needs:    capability[SQLNode](),
 		Validate: func(p Params) error { return newSchemaChange(p).err },
 		New:      func(p Params) Fault { return newSchemaChange(p) },
-	}}
+	}
 }
 
 // schemaChange runs one ALTER TABLE on one node, on a connection of its own, and
