@@ -3,14 +3,11 @@ package experiments
 import (
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
-
-	yaml "go.yaml.in/yaml/v3"
 
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
+	"github.com/htapchaos/htapchaos/units"
 )
 
 // Spec is an experiment file: what cluster, what data, which phases, which
@@ -140,70 +137,22 @@ func (s *Spec) auditSettle() time.Duration {
 	return s.Audit.Settle.D()
 }
 
-// Dur is a duration written in human units ("30s", "1m30s").
-type Dur time.Duration
+// Dur is a duration written in human units ("30s", "1m30s"): units.Duration, the
+// one duration type of specs, exec targets and --set.
+type Dur = units.Duration
 
-func (d *Dur) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q: want a duration such as 30s or 1m30s", n.Line, n.Value)}}
-	}
-	*d = Dur(v)
-	return nil
-}
+// Size is a byte size written in human units ("512MiB", "1GiB", "512MB" = 512 MiB
+// as in docker run --memory): units.Size, positive when written.
+type Size = units.Size
 
-func (d Dur) MarshalJSON() ([]byte, error) {
-	return strconv.AppendQuote(nil, time.Duration(d).String()), nil
-}
-
-func (d *Dur) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return fmt.Errorf("duration %s: want a quoted duration such as \"30s\"", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Dur(v)
-	return nil
-}
-
-// D is the duration as a time.Duration.
-func (d Dur) D() time.Duration { return time.Duration(d) }
-
-// Size is a byte size written in human units ("512MiB", "1GiB", "64M").
-type Size int64
-
-func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseSize(n.Value)
-	if err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
-	}
-	*s = Size(v)
-	return nil
-}
-
-// ParseSize parses 512MiB, 1GiB, 64M, 1G, 1048576.
+// ParseSize parses a positive size, as units.ParseSize (512MiB, 1GiB, 64M,
+// 512MB = 512 MiB, 1048576).
 func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
+	v, err := units.ParseSize(s)
+	if err == nil && v == 0 {
+		err = fmt.Errorf("%q: want a positive size such as 512MiB or 2GiB", s)
 	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f <= 0 || f*float64(mult) > 1<<50 {
-		return 0, fmt.Errorf("%q: want a size such as 512MiB or 2GiB", s)
-	}
-	return int64(f * float64(mult)), nil
+	return v, err
 }
 
 // loadPhases is w's rate (open loop) or concurrency (closed loop) in each phase of

@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/htapchaos/htapchaos/units"
 )
 
 // ExecTarget is a cluster not in containers, controlled on a game day by commands
@@ -57,18 +59,9 @@ type ExecNodeSpec struct {
 	Actions map[string]string `yaml:"actions"`
 }
 
-// FileDuration is a time.Duration written as "30s" in YAML.
-type FileDuration time.Duration
-
-func (d *FileDuration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v <= 0 {
-		// A TypeError lets the decoder go on and report the other problems too.
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q: want a positive duration such as 30s", n.Line, n.Value)}}
-	}
-	*d = FileDuration(v)
-	return nil
-}
+// FileDuration is a time.Duration written as "30s" in YAML: units.Duration, the
+// one duration type of exec targets and experiment specs.
+type FileDuration = units.Duration
 
 // Actions an exec target may define.
 var execActions = []string{"kill", "stop", "start", "pause", "resume", "partition", "heal", "ready"}

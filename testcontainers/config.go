@@ -2,7 +2,6 @@ package testcontainers
 
 import (
 	"errors"
-	"fmt"
 	"maps"
 	"net/netip"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/internal/usage"
+	"github.com/htapchaos/htapchaos/units"
 )
 
 // Topology names a cluster shape.
@@ -336,40 +336,9 @@ func (c Config) settingsFor(i int) map[string]string {
 	return m
 }
 
-// ParseBytes parses a size such as 1GiB, 512MiB, 512M, 2g or a plain byte count.
-// Suffixes are binary (K, M, G, T with optional "i" and "B").
-func ParseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := len(t)
-	for i > 0 && (t[i-1] < '0' || t[i-1] > '9') && t[i-1] != '.' {
-		i--
-	}
-	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 {
-		return 0, fmt.Errorf("%q is not a size (examples: 1GiB, 512MiB)", s)
-	}
-	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
-	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("%q: unknown size unit (use K, M, G, T, with or without iB)", s)
-	}
-	return int64(f * mult), nil
-}
+// ParseBytes parses a size such as 1GiB, 512MiB, 512M, 512MB, 2g or a plain byte
+// count: units.ParseSize, docker run --memory's meaning (every suffix binary).
+func ParseBytes(s string) (int64, error) { return units.ParseSize(s) }
 
-// FormatBytes prints a byte count in binary units.
-func FormatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + "B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	s := strconv.FormatFloat(v, 'f', 1, 64)
-	s = strings.TrimSuffix(s, ".0")
-	return s + string("KMGTPE"[exp]) + "iB"
-}
+// FormatBytes prints a byte count in binary units (units.FormatSize).
+func FormatBytes(n int64) string { return units.FormatSize(n) }

@@ -19,6 +19,7 @@ import (
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/units"
 )
 
 func (a *app) clusterCmd() *cobra.Command {
@@ -66,7 +67,7 @@ supports; see the README.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Topology = testcontainers.Topology(topology)
-			m, err := testcontainers.ParseBytes(memory)
+			m, err := units.ParseSize(memory)
 			if err != nil {
 				return usagef("--memory: %v", err)
 			}
@@ -129,7 +130,7 @@ supports; see the README.`,
 	f.Int64Var(&data.Users, "users", 5000, "sharded, vitess: users seeded")
 	f.Int64Var(&data.Orders, "orders", 50000, "sharded, vitess: orders seeded")
 	f.BoolVar(&cfg.Force, "force", false, "allow an even galera node count")
-	f.StringVar(&memory, "memory", "1GiB", "memory limit per node, no swap (at least 256MiB)")
+	f.StringVar(&memory, "memory", "1GiB", "memory limit per node, no swap (at least 256MiB; as docker run --memory: 512MB = 512M = 512MiB)")
 	f.Float64Var(&cfg.CPUs, "cpus", 0, "CPU limit per node (0: none)")
 	f.StringArrayVar(&sets, "set", nil, "server setting key=value for every node, or N:key=value for node N (repeatable)")
 	f.BoolVar(&cfg.LB, "lb", false, "put an HAProxy load balancer in front of the nodes")
