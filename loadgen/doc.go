@@ -15,4 +15,9 @@
 // closed loop with a fixed number of workers. The runner owns concurrency, routes
 // ([Route]) and client retries ([Retry]). [Setup] creates and seeds htapchaos's
 // own schema (users, orders; [SetupSharded] for the sharded topologies).
+//
+// "The article" in this package's comments is "Lessons Learned Running SingleStore
+// in Production (The Painful Ones)" by Shahid Moosa, whose failure modes htapchaos
+// scores (docs/failure-modes.md): the builtin schema, dashboard, revenue join and
+// fraud scan model its incidents.
 package loadgen

@@ -5,6 +5,11 @@
 // failover gaps. Nothing in the page is fetched from anywhere: the charts are
 // inline SVG (drawn with gonum/plot), the style is inline, there is no script.
 // The charts can also be written as SVG and PNG files, for CI artifacts.
+//
+// The verdict table's last column, "the article", is each finding's reference
+// figure from the article the failure modes come from: "Lessons Learned Running
+// SingleStore in Production (The Painful Ones)" by Shahid Moosa; the catalog is
+// docs/failure-modes.md.
 package report
 
 import (
