@@ -4,11 +4,60 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
+
+// LoadSpecArg reads one experiment named on a command line: a builtin NAME
+// (BuiltinNames) or a spec FILE. An argument that is a file, or that has a "/" or
+// a "." in it, is a file; anything else a builtin's name.
+func LoadSpecArg(arg string, o ParseOptions) (*Spec, error) {
+	if st, err := os.Stat(arg); (err == nil && st.Mode().IsRegular()) || strings.ContainsAny(arg, "/.") {
+		return LoadSpec(arg, o)
+	}
+	return Builtin(arg, o)
+}
+
+// LoadSpecs reads the experiments of a suite: each argument a builtin NAME or a
+// spec FILE (LoadSpecArg), mixed, in the order given; none: every builtin, in
+// BuiltinNames' order. Every bad argument is reported at once. Two experiments of
+// one name are refused: their results would share Out/NAME.
+func LoadSpecs(args []string, o ParseOptions) ([]*Spec, error) {
+	if len(args) == 0 {
+		args = BuiltinNames()
+	}
+	var specs []*Spec
+	var errs []error
+	from := map[string]string{} // experiment name -> the argument that named it
+	for _, a := range args {
+		s, err := LoadSpecArg(a, o)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, ok := from[s.Name]; ok {
+			errs = append(errs, &UsageError{Field: a, Msg: fmt.Sprintf("experiment %q is also %s: a suite runs each name once (its results go to OUT/%s)", s.Name, prev, s.Name)})
+			continue
+		}
+		from[s.Name] = a
+		specs = append(specs, s)
+	}
+	return specs, errors.Join(errs...)
+}
+
+// SuiteProcs is the processors the suite's heaviest experiment needs (Spec.Procs),
+// given the machine's limit: what a suite's process should run on.
+func SuiteProcs(specs []*Spec, limit int) int {
+	n := 1
+	for _, s := range specs {
+		n = max(n, s.Procs(limit))
+	}
+	return n
+}
 
 // SuiteOptions say how Suite runs.
 type SuiteOptions struct {
@@ -120,10 +169,11 @@ func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult
 		}
 		err = errors.Join(err, errors.Join(removeErrs...))
 	}()
-	for _, s := range specs {
+	for i, s := range specs {
 		ro := o.Options
 		ro.Out = filepath.Join(o.Out, s.Name)
 		sr := SuiteRun{Spec: s, Dir: ro.Out, Seed: ro.Seed, Start: time.Now()}
+		logf("[%d/%d] %s", i+1, len(specs), s.Name)
 		if ro.Cluster == nil && ro.Target == nil && s.Target == "" && s.Cluster != nil {
 			c, err := sharedCluster(ctx, shared, s, o.Labels, prefixLog(logf, "suite: "))
 			if err != nil {
@@ -133,7 +183,6 @@ func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult
 			}
 			ro.Cluster = c
 		}
-		logf("suite: %s", s.Name)
 		var err error
 		if o.Repeat > 1 {
 			sr.Repeat, err = Repeat(ctx, s, o.Repeat, RepeatOptions{Options: ro, Hooks: o.Hooks})

@@ -219,3 +219,72 @@ func TestStartSpecClusterRefused(t *testing.T) {
 		t.Errorf("startSpecCluster: %v, %v; want no cluster, an error, and a remove that has nothing to do", c, err)
 	}
 }
+
+// A suite's experiments are builtin names and spec files, mixed, in the order
+// given; none is every builtin. Every bad argument is said at once.
+func TestLoadSpecs(t *testing.T) {
+	all, err := LoadSpecs(nil, ParseOptions{Quick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range all {
+		names = append(names, s.Name)
+	}
+	if !slices.Equal(names, BuiltinNames()) || len(names) < 2 {
+		t.Errorf("no arguments: %v, want every builtin %v", names, BuiltinNames())
+	}
+
+	dir := t.TempDir()
+	mine := filepath.Join(dir, "mine.yaml")
+	if err := os.WriteFile(mine, []byte("name: mine\nmodes: [durability]\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := BuiltinNames()[0]
+	specs, err := LoadSpecs([]string{mine, first}, ParseOptions{Set: []string{"phases.baseline.duration=2s"}})
+	if err != nil || len(specs) != 2 || specs[0].Name != "mine" || specs[1].Name != first {
+		t.Fatalf("file and name: %v, %v", specs, err)
+	}
+	if d := specs[0].Phases[0].Duration.D(); d.Seconds() != 2 {
+		t.Errorf("--set not applied to the file: baseline %v", d)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: bad\nphases: [{name: baseline, duration: soon}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadSpecs([]string{"no-such-experiment", bad, mine, filepath.Join(dir, "missing.yaml"), mine}, ParseOptions{})
+	var ue *UsageError
+	if !errors.As(err, &ue) {
+		t.Fatalf("bad arguments: %v, want a usage error", err)
+	}
+	for _, want := range []string{"no builtin experiment no-such-experiment", `bad.yaml: line 2: "soon": want a duration`, "missing.yaml", `experiment "mine" is also ` + mine} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// The suite says "[i/N] name" as each experiment starts, before its cluster.
+func TestSuiteCountsItsExperiments(t *testing.T) {
+	var specs []*Spec
+	for _, n := range []string{"a", "b", "c"} {
+		s, err := ParseSpec(n+".yaml", []byte("name: "+n+"\nmodes: [durability]\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, s)
+	}
+	var lines []string
+	_, _ = Suite(context.Background(), specs, SuiteOptions{Options: Options{Out: t.TempDir(), Log: func(f string, a ...any) {
+		if l := fmt.Sprintf(f, a...); strings.HasPrefix(l, "[") {
+			lines = append(lines, l)
+		}
+	}}, Repeat: 1})
+	if want := []string{"[1/3] a", "[2/3] b", "[3/3] c"}; !slices.Equal(lines, want) {
+		t.Errorf("lines %q, want %q", lines, want)
+	}
+	if SuiteProcs(specs, 8) < 1 {
+		t.Error("SuiteProcs below 1")
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/report"
+	"github.com/htapchaos/htapchaos/units"
 )
 
 // verdictError is a run whose findings include a failed verdict: exit 1.
@@ -24,14 +24,6 @@ type verdictError struct{ failed []string }
 
 func (e verdictError) Error() string {
 	return "failed verdicts: " + strings.Join(e.failed, ", ")
-}
-
-// loadSpec reads NAME (a builtin) or FILE.
-func loadSpec(arg string, o experiments.ParseOptions) (*experiments.Spec, error) {
-	if st, err := os.Stat(arg); (err == nil && st.Mode().IsRegular()) || strings.ContainsAny(arg, "/.") {
-		return experiments.LoadSpec(arg, o)
-	}
-	return experiments.Builtin(arg, o)
 }
 
 type runFlags struct {
@@ -52,34 +44,68 @@ func (f *runFlags) parseOptions() experiments.ParseOptions {
 }
 
 func (a *app) listCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the builtin experiments with their failure modes",
-		Args:  cobra.NoArgs,
+		Long: `List the builtin experiments with their failure modes and timeline (with --quick in
+brackets). --json prints an array of objects with the fields name, description,
+modes, topology, nodes, workloads, faults, total and quick_total (durations as
+"3m30s").`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "EXPERIMENT\tFAILURE MODES\tTOTAL (QUICK)\tDESCRIPTION")
+			var infos []specInfo
 			for _, n := range experiments.BuiltinNames() {
 				s, err := experiments.Builtin(n, experiments.ParseOptions{})
 				if err != nil {
 					return err
 				}
-				q, _ := experiments.Builtin(n, experiments.ParseOptions{Quick: true})
-				fmt.Fprintf(tw, "%s\t%s\t%v (%v)\t%s\n", n, strings.Join(s.Modes, ","), s.Total(), q.Total(), s.Description)
+				in := newSpecInfo(s)
+				if q, err := experiments.Builtin(n, experiments.ParseOptions{Quick: true}); err == nil {
+					in.QuickTotal = units.Duration(q.Total())
+				}
+				infos = append(infos, in)
+			}
+			if asJSON {
+				return writeJSON(a.stdout, infos)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "EXPERIMENT\tFAILURE MODES\tTOTAL (QUICK)\tDESCRIPTION")
+			for _, in := range infos {
+				fmt.Fprintf(tw, "%s\t%s\t%v (%v)\t%s\n", in.Name, strings.Join(in.Modes, ","), in.Total.D(), in.QuickTotal.D(), in.Description)
 			}
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: an array of experiments")
+	return cmd
 }
 
 func (a *app) validateCmd() *cobra.Command {
 	var f runFlags
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "validate FILE|NAME",
 		Short: "Check an experiment file and say what it would run",
-		Args:  cobra.ExactArgs(1),
+		Long: `Check an experiment file (or a builtin, with --quick and --set applied) and say what
+it would run. Every problem is reported at once with its file and line; exit code 2
+when there is one. --json prints {"arg", "ok", "experiment": {name, modes, topology,
+nodes, workloads, faults, total}} or {"arg", "ok": false, "errors": [{"file", "line",
+"field", "message"}]}, still with exit code 2 on a bad spec.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			s, err := loadSpec(args[0], f.parseOptions())
+			s, err := experiments.LoadSpecArg(args[0], f.parseOptions())
+			if asJSON {
+				v := validation{Arg: args[0], OK: err == nil}
+				if err != nil {
+					v.Errors = inputErrors(err)
+				} else {
+					in := newSpecInfo(s)
+					v.Experiment = &in
+				}
+				// The errors also go to stderr as text; the exit code is 2 all the same.
+				return errors.Join(err, writeJSON(a.stdout, v))
+			}
 			if err != nil {
 				return err
 			}
@@ -90,6 +116,7 @@ func (a *app) validateCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&f.quick, "quick", false, "apply the quick profile")
 	cmd.Flags().StringArrayVar(&f.set, "set", nil, "override path=value (repeatable)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON, errors included (exit code 2 still on a bad spec)")
 	return cmd
 }
 
@@ -125,7 +152,7 @@ error, 130 interrupted (what was measured is kept and scored).`,
 			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
 				return err
 			}
-			spec, err := loadSpec(args[0], f.parseOptions())
+			spec, err := experiments.LoadSpecArg(args[0], f.parseOptions())
 			if err != nil {
 				return err
 			}
@@ -175,17 +202,22 @@ error, 130 interrupted (what was measured is kept and scored).`,
 func (a *app) suiteCmd() *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "suite",
-		Short: "Run every builtin experiment, one after the other",
-		Long: `Run every builtin experiment in turn, each in its own directory under --out. Those
-that ask for the same cluster share one, started once. With --repeat N each runs N
-times (seeds --seed, --seed+1, ...) and its directory is a repeat directory: r1, r2,
-... and repeat.json with each finding's median, min..max, verdict on the median and
-whether it is unstable. Exit codes as for run.`,
+		Use:   "suite [NAME|FILE...]",
+		Short: "Run a set of experiments one after the other (every builtin by default)",
+		Long: `Run experiments in turn, each in its own directory under --out: the builtins
+and spec files named (mixed, in the order given), or every builtin when none is
+named. "[i/N] NAME" is printed as each starts. Those that ask for the same cluster
+share one, started once; with --cluster or --target every experiment runs on that
+cluster. With --repeat N each runs N times (seeds --seed, --seed+1, ...) and its
+directory is a repeat directory: r1, r2, ... and repeat.json with each finding's
+median, min..max, verdict on the median and whether it is unstable. --out gets an
+index.html linking every report. Exit codes as for run.`,
 		Example: `  htapchaos suite --quick --out runs/suite
+  htapchaos suite failover-kill partition my-experiment.yaml --quick
+  htapchaos suite --cluster demo --quick
   htapchaos suite --quick --repeat 3 --out runs/nightly --junit junit.xml`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if err := experiments.CheckRepeat(f.repeat); err != nil { // a usage error: exit 2
 				return err
@@ -193,21 +225,11 @@ whether it is unstable. Exit codes as for run.`,
 			if err := experiments.CheckJUnitPath("--junit", f.junit); err != nil {
 				return err
 			}
-			var specs []*experiments.Spec
-			for _, n := range experiments.BuiltinNames() {
-				s, err := experiments.Builtin(n, f.parseOptions())
-				if err != nil {
-					return err
-				}
-				specs = append(specs, s)
+			specs, err := experiments.LoadSpecs(args, f.parseOptions())
+			if err != nil {
+				return err
 			}
-			defer a.useProcs(func(limit int) int {
-				n := 1
-				for _, s := range specs {
-					n = max(n, s.Procs(limit))
-				}
-				return n
-			})()
+			defer a.useProcs(func(limit int) int { return experiments.SuiteProcs(specs, limit) })()
 			stopMetrics, err := a.runMetrics(&f) // one endpoint for the whole suite
 			if err != nil {
 				return err
@@ -238,16 +260,18 @@ whether it is unstable. Exit codes as for run.`,
 func (a *app) runFlags(cmd *cobra.Command, f *runFlags) {
 	fl := cmd.Flags()
 	if cmd.Name() == "run" {
+		fl.BoolVar(&f.dryRun, "dry-run", false, "print what the run would do (cluster, timeline, workloads, each fault's node and a target's commands, abort conditions) and do nothing")
+	}
+	if cmd.Name() == "run" || cmd.Name() == "suite" {
 		fl.StringVar(&f.cluster, "cluster", "", "use this running cluster (htapchaos cluster ls)")
 		fl.StringVar(&f.target, "target", "", "exec target file: a cluster htapchaos did not create")
 		fl.BoolVar(&f.allow, "allow-destructive", false, "allow faults that can hurt a --target cluster")
 		fl.BoolVar(&f.writes, "allow-writes", false, "consent to a --target run creating, seeding and writing htapchaos's tables in the database its DSNs name")
-		fl.BoolVar(&f.dryRun, "dry-run", false, "print what the run would do (cluster, timeline, workloads, each fault's node and a target's commands, abort conditions) and do nothing")
 		fl.BoolVar(&f.noGuard, "no-abort-guard", false, "drop a --target run's default abort guard (more nodes down than the faults take down, a write gap 10 times the failover budget)")
 		fl.BoolVar(&f.skipHealth, "skip-health-check", false, "run on --cluster or --target even when a node is not healthy or holds a fault's leftovers")
 	}
 	fl.StringVar(&f.out, "out", "", "run directory (default runs/NAME-TIME)")
-	fl.Uint64Var(&f.seed, "seed", uint64(time.Now().UnixNano()), "seed for every random choice")
+	seedVar(cmd, &f.seed, "seed for every random choice")
 	fl.BoolVar(&f.quick, "quick", false, "the quick profile: short enough for CI")
 	fl.StringArrayVar(&f.set, "set", nil, "override path=value, e.g. workloads.oltp.rate=1000 (repeatable)")
 	fl.StringArrayVar(&f.abortOn, "abort-on", nil, `stop a run when a condition holds, beside the spec's abort: list, e.g. "errors > 5% for 10s", "write_gap > 30s", "nodes_down >= 2", "memory > 97%" (repeatable; exit 4)`)
