@@ -562,7 +562,7 @@ func TestAuditGalera(t *testing.T) {
 	t.Run("a batch spike's rows", func(t *testing.T) {
 		g := *g
 		g.t = t
-		fc := faults.Containers(c)
+		fc := c.FaultTarget()
 		k, err := faults.NewRegistry().Get("batch-spike")
 		if err != nil {
 			t.Fatal(err)

@@ -417,7 +417,7 @@ func TestSamplerServerMemoryAndHog(t *testing.T) {
 			t.Fatal(err)
 		}
 		fault := kind.New(params)
-		fc := faults.Containers(c)
+		fc := c.FaultTarget()
 		targets, err := faults.Resolve(fc, "1", 1)
 		if err != nil {
 			t.Fatal(err)

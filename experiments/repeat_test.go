@@ -122,7 +122,7 @@ func TestRepeatOnGalera(t *testing.T) {
 	}
 	// Seeds whose random node differs: node 1 for one run, another for the other.
 	pick := func(seed uint64) int {
-		ns, err := faults.Resolve(faults.Containers(c), "random", seed)
+		ns, err := faults.Resolve(c.FaultTarget(), "random", seed)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // Heal: undo, from a journal entry alone, what a fault whose process died left on
@@ -215,12 +213,12 @@ func healBandwidth(ctx context.Context, n Node, e JournalEntry) error {
 
 // slowNodeUndo is slow-node's undo state: each node's CPU limits before it.
 type slowNodeUndo struct {
-	Limits map[int]htc.CPULimits `json:"limits"`
+	Limits map[int]CPULimits `json:"limits"`
 }
 
 // UndoState reads the targets' CPU limits before the cap (Inject runs next).
 func (f *slowNode) UndoState(ctx context.Context, env *Env) (any, error) {
-	u := slowNodeUndo{Limits: map[int]htc.CPULimits{}}
+	u := slowNodeUndo{Limits: map[int]CPULimits{}}
 	for _, n := range env.Targets {
 		r, ok := n.(CPURestorer)
 		if !ok {

@@ -129,7 +129,7 @@ func nodeProblems(ctx context.Context, n Node) []string {
 			out = append(out, fmt.Sprintf("a replica %d s behind its primary (more than %d s)", lag, maxHealthyLag))
 		}
 	}
-	if ex, ok := n.(Execer); ok && isContainer(n) {
+	if ex, ok := n.(Execer); ok && isOwned(n) {
 		// Processes and filters htapchaos's faults leave inside a node, zombies
 		// not counted (the server never reaps what exec leaves). The hog's name
 		// is matched as [h]tapchaos-memfill: the probe's own command line must
@@ -174,11 +174,12 @@ func nodeProblems(ctx context.Context, n Node) []string {
 	return out
 }
 
-// isContainer says whether a node is a container htapchaos started (an exec
-// target's nodes run the user's commands, not probes of ours).
-func isContainer(n Node) bool {
-	_, ok := n.(containerNode)
-	return ok
+// isOwned says whether htapchaos started the node itself (Owned: a container), so
+// that probes of ours may run inside it (an exec target's nodes run the user's
+// commands, not probes of ours).
+func isOwned(n Node) bool {
+	o, ok := n.(Owned)
+	return ok && o.Owned()
 }
 
 func shortError(err error) string {

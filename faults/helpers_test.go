@@ -2,14 +2,9 @@ package faults
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // checkParams checks what a kind makes of raw parameters. With want, a usage error
@@ -52,84 +47,6 @@ func checkParamError(t *testing.T, step string, err error, want []string) {
 	}
 }
 
-// startSingle starts a single node with the memory limit for the test and opens a
-// database on it, closed when the test ends (before the node goes).
-func startSingle(t *testing.T, memory int64) (Cluster, *htc.Node, *sql.DB) {
-	t.Helper()
-	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: memory, Labels: testLabels})
-	n := hc.Nodes[0]
-	db, err := sql.Open("mysql", n.DSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return Containers(hc), n, db
-}
-
-// opSample is one operation of a client run by sampleOps.
-type opSample struct {
-	start time.Time
-	took  time.Duration
-	err   error
-}
-
-// sampleOps runs op one call after another, pause between calls, on a connection of
-// its own until stop is called, at most maxOps calls and maxTime (an op still running
-// then is cancelled through its context); i counts the calls from 0. stop returns
-// each call's start, latency and error; a test that ends before calling it stops the
-// client all the same.
-func sampleOps(t *testing.T, dsn string, maxOps int64, maxTime, pause time.Duration, op func(ctx context.Context, conn *sql.Conn, i int64) error) (stop func() []opSample) {
-	t.Helper()
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	quit := make(chan struct{})
-	var samples []opSample
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer db.Close()
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), maxTime)
-		defer cancel()
-		for i := int64(0); i < maxOps && ctx.Err() == nil; i++ {
-			start := time.Now()
-			err := op(ctx, conn, i)
-			samples = append(samples, opSample{start, time.Since(start), err})
-			select {
-			case <-quit:
-				return
-			case <-ctx.Done():
-				return
-			case <-time.After(pause):
-			}
-		}
-	})
-	var once sync.Once
-	stop = func() []opSample {
-		once.Do(func() { close(quit) })
-		wg.Wait()
-		return samples
-	}
-	t.Cleanup(func() { stop() })
-	return stop
-}
-
-// queryCount runs a query that answers one number (a COUNT(*)) and returns it.
-func queryCount(t *testing.T, db *sql.DB, query string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // measurement finds the first measurement of the name.
 func measurement(ms []Measurement, name string) (Measurement, bool) {
 	for _, m := range ms {
@@ -138,19 +55,4 @@ func measurement(ms []Measurement, name string) (Measurement, bool) {
 		}
 	}
 	return Measurement{}, false
-}
-
-// cancelAndWait cancels a run (its context's cancel) and waits for it to return, at
-// most a minute; an error it returns fails the test.
-func cancelAndWait(t *testing.T, cancel context.CancelFunc, done <-chan error) {
-	t.Helper()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("recovery after cancel did not finish")
-	}
 }

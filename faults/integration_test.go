@@ -1,83 +1,20 @@
-package faults
+package faults_test
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"net"
-	"os"
 	"testing"
 	"time"
 
+	. "github.com/htapchaos/htapchaos/faults"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
-var testLabels = map[string]string{htc.LabelPurpose: "test-faults"}
-
-func TestMain(m *testing.M) { os.Exit(htc.RunTests(m, testLabels)) }
-
-// start runs a fault with its default parameters in the background and returns once
-// it has taken effect.
-func start(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold time.Duration) (*Runner, chan error) {
-	t.Helper()
-	return startWith(t, ctx, c, kind, node, hold, nil)
-}
-
-// startWith is start with parameters (key: value, as --param takes them).
-func startWith(t *testing.T, ctx context.Context, c Cluster, kind, node string, hold time.Duration, raw map[string]string) (*Runner, chan error) {
-	t.Helper()
-	k, err := NewRegistry().Get(kind)
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets, err := Resolve(c, node, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := k.Check(targets); err != nil {
-		t.Fatal(err)
-	}
-	params, err := k.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := NewRunner(kind, k.New(params), &Env{Targets: targets, Cluster: c, Events: NewEvents(nil), Params: params})
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx, hold, 3*time.Minute) }()
-	deadline := time.Now().Add(90 * time.Second)
-	for r.State() != StateEffective {
-		if s := r.State(); s == StateRecovered || s == StateHealthy || s == StateCleaned || s == StateFailed || time.Now().After(deadline) {
-			t.Fatalf("%s never took effect (state %s): %v", kind, s, <-done)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return r, done
-}
-
-func size(t *testing.T, n *htc.Node) (int, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	g, err := n.GaleraStatus(ctx)
-	if err != nil {
-		return 0, false
-	}
-	return g.Size, g.ClusterStatus == "Primary"
-}
-
-func eventually(t *testing.T, what string, d time.Duration, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func TestFaultsOnGalera(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
-	c := Containers(hc)
+	c := hc.FaultTarget()
 	n1, n2, n3 := hc.Nodes[0], hc.Nodes[1], hc.Nodes[2]
 	ctx := context.Background()
 
@@ -221,7 +158,7 @@ func TestFaultsOnGalera(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if live, _ := hogs(ctx, Containers(hc).Nodes()[0]); live {
+		if live, _ := Hogs(ctx, hc.FaultTarget().Nodes()[0]); live {
 			t.Error("stress-ng still runs after recovery")
 		}
 	})
@@ -247,7 +184,7 @@ func TestFaultsOnGalera(t *testing.T) {
 			if err != nil || !st.Running || st.Paused {
 				t.Errorf("n2 after a cancelled %s: %+v %v", kind, st, err)
 			}
-			if live, _ := hogs(ctx, Containers(hc).Nodes()[1]); live {
+			if live, _ := Hogs(ctx, hc.FaultTarget().Nodes()[1]); live {
 				t.Errorf("stress-ng left running after a cancelled %s", kind)
 			}
 			if s, p := size(t, n2); s != 3 || !p {

@@ -1,4 +1,4 @@
-package faults
+package faults_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
@@ -47,7 +48,7 @@ func TestNetworkLatency(t *testing.T) {
 	if _, err := loadgen.Setup(ctx, db, loadgen.MariaDB, data); err != nil {
 		t.Fatal(err)
 	}
-	c := Containers(hc)
+	c := hc.FaultTarget()
 	px := NewProxies()
 	defer px.Close()
 	if _, err := px.Start(c.Nodes()[0]); err != nil {
@@ -102,16 +103,16 @@ func TestNetworkLatency(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev := NewEvents(nil)
-		f := k.New(params).(*netLatency)
+		f := k.New(params).(*NetLatency)
 		r := NewRunner(k.Name, f, &Env{Targets: c.Nodes(), Cluster: c, Events: ev, Params: params})
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx, 3*time.Second, time.Minute) }()
 		eventually(t, "the delay takes effect", 30*time.Second, func() bool { return r.State() == StateEffective })
-		addr := f.px.Addr(1)
+		addr := f.Proxies().Addr(1)
 		// Half the new connections through the proxy are reset.
 		failed := 0
 		for range 20 {
-			pdsn, _ := f.px.DSN(1, n.DSN())
+			pdsn, _ := f.Proxies().DSN(1, n.DSN())
 			pdb, _ := sql.Open("mysql", pdsn)
 			if err := pdb.PingContext(ctx); err != nil {
 				failed++
@@ -132,7 +133,7 @@ func TestNetworkLatency(t *testing.T) {
 		if !said {
 			t.Errorf("no event gives the proxy address: %v", ev.List())
 		}
-		if f.px.Addr(1) != "" {
+		if f.Proxies().Addr(1) != "" {
 			t.Error("the fault's own proxy still runs after cleanup")
 		}
 	})
@@ -142,7 +143,7 @@ func TestNetworkLatency(t *testing.T) {
 // proxy the caller gave stays, and load through it is fast again.
 func TestNetworkLatencyCancel(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 512 << 20, Labels: testLabels})
-	c := Containers(hc)
+	c := hc.FaultTarget()
 	px := NewProxies()
 	defer px.Close()
 	if _, err := px.Start(c.Nodes()[0]); err != nil {
@@ -150,7 +151,7 @@ func TestNetworkLatencyCancel(t *testing.T) {
 	}
 	k, _ := NewRegistry().Get("network-latency")
 	params, _ := k.Parse(map[string]string{"delay": "200ms", "reset": "10"})
-	f := k.New(params).(*netLatency)
+	f := k.New(params).(*NetLatency)
 	r := NewRunner(k.Name, f, &Env{Targets: c.Nodes(), Cluster: c, Events: NewEvents(nil), Params: params, Proxies: px})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -163,10 +164,10 @@ func TestNetworkLatencyCancel(t *testing.T) {
 	if r.State() != StateCleaned {
 		t.Errorf("state %s", r.State())
 	}
-	if toxics := px.proxy(1).Toxics.GetToxicArray(); len(toxics) != 0 {
+	if toxics := px.Proxy(1).Toxics.GetToxicArray(); len(toxics) != 0 {
 		t.Errorf("toxics left after a cancel: %v", toxics)
 	}
-	rtt, _, err := f.probe(context.Background(), c.Nodes()[0], 5)
+	rtt, _, err := f.Probe(context.Background(), c.Nodes()[0], 5)
 	if err != nil || rtt > 50*time.Millisecond {
 		t.Errorf("round trip through the proxy after a cancel: %v %v", rtt, err)
 	}
@@ -209,7 +210,7 @@ func flowControlOver(t *testing.T, slow, writer *htc.Node, f func()) flowControl
 func TestSlowNodesSpreadToTheOthers(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
 	n1, n3 := hc.Nodes[0], hc.Nodes[2]
-	c := Containers(hc)
+	c := hc.FaultTarget()
 	ctx := context.Background()
 	db, err := n1.DB()
 	if err != nil {
@@ -297,9 +298,9 @@ func TestSlowNodesSpreadToTheOthers(t *testing.T) {
 			if r.State() != StateCleaned {
 				t.Errorf("state %s", r.State())
 			}
-			st, err := readCPUStat(ctx, c.Nodes()[2])
-			if err != nil || st.quota > 0 {
-				t.Errorf("CPU quota %.2f cores left after a cancelled %s (%v)", st.quota, kind, err)
+			st, err := ReadCPUStat(ctx, c.Nodes()[2])
+			if err != nil || st.Quota() > 0 {
+				t.Errorf("CPU quota %.2f cores left after a cancelled %s (%v)", st.Quota(), kind, err)
 			}
 			res, err := n3.Exec(ctx, "tc", "qdisc", "show")
 			if err != nil || strings.Contains(res.Stdout, "tbf") {

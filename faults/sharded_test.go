@@ -1,4 +1,4 @@
-package faults
+package faults_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
@@ -52,7 +53,7 @@ func TestShardedFaults(t *testing.T) {
 	for _, kind := range []string{"node-stop", "node-restart", "partition", "network-bandwidth", "slow-node", "cpu-hog", "memory-fill"} {
 		t.Run(kind, func(t *testing.T) {
 			start := time.Now()
-			_, done := startWith(t, ctx, Containers(hc), kind, "leaf2", time.Second, nil)
+			_, done := startWith(t, ctx, hc.FaultTarget(), kind, "leaf2", time.Second, nil)
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +70,7 @@ func TestShardedFaults(t *testing.T) {
 	// aggregator.
 	before := []time.Duration{timed(users[0]), timed(users[1])}
 	const delay = 300 * time.Millisecond
-	r, done := startWith(t, ctx, Containers(hc), "network-latency", "leaf1", 6*time.Second, map[string]string{"delay": delay.String()})
+	r, done := startWith(t, ctx, hc.FaultTarget(), "network-latency", "leaf1", 6*time.Second, map[string]string{"delay": delay.String()})
 	during := []time.Duration{timed(users[0]), timed(users[1])}
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -117,7 +118,7 @@ func median(ds []time.Duration) time.Duration {
 func hasColumn(t *testing.T, db *sql.DB, table string) bool {
 	t.Helper()
 	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", table, schemaColumn).Scan(&n); err != nil {
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?", table, SchemaColumn).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n > 0
@@ -128,7 +129,7 @@ func hasColumn(t *testing.T, db *sql.DB, table string) bool {
 // aggregator works throughout; on recovery the column is gone everywhere.
 func shardedSchemaChange(t *testing.T, hc *htc.Cluster, s loadgen.Sharded, users []int64) {
 	ctx := context.Background()
-	c := Containers(hc)
+	c := hc.FaultTarget()
 	// A leaf alone is refused.
 	k, _ := NewRegistry().Get("schema-change")
 	leaf, _ := Resolve(c, "leaf1", 1)
@@ -189,7 +190,7 @@ func shardedSchemaChange(t *testing.T, hc *htc.Cluster, s loadgen.Sharded, users
 	}
 	for _, db := range append([]*sql.DB{agg}, s.Leaves[0].DB, s.Leaves[1].DB) {
 		var n int
-		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?", schemaIndex).Scan(&n); err != nil || n != 0 {
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = ?", SchemaIndex).Scan(&n); err != nil || n != 0 {
 			t.Errorf("index left after add-index: %d (%v)", n, err)
 		}
 	}

@@ -2,13 +2,10 @@ package faults
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
-
-	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // Cluster is what faults act on. Faults only talk to this interface and to the
@@ -103,84 +100,26 @@ type (
 	NetChecker interface {
 		OnClusterNet(ctx context.Context) (bool, error)
 	}
+	// Owned marks a node htapchaos started itself (a container): heal's health
+	// check runs probes of its own inside it, which it never does on a node whose
+	// commands are the user's (an exec target).
+	Owned interface {
+		Owned() bool
+	}
 	// CPURestorer reads a node's CPU limits and puts them back (heal's undo of
 	// slow-node, from the journal alone).
 	CPURestorer interface {
-		CPULimits(ctx context.Context) (htc.CPULimits, error)
-		RestoreCPU(ctx context.Context, l htc.CPULimits) error
+		CPULimits(ctx context.Context) (CPULimits, error)
+		RestoreCPU(ctx context.Context, l CPULimits) error
 	}
 )
 
-// Containers adapts a cluster in containers.
-func Containers(c *htc.Cluster) Cluster { return containerCluster{c} }
-
-type containerCluster struct{ c *htc.Cluster }
-
-func (cc containerCluster) Name() string { return cc.c.Name }
-
-func (cc containerCluster) Nodes() []Node {
-	out := make([]Node, len(cc.c.Nodes))
-	for i, n := range cc.c.Nodes {
-		out[i] = containerNode{n}
-	}
-	return out
-}
-
-type containerNode struct{ n *htc.Node }
-
-func (cn containerNode) Index() int    { return cn.n.Index }
-func (cn containerNode) Label() string { return cn.n.Name }
-func (cn containerNode) LeafProxy() (api, name, listen string, ok bool) {
-	return cn.n.LeafProxy()
-}
-func (cn containerNode) Role() string                         { return string(cn.n.Role) }
-func (cn containerNode) Kill(ctx context.Context) error       { return cn.n.Kill(ctx) }
-func (cn containerNode) Start(ctx context.Context) error      { return cn.n.Start(ctx) }
-func (cn containerNode) Pause(ctx context.Context) error      { return cn.n.Pause(ctx) }
-func (cn containerNode) Unpause(ctx context.Context) error    { return cn.n.Unpause(ctx) }
-func (cn containerNode) Disconnect(ctx context.Context) error { return cn.n.Disconnect(ctx) }
-func (cn containerNode) Reconnect(ctx context.Context) error  { return cn.n.Reconnect(ctx) }
-func (cn containerNode) WaitReady(ctx context.Context) error  { return cn.n.WaitReady(ctx) }
-func (cn containerNode) Exec(ctx context.Context, cmd ...string) (int, string, error) {
-	r, err := cn.n.Exec(ctx, cmd...)
-	return r.ExitCode, r.Stdout + r.Stderr, err
-}
-func (cn containerNode) DSN() string         { return cn.n.DSN() }
-func (cn containerNode) ClusterHost() string { return cn.n.Alias }
-func (cn containerNode) Addr() string        { return cn.n.Addr() }
-func (cn containerNode) OnClusterNet(ctx context.Context) (bool, error) {
-	return cn.n.OnClusterNet(ctx)
-}
-func (cn containerNode) CPULimits(ctx context.Context) (htc.CPULimits, error) {
-	return cn.n.CPULimits(ctx)
-}
-func (cn containerNode) RestoreCPU(ctx context.Context, l htc.CPULimits) error {
-	return cn.n.RestoreCPU(ctx, l)
-}
-func (cn containerNode) LimitCPU(ctx context.Context, cores float64) (func(context.Context) error, error) {
-	return cn.n.LimitCPU(ctx, cores)
-}
-func (cn containerNode) Memory(ctx context.Context) (uint64, uint64, error) {
-	m, err := cn.n.MemoryStats(ctx)
-	return m.Usage, m.Limit, err
-}
-func (cn containerNode) Stop(ctx context.Context, grace time.Duration) error {
-	return cn.n.Stop(ctx, grace)
-}
-func (cn containerNode) Running(ctx context.Context) (bool, bool, error) {
-	st, err := cn.n.State(ctx)
-	return st.Running, st.Paused, err
-}
-
-// Membership is only meaningful on Galera nodes.
-func (cn containerNode) Membership(ctx context.Context) (int, bool, error) {
-	if cn.n.Role != htc.RoleGalera {
-		return 0, false, fmt.Errorf("%s is not a Galera node", cn.n.Name)
-	}
-	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	g, err := cn.n.GaleraStatus(qctx)
-	return g.Size, g.ClusterStatus == "Primary", err
+// CPULimits are a node's CPU limits as its engine holds them (Docker's NanoCPUs,
+// or a CFS quota and period), kept in the journal so that heal can put them back.
+type CPULimits struct {
+	NanoCPUs  int64 `json:"nano_cpus,omitempty"`
+	CPUQuota  int64 `json:"cpu_quota,omitempty"`
+	CPUPeriod int64 `json:"cpu_period,omitempty"`
 }
 
 // Resolve turns a --node value into nodes: an index ("2"), a name ("n2", "leaf1"
@@ -210,7 +149,7 @@ func Resolve(c Cluster, spec string, seed uint64) ([]Node, error) {
 		case "primary":
 			found := false
 			for _, n := range nodes {
-				if n.Role() == string(htc.RolePrimary) {
+				if n.Role() == "primary" {
 					add(n)
 					found = true
 				}
@@ -232,11 +171,11 @@ func Resolve(c Cluster, spec string, seed uint64) ([]Node, error) {
 	return out, nil
 }
 
-// byIndexOrName finds a node by its exact name first (its label, or a container's
-// alias on the cluster network: leaf1 is CLUSTER-leaf1), then by its index (2 or
-// n2). A value that names one node and is the index of another is refused: on a
-// target whose nodes are named in another order than they are listed, reading it
-// as an index would hurt the wrong node.
+// byIndexOrName finds a node by its exact name first (its label, or the name its
+// peers reach it by, ClusterHoster: a container's alias, leaf1 for CLUSTER-leaf1),
+// then by its index (2 or n2). A value that names one node and is the index of
+// another is refused: on a target whose nodes are named in another order than they
+// are listed, reading it as an index would hurt the wrong node.
 func byIndexOrName(nodes []Node, s string) (Node, error) {
 	var named, indexed Node
 	for _, n := range nodes {
@@ -244,7 +183,7 @@ func byIndexOrName(nodes []Node, s string) (Node, error) {
 			named = n
 			break
 		}
-		if cn, ok := n.(containerNode); ok && cn.n.Alias == s {
+		if h, ok := n.(ClusterHoster); ok && h.ClusterHost() == s {
 			named = n
 			break
 		}

@@ -19,6 +19,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/htapchaos/htapchaos/faults"
 )
 
 // Role is what a node does in its topology.
@@ -650,17 +652,9 @@ func shortErr(err error) string {
 	return s
 }
 
-// LimitCPU caps the node's CPU bandwidth at cores (0.1 is a tenth of one core) until
-// restore is called: the gray failure of a node that still answers, slowly. A node
-// started with a CPU limit (--cpus) keeps it as the engine's NanoCPUs; one without
-// gets a CFS quota, and restore lifts the quota again (-1: none). The engine refuses
-// to mix the two, so each is undone the way it was set.
-// CPULimits are a container's CPU limits as the engine holds them.
-type CPULimits struct {
-	NanoCPUs  int64 `json:"nano_cpus,omitempty"`
-	CPUQuota  int64 `json:"cpu_quota,omitempty"`
-	CPUPeriod int64 `json:"cpu_period,omitempty"`
-}
+// CPULimits are a container's CPU limits as the engine holds them; faults keeps
+// them in its journal for heal.
+type CPULimits = faults.CPULimits
 
 // CPULimits reads the node's CPU limits.
 func (n *Node) CPULimits(ctx context.Context) (CPULimits, error) {
@@ -692,6 +686,11 @@ func (n *Node) RestoreCPU(ctx context.Context, l CPULimits) error {
 	return nil
 }
 
+// LimitCPU caps the node's CPU bandwidth at cores (0.1 is a tenth of one core) until
+// restore is called: the gray failure of a node that still answers, slowly. A node
+// started with a CPU limit (--cpus) keeps it as the engine's NanoCPUs; one without
+// gets a CFS quota, and restore lifts the quota again (-1: none). The engine refuses
+// to mix the two, so each is undone the way it was set.
 func (n *Node) LimitCPU(ctx context.Context, cores float64) (restore func(context.Context) error, err error) {
 	if cores <= 0 {
 		return nil, fmt.Errorf("limit cpu of %s: %g cores: must be positive", n.Name, cores)

@@ -100,7 +100,7 @@ happened and what was measured).`,
 				if err != nil {
 					return err
 				}
-				c = faults.Containers(hc)
+				c = hc.FaultTarget()
 			}
 			targets, err := faults.Resolve(c, node, seed)
 			if err != nil {

@@ -123,7 +123,7 @@ A fault whose process still runs is left alone (that process recovers it), unles
 				if err != nil {
 					return err
 				}
-				c = faults.Containers(hc)
+				c = hc.FaultTarget()
 			}
 			j, err := faults.OpenJournal(key, runDir)
 			if err != nil {

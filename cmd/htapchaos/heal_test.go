@@ -173,7 +173,7 @@ func TestHealAfterKill9(t *testing.T) {
 				t.Errorf("second heal from the run directory: exit %d: %s %s", h.code, h.stdout, h.stderr)
 			}
 			// Healthy again: the check lets a fault through.
-			if err := faults.HealthCheck(ctx, faults.Containers(hc), faults.JournalKey{Cluster: name}); err != nil {
+			if err := faults.HealthCheck(ctx, hc.FaultTarget(), faults.JournalKey{Cluster: name}); err != nil {
 				t.Errorf("health check after the heal: %v", err)
 			}
 		})
