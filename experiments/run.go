@@ -31,6 +31,22 @@ type Options struct {
 	Cluster *htc.Cluster
 	// Target runs it on an exec target (a cluster htapchaos did not create).
 	Target *faults.ExecTarget
+	// On runs it on any cluster behind the faults interface: the faults act on
+	// its nodes through the capabilities they have (faults.Killer, ...), the
+	// load and the indicators reach each node by its DSN (faults.SQLNode, which
+	// every node needs). A cluster of containers brings what only containers
+	// have (the topology, run.json's cluster info, container indicators, the
+	// sharded layout) by implementing ContainerBacked. Like a Target, the run
+	// writes htapchaos's tables: it needs AllowWrites unless it is of
+	// containers.
+	On faults.Cluster
+	// Workloads, Faults and Scorers are the registries the run takes workload
+	// kinds, fault kinds and failure modes from (nil: those the spec was read
+	// with, ParseOptions, else the builtins). A spec is checked again against
+	// those given here.
+	Workloads *loadgen.Registry
+	Faults    *faults.Registry
+	Scorers   *ScorerRegistry
 	// AllowDestructive is the consent faults on a Target need.
 	AllowDestructive bool
 	// AllowWrites is the consent a run on a Target needs: it creates and seeds
@@ -56,6 +72,12 @@ type Options struct {
 	// everything before it reads back; 0: the spec's audit.settle, else
 	// DefaultAuditSettle. When it expires the audit is inconclusive.
 	AuditSettle time.Duration
+}
+
+// ContainerBacked is a faults.Cluster of containers htapchaos started
+// (Options.On): Containers returns them.
+type ContainerBacked interface {
+	Containers() *htc.Cluster
 }
 
 // Observer watches runs live: a metrics endpoint. Its methods are called from the
@@ -200,6 +222,7 @@ type runState struct {
 	o        Options
 	logf     func(string, ...any)
 	cleanups []func() error // undone in reverse order by close
+	regs     registries
 
 	// prepareCluster and connect: where the run acts.
 	hc      *htc.Cluster   // the container cluster; nil on a target
@@ -248,6 +271,14 @@ func newRunState(ctx context.Context, spec *Spec, o Options) (*runState, error) 
 	r := &runState{ctx: ctx, spec: spec, o: o, logf: o.Log, active: map[string]bool{}}
 	if r.logf == nil {
 		r.logf = func(string, ...any) {}
+	}
+	given := registries{workloads: o.Workloads, faults: o.Faults, scorers: o.Scorers}
+	r.regs = given.or(spec.regs)
+	if given.any() {
+		// The spec was read with other registries, or none: check it against the run's.
+		if err := spec.validate(r.regs); err != nil {
+			return nil, err
+		}
 	}
 	if o.Out == "" {
 		return nil, &UsageError{Field: "--out", Msg: "no run directory"}
@@ -301,6 +332,13 @@ func (r *runState) prepareCluster() error {
 		return &UsageError{Field: "--allow-writes", Msg: fmt.Sprintf("%s on target %s creates and seeds users and orders and writes to them in the database its nodes' DSNs name: pass --allow-writes to consent", spec.Name, o.Target.Name)}
 	}
 	switch {
+	case o.On != nil:
+		r.fc = o.On
+		if cb, ok := o.On.(ContainerBacked); ok {
+			r.hc = cb.Containers()
+		} else if !o.AllowWrites {
+			return &UsageError{Field: "AllowWrites", Msg: fmt.Sprintf("%s on cluster %s creates and seeds its tables and writes to them in the database its nodes' DSNs name: set AllowWrites to consent", spec.Name, o.On.Name())}
+		}
 	case o.Cluster != nil:
 		r.hc = o.Cluster
 	case o.Target != nil:
@@ -315,13 +353,13 @@ func (r *runState) prepareCluster() error {
 	default:
 		return &UsageError{Field: "--cluster", Msg: fmt.Sprintf("%s names no cluster and no target: give --cluster NAME or --target FILE", spec.Name)}
 	}
-	if r.hc != nil {
+	if r.hc != nil && r.fc == nil {
 		r.fc = r.hc.FaultTarget()
 	}
 	if err := r.lock(); err != nil {
 		return err
 	}
-	if (o.Cluster != nil || o.Target != nil) && !o.SkipHealthCheck && len(spec.Faults) > 0 {
+	if (o.Cluster != nil || o.Target != nil || o.On != nil) && !o.SkipHealthCheck && len(spec.Faults) > 0 {
 		// A cluster that exists already: check it before hurting it.
 		r.logf("checking every node before the run (--skip-health-check skips it)")
 		if err := faults.HealthCheck(r.ctx, r.fc, r.jkey); err != nil {
@@ -334,7 +372,7 @@ func (r *runState) prepareCluster() error {
 	}
 	r.nodes = nodes
 	// What needs the node count, now that it is known.
-	return checkAgainst(spec, len(r.nodes), r.fc, r.o)
+	return checkAgainst(spec, len(r.nodes), r.fc, r.o, r.regs.faults)
 }
 
 // lock takes the cluster's lock: one actor per cluster, no other run, fault or
@@ -396,12 +434,14 @@ func (r *runState) connect() error {
 			info.LB.DSN = loadgen.Redact(info.LB.DSN)
 		}
 		r.rf.Cluster = &info
-	} else {
+	} else if r.o.Target != nil {
 		r.rf.Target = r.o.Target.Name
+	} else {
+		r.rf.Target = r.fc.Name()
 	}
 	// Load goes through latency proxies when a fault adds latency on the client path.
 	if slices.ContainsFunc(r.spec.Faults, func(f FaultSpec) bool {
-		k, err := faults.NewRegistry().Get(f.Kind)
+		k, err := r.regs.faults.Get(f.Kind)
 		return err == nil && k.ClientPath
 	}) {
 		r.proxies = faults.NewProxies()
@@ -441,7 +481,7 @@ type nodeRef struct {
 }
 
 // checkAgainst checks what the spec says about nodes against the real cluster.
-func checkAgainst(spec *Spec, n int, fc faults.Cluster, o Options) error {
+func checkAgainst(spec *Spec, n int, fc faults.Cluster, o Options, fr *faults.Registry) error {
 	var errs []error
 	bad := func(path, format string, a ...any) {
 		errs = append(errs, &UsageError{Field: "experiment", Msg: spec.at(path) + ": " + fmt.Sprintf(format, a...)})
@@ -451,7 +491,6 @@ func checkAgainst(spec *Spec, n int, fc faults.Cluster, o Options) error {
 			bad(fmt.Sprintf("workloads[%d].route", i), "%s (the cluster has %d nodes)", usageMsg(err), n)
 		}
 	}
-	fr := faults.NewRegistry()
 	for i, f := range spec.Faults {
 		kind, err := fr.Get(f.Kind)
 		if err != nil {

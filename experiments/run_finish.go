@@ -123,7 +123,7 @@ func (r *runState) audit() {
 // score is the score stage: every mode's scorer on what was recorded.
 func (r *runState) score() {
 	r.res.Recorded = r.rec
-	r.res.Findings = NewScorers().Score(r.rec)
+	r.res.Findings = r.regs.scorers.Score(r.rec)
 }
 
 // record is the record stage: run.json, and the run's error. A fault that was

@@ -38,7 +38,7 @@ func (r *runState) runTimeline() error {
 // planFaults resolves every fault's targets, time and hold before any starts.
 func (r *runState) planFaults() error {
 	spec := r.spec
-	fr := faults.NewRegistry()
+	fr := r.regs.faults
 	r.records = make([]FaultRecord, len(spec.Faults))
 	r.plans = make([]plannedFault, len(spec.Faults))
 	for i, f := range spec.Faults {
@@ -116,7 +116,7 @@ func (r *runState) loadConfig() loadgen.Config {
 		Targets: r.targets, Out: o.Out, RunTag: r.runTag,
 		Params: loadgen.Params{Dialect: loadgen.MariaDB, Data: r.data, ShardEngine: shardEngine(r.layout)}, Observer: r.obs,
 	}
-	reg := loadgen.NewRegistry()
+	reg := r.regs.workloads
 	for i, w := range spec.Workloads {
 		wl, _ := reg.Get(w.Kind)
 		route, _ := loadgen.ParseRoute(w.Route, len(r.nodes))

@@ -68,19 +68,42 @@ func ParseBudget(t BudgetType, v string) (float64, error) {
 	}
 }
 
-// ScorerRegistry holds one scorer per failure mode.
+// ScorerRegistry holds one scorer per failure mode. Register adds one of the
+// caller's; a spec may then name its mode, and Options.Scorers brings it to a run.
 type ScorerRegistry struct{ m map[string]Scorer }
 
 // NewScorers returns the builtin scorers.
 func NewScorers() *ScorerRegistry {
 	r := &ScorerRegistry{m: map[string]Scorer{}}
 	for _, s := range builtinScorers() {
-		if _, dup := r.m[s.Mode()]; dup {
-			panic("experiments: scorer registered twice: " + s.Mode())
-		}
-		r.m[s.Mode()] = s
+		r.Register(s)
 	}
 	return r
+}
+
+// Register adds a scorer. It panics on a mode registered twice or a mode with
+// no name: a programming error found at start-up.
+func (r *ScorerRegistry) Register(s Scorer) {
+	m := s.Mode()
+	if strings.TrimSpace(m) == "" {
+		panic("experiments: scorer without a mode")
+	}
+	if _, dup := r.m[m]; dup {
+		panic("experiments: scorer registered twice: " + m)
+	}
+	r.m[m] = s
+}
+
+// Modes are the failure modes a spec may name: the catalog's (Modes), then
+// those of the registry's other scorers, sorted.
+func (r *ScorerRegistry) Modes() []string {
+	out := slices.Clone(Modes)
+	for _, m := range slices.Sorted(maps.Keys(r.m)) {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Get finds the scorer of a mode.
@@ -93,7 +116,7 @@ func (r *ScorerRegistry) Get(mode string) (Scorer, bool) {
 func (r *ScorerRegistry) Budgets(mode string, overrides BudgetSet) (Budgets, error) {
 	s, ok := r.m[mode]
 	if !ok {
-		return nil, fmt.Errorf("unknown failure mode %q (known: %s)", mode, strings.Join(Modes, ", "))
+		return nil, fmt.Errorf("unknown failure mode %q (known: %s)", mode, strings.Join(r.Modes(), ", "))
 	}
 	out := Budgets{}
 	var errs []string

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/units"
 )
@@ -41,6 +40,7 @@ type Spec struct {
 
 	file  string
 	lines map[string]int // path -> line, for errors
+	regs  registries     // what ParseSpec was given (ParseOptions); nil fields: the builtins
 }
 
 // BudgetSet is one mode's budget overrides: key -> value in human units.
@@ -188,13 +188,14 @@ func (s *Spec) loadPhases(w WorkloadSpec) []loadgen.Phase {
 // operations: at 2K ops/s, point-read p99 1.78 ms against 1.41 ms on two (medians
 // of 6 runs), with the same service time.
 func (s *Spec) Procs(limit int) int {
-	reg := loadgen.NewRegistry()
+	regs := s.registries()
+	reg := regs.workloads
 	var specs []loadgen.Spec
 	for _, w := range s.Workloads {
 		wl, _ := reg.Get(w.Kind)
 		specs = append(specs, loadgen.Spec{Workload: wl, Closed: w.Closed(), Phases: s.loadPhases(w)})
 	}
-	fr := faults.NewRegistry()
+	fr := regs.faults
 	for _, f := range s.Faults {
 		// A fault that runs a workload of its own (a spike) needs its processors too.
 		if k, err := fr.Get(f.Kind); err == nil && k.Workload != "" {

@@ -31,6 +31,13 @@ type ParseOptions struct {
 	// phases.baseline.duration=10s, budgets.failover.gap=2s. A list item is chosen by
 	// its name (or kind) or its index.
 	Set []string
+	// Workloads, Faults and Scorers are the registries the spec's workload
+	// kinds, fault kinds and failure modes are checked against (nil: the
+	// builtins), so that a spec may name the caller's own. Run uses the same
+	// ones unless its Options give others.
+	Workloads *loadgen.Registry
+	Faults    *faults.Registry
+	Scorers   *ScorerRegistry
 }
 
 // Defaults a spec gets where it says nothing.
@@ -108,7 +115,7 @@ func ParseSpec(file string, b []byte, o ParseOptions) (*Spec, error) {
 			return nil, errors.Join(errs...)
 		}
 	}
-	s := &Spec{file: file, lines: map[string]int{}}
+	s := &Spec{file: file, lines: map[string]int{}, regs: registries{workloads: o.Workloads, faults: o.Faults, scorers: o.Scorers}}
 	if err := doc.Decode(s); err != nil {
 		return nil, bad("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
@@ -361,8 +368,12 @@ var notOnVitess = map[string]string{
 }
 
 // Validate checks the spec's meaning and reports every problem at once.
-func (s *Spec) Validate() error {
+func (s *Spec) Validate() error { return s.validate(s.registries()) }
+
+// validate checks the spec against the registries regs.
+func (s *Spec) validate(regs registries) error {
 	var errs []error
+	modes := regs.scorers.Modes()
 	bad := func(path, format string, a ...any) {
 		errs = append(errs, &UsageError{Field: "experiment", Msg: s.at(path) + ": " + fmt.Sprintf(format, a...)})
 	}
@@ -370,11 +381,11 @@ func (s *Spec) Validate() error {
 		bad("name", "no name")
 	}
 	if len(s.Modes) == 0 {
-		bad("modes", "no failure modes to score (known: %s)", strings.Join(Modes, ", "))
+		bad("modes", "no failure modes to score (known: %s)", strings.Join(modes, ", "))
 	}
 	for i, m := range s.Modes {
-		if !slices.Contains(Modes, m) {
-			bad(fmt.Sprintf("modes[%d]", i), "unknown failure mode %q (known: %s)", m, strings.Join(Modes, ", "))
+		if !slices.Contains(modes, m) {
+			bad(fmt.Sprintf("modes[%d]", i), "unknown failure mode %q (known: %s)", m, strings.Join(modes, ", "))
 		}
 	}
 	if s.Cluster != nil && s.Target != "" {
@@ -451,7 +462,7 @@ func (s *Spec) Validate() error {
 	}
 
 	// Workloads.
-	reg := loadgen.NewRegistry()
+	reg := regs.workloads
 	if len(s.Workloads) == 0 {
 		bad("workloads", "no workloads")
 	}
@@ -528,7 +539,7 @@ func (s *Spec) Validate() error {
 	}
 
 	// Faults.
-	freg := faults.NewRegistry()
+	freg := regs.faults
 	fnames := map[string]bool{}
 	for i, f := range s.Faults {
 		path := fmt.Sprintf("faults[%d]", i)
@@ -577,10 +588,10 @@ func (s *Spec) Validate() error {
 	}
 
 	// Budgets.
-	sc := NewScorers()
+	sc := regs.scorers
 	for _, m := range slices.Sorted(maps.Keys(s.Budgets)) {
-		if !slices.Contains(Modes, m) {
-			bad("budgets."+m, "unknown failure mode %q (known: %s)", m, strings.Join(Modes, ", "))
+		if !slices.Contains(modes, m) {
+			bad("budgets."+m, "unknown failure mode %q (known: %s)", m, strings.Join(modes, ", "))
 			continue
 		}
 		if _, ok := sc.Get(m); !ok {

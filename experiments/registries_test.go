@@ -1,0 +1,59 @@
+package experiments
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/loadgen"
+)
+
+// A spec naming the caller's own workload, fault kind and failure mode is read
+// with the caller's registries, and refused, naming each, without them.
+func TestSpecWithCallersRegistries(t *testing.T) {
+	src := []byte(`name: custom
+modes: [my-mode]
+cluster: {topology: single}
+phases: [{name: baseline, duration: 2s}, {name: hurt, duration: 2s}]
+workloads: [{kind: my-load, rate: 10}]
+faults: [{kind: my-fault, phase: hurt, node: "1", params: {wait: 1s}}]
+budgets: {my-mode: {limit: "3"}}
+`)
+	_, err := ParseSpec("custom.yaml", src, ParseOptions{})
+	for _, want := range []string{`custom.yaml:2: unknown failure mode "my-mode"`, `custom.yaml:5: unknown workload "my-load"`, `custom.yaml:6: unknown fault "my-fault"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("builtins only: %v, want %q", err, want)
+		}
+	}
+	wr := loadgen.NewRegistry()
+	wr.Register(&loadgen.Workload{Name: "my-load", NoDB: true, Ops: []loadgen.Op{{Name: "nothing", Weight: 1,
+		Run: func(context.Context, loadgen.Querier, *loadgen.Worker) error { return nil }}}})
+	fr := faults.NewRegistry()
+	fr.Register(&faults.Kind{Name: "my-fault", Class: faults.ClassSlowdown, Params: []faults.ParamSpec{{Name: "wait", Type: faults.Duration, Default: "1s"}},
+		New: func(faults.Params) faults.Fault { return nil }})
+	sr := NewScorers()
+	sr.Register(scorer{mode: "my-mode", budgets: []BudgetSpec{{Key: "limit", Type: BudgetRatio, Default: "2"}},
+		score: func(*Recorded, Budgets) []Finding { return []Finding{{Mode: "my-mode", Name: "mine", Verdict: Pass}} }})
+	spec, err := ParseSpec("custom.yaml", src, ParseOptions{Workloads: wr, Faults: fr, Scorers: sr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.registries().workloads != wr || spec.registries().faults != fr || spec.registries().scorers != sr {
+		t.Error("the spec does not keep the registries it was read with")
+	}
+	// A run given other registries checks the spec against them first.
+	_, err = Run(context.Background(), spec, Options{Out: t.TempDir(), Workloads: loadgen.NewRegistry()})
+	if err == nil || !strings.Contains(err.Error(), `unknown workload "my-load"`) {
+		t.Errorf("run with the builtin workloads: %v, want the unknown workload refused", err)
+	}
+	if got := sr.Modes(); got[len(got)-1] != "my-mode" {
+		t.Errorf("modes %v: want the catalog's, then my-mode", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a mode registered twice did not panic")
+		}
+	}()
+	sr.Register(scorer{mode: ModeFailover})
+}
