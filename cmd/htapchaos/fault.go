@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -135,14 +131,14 @@ happened and what was measured).`,
 					return err
 				}
 			}
-			var rec *faultRecord
+			var rec *faults.Record
 			if out != "" {
-				if rec, err = newFaultRecord(out); err != nil {
-					return err
+				if rec, err = faults.NewRecord(out); err != nil {
+					return usagef("--out %s: %v", out, err)
 				}
-				defer rec.close()
+				defer rec.Close()
 			}
-			events := faults.NewEvents(rec.eventsWriter())
+			events := faults.NewEvents(rec.Events())
 			start := time.Now()
 			events.OnEvent = func(e faults.Event) {
 				line := fmt.Sprintf("%6.1fs %-10s %-10s %s", e.Time.Sub(start).Seconds(), e.Fault, e.Step, strings.Join(e.Nodes, ","))
@@ -169,7 +165,7 @@ happened and what was measured).`,
 				fmt.Fprintf(a.stdout, "  %s\n", m)
 			}
 			if rec != nil {
-				if werr := rec.write(r, targets, p, err); werr != nil {
+				if werr := rec.WriteResult(r, err); werr != nil {
 					err = errors.Join(err, werr)
 				} else {
 					fmt.Fprintf(a.stderr, "results in %s (fault.json, events.jsonl)\n", out)
@@ -201,78 +197,6 @@ func nodeNames(ns []faults.Node) string {
 		s[i] = n.Label()
 	}
 	return strings.Join(s, ",")
-}
-
-// faultRecord writes a fault's events as they happen and a summary at the end.
-type faultRecord struct {
-	dir    string
-	events *os.File
-}
-
-func newFaultRecord(dir string) (*faultRecord, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, usagef("--out %s: %v", dir, err)
-	}
-	f, err := os.Create(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		return nil, usagef("--out %s: %v", dir, err)
-	}
-	return &faultRecord{dir: dir, events: f}, nil
-}
-
-func (r *faultRecord) eventsWriter() io.Writer {
-	if r == nil {
-		return nil
-	}
-	return r.events
-}
-
-func (r *faultRecord) close() { r.events.Close() }
-
-// faultResult is fault.json.
-type faultResult struct {
-	Version      int                  `json:"version"`
-	Fault        string               `json:"fault"`
-	Nodes        []string             `json:"nodes"`
-	Params       map[string]string    `json:"params"`
-	State        string               `json:"state"`
-	Injected     *time.Time           `json:"injected,omitempty"`
-	Effective    *time.Time           `json:"effective,omitempty"`
-	Recovered    *time.Time           `json:"recovered,omitempty"`
-	Healthy      *time.Time           `json:"healthy,omitempty"`
-	Measurements []faults.Measurement `json:"measurements"`
-	Error        string               `json:"error,omitempty"`
-}
-
-// write writes fault.json through a temporary file, so a reader never sees half.
-func (r *faultRecord) write(run *faults.Runner, targets []faults.Node, p faults.Params, ferr error) error {
-	at := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		return &t
-	}
-	res := faultResult{Version: 1, Fault: run.Kind, Params: p, State: string(run.State()),
-		Injected: at(run.Injected), Effective: at(run.Effective), Recovered: at(run.Recovered), Healthy: at(run.Healthy),
-		Measurements: run.Measurements()}
-	for _, n := range targets {
-		res.Nodes = append(res.Nodes, n.Label())
-	}
-	if res.Measurements == nil {
-		res.Measurements = []faults.Measurement{}
-	}
-	if ferr != nil {
-		res.Error = ferr.Error()
-	}
-	b, err := json.MarshalIndent(res, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(r.dir, ".fault.json.tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(r.dir, "fault.json"))
 }
 
 // paramsText is a fault's parameters for people: " (k=v, ...)", "" when none.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
@@ -60,7 +61,7 @@ func TestFaultOnAClusterAndAsAnExecTarget(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "pause on "+n1.Name+": took effect") {
 		t.Fatalf("fault pause: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	var res faultResult
+	var res faults.Result
 	raw, err := os.ReadFile(filepath.Join(dir, "fault.json"))
 	if err == nil {
 		err = json.Unmarshal(raw, &res)
