@@ -1,6 +1,3 @@
-// Package faults injects the faults real outages start with, each as a life cycle
-// (set up, inject, wait until it took effect, recover, wait until recovered, clean
-// up) run by a state machine that always recovers: on success, on error, on cancel.
 package faults
 
 import (
