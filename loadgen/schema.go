@@ -127,6 +127,9 @@ type Data struct {
 	// Parallel seeding connections (default 4) and rows per INSERT (default 1000).
 	Workers   int
 	BatchRows int
+	// Logf receives progress lines of a seed that takes more than a few seconds
+	// (rows done, rows/s, ETA); nil: none.
+	Logf func(format string, args ...any) `json:"-"`
 }
 
 func (d Data) withDefaults() Data {
@@ -145,7 +148,19 @@ func (d Data) withDefaults() Data {
 // SeedReport says what Setup did.
 type SeedReport struct {
 	UsersAdded, OrdersAdded int64
-	Elapsed                 time.Duration
+	// Rows are the rows added by table, of a workload's own tables (a workload
+	// file's Setup); the builtin schema's are UsersAdded and OrdersAdded.
+	Rows    map[string]int64
+	Elapsed time.Duration
+}
+
+// Added is every row added.
+func (r SeedReport) Added() int64 {
+	n := r.UsersAdded + r.OrdersAdded
+	for _, v := range r.Rows {
+		n += v
+	}
+	return n
 }
 
 // RowsPerSecond is the seeding throughput.
@@ -153,7 +168,7 @@ func (r SeedReport) RowsPerSecond() float64 {
 	if r.Elapsed <= 0 {
 		return 0
 	}
-	return float64(r.UsersAdded+r.OrdersAdded) / r.Elapsed.Seconds()
+	return float64(r.Added()) / r.Elapsed.Seconds()
 }
 
 // Setup creates the schema if missing and seeds it up to the requested sizes. It can
@@ -228,36 +243,56 @@ var orderStatuses = []string{"pending", "paid", "shipped", "delivered", "cancell
 // seed inserts ids (present, want] of a table with parallel multi-row INSERTs.
 func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, rows rowsFunc) (int64, error) {
 	idCol := map[string]string{"users": "user_id", "orders": "order_id", "merchants": "merchant_id", "merchants_ref": "merchant_id"}[table]
+	return seedRange(ctx, db, d, table, idCol, 1, want, rows)
+}
+
+// progressAfter is how long a seed runs before it reports its progress (then
+// every progressEvery). Variables for a test.
+var (
+	progressAfter = 3 * time.Second
+	progressEvery = 5 * time.Second
+)
+
+// seedRange inserts the missing rows of keys first..last of a table (key column
+// idCol) with parallel multi-row INSERTs, and reports its progress through d.Logf.
+func seedRange(ctx context.Context, db *sql.DB, d Data, table, idCol string, first, last int64, rows rowsFunc) (int64, error) {
+	d = d.withDefaults()
+	want := last - first + 1
 	var count int64
 	var top sql.NullInt64
-	q := fmt.Sprintf("SELECT COUNT(*), MAX(%s) FROM %s WHERE %s BETWEEN 1 AND ?", idCol, table, idCol)
-	if err := db.QueryRowContext(ctx, q, want).Scan(&count, &top); err != nil {
+	q := fmt.Sprintf("SELECT COUNT(*), MAX(%s) FROM %s WHERE %s BETWEEN ? AND ?", quoteIdent(idCol), quoteIdent(table), quoteIdent(idCol))
+	if err := db.QueryRowContext(ctx, q, first, last).Scan(&count, &top); err != nil {
 		return 0, fmt.Errorf("seed %s: %w", table, err)
 	}
 	if count == want {
 		return 0, nil
 	}
-	// Dense ids 1..top: go on after top. Holes (an interrupted parallel seed): send
-	// everything again; INSERT IGNORE keeps what is there.
-	from := int64(1)
-	if count == top.Int64 {
+	// Dense keys first..top: go on after top. Holes (an interrupted parallel seed):
+	// send everything again; INSERT IGNORE keeps what is there.
+	from := first
+	if top.Valid && count == top.Int64-first+1 {
 		from = top.Int64 + 1
 	}
 	var next atomic.Int64
 	next.Store(from)
-	var added atomic.Int64
+	var added, sent atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, d.Workers)
+	stop := make(chan struct{})
+	defer close(stop)
+	if d.Logf != nil {
+		go seedProgress(ctx, stop, d.Logf, table, last-from+1, &sent)
+	}
 	for w := range d.Workers {
 		safego.Go(&wg, fmt.Sprintf("seed %s worker %d", table, w), func(err error) { errs[w] = err }, func() {
 			var b strings.Builder
 			args := make([]any, 0, d.BatchRows*5)
 			for ctx.Err() == nil {
 				lo := next.Add(int64(d.BatchRows)) - int64(d.BatchRows)
-				if lo > want {
+				if lo > last {
 					return
 				}
-				hi := min(lo+int64(d.BatchRows)-1, want)
+				hi := min(lo+int64(d.BatchRows)-1, last)
 				b.Reset()
 				args = args[:0]
 				rows(&b, &args, lo, hi)
@@ -268,6 +303,7 @@ func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, row
 				}
 				n, _ := res.RowsAffected()
 				added.Add(n)
+				sent.Add(hi - lo + 1)
 			}
 			errs[w] = ctx.Err()
 		})
@@ -279,4 +315,30 @@ func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, row
 		}
 	}
 	return added.Load(), nil
+}
+
+// seedProgress prints a seed's progress (rows sent of total, rows/s, ETA) once it
+// has run progressAfter, then every progressEvery, until stop closes.
+func seedProgress(ctx context.Context, stop <-chan struct{}, logf func(string, ...any), table string, total int64, sent *atomic.Int64) {
+	start := time.Now()
+	t := time.NewTimer(progressAfter)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		done := sent.Load()
+		el := time.Since(start)
+		rate := float64(done) / el.Seconds()
+		eta := "unknown"
+		if rate > 0 {
+			eta = (time.Duration(float64(total-done) / rate * float64(time.Second))).Round(time.Second).String()
+		}
+		logf("seed %s: %d/%d rows (%.0f%%), %.0f rows/s, ETA %s", table, done, total, 100*float64(done)/float64(max(total, 1)), rate, eta)
+		t.Reset(progressEvery)
+	}
 }

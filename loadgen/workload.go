@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/htapchaos/htapchaos/internal/usage"
 	"github.com/htapchaos/htapchaos/results"
@@ -102,29 +105,39 @@ type Params struct {
 // quoted names and comments.
 func placeholders(query string) int {
 	n := 0
-	for i := 0; i < len(query); i++ {
-		switch c := query[i]; {
-		case c == '?':
+	sqlCode(query, func(i int) {
+		if query[i] == '?' {
 			n++
+		}
+	})
+	return n
+}
+
+// sqlCode calls code with the index of each byte of SQL text that is outside
+// quoted strings, quoted names and comments.
+func sqlCode(text string, code func(i int)) {
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
 		case c == '\'', c == '"', c == '`':
-			for i++; i < len(query) && query[i] != c; i++ {
-				if query[i] == '\\' && c != '`' {
+			for i++; i < len(text) && text[i] != c; i++ {
+				if text[i] == '\\' && c != '`' {
 					i++
 				}
 			}
-		case c == '#', c == '-' && strings.HasPrefix(query[i:], "-- "):
-			for i < len(query) && query[i] != '\n' {
+		case c == '#', c == '-' && strings.HasPrefix(text[i:], "-- "):
+			for i < len(text) && text[i] != '\n' {
 				i++
 			}
-		case c == '/' && strings.HasPrefix(query[i:], "/*"):
-			end := strings.Index(query[i+2:], "*/")
+		case c == '/' && strings.HasPrefix(text[i:], "/*"):
+			end := strings.Index(text[i+2:], "*/")
 			if end < 0 {
-				return n
+				return
 			}
 			i += end + 3
+		default:
+			code(i)
 		}
 	}
-	return n
 }
 
 // Op is one kind of operation. Run makes exactly one attempt and returns its error.
@@ -372,27 +385,88 @@ func (x *IDs) ID(writer int, seq uint64) int64 {
 // Range returns the ids this run can produce.
 func (x *IDs) Range() (lo, hi int64) { return x.run << 40, (x.run+1)<<40 - 1 }
 
-// PickRunTag chooses a run tag whose id range holds no row yet.
-// Tags in avoid are never picked (those of writers that may not have written
-// yet, such as the load a spike disturbs).
+// PickRunTag chooses a run tag whose id range holds no row of orders yet (the
+// builtin workloads' audited table). Tags in avoid are never picked (those of
+// writers that may not have written yet, such as the load a spike disturbs).
 func PickRunTag(ctx context.Context, db *sql.DB, r *rand.Rand, avoid ...int64) (int64, error) {
+	return PickRunTagIn(ctx, db, r, []AuditTable{DefaultAudit}, avoid...)
+}
+
+// DefaultAudit is where the builtin workloads' ledgered inserts land.
+var DefaultAudit = AuditTable{Table: "orders", Column: "order_id"}
+
+// AuditTarget is the table and column the workload's ledgered inserts land in:
+// Audit, else orders.order_id.
+func (wl *Workload) AuditTarget() AuditTable {
+	if wl.Audit != nil {
+		return *wl.Audit
+	}
+	return DefaultAudit
+}
+
+// PickRunTagIn chooses a run tag whose id range holds no row yet in any of the
+// tables' columns (the audited tables of a run's ledgered workloads, see
+// Workload.AuditTarget). A table that does not exist yet holds none.
+func PickRunTagIn(ctx context.Context, db *sql.DB, r *rand.Rand, tables []AuditTable, avoid ...int64) (int64, error) {
 	for range 16 {
 		tag := 1 + r.Int64N(1<<22-1)
 		if slices.Contains(avoid, tag) {
 			continue
 		}
-		ids := NewIDs(tag)
-		lo, hi := ids.Range()
-		var one int
-		err := db.QueryRowContext(ctx, "SELECT 1 FROM orders WHERE order_id BETWEEN ? AND ? LIMIT 1", lo, hi).Scan(&one)
-		if err == sql.ErrNoRows {
-			return tag, nil
+		lo, hi := NewIDs(tag).Range()
+		used := false
+		for _, t := range tables {
+			var one int
+			q := fmt.Sprintf("SELECT 1 FROM %s WHERE %s BETWEEN ? AND ? LIMIT 1", quoteIdent(t.Table), quoteIdent(t.Column))
+			err := db.QueryRowContext(ctx, q, lo, hi).Scan(&one)
+			var me *mysql.MySQLError
+			switch {
+			case err == nil:
+				used = true
+			case errors.Is(err, sql.ErrNoRows), errors.As(err, &me) && me.Number == 1146: // no such table
+			default:
+				return 0, fmt.Errorf("pick run tag (%s.%s): %w", t.Table, t.Column, err)
+			}
 		}
-		if err != nil {
-			return 0, fmt.Errorf("pick run tag: %w", err)
+		if !used {
+			return tag, nil
 		}
 	}
 	return 0, fmt.Errorf("pick run tag: 16 tries found used id ranges")
+}
+
+// DefaultRoute is where a workload's operations go on a cluster whose nodes have
+// these roles (testcontainers' node roles, in node order) when the user names no
+// route: on primary-replica only to the primary (writes on an asynchronous
+// replica would fork its data from the primary's), on a sharded cluster only to
+// the aggregators (a leaf holds only its partitions), elsewhere to every node.
+// why says the choice in a sentence, "" for every node.
+func DefaultRoute(roles []string) (r Route, why string) {
+	pick := func(role string) []int {
+		var out []int
+		for i, x := range roles {
+			if x == role {
+				out = append(out, i+1)
+			}
+		}
+		return out
+	}
+	if p := pick("primary"); len(p) > 0 && len(pick("replica")) > 0 {
+		return Route{Nodes: p}, fmt.Sprintf("primary-replica: sending everything to the primary (node %s); a route of your own reads from replicas", joinInts(p))
+	}
+	if a := pick("aggregator"); len(a) > 0 {
+		return Route{Nodes: a}, fmt.Sprintf("sharded: sending everything to the aggregators (nodes %s)", joinInts(a))
+	}
+	r, _ = ParseRoute("all", len(roles))
+	return r, ""
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
