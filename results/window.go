@@ -102,6 +102,16 @@ type WindowStat struct {
 // intervals.jsonl; latency from the histograms of the interval logs, merged
 // exactly.
 func WindowStats(dir string, windows []Window) ([]WindowStat, error) {
+	acc, err := readWindows(dir, windows)
+	if err != nil {
+		return nil, err
+	}
+	return acc.stats(), nil
+}
+
+// readWindows reads the run directory dir's intervals.jsonl and interval logs
+// into their windows: what WindowStats and WriteHGRM merge.
+func readWindows(dir string, windows []Window) (*windowAcc, error) {
 	for _, w := range windows {
 		if w.End.Before(w.Start) {
 			return nil, fmt.Errorf("results: window %q ends (%s) before it starts (%s)", w.Name, w.End.Format(time.RFC3339Nano), w.Start.Format(time.RFC3339Nano))
@@ -141,7 +151,7 @@ func WindowStats(dir string, windows []Window) ([]WindowStat, error) {
 			return nil, err
 		}
 	}
-	return acc.stats(), nil
+	return acc, nil
 }
 
 // ReadIntervals reads <dir>/intervals.jsonl, in the order written (see

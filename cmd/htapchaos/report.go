@@ -10,6 +10,7 @@ import (
 
 	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/report"
+	"github.com/htapchaos/htapchaos/results"
 )
 
 func (a *app) reportCmd() *cobra.Command {
@@ -23,8 +24,11 @@ works offline, with everything embedded: the verdict table with its evidence and
 article's reference; per workload, throughput and p50, p99, p99.9 and max over time with
 the fault windows shaded, errors by class over time and the latency distribution per
 phase; the failover gaps; and the per-node indicators on the same time axis. The charts
-are also written as SVG and PNG files, for CI artifacts. run and suite write the report
-at the end of each run; this command writes it again, for example after an upgrade.`,
+are also written as SVG and PNG files, for CI artifacts. The latency of each workload in
+each phase is also written in HdrHistogram's percentile format, DIR/hgrm/WORKLOAD.PHASE.hgrm
+(values in milliseconds), for HdrHistogram's plotFiles.html and other tools that read it.
+run and suite write the report at the end of each run; this command writes it again, for
+example after an upgrade.`,
 		Example: `  htapchaos report runs/failover-kill-20261126-101500
   htapchaos report runs/today -o /tmp/today.html --charts /tmp/today-charts`,
 		Args: cobra.ExactArgs(1),
@@ -69,5 +73,30 @@ func (a *app) writeReport(dir, out, chartsDir string) (string, error) {
 	case err != nil:
 		return "", err
 	}
+	// The percentile files beside the page; without them the page still stands.
+	if _, err := exportHGRM(dir); err != nil {
+		a.progress("%s: no .hgrm files: %v", dir, err)
+	}
 	return out, nil
+}
+
+// exportHGRM writes the run's latency per workload and phase in HdrHistogram's
+// percentile format, DIR/hgrm/<workload>.<phase>.hgrm (results.WriteHGRM), for
+// HdrHistogram's own plotting tools.
+func exportHGRM(dir string) ([]string, error) {
+	rf, err := experiments.ReadRunFile(filepath.Join(dir, "run.json"))
+	if err != nil {
+		return nil, err
+	}
+	var ws []results.Window
+	for _, p := range rf.Phases {
+		if p.End.After(p.Start) {
+			ws = append(ws, results.Window{Name: p.Name, Start: p.Start, End: p.End})
+		}
+	}
+	paths, err := results.WriteHGRM(dir, ws)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // the run ended before its load: nothing to export
+	}
+	return paths, err
 }

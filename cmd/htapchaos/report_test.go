@@ -54,6 +54,16 @@ func TestReportOfARealRunRendersInChromium(t *testing.T) {
 		}
 	}
 
+	// HdrHistogram's percentile files: one per workload and phase, the last line
+	// at percentile 1 with every success of the phase.
+	for _, p := range rf.Phases {
+		hgrm := filepath.Join(dir, "hgrm", "oltp."+p.Name+".hgrm")
+		b, err := os.ReadFile(hgrm)
+		if err != nil || !strings.HasPrefix(string(b), " Value\tPercentile\tTotalCount") || !strings.Contains(string(b), "#[Max     =") {
+			t.Errorf("%s: %v\n%.300s", hgrm, err, b)
+		}
+	}
+
 	got := renderInChromium(t, browser, page)
 	for _, p := range got.problems {
 		t.Errorf("chromium: %s", p)
