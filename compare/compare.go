@@ -626,13 +626,13 @@ func workloadRows(gs []*grp) []Row {
 				if !slices.Contains(wls, p.Workload) {
 					wls = append(wls, p.Workload)
 				}
-				if !slices.Contains(phases, p.Phase) {
-					phases = append(phases, p.Phase)
+				if !slices.Contains(phases, p.Window) {
+					phases = append(phases, p.Window)
 				}
 				if !slices.Contains(ops[p.Workload], p.Op) {
 					ops[p.Workload] = append(ops[p.Workload], p.Op)
 				}
-				k := key{p.Workload, p.Phase, p.Op}
+				k := key{p.Workload, p.Window, p.Op}
 				if stats[k] == nil {
 					stats[k] = make([][]experiments.PhaseStats, len(gs))
 				}

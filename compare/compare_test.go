@@ -48,7 +48,7 @@ func finding(mode, name, op string, v experiments.Verdict, value float64) experi
 }
 
 func stat(phase, op string, node int, count int64, p99, rate float64, errs int64) experiments.PhaseStats {
-	return experiments.PhaseStats{Phase: phase, Workload: "oltp", Op: op, Node: node, Count: count, Rate: rate, Errors: errs,
+	return experiments.PhaseStats{Window: phase, Workload: "oltp", Op: op, Node: node, Count: count, Rate: rate, Errors: errs,
 		Latency: results.Percentiles{P50: p99 / 4, P99: p99, P999: p99 * 2, Max: p99 * 3}}
 }
 

@@ -14,7 +14,7 @@ func TestMemoryRows(t *testing.T) {
 		return &results.BytePercentiles{P50: p50 * (1 << 20), P99: p99 * (1 << 20), Max: max * (1 << 20)}
 	}
 	dash := func(phase string, m *results.BytePercentiles) experiments.PhaseStats {
-		return experiments.PhaseStats{Phase: phase, Workload: "analytics", Op: "dashboard", Count: 10, Rate: 1,
+		return experiments.PhaseStats{Window: phase, Workload: "analytics", Op: "dashboard", Count: 10, Rate: 1,
 			Latency: results.Percentiles{P50: 50, P99: 90, Max: 100}, Memory: m}
 	}
 	a := fakeRun{dir: "a", rate: 200, stats: []experiments.PhaseStats{

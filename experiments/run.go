@@ -592,17 +592,7 @@ func phaseStats(dir string, windows []Window) ([]PhaseStats, error) {
 	for i, w := range windows {
 		rw[i] = results.Window{Name: w.Name, Start: w.Start, End: w.End}
 	}
-	ws, err := results.WindowStats(dir, rw)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]PhaseStats, len(ws))
-	for i, w := range ws {
-		out[i] = PhaseStats{Phase: w.Window, Workload: w.Workload, Op: w.Op, Node: w.Node, Seconds: w.Seconds, Count: w.Count,
-			Rate: w.Rate, Errors: w.Errors, Late: w.Late, Dropped: w.Dropped, Latency: w.Latency, ByClass: w.ByClass, Memory: w.Memory,
-			Returned: w.Returned, ReturnedTotal: w.ReturnedTotal}
-	}
-	return out, nil
+	return results.WindowStats(dir, rw)
 }
 
 // dataSize is the database's data and index bytes (information_schema), 0 with a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/results"
@@ -59,7 +60,29 @@ func ReadRunFile(path string) (*RunFile, error) {
 	if err := json.Unmarshal(b, &rf); err != nil {
 		return nil, fmt.Errorf("read %s: %w: %w", path, ErrBadRunFile, err)
 	}
+	legacyPhaseStats(b, rf.PhaseStats)
 	return &rf, nil
+}
+
+// legacyPhaseStats names the windows of phase_stats entries written before
+// they were results.WindowStat, which named the window "phase".
+func legacyPhaseStats(b []byte, ps []PhaseStats) {
+	if !slices.ContainsFunc(ps, func(p PhaseStats) bool { return p.Window == "" }) {
+		return
+	}
+	var old struct {
+		PhaseStats []struct {
+			Phase string `json:"phase"`
+		} `json:"phase_stats"`
+	}
+	if json.Unmarshal(b, &old) != nil || len(old.PhaseStats) != len(ps) {
+		return
+	}
+	for i := range ps {
+		if ps[i].Window == "" {
+			ps[i].Window = old.PhaseStats[i].Phase
+		}
+	}
 }
 
 // ReadRunDir reads a run directory: run.json (version checked), summary.json,

@@ -55,3 +55,19 @@ func TestReadRunDirRefusesWhatItCannotRead(t *testing.T) {
 		t.Errorf("bad line: %v", err)
 	}
 }
+
+// A run.json written when phase_stats entries named their window "phase" reads
+// with each entry's window named.
+func TestReadRunFileLegacyPhaseStats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.json")
+	if err := os.WriteFile(path, []byte(`{"version": 1, "phase_stats": [{"phase": "baseline", "workload": "oltp", "count": 5}, {"phase": "fault:kill", "workload": "oltp"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := ReadRunFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rf.PhaseStats) != 2 || rf.PhaseStats[0].Window != "baseline" || rf.PhaseStats[0].Count != 5 || rf.PhaseStats[1].Window != "fault:kill" {
+		t.Errorf("phase_stats %+v: want the windows baseline and fault:kill", rf.PhaseStats)
+	}
+}

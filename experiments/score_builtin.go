@@ -170,7 +170,7 @@ func (r *Recorded) phase(name string) (Window, bool) {
 // stat finds a phase x workload x op x node's figures.
 func (r *Recorded) stat(phase, workload, op string, node int) (PhaseStats, bool) {
 	for _, s := range r.Phase {
-		if s.Phase == phase && s.Workload == workload && s.Op == op && s.Node == node {
+		if s.Window == phase && s.Workload == workload && s.Op == op && s.Node == node {
 			return s, true
 		}
 	}
@@ -478,7 +478,7 @@ func (r *Recorded) tally(w Window, keep func(l results.IntervalLine) bool) (s Ph
 	if len(r.Seconds) == 0 {
 		return s, false
 	}
-	s.Phase, s.Seconds = w.Name, w.Duration().Seconds()
+	s.Window, s.Seconds = w.Name, w.Duration().Seconds()
 	for _, l := range r.Seconds {
 		t := l.Time()
 		if !t.After(w.Start) || t.After(w.End) || !keep(l) {

@@ -79,11 +79,11 @@ func (r *Recorded) movementClasses(leaves []int) (out []movementClass, mixed []s
 		byOp := map[string]*movementClass{}
 		var spilled []string
 		for _, st := range r.Phase {
-			if !slices.Contains(phases, st.Phase) || !slices.Contains(analytics, st.Workload) || st.Op == "" || st.Node != 0 || st.Count+st.Errors == 0 {
+			if !slices.Contains(phases, st.Window) || !slices.Contains(analytics, st.Workload) || st.Op == "" || st.Node != 0 || st.Count+st.Errors == 0 {
 				continue
 			}
 			if !r.activeIn(st.Workload, p) {
-				if st.Phase == p.Name {
+				if st.Window == p.Name {
 					spilled = append(spilled, fmt.Sprintf("%d %s", st.Count+st.Errors, st.Op))
 				}
 				continue
@@ -96,7 +96,7 @@ func (r *Recorded) movementClasses(leaves []int) (out []movementClass, mixed []s
 			c.queries += st.Count
 			c.errors += st.Errors
 			c.returned += st.ReturnedTotal
-			if st.Phase == p.Name {
+			if st.Window == p.Name {
 				// Latency of the class's own phase (the spill-over is a tail).
 				c.p50, c.p99 = ms(st.Latency.P50), ms(st.Latency.P99)
 			}

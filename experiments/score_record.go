@@ -171,33 +171,12 @@ func (f FaultRecord) Window(runEnd time.Time) Window {
 	return Window{Name: FaultPrefix + f.Name, Start: f.Effective, End: end}
 }
 
-// PhaseStats are one workload x op x node's figures over one window, merged from the
-// per-second interval histograms. Node 0: merged over nodes.
-type PhaseStats struct {
-	Phase    string                  `json:"phase"`
-	Workload string                  `json:"workload"`
-	Op       string                  `json:"op"` // "" = every op of the workload
-	Node     int                     `json:"node"`
-	Seconds  float64                 `json:"seconds"`
-	Count    int64                   `json:"count"`
-	Rate     float64                 `json:"rate"`
-	Errors   int64                   `json:"errors"`
-	Late     int64                   `json:"late"`
-	Dropped  int64                   `json:"dropped"`
-	Latency  results.Percentiles     `json:"latency"`
-	ByClass  map[results.Class]int64 `json:"by_class,omitempty"`
-	// Memory is the per-query peak memory in bytes, for ops that measure it
-	// (loadgen's Op.Memory, when the run asks: loadgen.Spec.MeasureMemory); nil
-	// otherwise.
-	Memory *results.BytePercentiles `json:"memory,omitempty"`
-	// Returned is the bytes each successful operation's result sent to the
-	// client (results.WindowStat.Returned), and ReturnedTotal their sum over the
-	// window: set against the bytes the nodes sent in the window (Sample.NetTxBytes,
-	// which holds these too), how much of the traffic the client asked for. Nil
-	// and 0 where not measured (no connection: the noop workload).
-	Returned      *results.BytePercentiles `json:"returned,omitempty"`
-	ReturnedTotal int64                    `json:"returned_total_bytes,omitempty"`
-}
+// PhaseStats are one workload x op x node's figures over one window (a phase of
+// the timeline, or a fault's window: Window names it), merged from the
+// per-second interval histograms; Node 0: merged over nodes. It is the
+// recorder's own results.WindowStat. run.json's phase_stats written before it
+// was (whose entries name the window "phase") are read by ReadRunFile.
+type PhaseStats = results.WindowStat
 
 // Audit is the durability audit: every acknowledged write read back on every node
 // that serves, once each had applied everything (see AuditCluster).

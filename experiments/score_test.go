@@ -44,7 +44,7 @@ func run(middle string, fs ...FaultSpec) *Recorded {
 // (p99.9 at 1.5 p99, mean at p99/2), errors timeouts.
 func (r *Recorded) addStat(phase, workload, op string, node int, count, errors int64, p99 float64) {
 	w, _ := r.phase(phase)
-	s := PhaseStats{Phase: phase, Workload: workload, Op: op, Node: node, Seconds: w.Duration().Seconds(), Count: count, Errors: errors,
+	s := PhaseStats{Window: phase, Workload: workload, Op: op, Node: node, Seconds: w.Duration().Seconds(), Count: count, Errors: errors,
 		Latency: results.Percentiles{P50: p99 / 3, P99: p99, P999: 1.5 * p99, Max: 2 * p99, Mean: p99 / 2}}
 	s.Rate = ratio(float64(count), s.Seconds)
 	if errors > 0 {
