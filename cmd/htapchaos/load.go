@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -29,6 +30,7 @@ type loadFlags struct {
 	targetFile  string
 	cluster     string
 	workload    string
+	file        string // --workload-file
 	rate        float64
 	concurrency int
 	phases      string
@@ -61,7 +63,7 @@ func (a *app) loadCmd() *cobra.Command {
 	f := loadFlags{timeouts: loadgen.DefaultTimeouts}
 	reg := loadgen.NewRegistry()
 	cmd := &cobra.Command{
-		Use:   "load (--target DSN[,DSN...] | --cluster NAME) --workload NAME",
+		Use:   "load (--target DSN[,DSN...] | --cluster NAME) (--workload NAME | --workload-file FILE)",
 		Short: "Run load alone: open-loop or closed-loop traffic, measured in HDR histograms",
 		Long: `Drive one workload at the targets and record every operation: latency from each
 operation's intended start (open loop, no coordinated omission) and service time,
@@ -69,14 +71,19 @@ errors by class, late and dropped operations, and unavailability gaps per node.
 Writes <workload>.hlog (standard HdrHistogram interval logs), intervals.jsonl,
 summary.json and ledger.json (acknowledged inserts) into --out as the run goes.
 
-Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
+Workloads: ` + strings.Join(reg.Names(), ", ") + `, or your own schema and queries
+from a workload file (--workload-file; examples in examples/workloads/).`,
 		Example: `  htapchaos load --cluster demo --workload oltp --rate 2000 --duration 30s
   htapchaos load --target 'root:pw@tcp(127.0.0.1:3306)/htapchaos' --workload oltp --concurrency 8 --mix point-read=100
   htapchaos load --cluster demo --workload analytics --rate 2 --route node=2
-  htapchaos load --cluster demo --workload oltp --phases 20s@1000,20s@4000,20s@1000`,
+  htapchaos load --cluster demo --workload oltp --phases 20s@1000,20s@4000,20s@1000
+  htapchaos load --cluster demo --workload-file examples/workloads/shop.yaml --rate 500 --duration 30s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
+			if flags.Changed("workload") && f.file != "" {
+				return usagef("--workload and --workload-file: pick one")
+			}
 			return a.load(cmd.Context(), reg, f, flags.Changed("rate"), flags.Changed("concurrency"), flags.Changed("route"))
 		},
 	}
@@ -85,6 +92,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.StringVar(&f.targetFile, "target-file", "", "a file of DSNs, one per line (# comments): keeps passwords out of ps; also $"+envTarget)
 	fl.StringVar(&f.cluster, "cluster", "", "a cluster started by `htapchaos cluster up`")
 	fl.StringVar(&f.workload, "workload", "oltp", "workload: "+strings.Join(reg.Names(), ", "))
+	fl.StringVar(&f.file, "workload-file", "", "a workload file (YAML): your own schema, seeding and queries; --setup runs its schema and seeding")
 	fl.Float64Var(&f.rate, "rate", 1000, "open loop: operations per second")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "closed loop: fixed workers, each waiting for its last operation (for comparison with peers)")
 	fl.StringVar(&f.phases, "phases", "", "rates by phase, DURATION@RATE,... (with --concurrency: DURATION@WORKERS,...); replaces --duration")
@@ -98,7 +106,7 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "timeout of each attempt (every read and write of it)")
 	fl.IntVar(&f.retries, "retries", 0, "client retries after a failed attempt (next node of the route)")
 	fl.DurationVar(&f.backoff, "retry-backoff", 100*time.Millisecond, "wait before the first retry; doubles each time")
-	fl.BoolVar(&f.setup, "setup", true, "create the schema if missing and seed it to --users/--orders first")
+	fl.BoolVar(&f.setup, "setup", true, "create the schema if missing and seed it (to --users/--orders, or as the workload file says) first")
 	fl.BoolVar(&f.allowWrites, "allow-writes", false, "consent to writes (seeding, inserts, updates) in the database a --target DSN names")
 	fl.StringArrayVar(&f.abortOn, "abort-on", nil, `stop the load when a condition holds, e.g. "errors > 5% for 10s", "write_gap > 30s", "p99 > 500ms" (repeatable; exit 4)`)
 	fl.StringVar(&f.dialect, "dialect", "mariadb", "DDL dialect: mariadb, mysql, singlestore")
@@ -118,6 +126,9 @@ Workloads: ` + strings.Join(reg.Names(), ", ") + `.`,
 
 func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rateSet, concSet, routeSet bool) error {
 	wl, err := reg.Get(f.workload)
+	if f.file != "" {
+		wl, err = loadgen.LoadWorkloadFile(f.file)
+	}
 	if err != nil {
 		return err
 	}
@@ -181,6 +192,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	// Targets: the nodes of a cluster, or DSNs.
 	var targets []loadgen.Target
 	var sharded *testcontainers.Cluster
+	var defaultRoute *loadgen.Route // the cluster's, when --route is not given
 	if !wl.NoDB {
 		if f.cluster != "" {
 			c, err := attach(ctx, f.cluster)
@@ -189,20 +201,16 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			}
 			if c.Topology == testcontainers.Sharded || c.Topology == testcontainers.Vitess {
 				sharded = c
-				if !routeSet {
-					// Clients talk to aggregators; a leaf holds only its partitions.
-					var aggs []string
-					for _, n := range c.Aggregators() {
-						aggs = append(aggs, strconv.Itoa(n.Index))
-					}
-					f.route = "nodes=" + strings.Join(aggs, ",")
-					a.progress("load: %s is sharded: sending everything to the aggregators (nodes %s)", c.Name, strings.Join(aggs, ","))
-				}
 			}
-			if c.Topology == testcontainers.PrimaryReplica && !routeSet {
-				// Writes on an asynchronous replica would fork its data from the primary's.
-				f.route = "node=1"
-				a.progress("load: %s is primary-replica: sending everything to the primary (node 1); --route reads from replicas", c.Name)
+			if !routeSet {
+				roles := make([]string, len(c.Nodes))
+				for i, n := range c.Nodes {
+					roles[i] = string(n.Role)
+				}
+				if r, why := loadgen.DefaultRoute(roles); why != "" {
+					defaultRoute = &r
+					a.progress("load: %s is %s (--route to choose)", c.Name, why)
+				}
 			}
 			for _, n := range c.Nodes {
 				t, err := loadgen.NewTarget(n.Index, n.DSN(), f.timeouts)
@@ -218,6 +226,9 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	route, err := loadgen.ParseRoute(f.route, max(len(targets), 1))
 	if err != nil {
 		return err
+	}
+	if defaultRoute != nil {
+		route = *defaultRoute
 	}
 	if wl.NoDB {
 		route = loadgen.Route{}
@@ -271,6 +282,10 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			return err
 		}
 		switch {
+		case f.setup && wl.Setup != nil:
+			if err := a.setupFile(ctx, targets, wl); err != nil {
+				return err
+			}
 		case f.setup && sharded != nil:
 			if _, err := seedSharded(ctx, sharded, f.data, a.progress); err != nil {
 				return err
@@ -279,10 +294,16 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			if err := a.setupData(ctx, targets, dialect, f.data); err != nil {
 				return err
 			}
-		case sharded == nil && len(loadWrites(wl, mix, false, "SELECT")) > 0:
+		case sharded == nil && wl.Setup == nil && len(loadWrites(wl, mix, false, "SELECT")) > 0:
 			// (The user's own --query is theirs to point at their tables.)
 			// Writes without --setup: only into htapchaos's own tables.
 			if err := checkOwnTables(ctx, targets[0]); err != nil {
+				return err
+			}
+		}
+		if wl.Ledgered() {
+			// Ids of a run tag no row of the audited table uses yet.
+			if cfg.RunTag, err = pickRunTag(ctx, targets[0], wl); err != nil {
 				return err
 			}
 		}
@@ -369,6 +390,7 @@ func (a *app) setupData(ctx context.Context, targets []loadgen.Target, d loadgen
 	}
 	defer db.Close()
 	a.progress("setup: schema and seed data (%d users, %d orders) on node %d", data.Users, data.Orders, t.Node)
+	data.Logf = func(format string, args ...any) { a.progress("setup: "+format, args...) }
 	rep, err := loadgen.Setup(ctx, db, d, data)
 	if err != nil {
 		return fmt.Errorf("setup: %w", err)
@@ -377,12 +399,52 @@ func (a *app) setupData(ctx context.Context, targets []loadgen.Target, d loadgen
 		return nil
 	}
 	a.progress("setup: seeded %d users and %d orders in %.1fs (%.0f rows/s); waiting for replication to settle", rep.UsersAdded, rep.OrdersAdded, rep.Elapsed.Seconds(), rep.RowsPerSecond())
+	return a.waitSettled(ctx, targets)
+}
+
+func (a *app) waitSettled(ctx context.Context, targets []loadgen.Target) error {
 	start := time.Now()
 	if err := loadgen.WaitSettled(ctx, targets, 5*time.Minute); err != nil {
 		return fmt.Errorf("setup: %w", err)
 	}
 	a.progress("setup: settled in %.1fs", time.Since(start).Seconds())
 	return nil
+}
+
+// setupFile runs a workload file's Setup (its schema, seeding and samples) on the
+// first node.
+func (a *app) setupFile(ctx context.Context, targets []loadgen.Target, wl *loadgen.Workload) error {
+	t := targets[0]
+	db, err := sql.Open("mysql", t.DSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a.progress("setup: %s's schema and seed data on node %d", wl.Name, t.Node)
+	rep, err := wl.Setup(ctx, db, func(format string, args ...any) { a.progress("setup: "+format, args...) })
+	if err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	if rep.Added() == 0 {
+		return nil
+	}
+	var tables []string
+	for _, name := range slices.Sorted(maps.Keys(rep.Rows)) {
+		tables = append(tables, fmt.Sprintf("%d %s", rep.Rows[name], name))
+	}
+	a.progress("setup: seeded %s in %.1fs (%.0f rows/s); waiting for replication to settle", strings.Join(tables, ", "), rep.Elapsed.Seconds(), rep.RowsPerSecond())
+	return a.waitSettled(ctx, targets)
+}
+
+// pickRunTag chooses the run's id range: one no row of the workload's audited
+// table holds yet.
+func pickRunTag(ctx context.Context, t loadgen.Target, wl *loadgen.Workload) (int64, error) {
+	db, err := sql.Open("mysql", t.DSN)
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	return loadgen.PickRunTagIn(ctx, db, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)), []loadgen.AuditTable{wl.AuditTarget()})
 }
 
 func phasesText(ps []loadgen.Phase) string {
@@ -512,7 +574,10 @@ func errorsText(o results.OpSummary) string {
 // (the workload's own weights when no --mix) that changes data.
 func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool, query string) []string {
 	var out []string
-	if setup {
+	switch {
+	case setup && wl.Setup != nil:
+		out = append(out, "--setup runs "+wl.Name+"'s schema and seeding")
+	case setup:
 		out = append(out, "--setup creates and seeds users and orders")
 	}
 	var ops []string

@@ -62,6 +62,32 @@ func TestLoadBadInputExitsTwo(t *testing.T) {
 	}
 }
 
+// A workload file that cannot be read, or is malformed, is bad input naming the
+// file and line; so is a file given with --workload.
+func TestLoadWorkloadFileBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("name: shop\nops:\n  - name: r\n    sql: SELECT ?\n    args: [{zipf: {min: 1, max: 9, s: 0.5}}]\n"), 0o644)
+	dsn := "root:x@tcp(127.0.0.1:1)/htapchaos"
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--workload-file", filepath.Join(dir, "missing.yaml")}, "missing.yaml: no such file"},
+		{[]string{"--workload-file", bad}, "bad.yaml:5: op r: argument 1: s 0.5: the zipf exponent must be above 1"},
+		{[]string{"--workload", "oltp", "--workload-file", "../../examples/workloads/shop.yaml"}, "--workload and --workload-file: pick one"},
+		{[]string{"--workload-file", "../../examples/workloads/shop.yaml"}, "--target: this load writes to the database the DSN names (--setup runs shop's schema and seeding; ops purchase, ship change data): pass --allow-writes"},
+		{[]string{"--workload-file", "../../examples/workloads/shop.yaml", "--mix", "purchase=1,refund=1"}, `workload shop has no operation "refund"`},
+	}
+	for _, tc := range cases {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"load", "--target", dsn, "--out", filepath.Join(dir, "run")}, tc.args...), &out, &errb)
+		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 with %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
 func TestLoadUnreachableTargetExitsThree(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -168,6 +194,30 @@ func TestLoadAgainstACluster(t *testing.T) {
 		"--users", "500", "--orders", "5000", "--out", dir+"2")
 	if r.code != 0 || strings.Contains(r.stderr, "seeded") {
 		t.Errorf("second load: exit %d, %s", r.code, r.stderr)
+	}
+
+	// A workload file: its own tables seeded, its own ops measured, its inserts in
+	// the ledger.
+	r = htapchaos(t, nil, "load", "--cluster", name, "--workload-file", "../../examples/workloads/shop.yaml", "--rate", "100", "--duration", "2s", "--out", dir+"3")
+	if r.code != 0 || !strings.Contains(r.stderr, "setup: seeded 2000 customers, 20000 purchases in") {
+		t.Fatalf("workload file: exit %d, %s", r.code, r.stderr)
+	}
+	fsum, err := results.ReadSummary(filepath.Join(dir+"3", "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = map[string]bool{}
+	for _, o := range fsum.Ops {
+		if o.Workload != "shop" || o.ErrorsTotal != 0 {
+			t.Errorf("op %+v: want shop's, without errors", o)
+		}
+		ops[o.Op] = o.Count > 0
+	}
+	if len(ops) != 4 || !ops["customer"] || !ops["purchase"] {
+		t.Errorf("ops %v: want customer, customer-purchases, purchase and ship", ops)
+	}
+	if !strings.Contains(r.stdout, "ledger: ") || !strings.Contains(r.stdout, " inserts acknowledged, 0 with unknown outcome") {
+		t.Errorf("no ledger line: %s", r.stdout)
 	}
 }
 
