@@ -15,6 +15,7 @@ import (
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 func rs(pairs ...int64) []results.Range {
@@ -562,7 +563,7 @@ func TestAuditGalera(t *testing.T) {
 	t.Run("a batch spike's rows", func(t *testing.T) {
 		g := *g
 		g.t = t
-		fc := c.FaultTarget()
+		fc := faulttarget.Cluster(c)
 		k, err := faults.NewRegistry().Get("batch-spike")
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/htapchaos/htapchaos/faults"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 func TestSamplerCounterDeltas(t *testing.T) {
@@ -417,7 +418,7 @@ func TestSamplerServerMemoryAndHog(t *testing.T) {
 			t.Fatal(err)
 		}
 		fault := kind.New(params)
-		fc := c.FaultTarget()
+		fc := faulttarget.Cluster(c)
 		targets, err := faults.Resolve(fc, "1", 1)
 		if err != nil {
 			t.Fatal(err)

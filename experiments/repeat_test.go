@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 func TestReadRepeatFileRefusesWhatItCannotRead(t *testing.T) {
@@ -122,7 +123,7 @@ func TestRepeatOnGalera(t *testing.T) {
 	}
 	// Seeds whose random node differs: node 1 for one run, another for the other.
 	pick := func(seed uint64) int {
-		ns, err := faults.Resolve(c.FaultTarget(), "random", seed)
+		ns, err := faults.Resolve(faulttarget.Cluster(c), "random", seed)
 		if err != nil {
 			t.Fatal(err)
 		}

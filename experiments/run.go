@@ -19,6 +19,7 @@ import (
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // Options say where an experiment runs and how it reports.
@@ -354,7 +355,7 @@ func (r *runState) prepareCluster() error {
 		return &UsageError{Field: "--cluster", Msg: fmt.Sprintf("%s names no cluster and no target: give --cluster NAME or --target FILE", spec.Name)}
 	}
 	if r.hc != nil && r.fc == nil {
-		r.fc = r.hc.FaultTarget()
+		r.fc = faulttarget.Cluster(r.hc)
 	}
 	if err := r.lock(); err != nil {
 		return err

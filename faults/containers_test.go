@@ -10,11 +10,12 @@ import (
 
 	. "github.com/htapchaos/htapchaos/faults"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // What the tests on containers share. They are tests of package faults_test:
-// testcontainers imports faults (Cluster.FaultTarget), so a test of package
-// faults itself cannot import testcontainers.
+// they reach a cluster through faulttarget, which imports faults, so a test of
+// package faults itself cannot.
 
 var testLabels = map[string]string{htc.LabelPurpose: "test-faults"}
 
@@ -90,7 +91,7 @@ func startSingle(t *testing.T, memory int64) (Cluster, *htc.Node, *sql.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return hc.FaultTarget(), n, db
+	return faulttarget.Cluster(hc), n, db
 }
 
 // opSample is one operation of a client run by sampleOps.

@@ -5,8 +5,9 @@
 // Faults act on a Cluster of Nodes and ask each node for the capabilities they use
 // (Killer, Pauser, Execer, CPULimiter, ...) by type assertion, so a fault works on
 // any cluster whose nodes can do what it needs. The package knows nothing of
-// containers: testcontainers' Cluster.FaultTarget adapts a cluster in containers,
-// LoadExecTarget a cluster htapchaos did not create (shell commands per action).
+// containers: faulttarget.Cluster (testcontainers/faulttarget) adapts a cluster
+// in containers, LoadExecTarget a cluster htapchaos did not create (shell
+// commands per action).
 //
 // Where things are:
 //   - fault.go: the Fault interface, Env and the Runner (the state machine);

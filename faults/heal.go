@@ -213,12 +213,12 @@ func healBandwidth(ctx context.Context, n Node, e JournalEntry) error {
 
 // slowNodeUndo is slow-node's undo state: each node's CPU limits before it.
 type slowNodeUndo struct {
-	Limits map[int]CPULimits `json:"limits"`
+	Limits map[int]json.RawMessage `json:"limits"`
 }
 
 // UndoState reads the targets' CPU limits before the cap (Inject runs next).
 func (f *slowNode) UndoState(ctx context.Context, env *Env) (any, error) {
-	u := slowNodeUndo{Limits: map[int]CPULimits{}}
+	u := slowNodeUndo{Limits: map[int]json.RawMessage{}}
 	for _, n := range env.Targets {
 		r, ok := n.(CPURestorer)
 		if !ok {

@@ -10,11 +10,12 @@ import (
 
 	. "github.com/htapchaos/htapchaos/faults"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 func TestFaultsOnGalera(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
-	c := hc.FaultTarget()
+	c := faulttarget.Cluster(hc)
 	n1, n2, n3 := hc.Nodes[0], hc.Nodes[1], hc.Nodes[2]
 	ctx := context.Background()
 
@@ -158,7 +159,7 @@ func TestFaultsOnGalera(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if live, _ := Hogs(ctx, hc.FaultTarget().Nodes()[0]); live {
+		if live, _ := Hogs(ctx, faulttarget.Cluster(hc).Nodes()[0]); live {
 			t.Error("stress-ng still runs after recovery")
 		}
 	})
@@ -184,7 +185,7 @@ func TestFaultsOnGalera(t *testing.T) {
 			if err != nil || !st.Running || st.Paused {
 				t.Errorf("n2 after a cancelled %s: %+v %v", kind, st, err)
 			}
-			if live, _ := Hogs(ctx, hc.FaultTarget().Nodes()[1]); live {
+			if live, _ := Hogs(ctx, faulttarget.Cluster(hc).Nodes()[1]); live {
 				t.Errorf("stress-ng left running after a cancelled %s", kind)
 			}
 			if s, p := size(t, n2); s != 3 || !p {

@@ -12,6 +12,7 @@ import (
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // pointReads runs closed-loop point reads through dsn for d and returns their p50.
@@ -48,7 +49,7 @@ func TestNetworkLatency(t *testing.T) {
 	if _, err := loadgen.Setup(ctx, db, loadgen.MariaDB, data); err != nil {
 		t.Fatal(err)
 	}
-	c := hc.FaultTarget()
+	c := faulttarget.Cluster(hc)
 	px := NewProxies()
 	defer px.Close()
 	if _, err := px.Start(c.Nodes()[0]); err != nil {
@@ -143,7 +144,7 @@ func TestNetworkLatency(t *testing.T) {
 // proxy the caller gave stays, and load through it is fast again.
 func TestNetworkLatencyCancel(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Single, Memory: 512 << 20, Labels: testLabels})
-	c := hc.FaultTarget()
+	c := faulttarget.Cluster(hc)
 	px := NewProxies()
 	defer px.Close()
 	if _, err := px.Start(c.Nodes()[0]); err != nil {
@@ -210,7 +211,7 @@ func flowControlOver(t *testing.T, slow, writer *htc.Node, f func()) flowControl
 func TestSlowNodesSpreadToTheOthers(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
 	n1, n3 := hc.Nodes[0], hc.Nodes[2]
-	c := hc.FaultTarget()
+	c := faulttarget.Cluster(hc)
 	ctx := context.Background()
 	db, err := n1.DB()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	. "github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // scStartWriter inserts one order every ~10 ms on a connection of its own until stop
@@ -228,7 +229,7 @@ func TestSchemaChangeOnASingleNode(t *testing.T) {
 // drops what it added the same way, and the cluster is whole afterwards.
 func TestSchemaChangeOnGalera(t *testing.T) {
 	hc := htc.StartForTest(t, htc.Config{Topology: htc.Galera, Nodes: 3, Memory: 512 << 20, Labels: testLabels})
-	c := hc.FaultTarget()
+	c := faulttarget.Cluster(hc)
 	ctx := context.Background()
 	dbs := make([]*sql.DB, len(hc.Nodes))
 	for i, n := range hc.Nodes {

@@ -12,6 +12,7 @@ import (
 	. "github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // Faults on one sharded cluster (1 aggregator over 2 leaves, a leaf proxy).
@@ -53,7 +54,7 @@ func TestShardedFaults(t *testing.T) {
 	for _, kind := range []string{"node-stop", "node-restart", "partition", "network-bandwidth", "slow-node", "cpu-hog", "memory-fill"} {
 		t.Run(kind, func(t *testing.T) {
 			start := time.Now()
-			_, done := startWith(t, ctx, hc.FaultTarget(), kind, "leaf2", time.Second, nil)
+			_, done := startWith(t, ctx, faulttarget.Cluster(hc), kind, "leaf2", time.Second, nil)
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +71,7 @@ func TestShardedFaults(t *testing.T) {
 	// aggregator.
 	before := []time.Duration{timed(users[0]), timed(users[1])}
 	const delay = 300 * time.Millisecond
-	r, done := startWith(t, ctx, hc.FaultTarget(), "network-latency", "leaf1", 6*time.Second, map[string]string{"delay": delay.String()})
+	r, done := startWith(t, ctx, faulttarget.Cluster(hc), "network-latency", "leaf1", 6*time.Second, map[string]string{"delay": delay.String()})
 	during := []time.Duration{timed(users[0]), timed(users[1])}
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -129,7 +130,7 @@ func hasColumn(t *testing.T, db *sql.DB, table string) bool {
 // aggregator works throughout; on recovery the column is gone everywhere.
 func shardedSchemaChange(t *testing.T, hc *htc.Cluster, s loadgen.Sharded, users []int64) {
 	ctx := context.Background()
-	c := hc.FaultTarget()
+	c := faulttarget.Cluster(hc)
 	// A leaf alone is refused.
 	k, _ := NewRegistry().Get("schema-change")
 	leaf, _ := Resolve(c, "leaf1", 1)

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -107,20 +108,13 @@ type (
 		Owned() bool
 	}
 	// CPURestorer reads a node's CPU limits and puts them back (heal's undo of
-	// slow-node, from the journal alone).
+	// slow-node, from the journal alone). The limits are the node's own, as JSON:
+	// faults keeps them in the journal as they are and hands them back.
 	CPURestorer interface {
-		CPULimits(ctx context.Context) (CPULimits, error)
-		RestoreCPU(ctx context.Context, l CPULimits) error
+		CPULimits(ctx context.Context) (json.RawMessage, error)
+		RestoreCPU(ctx context.Context, limits json.RawMessage) error
 	}
 )
-
-// CPULimits are a node's CPU limits as its engine holds them (Docker's NanoCPUs,
-// or a CFS quota and period), kept in the journal so that heal can put them back.
-type CPULimits struct {
-	NanoCPUs  int64 `json:"nano_cpus,omitempty"`
-	CPUQuota  int64 `json:"cpu_quota,omitempty"`
-	CPUPeriod int64 `json:"cpu_period,omitempty"`
-}
 
 // Resolve turns a --node value into nodes: an index ("2"), a name ("n2", "leaf1"
 // or the container name), "random" (seeded), "all-but-one" (every node but the last), or

@@ -9,6 +9,7 @@ import (
 
 	"github.com/htapchaos/htapchaos/loadgen"
 	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // Faults on one vitess cluster (2 vtgates over 2 shards): every container fault
@@ -53,7 +54,7 @@ func TestVitessFaults(t *testing.T) {
 
 	t.Run("node-kill stays down", func(t *testing.T) {
 		const hold = 5 * time.Second
-		_, done := startWith(t, ctx, hc.FaultTarget(), "node-kill", "leaf2", hold, nil)
+		_, done := startWith(t, ctx, faulttarget.Cluster(hc), "node-kill", "leaf2", hold, nil)
 		time.Sleep(3 * time.Second) // mysqld_safe restarts a dead mysqld after about 1 s
 		if leaf2Answers() {
 			t.Error("leaf2's mysqld answers 3 s into a kill: something restarted it behind the fault")
@@ -80,7 +81,7 @@ func TestVitessFaults(t *testing.T) {
 	} {
 		t.Run(tc.kind+" on "+tc.node, func(t *testing.T) {
 			start := time.Now()
-			_, done := startWith(t, ctx, hc.FaultTarget(), tc.kind, tc.node, time.Second, nil)
+			_, done := startWith(t, ctx, faulttarget.Cluster(hc), tc.kind, tc.node, time.Second, nil)
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +95,7 @@ func TestVitessFaults(t *testing.T) {
 	}
 
 	t.Run("schema-change", func(t *testing.T) {
-		_, done := startWith(t, ctx, hc.FaultTarget(), "schema-change", "agg1", 2*time.Second, map[string]string{"variant": "add-not-null-default"})
+		_, done := startWith(t, ctx, faulttarget.Cluster(hc), "schema-change", "agg1", 2*time.Second, map[string]string{"variant": "add-not-null-default"})
 		for i, l := range s.Leaves {
 			eventually(t, fmt.Sprintf("shard %d has the column", i+1), 30*time.Second, func() bool { return hasColumn(t, l.DB, "orders") })
 		}

@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -136,9 +137,21 @@ ops:
 	if _, err := checks.Setup(ctx, db, logf); err != nil {
 		t.Fatal(err)
 	}
+	// A workload whose Setup did not run samples at its first op.
+	lazy, err := loadgen.ParseWorkloadFile("lazy.yaml", []byte(`name: lazy
+ops:
+  - name: lazy-ids
+    sql: SELECT id FROM customers WHERE id = ?
+    args: [{from: {table: customers, column: id}}]
+    rows: 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err = loadgen.Run(ctx, loadgen.Config{
-		Targets:   []loadgen.Target{tg},
-		Workloads: []loadgen.Spec{{Workload: checks, Phases: []loadgen.Phase{{Duration: time.Second, Rate: 60}}, Workers: 8}},
+		Targets: []loadgen.Target{tg},
+		Workloads: []loadgen.Spec{{Workload: checks, Phases: []loadgen.Phase{{Duration: time.Second, Rate: 60}}, Workers: 8},
+			{Workload: lazy, Phases: []loadgen.Phase{{Duration: time.Second, Rate: 20}}, Workers: 4}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +159,9 @@ ops:
 	for _, o := range res.Summary.Ops {
 		t.Logf("%s: %d ok, errors %v %v", o.Op, o.Count, o.Errors, o.Other)
 		switch o.Op {
-		case "real-ids":
+		case "real-ids", "lazy-ids":
 			if o.Count == 0 || o.ErrorsTotal != 0 {
-				t.Errorf("real-ids: %d ok, %d errors: the sampled ids are not the table's", o.Count, o.ErrorsTotal)
+				t.Errorf("%s: %d ok, %d errors: the sampled ids are not the table's", o.Op, o.Count, o.ErrorsTotal)
 			}
 		case "wrong-count":
 			if o.Count != 0 || o.Errors[results.ClassOther] == 0 || len(o.Other) == 0 || !strings.Contains(o.Other[0].Message, "wrong-count returned 1 rows, the file says rows: 2") {
@@ -162,5 +175,23 @@ ops:
 				t.Errorf("slow: errors after up to %.0fms: the op's 100ms timeout did not cut the 500ms query", o.ErrorLatency.Max)
 			}
 		}
+	}
+	if len(res.Summary.Ops) != 4 {
+		t.Errorf("%d op histograms, want real-ids, wrong-count, slow and lazy-ids", len(res.Summary.Ops))
+	}
+
+	// A table the file seeds that someone else made is not touched.
+	if _, err := db.ExecContext(ctx, "CREATE TABLE theirs (id BIGINT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := loadgen.ParseWorkloadFile("theirs.yaml", []byte("name: theirs\ntables:\n  - name: theirs\n    rows: 10\n    columns: {id: {sequence: 1}}\nops:\n  - name: r\n    sql: SELECT 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := theirs.Setup(ctx, db, logf); !errors.Is(err, loadgen.ErrNotOurTable) {
+		t.Errorf("seeding a table htapchaos did not make: %v, want ErrNotOurTable", err)
+	}
+	if n := count("SELECT COUNT(*) FROM theirs"); n != 0 {
+		t.Errorf("%d rows seeded into a table htapchaos did not make", n)
 	}
 }

@@ -10,8 +10,8 @@
 // carries its published port (on loopback with a local engine), so a partition
 // cuts a node off its peers while clients still reach it. A [Node] handle kills,
 // stops, starts, pauses, disconnects and reads the node's memory, state, Galera
-// and replica status; [Cluster.FaultTarget] is the cluster as package faults acts
-// on it. Containers and networks carry labels, so [List], [Attach]
+// and replica status (package faulttarget adapts a cluster to package faults).
+// Containers and networks carry labels, so [List], [Attach]
 // and [Remove] work after a crash. [StartForTest] and [SharedForTest] give a test
 // a cluster that is removed when it ends. [BuildImage] and [BuildVitessImage]
 // build the images from this host's apt sources, with no registry.

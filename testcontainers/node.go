@@ -19,8 +19,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
-
-	"github.com/htapchaos/htapchaos/faults"
 )
 
 // Role is what a node does in its topology.
@@ -652,9 +650,12 @@ func shortErr(err error) string {
 	return s
 }
 
-// CPULimits are a container's CPU limits as the engine holds them; faults keeps
-// them in its journal for heal.
-type CPULimits = faults.CPULimits
+// CPULimits are a container's CPU limits as the engine holds them.
+type CPULimits struct {
+	NanoCPUs  int64 `json:"nano_cpus,omitempty"`
+	CPUQuota  int64 `json:"cpu_quota,omitempty"`
+	CPUPeriod int64 `json:"cpu_period,omitempty"`
+}
 
 // CPULimits reads the node's CPU limits.
 func (n *Node) CPULimits(ctx context.Context) (CPULimits, error) {

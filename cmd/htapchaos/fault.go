@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 func (a *app) faultCmd() *cobra.Command {
@@ -96,7 +97,7 @@ happened and what was measured).`,
 				if err != nil {
 					return err
 				}
-				c = hc.FaultTarget()
+				c = faulttarget.Cluster(hc)
 			}
 			targets, err := faults.Resolve(c, node, seed)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/htapchaos/htapchaos/faults"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 func (a *app) healCmd() *cobra.Command {
@@ -123,7 +124,7 @@ A fault whose process still runs is left alone (that process recovers it), unles
 				if err != nil {
 					return err
 				}
-				c = hc.FaultTarget()
+				c = faulttarget.Cluster(hc)
 			}
 			j, err := faults.OpenJournal(key, runDir)
 			if err != nil {

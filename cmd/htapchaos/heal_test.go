@@ -17,6 +17,7 @@ import (
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // Each fault kind that leaves state behind, started from the real binary on one
@@ -173,7 +174,7 @@ func TestHealAfterKill9(t *testing.T) {
 				t.Errorf("second heal from the run directory: exit %d: %s %s", h.code, h.stdout, h.stderr)
 			}
 			// Healthy again: the check lets a fault through.
-			if err := faults.HealthCheck(ctx, hc.FaultTarget(), faults.JournalKey{Cluster: name}); err != nil {
+			if err := faults.HealthCheck(ctx, faulttarget.Cluster(hc), faults.JournalKey{Cluster: name}); err != nil {
 				t.Errorf("health check after the heal: %v", err)
 			}
 		})

@@ -1,19 +1,24 @@
-package testcontainers
+// Package faulttarget is a cluster in containers as package faults acts on it:
+// the one place that joins faults and testcontainers. faults knows nothing of
+// containers, and testcontainers nothing of faults (loadgen's tests start
+// containers, and faults imports loadgen: an import either way would be a cycle).
+package faulttarget
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/htapchaos/htapchaos/faults"
+	htc "github.com/htapchaos/htapchaos/testcontainers"
 )
 
-// FaultTarget is the cluster as package faults acts on it: each node offers the
-// capabilities (faults.Killer, faults.Pauser, faults.CPULimiter, ...) a container
-// has. faults knows nothing of containers; this is the one place that joins them.
-func (c *Cluster) FaultTarget() faults.Cluster { return faultCluster{c} }
+// Cluster adapts a cluster in containers: each node offers the capabilities
+// (faults.Killer, faults.Pauser, faults.CPULimiter, ...) a container has.
+func Cluster(c *htc.Cluster) faults.Cluster { return faultCluster{c} }
 
-type faultCluster struct{ c *Cluster }
+type faultCluster struct{ c *htc.Cluster }
 
 func (fc faultCluster) Name() string { return fc.c.Name }
 
@@ -25,9 +30,9 @@ func (fc faultCluster) Nodes() []faults.Node {
 	return out
 }
 
-// faultNode is a node as faults sees it: *Node's fields Index, Name and Role are
+// faultNode is a node as faults sees it: htc.Node's fields Index, Name and Role are
 // methods here, and results are in faults' terms.
-type faultNode struct{ n *Node }
+type faultNode struct{ n *htc.Node }
 
 func (fn faultNode) Index() int    { return fn.n.Index }
 func (fn faultNode) Label() string { return fn.n.Name }
@@ -53,10 +58,21 @@ func (fn faultNode) Addr() string        { return fn.n.Addr() }
 func (fn faultNode) OnClusterNet(ctx context.Context) (bool, error) {
 	return fn.n.OnClusterNet(ctx)
 }
-func (fn faultNode) CPULimits(ctx context.Context) (faults.CPULimits, error) {
-	return fn.n.CPULimits(ctx)
+
+// CPULimits are the container's CPU limits as JSON (htc.CPULimits): faults keeps
+// them in its journal as they are and hands them back to RestoreCPU.
+func (fn faultNode) CPULimits(ctx context.Context) (json.RawMessage, error) {
+	l, err := fn.n.CPULimits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(l)
 }
-func (fn faultNode) RestoreCPU(ctx context.Context, l faults.CPULimits) error {
+func (fn faultNode) RestoreCPU(ctx context.Context, limits json.RawMessage) error {
+	var l htc.CPULimits
+	if err := json.Unmarshal(limits, &l); err != nil {
+		return fmt.Errorf("the journal's CPU limits of %s: %w", fn.n.Name, err)
+	}
 	return fn.n.RestoreCPU(ctx, l)
 }
 func (fn faultNode) LimitCPU(ctx context.Context, cores float64) (func(context.Context) error, error) {
@@ -76,7 +92,7 @@ func (fn faultNode) Running(ctx context.Context) (bool, bool, error) {
 
 // Membership is only meaningful on Galera nodes.
 func (fn faultNode) Membership(ctx context.Context) (int, bool, error) {
-	if fn.n.Role != RoleGalera {
+	if fn.n.Role != htc.RoleGalera {
 		return 0, false, fmt.Errorf("%s is not a Galera node", fn.n.Name)
 	}
 	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
