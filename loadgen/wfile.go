@@ -3,6 +3,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -530,7 +531,11 @@ func (p *wparser) gen(wf *wfile, n *yaml.Node, what string, op bool) *gen {
 		if d := f["decimals"]; d != nil {
 			if g.decimals = int(p.int64v(d, what+": decimals")); g.decimals < 0 || g.decimals > 6 {
 				p.errf(d, "%s: decimals %d: want 0-6", what, g.decimals)
+				g.decimals = 0
 			}
+		}
+		if span := uint64(g.hi - g.lo); g.hi >= g.lo && (span >= math.MaxInt64/uint64(math.Pow10(g.decimals)) || g.lo < math.MinInt64/int64(math.Pow10(g.decimals)) || g.hi > math.MaxInt64/int64(math.Pow10(g.decimals))) {
+			p.errf(kn, "%s: %d..%d: too wide a range for 64-bit integers", what, g.lo, g.hi)
 		}
 		if g.kind == genZipf {
 			g.skew = 1.1

@@ -218,6 +218,8 @@ func TestWorkloadFileMalformed(t *testing.T) {
 		{"two kinds", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {string: 3, choice: [x]}\n" + ok, "w.yaml:7: t.a: one generator kind per value"},
 		{"null only", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {null: 0.5}\n" + ok, "w.yaml:7: t.a: no generator kind"},
 		{"max below min", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {uniform: {min: 9, max: 1}}\n" + ok, "w.yaml:7: t.a: max 1 is below min 9"},
+		{"range too wide", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {uniform: {min: -9000000000000000000, max: 9000000000000000000}}\n" + ok, "w.yaml:7: t.a: -9000000000000000000..9000000000000000000: too wide a range"},
+		{"decimals range too wide", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {uniform: {min: 0, max: 100000000000000000, decimals: 2}}\n" + ok, "w.yaml:7: t.a: 0..100000000000000000: too wide a range"},
 		{"uniform without max", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {uniform: {min: 9}}\n" + ok, "w.yaml:7: t.a: uniform: give min and max"},
 		{"zipf s too low", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {zipf: {min: 1, max: 9, s: 0.8}}\n" + ok, "w.yaml:7: t.a: s 0.8: the zipf exponent must be above 1"},
 		{"null out of range", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {string: 3, null: 1.5}\n" + ok, "w.yaml:7: t.a: null 1.5: want a fraction in [0, 1)"},

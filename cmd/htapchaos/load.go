@@ -587,7 +587,7 @@ func loadWrites(wl *loadgen.Workload, mix map[string]int, setup bool, query stri
 			weight = mix[op.Name]
 		}
 		// The user's own --query may write: counted unless it is a SELECT.
-		userWrites := op.Name == "sql" && !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(query)), "SELECT")
+		userWrites := wl.Setup == nil && op.Name == "sql" && !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(query)), "SELECT")
 		if weight > 0 && (op.ChangesData || userWrites) {
 			ops = append(ops, op.Name)
 		}
