@@ -70,7 +70,7 @@ nodes:
 		t.Fatal("bad file accepted")
 	}
 	for _, want := range []string{
-		`bad.yaml: line 2: "soon": want a positive duration`,
+		`bad.yaml: line 2: "soon": want a duration such as 30s`,
 		`bad.yaml: line 3: field colour not found`,
 		`unknown action "explode"`,
 		`bad.yaml:8: node 1: role "leader"`,
