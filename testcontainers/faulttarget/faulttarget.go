@@ -30,6 +30,31 @@ func (fc faultCluster) Nodes() []faults.Node {
 	return out
 }
 
+// Every capability a container has, checked when this package builds: a faults
+// capability whose signature changes, or a method dropped here, would otherwise
+// only show as a fault refused at run time.
+var _ interface {
+	faults.Node
+	faults.Killer
+	faults.Stopper
+	faults.Starter
+	faults.Pauser
+	faults.Partitioner
+	faults.Stater
+	faults.Membership
+	faults.Execer
+	faults.Readier
+	faults.MemoryReader
+	faults.SQLNode
+	faults.Addresser
+	faults.PeerProxied
+	faults.ClusterHoster
+	faults.CPULimiter
+	faults.NetChecker
+	faults.Owned
+	faults.CPURestorer
+} = faultNode{}
+
 // faultNode is a node as faults sees it: htc.Node's fields Index, Name and Role are
 // methods here, and results are in faults' terms.
 type faultNode struct{ n *htc.Node }
