@@ -247,8 +247,8 @@ func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, row
 }
 
 // progressAfter is how long a seed runs before it reports its progress (then
-// every progressEvery). Variables for a test.
-var (
+// every progressEvery).
+const (
 	progressAfter = 3 * time.Second
 	progressEvery = 5 * time.Second
 )
@@ -281,7 +281,7 @@ func seedRange(ctx context.Context, db *sql.DB, d Data, table, idCol string, fir
 	stop := make(chan struct{})
 	defer close(stop)
 	if d.Logf != nil {
-		go seedProgress(ctx, stop, d.Logf, table, last-from+1, &sent)
+		go seedProgress(ctx, stop, d.Logf, table, last-from+1, &sent, progressAfter, progressEvery)
 	}
 	for w := range d.Workers {
 		safego.Go(&wg, fmt.Sprintf("seed %s worker %d", table, w), func(err error) { errs[w] = err }, func() {
@@ -318,10 +318,10 @@ func seedRange(ctx context.Context, db *sql.DB, d Data, table, idCol string, fir
 }
 
 // seedProgress prints a seed's progress (rows sent of total, rows/s, ETA) once it
-// has run progressAfter, then every progressEvery, until stop closes.
-func seedProgress(ctx context.Context, stop <-chan struct{}, logf func(string, ...any), table string, total int64, sent *atomic.Int64) {
+// has run after, then every every, until stop closes.
+func seedProgress(ctx context.Context, stop <-chan struct{}, logf func(string, ...any), table string, total int64, sent *atomic.Int64, after, every time.Duration) {
 	start := time.Now()
-	t := time.NewTimer(progressAfter)
+	t := time.NewTimer(after)
 	defer t.Stop()
 	for {
 		select {
@@ -339,6 +339,6 @@ func seedProgress(ctx context.Context, stop <-chan struct{}, logf func(string, .
 			eta = (time.Duration(float64(total-done) / rate * float64(time.Second))).Round(time.Second).String()
 		}
 		logf("seed %s: %d/%d rows (%.0f%%), %.0f rows/s, ETA %s", table, done, total, 100*float64(done)/float64(max(total, 1)), rate, eta)
-		t.Reset(progressEvery)
+		t.Reset(every)
 	}
 }

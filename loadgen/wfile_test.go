@@ -353,14 +353,11 @@ func TestDefaultRoute(t *testing.T) {
 
 // A seed reports rows done, rows/s and an ETA once it runs long enough.
 func TestSeedProgress(t *testing.T) {
-	after, every := progressAfter, progressEvery
-	progressAfter, progressEvery = 20*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { progressAfter, progressEvery = after, every })
 	var sent atomic.Int64
 	sent.Store(250)
 	lines := make(chan string, 10)
 	stop := make(chan struct{})
-	go seedProgress(context.Background(), stop, func(f string, a ...any) { lines <- fmt.Sprintf(f, a...) }, "t", 1000, &sent)
+	go seedProgress(context.Background(), stop, func(f string, a ...any) { lines <- fmt.Sprintf(f, a...) }, "t", 1000, &sent, 20*time.Millisecond, time.Hour)
 	first := <-lines
 	close(stop)
 	if !strings.HasPrefix(first, "seed t: 250/1000 rows (25%), ") || !strings.Contains(first, " rows/s, ETA ") {
