@@ -199,7 +199,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			runTag, err = PickRunTag(ctx, db, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)))
+			var tables []AuditTable
+			for _, s := range cfg.Workloads {
+				if ledgered(s) && !slices.Contains(tables, s.Workload.AuditTarget()) {
+					tables = append(tables, s.Workload.AuditTarget())
+				}
+			}
+			runTag, err = PickRunTagIn(ctx, db, rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)), tables)
 			db.Close()
 			if err != nil {
 				return nil, err
