@@ -188,7 +188,7 @@ happened and what was measured).`,
 	f.StringVar(&node, "node", "", "node(s): index, name, random, all-but-one, primary")
 	f.DurationVar(&duration, "duration", 10*time.Second, "how long to hold the fault")
 	f.StringArrayVar(&params, "param", nil, "fault parameter key=value (repeatable)")
-	f.Uint64Var(&seed, "seed", uint64(time.Now().UnixNano()), "seed for --node random")
+	seedVar(cmd, &seed, "seed for --node random")
 	return cmd
 }
 
