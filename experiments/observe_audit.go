@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
 )
 
@@ -26,11 +27,46 @@ const DefaultAuditSettle = 60 * time.Second
 // id range its run tag gives it (loadgen.IDs.Range): every row there that it did
 // not acknowledge is unexpected. Lo > Hi: no range, only its acknowledged ids are
 // read.
+//
+// Table and Column are where its inserts land (a workload's
+// loadgen.Workload.AuditTarget); empty: orders.order_id, the builtin
+// workloads'. Sources of different tables are read back from all of them.
 type AuditSource struct {
-	Name   string
-	Ledger *results.Ledger
-	Lo, Hi int64
+	Name          string
+	Ledger        *results.Ledger
+	Lo, Hi        int64
+	Table, Column string
 }
+
+// table is where the source's inserts land.
+func (s AuditSource) table() loadgen.AuditTable {
+	if s.Table == "" {
+		return loadgen.DefaultAudit
+	}
+	return loadgen.AuditTable{Table: s.Table, Column: cmp.Or(s.Column, "id")}
+}
+
+// readBackQuery is the query that reads one window of ids (BETWEEN ? AND ?,
+// in order) back from tables: with more than one, their union.
+func readBackQuery(tables []loadgen.AuditTable) (query string, args int) {
+	if len(tables) == 0 {
+		tables = []loadgen.AuditTable{loadgen.DefaultAudit}
+	}
+	var parts []string
+	for _, t := range tables {
+		c := quoteIdent(t.Column)
+		parts = append(parts, fmt.Sprintf("SELECT %s AS id FROM %s WHERE %s BETWEEN ? AND ?", c, quoteIdent(t.Table), c))
+	}
+	if len(parts) == 1 {
+		t := tables[0]
+		c := quoteIdent(t.Column)
+		return fmt.Sprintf("SELECT %s FROM %s WHERE %s BETWEEN ? AND ? ORDER BY %s", c, quoteIdent(t.Table), c, c), 1
+	}
+	return "SELECT id FROM (" + strings.Join(parts, " UNION ") + ") AS audited ORDER BY id", len(parts)
+}
+
+// quoteIdent quotes a table or column name with backticks.
+func quoteIdent(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
 
 // AuditNode is a node the audit settles and reads back on.
 type AuditNode struct {
@@ -157,6 +193,8 @@ func auditLine(a *Audit) string {
 // unknown ids of all sources, and the windows to read.
 type auditPlan struct {
 	sources []AuditSource
+	query   string // reads one window back (readBackQuery)
+	qargs   int    // times the window's bounds are bound
 	acked   []results.Range
 	unknown []int64 // sorted, once each
 	windows []results.Range
@@ -165,9 +203,13 @@ type auditPlan struct {
 func newAuditPlan(sources []AuditSource) *auditPlan {
 	p := &auditPlan{}
 	var spans []results.Range
+	var tables []loadgen.AuditTable
 	for _, s := range sources {
 		if s.Ledger == nil {
 			continue
+		}
+		if !slices.Contains(tables, s.table()) {
+			tables = append(tables, s.table())
 		}
 		p.sources = append(p.sources, s)
 		p.acked = append(p.acked, s.Ledger.Acked()...)
@@ -180,6 +222,7 @@ func newAuditPlan(sources []AuditSource) *auditPlan {
 	slices.Sort(p.unknown)
 	p.unknown = slices.Compact(p.unknown)
 	p.windows = auditWindows(p.acked, results.MergeRanges(spans))
+	p.query, p.qargs = readBackQuery(tables)
 	return p
 }
 
@@ -198,7 +241,7 @@ func (p *auditPlan) audit() *Audit {
 }
 
 func (p *auditPlan) walk(nodes int) *auditWalk {
-	w := &auditWalk{ranges: p.acked, unknown: p.unknown, nodes: make([]nodeTally, nodes), has: make([]bool, nodes)}
+	w := &auditWalk{query: p.query, qargs: p.qargs, ranges: p.acked, unknown: p.unknown, nodes: make([]nodeTally, nodes), has: make([]bool, nodes)}
 	if len(p.acked) > 0 {
 		w.next = p.acked[0].Lo
 	}
@@ -240,6 +283,8 @@ func auditWindows(ranges, spans []results.Range) []results.Range {
 // auditWalk merges the ids present on the nodes, in ascending order, against the
 // sorted acknowledged ranges and the sorted unknown ids.
 type auditWalk struct {
+	query   string
+	qargs   int
 	ranges  []results.Range
 	unknown []int64
 	i       int   // current range
@@ -272,7 +317,7 @@ func first(xs *[]int64, id int64) {
 func (w *auditWalk) read(ctx context.Context, dbs []*sql.DB, windows []results.Range) (int, error) {
 	for _, win := range windows {
 		if bad, err := w.scan(ctx, dbs, win); err != nil {
-			return bad, fmt.Errorf("read back orders %d-%d: %w", win.Lo, win.Hi, err)
+			return bad, fmt.Errorf("read back ids %d-%d: %w", win.Lo, win.Hi, err)
 		}
 	}
 	w.finish()
@@ -303,7 +348,11 @@ func (w *auditWalk) scan(ctx context.Context, dbs []*sql.DB, win results.Range) 
 		}
 	}()
 	for k, db := range dbs {
-		rows, err := db.QueryContext(ctx, "SELECT order_id FROM orders WHERE order_id BETWEEN ? AND ? ORDER BY order_id", win.Lo, win.Hi)
+		var args []any
+		for range w.qargs {
+			args = append(args, win.Lo, win.Hi)
+		}
+		rows, err := db.QueryContext(ctx, w.query, args...)
 		if err != nil {
 			return k, err
 		}

@@ -107,7 +107,8 @@ func (r *runState) audit() {
 	}
 	settle := cmp.Or(r.o.AuditSettle, r.spec.auditSettle(), DefaultAuditSettle)
 	lo, hi := loadgen.NewIDs(r.runTag).Range()
-	sources := []AuditSource{{Name: "load", Ledger: r.lres.Ledger, Lo: lo, Hi: hi}}
+	t, _ := r.auditTable()
+	sources := []AuditSource{{Name: "load", Ledger: r.lres.Ledger, Lo: lo, Hi: hi, Table: t.Table, Column: t.Column}}
 	for i, p := range r.plans {
 		if lw, ok := p.runner.Fault.(faults.LedgerWriter); ok {
 			if l, lo, hi := lw.Ledger(); l != nil {

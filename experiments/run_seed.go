@@ -12,9 +12,10 @@ import (
 )
 
 // seed is the seed stage: it seeds htapchaos's schema on the node that takes
-// writes (on a sharded cluster, over the leaves), records the data's size and
+// writes (on a sharded cluster, over the leaves) when the run needs it, then each
+// workload file's own schema (Workload.Setup), records the data's size and
 // layout in run.json, waits for every node to have it, and picks the run's tag
-// (the id range of the rows the load inserts).
+// (the id range of the rows the load inserts, free in every audited table).
 func (r *runState) seed() error {
 	ctx := r.ctx
 	r.data = loadgen.Data{Users: r.spec.Data.Users, Orders: r.spec.Data.Orders, Merchants: r.spec.Data.Merchants}
@@ -30,16 +31,25 @@ func (r *runState) seed() error {
 	}
 	r.layout = layout
 	r.later(func() error { closeLayout(); return nil })
-	var rep loadgen.SeedReport
-	if layout != nil {
-		r.logf("seeding the sharded schema over %d leaves: %d users and %d orders", len(layout.Leaves), r.data.Users, r.data.Orders)
-		rep, err = loadgen.SetupSharded(ctx, *layout, r.data)
-	} else {
-		r.logf("seeding %d users and %d orders", r.data.Users, r.data.Orders)
-		rep, err = loadgen.Setup(ctx, db, loadgen.MariaDB, r.data)
+	own := r.ownSchemas()
+	if layout != nil && len(own) > 0 {
+		return &UsageError{Field: "experiment", Msg: fmt.Sprintf("%s: workload %s has a schema of its own, which does not run on a sharded cluster: its tables would need a sharding of their own", r.spec.File(), own[0].Name)}
 	}
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
+	builtin := r.spec.needsBuiltinSchema(r.regs.workloads, r.regs.faults)
+	if builtin {
+		if err := r.seedBuiltin(); err != nil {
+			return err
+		}
+	}
+	for _, wl := range own {
+		r.logf("seeding workload %s's own schema", wl.Name)
+		rep, err := wl.Setup(ctx, db, r.logf)
+		if err != nil {
+			return fmt.Errorf("seed %s: %w", wl.Name, err)
+		}
+		if n := rep.Added(); n > 0 {
+			r.logf("seeded %d rows of %s (%.0f rows/s)", n, wl.Name, rep.RowsPerSecond())
+		}
 	}
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&r.rf.ServerVersion); err != nil {
 		r.logf("server version: %v", err) // a figure for the record, not a reason to stop
@@ -49,14 +59,66 @@ func (r *runState) seed() error {
 	} else {
 		r.rf.DataBytes = dataSize(ctx, db, r.logf)
 	}
-	if rep.UsersAdded+rep.OrdersAdded > 0 {
-		r.logf("seeded %d users and %d orders (%.0f rows/s)", rep.UsersAdded, rep.OrdersAdded, rep.RowsPerSecond())
-	}
 	if err := loadgen.WaitSettled(ctx, r.targets, 5*time.Minute); err != nil {
 		return fmt.Errorf("wait for the nodes to have the data: %w", err)
 	}
-	r.runTag, err = loadgen.PickRunTag(ctx, db, rand.New(rand.NewPCG(r.o.Seed, 1)))
+	var tables []loadgen.AuditTable
+	if builtin {
+		tables = append(tables, loadgen.DefaultAudit)
+	}
+	if t, ok := r.auditTable(); ok && !slices.Contains(tables, t) {
+		tables = append(tables, t)
+	}
+	r.runTag, err = loadgen.PickRunTagIn(ctx, db, rand.New(rand.NewPCG(r.o.Seed, 1)), tables)
 	return err
+}
+
+// seedBuiltin seeds htapchaos's users and orders (and merchants, sharded).
+func (r *runState) seedBuiltin() error {
+	var rep loadgen.SeedReport
+	var err error
+	if r.layout != nil {
+		r.logf("seeding the sharded schema over %d leaves: %d users and %d orders", len(r.layout.Leaves), r.data.Users, r.data.Orders)
+		rep, err = loadgen.SetupSharded(r.ctx, *r.layout, r.data)
+	} else {
+		r.logf("seeding %d users and %d orders", r.data.Users, r.data.Orders)
+		rep, err = loadgen.Setup(r.ctx, r.db, loadgen.MariaDB, r.data)
+	}
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	if rep.UsersAdded+rep.OrdersAdded > 0 {
+		r.logf("seeded %d users and %d orders (%.0f rows/s)", rep.UsersAdded, rep.OrdersAdded, rep.RowsPerSecond())
+	}
+	return nil
+}
+
+// ownSchemas are the run's workloads that bring a schema of their own (workload
+// files), each once.
+func (r *runState) ownSchemas() []*loadgen.Workload {
+	var out []*loadgen.Workload
+	for i := range r.spec.Workloads {
+		if wl, err := r.spec.workload(i, r.regs.workloads); err == nil && wl.Setup != nil && !slices.Contains(out, wl) {
+			out = append(out, wl)
+		}
+	}
+	return out
+}
+
+// auditTable is where the load's acknowledged inserts land: the audited table
+// of the workloads whose mix has a ledgered op (the spec allows one), ok false
+// when none has.
+func (r *runState) auditTable() (t loadgen.AuditTable, ok bool) {
+	for i, w := range r.spec.Workloads {
+		wl, err := r.spec.workload(i, r.regs.workloads)
+		if err != nil {
+			continue
+		}
+		if mix, err := loadgen.NewMix(wl, w.Mix); err == nil && slices.ContainsFunc(mix.Ops(), func(o *loadgen.Op) bool { return o.Ledgered }) {
+			return wl.AuditTarget(), true
+		}
+	}
+	return loadgen.DefaultAudit, false
 }
 
 // recordLayout puts the sharded layout after seeding in run.json: the data's size

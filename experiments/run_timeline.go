@@ -118,7 +118,7 @@ func (r *runState) loadConfig() loadgen.Config {
 	}
 	reg := r.regs.workloads
 	for i, w := range spec.Workloads {
-		wl, _ := reg.Get(w.Kind)
+		wl, _ := spec.workload(i, reg)
 		route, _ := loadgen.ParseRoute(w.Route, len(r.nodes))
 		if aggs := aggregatorIndexes(r.nodes); len(aggs) > 0 && (w.Route == "" || w.Route == "all") {
 			// Clients talk to the aggregators only, round-robin; a retry goes to

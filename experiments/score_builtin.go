@@ -224,7 +224,8 @@ func (r *Recorded) faultsWhere(trait func(k *faults.Kind) bool) []FaultRecord {
 }
 
 // workloadsOfKind returns the names of the spec's workloads of a kind (oltp,
-// analytics, batch: the class of their kind, loadgen.ClassOf). Without a spec, every workload the run recorded counts as
+// analytics, batch: their class as the spec resolved it, else that of their
+// kind, loadgen.ClassOf). Without a spec, every workload the run recorded counts as
 // oltp.
 func (r *Recorded) workloadsOfKind(kind string) []string {
 	var out []string
@@ -248,7 +249,7 @@ func (r *Recorded) workloadsOfKind(kind string) []string {
 		return out
 	}
 	for _, w := range r.Spec.Workloads {
-		if loadgen.ClassOf(w.Kind) == kind {
+		if cmp.Or(w.Class, loadgen.ClassOf(w.Kind)) == kind {
 			out = append(out, w.Name)
 		}
 	}

@@ -94,6 +94,15 @@ type WorkloadSpec struct {
 	Backoff     Dur            `yaml:"backoff" json:"backoff,omitempty"`
 	BatchRows   int            `yaml:"batch_rows" json:"batch_rows,omitempty"`
 	Query       string         `yaml:"query" json:"query,omitempty"` // analytics "sql"
+	// File is a workload file (kind: file), relative to the spec's file; Inline
+	// is one written in the spec (workload: {name: ..., schema: ..., ops: ...}).
+	// See loadgen.ParseWorkloadFile and spec_workloads.go.
+	File   string          `yaml:"file" json:"file,omitempty"`
+	Inline *InlineWorkload `yaml:"workload" json:"-"`
+	// Class is what the scorers count the workload as (oltp, analytics, batch):
+	// its registered or file workload's class, resolved when the spec is checked.
+	Class string            `yaml:"-" json:"class,omitempty"`
+	wl    *loadgen.Workload // a workload file's, once read
 	// During limits the workload to these phases (default: all); PhaseRates change
 	// its rate (or concurrency, in closed loop) by phase.
 	During     []string           `yaml:"during" json:"during,omitempty"`
@@ -191,8 +200,8 @@ func (s *Spec) Procs(limit int) int {
 	regs := s.registries()
 	reg := regs.workloads
 	var specs []loadgen.Spec
-	for _, w := range s.Workloads {
-		wl, _ := reg.Get(w.Kind)
+	for i, w := range s.Workloads {
+		wl, _ := s.workload(i, reg)
 		specs = append(specs, loadgen.Spec{Workload: wl, Closed: w.Closed(), Phases: s.loadPhases(w)})
 	}
 	fr := regs.faults

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -120,6 +121,13 @@ func ParseSpec(file string, b []byte, o ParseOptions) (*Spec, error) {
 		return nil, bad("%s: %s", file, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	walkLines(doc, "", s.lines)
+	inlineSet := slices.ContainsFunc(append(overrides, o.Set...), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return strings.Contains("."+strings.TrimSpace(k)+".", ".workload.")
+	})
+	if errs := s.readWorkloadFiles(b, inlineSet); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	s.defaults()
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -473,11 +481,14 @@ func (s *Spec) validate(regs registries) error {
 			bad(path, "workload name %q twice (give each a name)", w.Name)
 		}
 		wnames[w.Name] = true
-		wl, err := reg.Get(w.Kind)
+		wl, err := s.workload(i, reg)
 		if err != nil {
 			bad(path+".kind", "%s", usageMsg(err))
-		} else if _, err := loadgen.NewMix(wl, w.Mix); err != nil {
-			bad(path+".mix", "%s", usageMsg(err))
+		} else {
+			s.Workloads[i].Class = cmp.Or(wl.Class, loadgen.ClassOf(w.Kind))
+			if _, err := loadgen.NewMix(wl, w.Mix); err != nil {
+				bad(path+".mix", "%s", usageMsg(err))
+			}
 		}
 		switch {
 		case w.Rate < 0 || w.Concurrency < 0:
@@ -516,6 +527,8 @@ func (s *Spec) validate(regs registries) error {
 			bad(path, "%s: retries at most %d, batch_rows at most %d", w.Name, loadgen.MaxRetries, loadgen.MaxBatchRows)
 		}
 	}
+
+	s.checkWorkloadFiles(reg, bad)
 
 	// The load generator takes these once for every workload.
 	for _, field := range []struct {
