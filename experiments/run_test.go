@@ -170,3 +170,44 @@ faults:
 		t.Error("the run passed")
 	}
 }
+
+// Where a workload that names no route sends its operations: on primary-replica
+// only to the primary (writes on a replica would fork its data), on a sharded
+// cluster to the aggregators, elsewhere to every node; a route the spec names
+// is kept.
+func TestRouteByTopology(t *testing.T) {
+	spec, err := ParseSpec("route.yaml", []byte(`name: route
+modes: [durability]
+phases: [{name: baseline, duration: 1s}]
+workloads:
+  - {kind: oltp, rate: 10}
+  - {name: reads, kind: oltp, rate: 10, route: "nodes=2,3", mix: {point-read: 1}}
+  - {name: every, kind: oltp, rate: 10, route: all, mix: {point-read: 1}}
+`), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := func(roles ...string) []nodeRef {
+		var out []nodeRef
+		for i, r := range roles {
+			out = append(out, nodeRef{index: i + 1, role: r})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		nodes []nodeRef
+		want  [3][]int
+	}{
+		{"primary-replica", nodes("primary", "replica", "replica"), [3][]int{{1}, {2, 3}, {1, 2, 3}}},
+		{"galera", nodes("galera", "galera", "galera"), [3][]int{{1, 2, 3}, {2, 3}, {1, 2, 3}}},
+		{"sharded", nodes("aggregator", "aggregator", "leaf", "leaf"), [3][]int{{1, 2}, {2, 3}, {1, 2}}},
+	} {
+		r := &runState{spec: spec, nodes: c.nodes, logf: t.Logf}
+		for i, want := range c.want {
+			if got := r.route(i).Nodes; !slices.Equal(got, want) {
+				t.Errorf("%s: workload %s goes to %v, want %v", c.name, spec.Workloads[i].Name, got, want)
+			}
+		}
+	}
+}

@@ -119,12 +119,7 @@ func (r *runState) loadConfig() loadgen.Config {
 	reg := r.regs.workloads
 	for i, w := range spec.Workloads {
 		wl, _ := spec.workload(i, reg)
-		route, _ := loadgen.ParseRoute(w.Route, len(r.nodes))
-		if aggs := aggregatorIndexes(r.nodes); len(aggs) > 0 && (w.Route == "" || w.Route == "all") {
-			// Clients talk to the aggregators only, round-robin; a retry goes to
-			// the next aggregator.
-			route = loadgen.Route{Nodes: aggs}
-		}
+		route := r.route(i)
 		ls := loadgen.Spec{Workload: wl, Name: w.Name, Mix: w.Mix, Closed: w.Closed(), Route: route, OpTimeout: w.Timeout.D(),
 			Retry: loadgen.Retry{Retries: w.Retries, Backoff: w.Backoff.D()}, Seed: o.Seed + 1000 + uint64(i), MeasureMemory: slices.Contains(spec.Modes, ModeMemoryHeadroom)}
 		ls.Phases = spec.loadPhases(w)
@@ -138,6 +133,31 @@ func (r *runState) loadConfig() loadgen.Config {
 	}
 	lcfg.Progress = r.progress
 	return lcfg
+}
+
+// route is where the spec's i-th workload sends its operations: the route it
+// names, or where none is named the cluster's default (loadgen.DefaultRoute: the
+// primary of a primary-replica cluster, the aggregators of a sharded one, else
+// every node). On a sharded cluster, clients talk to the aggregators only
+// (round-robin; a retry goes to the next) when the route is every node.
+func (r *runState) route(i int) loadgen.Route {
+	w := r.spec.Workloads[i]
+	if !r.spec.routeGiven(i) {
+		roles := make([]string, len(r.nodes))
+		for k, n := range r.nodes {
+			roles[k] = n.role
+		}
+		route, why := loadgen.DefaultRoute(roles)
+		if why != "" {
+			r.logf("%s: %s", w.Name, why)
+		}
+		return route
+	}
+	route, _ := loadgen.ParseRoute(w.Route, len(r.nodes))
+	if aggs := aggregatorIndexes(r.nodes); len(aggs) > 0 && (w.Route == "" || w.Route == "all") {
+		route = loadgen.Route{Nodes: aggs}
+	}
+	return route
 }
 
 // progress passes the load's tick on: the phase to the observer, a status line

@@ -33,12 +33,12 @@ func (s *Spec) Plan(target *faults.ExecTarget, extra []AbortCondition) string {
 	}
 	fmt.Fprintf(&b, "  +%-6v end\n", at)
 	b.WriteString("workloads:\n")
-	for _, w := range s.Workloads {
+	for i, w := range s.Workloads {
 		load := fmt.Sprintf("%g ops/s", w.Rate)
 		if w.Concurrency > 0 {
 			load = fmt.Sprintf("%d closed-loop workers", w.Concurrency)
 		}
-		fmt.Fprintf(&b, "  %s (%s): %s, route %s", w.Name, w.Kind, load, cmpOr(w.Route, "all"))
+		fmt.Fprintf(&b, "  %s (%s): %s, route %s", w.Name, w.Kind, load, s.routeText(i))
 		if len(w.During) > 0 {
 			fmt.Fprintf(&b, ", during %s", strings.Join(w.During, ", "))
 		}
@@ -98,4 +98,20 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// routeText is the i-th workload's route as the plan prints it.
+func (s *Spec) routeText(i int) string {
+	if s.routeGiven(i) {
+		return cmpOr(s.Workloads[i].Route, "all")
+	}
+	switch {
+	case s.Cluster != nil && s.Cluster.Topology == "primary-replica":
+		return "the primary (the default on primary-replica)"
+	case s.Cluster != nil && (s.Cluster.Topology == "sharded" || s.Cluster.Topology == "vitess"):
+		return "the aggregators (the default on a sharded cluster)"
+	case s.Cluster != nil:
+		return "all"
+	}
+	return "all (the primary on primary-replica, the aggregators on a sharded cluster)"
 }

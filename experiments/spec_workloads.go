@@ -67,6 +67,15 @@ func (s *Spec) readWorkloadFiles(src []byte, overridden bool) []error {
 	return errs
 }
 
+// routeGiven says whether the spec's i-th workload names its route (in the file
+// or by --set); one that does not goes where the cluster's default sends it.
+func (s *Spec) routeGiven(i int) bool {
+	if _, ok := s.lines[fmt.Sprintf("workloads[%d].route", i)]; ok {
+		return true
+	}
+	return s.lines == nil && s.Workloads[i].Route != "" && s.Workloads[i].Route != "all"
+}
+
 // rel is path relative to the spec's directory (as it is when absolute, or when
 // the spec has no file).
 func (s *Spec) rel(path string) string {
