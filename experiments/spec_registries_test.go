@@ -57,3 +57,35 @@ budgets: {my-mode: {limit: "3"}}
 	}()
 	sr.Register(scorer{mode: ModeFailover})
 }
+
+// fakeCluster is a faults.Cluster of the caller's own with nodes of no DSN.
+type fakeCluster struct{}
+
+type fakeNode struct{}
+
+func (fakeCluster) Name() string         { return "mine" }
+func (fakeCluster) Nodes() []faults.Node { return []faults.Node{fakeNode{}} }
+func (fakeNode) Index() int              { return 1 }
+func (fakeNode) Label() string           { return "db1" }
+func (fakeNode) Role() string            { return "single" }
+
+// Options.On takes any faults.Cluster: the run needs the consent to write, and
+// a DSN on every node.
+func TestRunOnACallersCluster(t *testing.T) {
+	spec, err := ParseSpec("on.yaml", []byte("name: on\nmodes: [durability]\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{On: fakeCluster{}}, "on cluster mine creates and seeds its tables"},
+		{Options{On: fakeCluster{}, AllowWrites: true}, "node db1 has no dsn"},
+	} {
+		c.o.Out = t.TempDir()
+		if _, err := Run(context.Background(), spec, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
+		}
+	}
+}
