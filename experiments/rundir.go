@@ -64,6 +64,25 @@ func ReadRunFile(path string) (*RunFile, error) {
 	return &rf, nil
 }
 
+// MarshalJSON writes run.json: each phase_stats entry also names its window
+// "phase", as run.json did before the entries were results.WindowStat, so that
+// readers of that name keep working.
+func (rf RunFile) MarshalJSON() ([]byte, error) {
+	type plain RunFile
+	type stat struct {
+		PhaseStats
+		Phase string `json:"phase"`
+	}
+	ps := make([]stat, len(rf.PhaseStats))
+	for i, p := range rf.PhaseStats {
+		ps[i] = stat{p, p.Window}
+	}
+	return json.Marshal(struct {
+		plain
+		PhaseStats []stat `json:"phase_stats"`
+	}{plain(rf), ps})
+}
+
 // legacyPhaseStats names the windows of phase_stats entries written before
 // they were results.WindowStat, which named the window "phase".
 func legacyPhaseStats(b []byte, ps []PhaseStats) {

@@ -71,3 +71,21 @@ func TestReadRunFileLegacyPhaseStats(t *testing.T) {
 		t.Errorf("phase_stats %+v: want the windows baseline and fault:kill", rf.PhaseStats)
 	}
 }
+
+// run.json's phase_stats name each window both "window" and "phase", and read
+// back as they were written.
+func TestRunFilePhaseStatsRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.json")
+	rf := &RunFile{Version: runVersion, Spec: &Spec{Name: "x"}, PhaseStats: []PhaseStats{{Window: "baseline", Workload: "oltp", Count: 3}}}
+	if err := writeJSON(path, rf); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), `"window": "baseline"`) || !strings.Contains(string(b), `"phase": "baseline"`) || !strings.Contains(string(b), `"version": 1`) {
+		t.Errorf("run.json:\n%s", b)
+	}
+	got, err := ReadRunFile(path)
+	if err != nil || len(got.PhaseStats) != 1 || got.PhaseStats[0].Window != "baseline" || got.PhaseStats[0].Count != 3 || got.Spec.Name != "x" {
+		t.Errorf("read back %+v, %v", got, err)
+	}
+}
