@@ -239,6 +239,8 @@ type runState struct {
 	layout *loadgen.Sharded
 	data   loadgen.Data
 	runTag int64
+	// builtinSeeded: htapchaos's users and orders were seeded (the run needs them).
+	builtinSeeded bool
 
 	// startObservers: the run's clock and who watches it.
 	rctx        context.Context // cancelled by an abort, a panic, the load's error

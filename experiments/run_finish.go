@@ -107,8 +107,11 @@ func (r *runState) audit() {
 	}
 	settle := cmp.Or(r.o.AuditSettle, r.spec.auditSettle(), DefaultAuditSettle)
 	lo, hi := loadgen.NewIDs(r.runTag).Range()
-	t, _ := r.auditTable()
-	sources := []AuditSource{{Name: "load", Ledger: r.lres.Ledger, Lo: lo, Hi: hi, Table: t.Table, Column: t.Column}}
+	var sources []AuditSource
+	if t, ok := r.auditTable(); ok || r.builtinSeeded {
+		// Without a ledgered op and without orders, the load wrote nothing to read back.
+		sources = append(sources, AuditSource{Name: "load", Ledger: r.lres.Ledger, Lo: lo, Hi: hi, Table: t.Table, Column: t.Column})
+	}
 	for i, p := range r.plans {
 		if lw, ok := p.runner.Fault.(faults.LedgerWriter); ok {
 			if l, lo, hi := lw.Ledger(); l != nil {

@@ -36,6 +36,7 @@ func (r *runState) seed() error {
 		return &UsageError{Field: "experiment", Msg: fmt.Sprintf("%s: workload %s has a schema of its own, which does not run on a sharded cluster: its tables would need a sharding of their own", r.spec.File(), own[0].Name)}
 	}
 	builtin := r.spec.needsBuiltinSchema(r.regs.workloads, r.regs.faults)
+	r.builtinSeeded = builtin
 	if builtin {
 		if err := r.seedBuiltin(); err != nil {
 			return err
