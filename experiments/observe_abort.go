@@ -336,7 +336,7 @@ func DefaultTargetGuard(spec *Spec) []AbortCondition {
 		}
 	}
 	gap := 5.0
-	if b, err := NewScorers().Budgets(ModeFailover, spec.Budgets[ModeFailover]); err == nil && b.Get("gap") > 0 {
+	if b, err := spec.registries().scorers.Budgets(ModeFailover, spec.Budgets[ModeFailover]); err == nil && b.Get("gap") > 0 {
 		gap = b.Get("gap")
 	}
 	return []AbortCondition{
