@@ -7,6 +7,8 @@ import (
 
 	"github.com/htapchaos/htapchaos/faults"
 	"github.com/htapchaos/htapchaos/loadgen"
+	htc "github.com/htapchaos/htapchaos/testcontainers"
+	"github.com/htapchaos/htapchaos/testcontainers/faulttarget"
 )
 
 // A spec naming the caller's own workload, fault kind and failure mode is read
@@ -87,5 +89,15 @@ func TestRunOnACallersCluster(t *testing.T) {
 		if _, err := Run(context.Background(), spec, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
 		}
+	}
+}
+
+// A cluster of containers given as Options.On brings its container features:
+// the adapter unwraps to the cluster.
+func TestContainerAdapterIsContainerBacked(t *testing.T) {
+	c := &htc.Cluster{Name: "c"}
+	cb, ok := faulttarget.Cluster(c).(ContainerBacked)
+	if !ok || cb.Containers() != c {
+		t.Fatalf("faulttarget.Cluster does not unwrap to its cluster: %v", ok)
 	}
 }

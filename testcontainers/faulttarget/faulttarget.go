@@ -22,6 +22,11 @@ type faultCluster struct{ c *htc.Cluster }
 
 func (fc faultCluster) Name() string { return fc.c.Name }
 
+// Containers returns the cluster adapted: what only containers have (the
+// topology, container indicators, the sharded layout) reaches a run given the
+// adapter (experiments.ContainerBacked).
+func (fc faultCluster) Containers() *htc.Cluster { return fc.c }
+
 func (fc faultCluster) Nodes() []faults.Node {
 	out := make([]faults.Node, len(fc.c.Nodes))
 	for i, n := range fc.c.Nodes {
