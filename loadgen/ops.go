@@ -130,7 +130,7 @@ func Analytics() *Workload {
 	return &Workload{
 		Name:        "analytics",
 		Heavy:       true,
-		Description: "the article's per-user dashboard, active-user revenue join, a wide fraud scan, and your own query",
+		Description: "the SingleStore production article's per-user dashboard, active-user revenue join, a wide fraud scan, and your own query",
 		Ops: []Op{
 			{Name: "dashboard", Memory: true, Weight: 50, Run: func(ctx context.Context, q Querier, _ *Worker) error {
 				_, err := drain(ctx, q, "SELECT user_id, COUNT(*), SUM(amount) FROM orders WHERE created_at > NOW() - INTERVAL 1 HOUR GROUP BY user_id")

@@ -242,7 +242,7 @@ figure.chart { margin: 1em 0; } figure.chart svg { width: 100%; height: auto; } 
 
 <h2 id="findings">Verdicts</h2>
 <table class="findings">
-<tr><th>failure mode</th><th>finding</th><th>verdict</th><th>value</th><th>budget</th><th>evidence</th><th>the article</th></tr>
+<tr><th>failure mode</th><th>finding</th><th>verdict</th><th>value</th><th>budget</th><th>evidence</th><th title="Shahid Moosa, Lessons Learned Running SingleStore in Production (The Painful Ones); the catalog: docs/failure-modes.md">the article</th></tr>
 {{range .Findings}}<tr class="finding">
 <td>{{.Mode}}</td><td>{{.Name}}</td><td><span class="verdict {{lower .Verdict}}">{{.Verdict}}</span></td>
 <td class="num">{{.Value}}</td><td>{{.Budget}}{{if .Reason}}<br><em>{{.Reason}}</em>{{end}}</td>
@@ -250,6 +250,7 @@ figure.chart { margin: 1em 0; } figure.chart svg { width: 100%; height: auto; } 
 <td>{{.Reference}}</td></tr>
 {{else}}<tr><td colspan="7">No findings were scored.</td></tr>{{end}}
 </table>
+<p class="note">The article: Shahid Moosa, “Lessons Learned Running SingleStore in Production (The Painful Ones)”, whose failure modes htapchaos's catalog (docs/failure-modes.md) turns into findings.</p>
 
 <h2 id="timeline">Timeline</h2>
 <p class="meta">Times in seconds since the run started. <span class="band"></span> marks a fault window on the charts: from the fault's verified effect to its recovery.</p>

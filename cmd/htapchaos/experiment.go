@@ -503,7 +503,11 @@ func printFindings(w io.Writer, name string, r *experiments.Result) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Mode, f.Name, f.Verdict, val, budget, ev, f.Reference)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, articleNote)
 }
+
+// articleNote names the article the ARTICLE column cites.
+const articleNote = `ARTICLE: Shahid Moosa, "Lessons Learned Running SingleStore in Production (The Painful Ones)"; catalog in docs/failure-modes.md`
 
 func nodeText(n int) string {
 	if n == 0 {

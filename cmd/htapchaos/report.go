@@ -20,8 +20,9 @@ func (a *app) reportCmd() *cobra.Command {
 		Use:   "report DIR",
 		Short: "Write a run's report: one self-contained HTML page, and its charts as SVG and PNG",
 		Long: `Write the report of a run directory (htapchaos run or suite): one HTML file that
-works offline, with everything embedded: the verdict table with its evidence and the
-article's reference; per workload, throughput and p50, p99, p99.9 and max over time with
+works offline, with everything embedded: the verdict table with its evidence and its reference in the article the failure
+modes come from (Shahid Moosa, "Lessons Learned Running SingleStore in Production";
+docs/failure-modes.md); per workload, throughput and p50, p99, p99.9 and max over time with
 the fault windows shaded, errors by class over time and the latency distribution per
 phase; the failover gaps; and the per-node indicators on the same time axis. The charts
 are also written as SVG and PNG files, for CI artifacts. The latency of each workload in
