@@ -140,11 +140,14 @@ func Repeat(ctx context.Context, spec *Spec, n int, o RepeatOptions) (rr *Repeat
 	if err := checkNewDir(o.Out); err != nil {
 		return rr, err
 	}
+	if err := checkWhere(o.Options); err != nil {
+		return rr, err
+	}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if o.Cluster == nil && o.Target == nil && spec.Target == "" && spec.Cluster != nil {
+	if o.On == nil && o.Cluster == nil && o.Target == nil && spec.Target == "" && spec.Cluster != nil {
 		// One cluster for every run: Run would start and remove one per run.
 		logf("%s: one cluster for its %d runs", spec.Name, n)
 		c, remove, cerr := startSpecCluster(ctx, spec, o.Labels, prefixLog(logf, spec.Name+": "))

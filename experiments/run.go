@@ -39,7 +39,13 @@ type Options struct {
 	// have (the topology, run.json's cluster info, container indicators, the
 	// sharded layout) by implementing ContainerBacked. Like a Target, the run
 	// writes htapchaos's tables: it needs AllowWrites unless it is of
-	// containers.
+	// containers. Give one of On, Cluster and Target.
+	//
+	// An On cluster that is not ContainerBacked gets the default abort guard,
+	// like a Target (unless NoAbortGuard), but no lock and no fault journal:
+	// `htapchaos heal` knows only container clusters and target files, so the
+	// caller owns keeping other actors off its cluster and healing what a run
+	// that died left (a Recover of each fault it ran).
 	On faults.Cluster
 	// Workloads, Faults and Scorers are the registries the run takes workload
 	// kinds, fault kinds and failure modes from (nil: those the spec was read
@@ -55,8 +61,8 @@ type Options struct {
 	AllowWrites bool
 	// Abort are conditions beside the spec's that stop the run when they hold.
 	Abort []AbortCondition
-	// NoAbortGuard drops the default guard of a run on a Target
-	// (DefaultTargetGuard); the spec's and Abort's conditions still apply.
+	// NoAbortGuard drops the default guard of a run on a Target or on an On
+	// cluster that is not ContainerBacked (DefaultTargetGuard); the spec's and Abort's conditions still apply.
 	NoAbortGuard bool
 	// SkipHealthCheck runs on a given Cluster or Target without first checking
 	// that every node serves and holds no fault's leftovers.
@@ -319,7 +325,10 @@ func (r *runState) close() error {
 // nodes, then checks the spec against them.
 func (r *runState) prepareCluster() error {
 	spec, o := r.spec, &r.o
-	if o.Cluster == nil && o.Target == nil && spec.Target != "" {
+	if err := checkWhere(*o); err != nil {
+		return err
+	}
+	if o.On == nil && o.Cluster == nil && o.Target == nil && spec.Target != "" {
 		// The spec's own target, next to the spec file.
 		path := spec.Target
 		if !filepath.IsAbs(path) && spec.File() != "" {
@@ -376,6 +385,24 @@ func (r *runState) prepareCluster() error {
 	r.nodes = nodes
 	// What needs the node count, now that it is known.
 	return checkAgainst(spec, len(r.nodes), r.fc, r.o, r.regs.faults)
+}
+
+// checkWhere refuses options that say more than once where the run acts.
+func checkWhere(o Options) error {
+	var given []string
+	if o.On != nil {
+		given = append(given, "On")
+	}
+	if o.Cluster != nil {
+		given = append(given, "Cluster")
+	}
+	if o.Target != nil {
+		given = append(given, "Target")
+	}
+	if len(given) > 1 {
+		return &UsageError{Field: "Options", Msg: fmt.Sprintf("give one of On, Cluster and Target, not %s", strings.Join(given, " and "))}
+	}
+	return nil
 }
 
 // lock takes the cluster's lock: one actor per cluster, no other run, fault or

@@ -27,10 +27,11 @@ func (r *runState) startObservers() error {
 }
 
 // startGuard arms the abort guard: the spec's conditions, the caller's, and on a
-// target the default guard. It sees every second of the load and every sample.
+// target (or a cluster htapchaos did not start) the default guard. It sees every
+// second of the load and every sample.
 func (r *runState) startGuard() {
 	conds := append(r.spec.AbortConditions(), r.o.Abort...)
-	if r.o.Target != nil && !r.o.NoAbortGuard {
+	if r.defaultGuard() {
 		conds = append(conds, DefaultTargetGuard(r.spec)...)
 	}
 	r.obs = r.o.Observer
@@ -42,6 +43,19 @@ func (r *runState) startGuard() {
 	for _, c := range conds {
 		r.logf("abort guard: %s", c.Text)
 	}
+}
+
+// defaultGuard says whether the run gets DefaultTargetGuard: on a Target, or
+// on an On cluster not of containers, unless NoAbortGuard.
+func (r *runState) defaultGuard() bool {
+	if r.o.NoAbortGuard {
+		return false
+	}
+	if r.o.Target != nil {
+		return true
+	}
+	_, cb := r.o.On.(ContainerBacked)
+	return r.o.On != nil && !cb
 }
 
 // openEvents opens events.jsonl, where the faults' steps go (and the log), and

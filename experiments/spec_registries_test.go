@@ -84,10 +84,46 @@ func TestRunOnACallersCluster(t *testing.T) {
 	}{
 		{Options{On: fakeCluster{}}, "on cluster mine creates and seeds its tables"},
 		{Options{On: fakeCluster{}, AllowWrites: true}, "node db1 has no dsn"},
+		{Options{On: fakeCluster{}, Target: &faults.ExecTarget{}}, "Options: give one of On, Cluster and Target, not On and Target"},
+		{Options{On: fakeCluster{}, Cluster: &htc.Cluster{Name: "c"}}, "not On and Cluster"},
 	} {
 		c.o.Out = t.TempDir()
 		if _, err := Run(context.Background(), spec, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
+		}
+	}
+	// A spec's own target gives way to On: it is not loaded (the file does not
+	// exist), the consent asked is On's.
+	spec, err = ParseSpec("on.yaml", []byte("name: on\nmodes: [durability]\ntarget: no-such-target.yaml\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), spec, Options{Out: t.TempDir(), On: fakeCluster{}}); err == nil || !strings.Contains(err.Error(), "on cluster mine creates and seeds its tables") {
+		t.Errorf("spec's target with On: %v, want On's consent asked", err)
+	}
+}
+
+// An On cluster htapchaos did not start gets the default abort guard, like a
+// Target; one of containers does not, nor does one with NoAbortGuard.
+func TestOnDefaultGuard(t *testing.T) {
+	spec, err := ParseSpec("on.yaml", []byte("name: on\nmodes: [durability]\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		o     Options
+		guard bool
+	}{
+		{Options{On: fakeCluster{}}, true},
+		{Options{On: fakeCluster{}, NoAbortGuard: true}, false},
+		{Options{On: faulttarget.Cluster(&htc.Cluster{Name: "c"})}, false},
+		{Options{Target: &faults.ExecTarget{}}, true},
+		{Options{}, false},
+	} {
+		r := &runState{spec: spec, o: c.o, logf: func(string, ...any) {}}
+		r.startGuard()
+		if got := r.guard != nil; got != c.guard {
+			t.Errorf("%+v: guard %v, want %v", c.o, got, c.guard)
 		}
 	}
 }

@@ -157,6 +157,9 @@ func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult
 	if err := CheckRepeat(o.Repeat); err != nil {
 		return res, err
 	}
+	if err := checkWhere(o.Options); err != nil {
+		return res, err
+	}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -174,7 +177,7 @@ func Suite(ctx context.Context, specs []*Spec, o SuiteOptions) (res *SuiteResult
 		ro.Out = filepath.Join(o.Out, s.Name)
 		sr := SuiteRun{Spec: s, Dir: ro.Out, Seed: ro.Seed, Start: time.Now()}
 		logf("[%d/%d] %s", i+1, len(specs), s.Name)
-		if ro.Cluster == nil && ro.Target == nil && s.Target == "" && s.Cluster != nil {
+		if ro.On == nil && ro.Cluster == nil && ro.Target == nil && s.Target == "" && s.Cluster != nil {
 			c, err := sharedCluster(ctx, shared, s, o.Labels, prefixLog(logf, "suite: "))
 			if err != nil {
 				sr.Err, sr.Duration = err, time.Since(sr.Start)
