@@ -57,7 +57,13 @@ func (s *Spec) readWorkloadFiles(src []byte, overridden bool) []error {
 			w.wl, err = loadgen.ParseWorkloadFile(s.file, inlineText(src, w.Inline.Node, overridden))
 		}
 		if err != nil {
-			errs = append(errs, unjoin(err)...)
+			for _, e := range unjoin(err) {
+				if w.File != "" {
+					// The file's own errors name its lines; say which spec line named it.
+					e = &UsageError{Field: "experiment", Msg: fmt.Sprintf("%s: file %s: %v", s.at(path+".file"), w.File, e)}
+				}
+				errs = append(errs, e)
+			}
 			continue
 		}
 		if w.Name == "" {
