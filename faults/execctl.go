@@ -105,6 +105,12 @@ func ParseExecTarget(file string, b []byte) (*ExecTarget, error) {
 		errs = append(errs, usageErr("--target", "%s: %s", where, fmt.Sprintf(format, a...)))
 	}
 	if t.Timeout == 0 {
+		if v := topValue(&root, "timeout"); v != nil {
+			if d, err := units.ParseDuration(v.Value); err == nil && d == 0 {
+				// units.Duration takes "0"; an action timeout of none is a mistake.
+				errs = append(errs, usageErr("--target", "%s:%d: timeout: %q: want a positive duration such as 30s (leave it out for 2m)", file, v.Line, v.Value))
+			}
+		}
 		t.Timeout = FileDuration(2 * time.Minute)
 	}
 	if t.Name == "" {
@@ -184,6 +190,20 @@ func nodeLines(root *yaml.Node) []int {
 				out = append(out, n.Line)
 			}
 			return out
+		}
+	}
+	return nil
+}
+
+// topValue is the value of a top-level key of the document (nil: absent).
+func topValue(root *yaml.Node, key string) *yaml.Node {
+	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseExecTarget(t *testing.T) {
@@ -86,6 +87,20 @@ nodes:
 	}
 	if strings.Contains(err.Error(), "secret") {
 		t.Error("an error shows a DSN password")
+	}
+	if strings.Contains(err.Error(), "positive duration") {
+		t.Errorf("a bad timeout is refused twice:\n%v", err)
+	}
+
+	// timeout: 0 is refused, not taken for the default.
+	for _, zero := range []string{"0", "0s", `"0ms"`} {
+		_, err = ParseExecTarget("zero.yaml", []byte("name: x\nnodes:\n  - name: db1\ntimeout: "+zero+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "zero.yaml:4: timeout:") || !strings.Contains(err.Error(), "want a positive duration") {
+			t.Errorf("timeout: %s: %v, want it refused at zero.yaml:4", zero, err)
+		}
+	}
+	if tg, err := ParseExecTarget("none.yaml", []byte("name: x\nnodes:\n  - name: db1\n")); err != nil || tg.Timeout.D() != 2*time.Minute {
+		t.Errorf("no timeout: %v, %v: want the 2m default", tg, err)
 	}
 }
 
