@@ -247,8 +247,8 @@ func seed(ctx context.Context, db *sql.DB, d Data, table string, want int64, row
 }
 
 // progressAfter is how long a seed runs before it reports its progress (then
-// every progressEvery).
-const (
+// every progressEvery). Variables for the tests.
+var (
 	progressAfter = 3 * time.Second
 	progressEvery = 5 * time.Second
 )
@@ -279,9 +279,13 @@ func seedRange(ctx context.Context, db *sql.DB, d Data, table, idCol string, fir
 	var wg sync.WaitGroup
 	errs := make([]error, d.Workers)
 	stop := make(chan struct{})
+	var progress sync.WaitGroup
+	// The progress goroutine ends before seedRange returns: a logf called after
+	// (a test's t.Logf after its test) would panic.
+	defer progress.Wait()
 	defer close(stop)
 	if d.Logf != nil {
-		go seedProgress(ctx, stop, d.Logf, table, last-from+1, &sent, progressAfter, progressEvery)
+		progress.Go(func() { seedProgress(ctx, stop, d.Logf, table, last-from+1, &sent, progressAfter, progressEvery) })
 	}
 	for w := range d.Workers {
 		safego.Go(&wg, fmt.Sprintf("seed %s worker %d", table, w), func(err error) { errs[w] = err }, func() {

@@ -317,7 +317,21 @@ func (p *wparser) sqlOrFile(f map[string]*yaml.Node, n *yaml.Node, what string, 
 	return nil
 }
 
-var createTableRe = regexp.MustCompile(`(?is)^\s*CREATE\s+(?:ROWSTORE\s+|COLUMNSTORE\s+|REFERENCE\s+|TEMPORARY\s+)*TABLE\s+(IF\s+NOT\s+EXISTS\s+)?`)
+var (
+	createTableRe = regexp.MustCompile(`(?is)^\s*CREATE\s+(?:ROWSTORE\s+|COLUMNSTORE\s+|REFERENCE\s+|TEMPORARY\s+)*TABLE\s+(IF\s+NOT\s+EXISTS\s+)?`)
+	// rerunRe: the statements a second run leaves as the first left them. The
+	// schema runs again on every run, so no other is accepted.
+	rerunRe = regexp.MustCompile(`(?is)^\s*(?:` +
+		`CREATE\s+(?:ROWSTORE\s+|COLUMNSTORE\s+|REFERENCE\s+|TEMPORARY\s+)*TABLE\s+IF\s+NOT\s+EXISTS\b` +
+		`|CREATE\s+(?:UNIQUE\s+|FULLTEXT\s+|SPATIAL\s+)?INDEX\s+IF\s+NOT\s+EXISTS\b` +
+		`|CREATE\s+OR\s+REPLACE\s+(?:\w+\s*=\s*\S+\s+)*VIEW\b` +
+		`|CREATE\s+(?:\w+\s*=\s*\S+\s+)*VIEW\s+IF\s+NOT\s+EXISTS\b` +
+		`|INSERT\s+IGNORE\b|REPLACE\b|SET\b` +
+		`|DROP\s+(?:TEMPORARY\s+)?(?:TABLE|VIEW|INDEX)\s+IF\s+EXISTS\b)`)
+)
+
+// rerunForms lists what rerunRe accepts, for its error.
+const rerunForms = "CREATE TABLE IF NOT EXISTS (indexes inside it), CREATE INDEX IF NOT EXISTS, CREATE OR REPLACE VIEW, CREATE VIEW IF NOT EXISTS, INSERT IGNORE, REPLACE, SET, DROP ... IF EXISTS"
 
 // stmts splits SQL into statements and names where each begins: the .sql file's
 // line, or the YAML file's.
@@ -336,6 +350,8 @@ func (p *wparser) stmts(n *yaml.Node, text, sqlFile string) []sqlStmt {
 		}
 		if m := createTableRe.FindStringSubmatch(s.text); m != nil && m[1] == "" {
 			p.errs = append(p.errs, &UsageError{Field: at, Msg: "CREATE TABLE without IF NOT EXISTS: a second run on the same database would fail"})
+		} else if m == nil && !rerunRe.MatchString(stripComments(s.text)) {
+			p.errs = append(p.errs, &UsageError{Field: at, Msg: fmt.Sprintf("%q: the schema runs again on every run, and a second run would fail or change what the first made: want %s", firstWords(s.text, 4), rerunForms)})
 		}
 		out = append(out, sqlStmt{sql: s.text, at: at})
 	}
@@ -343,6 +359,15 @@ func (p *wparser) stmts(n *yaml.Node, text, sqlFile string) []sqlStmt {
 		p.errf(n, "schema: no SQL statement")
 	}
 	return out
+}
+
+// firstWords is the first n words of a statement (comments skipped), to name it.
+func firstWords(sql string, n int) string {
+	w := strings.Fields(stripComments(sql))
+	if len(w) > n {
+		w = append(w[:n], "...")
+	}
+	return strings.Join(w, " ")
 }
 
 type splitStmt struct {
@@ -415,8 +440,9 @@ func (p *wparser) table(wf *wfile, n *yaml.Node) *wtable {
 		})
 	if rn := f["rows"]; rn == nil {
 		p.errf(n, "table %s: rows missing (how many rows to seed)", t.name)
-	} else if t.rows = p.int64v(rn, "rows"); t.rows < 1 {
-		p.errf(rn, "table %s: rows %d: want at least 1", t.name, t.rows)
+	} else if t.rows = p.int64v(rn, "rows"); t.rows < 1 || t.rows > maxSeedRows {
+		p.errf(rn, "table %s: rows %d: want 1 to %d", t.name, t.rows, int64(maxSeedRows))
+		t.rows = 1
 	}
 	cn := f["columns"]
 	if cn == nil || cn.Kind != yaml.MappingNode || len(cn.Content) == 0 {
@@ -446,6 +472,10 @@ func (p *wparser) table(wf *wfile, n *yaml.Node) *wtable {
 				p.errf(v, "table %s: a second sequence column (%s): one is the table's key", t.name, k.Value)
 			}
 			t.key, t.startID = len(t.cols), g.lo
+			if g.lo < -maxSeqID || g.lo > maxSeqID-(t.rows-1) {
+				p.errf(v, "table %s: sequence start %d with %d rows: the keys must stay within -2^62..2^62", t.name, g.lo, t.rows)
+				t.startID = 1
+			}
 			if g.nullFrac > 0 {
 				p.errf(v, "table %s: the sequence column %s cannot be NULL", t.name, k.Value)
 			}
@@ -460,6 +490,16 @@ func (p *wparser) table(wf *wfile, n *yaml.Node) *wtable {
 	}
 	return t
 }
+
+// Bounds of what a file may ask for, so no generator or seed overflows 64 bits
+// or loops for ever.
+const (
+	maxSeedRows = 1e10           // rows of a seeded table
+	maxSeqID    = int64(1) << 62 // a sequence's keys stay within ±2^62
+	maxSkew     = 100.0          // zipf's s (math/rand's Zipf loops for ever at +Inf)
+	maxWeight   = 1_000_000      // an op's weight (the mix's total must not overflow)
+	maxWindow   = 100 * 365 * 24 * time.Hour
+)
 
 // gen parses a generator: a mapping of one kind (plus null), or the word next-id
 // (ops only).
@@ -511,6 +551,10 @@ func (p *wparser) gen(wf *wfile, n *yaml.Node, what string, op bool) *gen {
 				g.lo = p.int64v(s, what+": sequence start")
 			}
 		}
+		if g.lo < -maxSeqID || g.lo > maxSeqID {
+			p.errf(kn, "%s: sequence start %d: want -2^62..2^62", what, g.lo)
+			g.lo = 1
+		}
 		if op {
 			g.next = new(atomic.Int64)
 		}
@@ -539,8 +583,9 @@ func (p *wparser) gen(wf *wfile, n *yaml.Node, what string, op bool) *gen {
 		}
 		if g.kind == genZipf {
 			g.skew = 1.1
-			if s := f["s"]; s != nil && p.decode(s, what+": s", &g.skew) && !(g.skew > 1) {
-				p.errf(s, "%s: s %g: the zipf exponent must be above 1", what, g.skew)
+			if s := f["s"]; s != nil && p.decode(s, what+": s", &g.skew) && !(g.skew > 1 && g.skew <= maxSkew) {
+				p.errf(s, "%s: s %g: the zipf exponent must be above 1 and at most %g", what, g.skew, maxSkew)
+				g.skew = 1.1
 			}
 		}
 	case genFK:
@@ -551,8 +596,9 @@ func (p *wparser) gen(wf *wfile, n *yaml.Node, what string, op bool) *gen {
 				p.errf(kn, "%s: fk: table missing", what)
 				return nil
 			}
-			if s := f["s"]; s != nil && p.decode(s, what+": fk s", &g.skew) && !(g.skew > 1) {
-				p.errf(s, "%s: fk s %g: the zipf exponent must be above 1", what, g.skew)
+			if s := f["s"]; s != nil && p.decode(s, what+": fk s", &g.skew) && !(g.skew > 1 && g.skew <= maxSkew) {
+				p.errf(s, "%s: fk s %g: the zipf exponent must be above 1 and at most %g", what, g.skew, maxSkew)
+				g.skew = 0
 			}
 		}
 		g.fkTable = p.str(tn, what+": fk")
@@ -589,7 +635,10 @@ func (p *wparser) gen(wf *wfile, n *yaml.Node, what string, op bool) *gen {
 				return nil
 			}
 		}
-		g.window = p.dur(wn, what+": timestamp window")
+		if g.window = p.dur(wn, what+": timestamp window"); g.window > maxWindow {
+			p.errf(wn, "%s: timestamp window %v: want at most 100 years (%v)", what, g.window, maxWindow)
+			g.window = time.Hour
+		}
 	case genChoice:
 		if kn.Kind != yaml.SequenceNode || len(kn.Content) == 0 {
 			p.errf(kn, "%s: choice: want a list of values", what)
@@ -652,8 +701,10 @@ func (p *wparser) op(wf *wfile, n *yaml.Node) *wop {
 		}
 	}
 	if wn := f["weight"]; wn != nil {
-		if op.weight = int(p.int64v(wn, "weight")); op.weight < 0 {
-			p.errf(wn, "op %s: weight %d: want 0 (only when asked for by a mix) or more", op.name, op.weight)
+		if w := p.int64v(wn, "weight"); w < 0 || w > maxWeight {
+			p.errf(wn, "op %s: weight %d: want 0 (only when asked for by a mix) to %d", op.name, w, maxWeight)
+		} else {
+			op.weight = int(w)
 		}
 	}
 	if tn := f["timeout"]; tn != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,8 +119,11 @@ const sampleSize = 10_000
 // from generator naming that column).
 type sample struct {
 	table, column string
-	mu            sync.Mutex
-	vals          atomic.Pointer[[]any]
+	// lock is a one-slot channel: who holds its token loads; the others wait
+	// for it or for their own context, whichever ends first.
+	lock chan struct{}
+	once sync.Once
+	vals atomic.Pointer[[]any]
 }
 
 func (s *sample) values() []any {
@@ -133,10 +137,16 @@ func (s *sample) values() []any {
 // with a probability that makes about twice the sample from the table's estimated
 // size, so no full sort of a large table is needed.
 // It runs on q: the Setup's database, or an op's connection when the run skipped
-// Setup (then the first op that needs the sample takes it, and the others wait).
+// Setup (then the first op that needs the sample takes it, and the others wait,
+// each no longer than its ctx).
 func (s *sample) load(ctx context.Context, q Querier, again bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.once.Do(func() { s.lock = make(chan struct{}, 1) })
+	select {
+	case s.lock <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("sample %s.%s: waiting for another worker's sample: %w", s.table, s.column, ctx.Err())
+	}
+	defer func() { <-s.lock }()
 	if !again && s.vals.Load() != nil {
 		return nil
 	}
@@ -174,4 +184,6 @@ func (s *sample) load(ctx context.Context, q Querier, again bool) error {
 	return nil
 }
 
-func quoteIdent(s string) string { return "`" + s + "`" }
+// quoteIdent quotes an SQL identifier in backticks, doubling any backtick in it:
+// every name loadgen writes into SQL goes through it.
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }

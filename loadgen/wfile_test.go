@@ -2,14 +2,18 @@ package loadgen
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,7 +215,20 @@ func TestWorkloadFileMalformed(t *testing.T) {
 		{"dialect without sql", "name: x\nschema:\n  singlestore: {}\n" + ok, "w.yaml:3: schema.singlestore: give sql or file"},
 		{"table without rows", "name: x\ntables:\n  - name: t\n    columns: {id: {sequence: 1}}\n" + ok, "w.yaml:3: table t: rows missing"},
 		{"rows not a number", "name: x\ntables:\n  - name: t\n    rows: many\n    columns: {id: {sequence: 1}}\n" + ok, `w.yaml:4: rows: "many" is not a whole number`},
-		{"zero rows", "name: x\ntables:\n  - name: t\n    rows: 0\n    columns: {id: {sequence: 1}}\n" + ok, "w.yaml:4: table t: rows 0: want at least 1"},
+		{"zero rows", "name: x\ntables:\n  - name: t\n    rows: 0\n    columns: {id: {sequence: 1}}\n" + ok, "w.yaml:4: table t: rows 0: want 1 to 10000000000"},
+		{"too many rows", "name: x\ntables:\n  - name: t\n    rows: 100000000000\n    columns: {id: {sequence: 1}}\n" + ok, "w.yaml:4: table t: rows 100000000000: want 1 to 10000000000"},
+		{"sequence start near the top", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns: {id: {sequence: 9223372036854775800}}\n" + ok, "w.yaml:5: t.id: sequence start 9223372036854775800: want -2^62..2^62"},
+		{"sequence keys past 2^62", "name: x\ntables:\n  - name: t\n    rows: 10\n    columns: {id: {sequence: 4611686018427387900}}\n" + ok, "w.yaml:5: table t: sequence start 4611686018427387900 with 10 rows"},
+		{"op sequence start near the top", "name: x\nops:\n  - name: r\n    sql: SELECT ?\n    args: [{sequence: -9223372036854775808}]\n", "w.yaml:5: op r: argument 1: sequence start -9223372036854775808"},
+		{"zipf s infinite", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {zipf: {min: 1, max: 9, s: .inf}}\n" + ok, "w.yaml:7: t.a: s +Inf: the zipf exponent must be above 1 and at most 100"},
+		{"zipf s not a number", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {zipf: {min: 1, max: 9, s: .nan}}\n" + ok, "w.yaml:7: t.a: s NaN: the zipf exponent"},
+		{"zipf s huge", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {zipf: {min: 1, max: 9, s: 1e300}}\n" + ok, "w.yaml:7: t.a: s 1e+300: the zipf exponent"},
+		{"fk s infinite", "name: x\ntables:\n  - name: p\n    rows: 5\n    columns: {id: {sequence: 1}}\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {fk: {table: p, s: .inf}}\n" + ok, "w.yaml:10: t.a: fk s +Inf: the zipf exponent must be above 1 and at most 100"},
+		{"window past 100 years", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {timestamp: 2562047h47m16.854775807s}\n" + ok, "w.yaml:7: t.a: timestamp window 2562047h47m16.854775807s: want at most 100 years"},
+		{"weight too big", "name: x\nops:\n  - name: r\n    sql: SELECT 1\n    weight: 9223372036854775807\n  - name: s\n    sql: SELECT 2\n    weight: 9223372036854775807\n", "w.yaml:5: op r: weight 9223372036854775807: want 0 (only when asked for by a mix) to 1000000"},
+		{"create index", "name: x\nschema: |\n  CREATE TABLE IF NOT EXISTS a (id INT);\n  CREATE INDEX ai ON a (id);\n" + ok, `w.yaml:4: "CREATE INDEX ai ON ...": the schema runs again on every run`},
+		{"alter table", "name: x\nschema: |\n  CREATE TABLE IF NOT EXISTS a (id INT);\n  -- add a column\n  ALTER TABLE a ADD b INT;\n" + ok, `w.yaml:4: "ALTER TABLE a ADD ...": the schema runs again`},
+		{"plain insert", "name: x\nschema:\n  mariadb: {sql: 'INSERT INTO a VALUES (1)'}\n" + ok, `w.yaml:3: "INSERT INTO a VALUES ...": the schema runs again on every run`},
 		{"no key column", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      a: {uniform: {min: 1, max: 2}}\n" + ok, "w.yaml:6: table t: no sequence column"},
 		{"two key columns", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      a: {sequence: 1}\n      b: {sequence: 1}\n" + ok, "w.yaml:7: table t: a second sequence column (b)"},
 		{"unknown generator", "name: x\ntables:\n  - name: t\n    rows: 5\n    columns:\n      id: {sequence: 1}\n      a: {gauss: 3}\n" + ok, `w.yaml:7: t.a: unknown key "gauss"`},
@@ -320,6 +337,11 @@ func TestWorkloadFileSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What a rerun leaves as it was is accepted.
+	rerun := "name: x\nschema: |\n  CREATE TABLE IF NOT EXISTS a (id INT);\n  CREATE UNIQUE INDEX IF NOT EXISTS ai ON a (id);\n  create or replace view v as select 1;\n  CREATE VIEW IF NOT EXISTS w AS SELECT 1;\n  INSERT IGNORE INTO a VALUES (1);\n  REPLACE INTO a VALUES (2);\n  SET @x = 1;\n  DROP TABLE IF EXISTS old;\nops:\n  - name: r\n    sql: SELECT 1\n"
+	if _, err := parseWFile("x.yaml", []byte(rerun)); err != nil {
+		t.Errorf("statements a rerun repeats harmlessly refused: %v", err)
+	}
 	got := wf.schemaFor(MariaDB)
 	if len(got) != 2 || got[0].at != "x.yaml:4" || got[1].at != "x.yaml:5" || !strings.HasSuffix(got[1].sql, "b (id INT)") {
 		t.Errorf("mariadb: %+v", got)
@@ -362,5 +384,151 @@ func TestSeedProgress(t *testing.T) {
 	close(stop)
 	if !strings.HasPrefix(first, "seed t: 250/1000 rows (25%), ") || !strings.Contains(first, " rows/s, ETA ") {
 		t.Errorf("progress line %q", first)
+	}
+}
+
+// seedServer is a database/sql connector for seedRange without a server: the
+// count query finds no row, and each INSERT takes a little while.
+type seedServer struct{ execs atomic.Int64 }
+
+func (s *seedServer) Connect(context.Context) (driver.Conn, error) { return &seedConn{s}, nil }
+func (s *seedServer) Driver() driver.Driver                        { return nil }
+
+type seedConn struct{ s *seedServer }
+
+func (c *seedConn) Prepare(string) (driver.Stmt, error) { return nil, driver.ErrSkip }
+func (c *seedConn) Close() error                        { return nil }
+func (c *seedConn) Begin() (driver.Tx, error)           { return nil, driver.ErrSkip }
+func (c *seedConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
+	return &seedRows{}, nil
+}
+func (c *seedConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
+	c.s.execs.Add(1)
+	time.Sleep(2 * time.Millisecond)
+	return driver.RowsAffected(1), nil
+}
+
+type seedRows struct{ done bool }
+
+func (r *seedRows) Columns() []string { return []string{"n", "top"} }
+func (r *seedRows) Close() error      { return nil }
+func (r *seedRows) Next(dest []driver.Value) error {
+	if r.done {
+		return io.EOF
+	}
+	r.done = true
+	dest[0], dest[1] = int64(0), nil
+	return nil
+}
+
+// seedRange's progress reports end before it returns: a report after (t.Logf
+// after its test ended) panics.
+func TestSeedProgressEndsWithTheSeed(t *testing.T) {
+	defer func(a, e time.Duration) { progressAfter, progressEvery = a, e }(progressAfter, progressEvery)
+	progressAfter, progressEvery = time.Millisecond, time.Millisecond
+	var returned atomic.Bool
+	var reports, late atomic.Int64
+	logf := func(string, ...any) {
+		reports.Add(1)
+		if returned.Load() {
+			late.Add(1)
+		}
+		time.Sleep(20 * time.Millisecond) // a slow log: still in it when the seed ends
+		if returned.Load() {
+			late.Add(1)
+		}
+	}
+	srv := &seedServer{}
+	db := sql.OpenDB(srv)
+	defer db.Close()
+	rows := func(b *strings.Builder, _ *[]any, lo, hi int64) { fmt.Fprintf(b, "INSERT %d-%d", lo, hi) }
+	n, err := seedRange(context.Background(), db, Data{Workers: 1, BatchRows: 1, Logf: logf}, "t", "id", 1, 30, rows)
+	returned.Store(true)
+	if err != nil || n != 30 || srv.execs.Load() != 30 {
+		t.Fatalf("seeded %d rows in %d inserts (%v), want 30 in 30", n, srv.execs.Load(), err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if reports.Load() == 0 {
+		t.Fatal("no progress report: the test proves nothing")
+	}
+	if late.Load() > 0 {
+		t.Errorf("%d progress reports ran after seedRange returned", late.Load())
+	}
+}
+
+// Two ops whose weights add up past the largest int make no mix (Pick would
+// panic on a wrapped total).
+func TestMixRefusesAnOverflowingTotal(t *testing.T) {
+	op := func(ctx context.Context, q Querier, w *Worker) error { return nil }
+	wl := &Workload{Name: "big", Ops: []Op{{Name: "a", Weight: math.MaxInt, Run: op}, {Name: "b", Weight: math.MaxInt, Run: op}}}
+	for _, weights := range []map[string]int{nil, {"a": math.MaxInt - 1, "b": 2}} {
+		_, err := NewMix(wl, weights)
+		var ue *usage.Error
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "add up to more than") {
+			t.Errorf("weights %v: %v, want a usage error on the total", weights, err)
+		}
+	}
+	if m, err := NewMix(wl, map[string]int{"a": math.MaxInt - 2, "b": 2}); err != nil {
+		t.Errorf("a total of MaxInt refused: %v", err)
+	} else if m.Pick(rand.New(rand.NewPCG(1, 2))) == nil {
+		t.Error("no pick")
+	}
+}
+
+// blockingQuerier's first query waits until release closes; it writes down the
+// queries it is sent.
+type blockingQuerier struct {
+	entered, release chan struct{}
+	mu               sync.Mutex
+	queries          []string
+}
+
+func (q *blockingQuerier) ExecContext(context.Context, string, ...any) (sql.Result, error) {
+	return nil, errors.New("no exec")
+}
+
+func (q *blockingQuerier) QueryContext(ctx context.Context, query string, _ ...any) (*sql.Rows, error) {
+	q.mu.Lock()
+	q.queries = append(q.queries, query)
+	first := len(q.queries) == 1
+	q.mu.Unlock()
+	if first {
+		close(q.entered)
+		<-q.release
+	}
+	return nil, errors.New("no server")
+}
+
+// A worker waiting for another's sample (the run skipped Setup) waits no longer
+// than its own context; names are quoted with their backticks doubled.
+func TestWorkloadFileSampleWaitsWithinItsContext(t *testing.T) {
+	s := &sample{table: "t", column: "a`b"}
+	q := &blockingQuerier{entered: make(chan struct{}), release: make(chan struct{})}
+	first := make(chan error, 1)
+	go func() { first <- s.load(context.Background(), q, false) }()
+	<-q.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	second := make(chan error, 1)
+	go func() { second <- s.load(ctx, q, false) }()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("the waiting worker: %v, want its deadline", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("the waiting worker still waits 2s after its 50ms deadline")
+	}
+	close(q.release)
+	if err := <-first; err == nil {
+		t.Error("the first load succeeded without a server")
+	}
+	// The first query is the size estimate; the sample's own follows it.
+	want := "SELECT `a``b` FROM `t` WHERE `a``b` IS NOT NULL"
+	if len(q.queries) != 2 || !strings.HasPrefix(q.queries[1], want) {
+		t.Errorf("queries %q: want the second to begin %q", q.queries, want)
+	}
+	if got := quoteIdent("x` ; DROP TABLE y; --"); got != "`x`` ; DROP TABLE y; --`" {
+		t.Errorf("quoteIdent: %s", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -316,6 +317,9 @@ func NewMix(wl *Workload, weights map[string]int) (*Mix, error) {
 		w := weights[name]
 		if w <= 0 {
 			return nil, usageErr("--mix", "%s=%d: weights must be positive", name, w)
+		}
+		if w > math.MaxInt-m.total {
+			return nil, usageErr("--mix", "%s=%d: the weights add up to more than %d", name, w, math.MaxInt)
 		}
 		m.ops = append(m.ops, op)
 		m.total += w
