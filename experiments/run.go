@@ -194,12 +194,20 @@ type RunFile struct {
 //
 // The run is a sequence of stages (see doc.go) that share a runState: each stage
 // reads what the ones before it resolved and adds its own part.
+//
+// What fails as the run is undone is returned too, after the run's own error: a
+// results file (events.jsonl, indicators.jsonl) that does not close may have
+// lost data, a cluster that is not removed is left running. With a result and no
+// other error, such an error means the result is complete but something was
+// left. It never hides the run's own error: errors.Is and errors.As (ErrNotRecovered,
+// *Aborted, context.Canceled, *UsageError) answer from the run's error alone
+// when there is one.
 func Run(ctx context.Context, spec *Spec, o Options) (res *Result, err error) {
 	r, err := newRunState(ctx, spec, o)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = errors.Join(err, r.close()) }()
+	defer func() { err = afterClose(err, r.close()) }()
 	if err := r.prepareCluster(); err != nil {
 		return nil, err
 	}
@@ -305,6 +313,21 @@ func newRunState(ctx context.Context, spec *Spec, o Options) (*runState, error) 
 		r.later(func() error { o.Observer.Phase("done"); return nil })
 	}
 	return r, nil
+}
+
+// afterClose adds close's error to the run's: as text only when the run has an
+// error of its own, so that callers' errors.Is and errors.As see the run's
+// error (a removal cancelled with the run must not turn ErrNotRecovered into an
+// interruption).
+func afterClose(err, cerr error) error {
+	switch {
+	case cerr == nil:
+		return err
+	case err == nil:
+		return fmt.Errorf("closing the run: %w", cerr)
+	default:
+		return errors.Join(err, fmt.Errorf("closing the run: %v", cerr))
+	}
 }
 
 // later adds f to what close undoes.
