@@ -4,6 +4,11 @@
 // indicators every second, audits durability and scores every mode against its
 // budgets, with a verdict and the evidence.
 //
+// The failure modes, and the figures findings are held to, come from a
+// practitioner's account of SingleStore in production: "the article" in this
+// package's comments and in findings' references is that SingleStore production
+// article, described in docs/failure-modes.md.
+//
 // The package reads as three concerns and the runner that joins them; the file
 // names say which:
 //

@@ -10,7 +10,7 @@ import (
 	"github.com/htapchaos/htapchaos/results"
 )
 
-// The failure modes of the catalog (../shared/failure-modes.md), by stable id.
+// The failure modes of the catalog (docs/failure-modes.md), by stable id.
 const (
 	ModeMemoryHeadroom = "memory-headroom"
 	ModeDataMovement   = "data-movement"
@@ -334,7 +334,7 @@ type Finding struct {
 	Op        string     `json:"op"`               // how Value is held to Budget: "<=" or ">="
 	Reason    string     `json:"reason,omitempty"` // why inconclusive or fail, in words
 	Evidence  []Evidence `json:"evidence,omitempty"`
-	Reference string     `json:"reference,omitempty"` // the article's figure
+	Reference string     `json:"reference,omitempty"` // the SingleStore production article's figure (docs/failure-modes.md)
 	Notes     []string   `json:"notes,omitempty"`     // further figures (per stream, chain, formula)
 	// Strict: the finding tolerates no failure (acknowledged writes lost): over
 	// repeated runs, any failing run fails the aggregate (see AggregateFindings).

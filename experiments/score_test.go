@@ -728,7 +728,7 @@ func TestScoreMemoryHeadroom(t *testing.T) {
 			"held up to 200.0 MiB, inside the server (method=sql)")
 
 		// A hog still growing until 55 s, its held figure read after every
-		// table it adds (faults/memfill.go): its samples count, and a1 and a2
+		// table it adds (faults/memory_fill.go): its samples count, and a1 and a2
 		// still give 24 MiB a query.
 		r.Faults[0].Effective = at(55)
 		for i := range r.Indicators {
@@ -991,7 +991,7 @@ func TestScoreDurability(t *testing.T) {
 		{"every node read", three(func([]NodeAudit) {}), Pass, 0, []string{"read back on n1, n2, n3"},
 			[]check{{findDiverge, Pass, 0, []string{"compared on n1, n2, n3"}}, {findUnsent, Pass, 0, nil}}},
 		// A node that answered when the audit began and was not read: loss and
-		// divergence are not judged, whatever the reason (each skip of audit.go).
+		// divergence are not judged, whatever the reason (each skip of observe_audit.go).
 		{"a node whose read failed", three(unread(2, "read back failed: read back orders 1-9: invalid connection")), Inconclusive, 0,
 			[]string{"n2 (read back failed: read back orders 1-9: invalid connection)", "cannot be judged", "n2 not read back"},
 			[]check{{findDiverge, Inconclusive, -1, []string{"n2 (read back failed"}}, {findUnsent, Pass, 0, []string{"judged on the nodes read only (n1, n3)"}}}},
