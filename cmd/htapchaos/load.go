@@ -199,6 +199,9 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			if err != nil {
 				return err
 			}
+			if err := fileOnTopology(f.file, c.Name, c.Topology); err != nil {
+				return err
+			}
 			if c.Topology == testcontainers.Sharded || c.Topology == testcontainers.Vitess {
 				sharded = c
 			}
@@ -629,6 +632,16 @@ func checkOwnTables(ctx context.Context, t loadgen.Target) error {
 	defer db.Close()
 	if err := loadgen.CheckOwnTables(ctx, db, "users", "orders"); err != nil {
 		return usagef("node %d: %v", t.Node, err)
+	}
+	return nil
+}
+
+// fileOnTopology refuses a workload file on a sharded or vitess cluster, as
+// experiments do: its tables would need a sharding of their own, which the file
+// cannot declare.
+func fileOnTopology(file, cluster string, topo testcontainers.Topology) error {
+	if file != "" && (topo == testcontainers.Sharded || topo == testcontainers.Vitess) {
+		return usagef("--workload-file %s: cluster %s is %s: a workload file's tables would need a sharding of their own; run it on a galera, primary-replica or single cluster", file, cluster, topo)
 	}
 	return nil
 }

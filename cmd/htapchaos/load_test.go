@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/results"
+	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
 func TestLoadBadInputExitsTwo(t *testing.T) {
@@ -24,6 +27,7 @@ func TestLoadBadInputExitsTwo(t *testing.T) {
 		{[]string{"load", "--target", dsn, "--mix", "point-read=0"}, "weights must be positive"},
 		{[]string{"load", "--target", dsn, "--mix", "point-read=-3"}, "weights must be positive"},
 		{[]string{"load", "--target", dsn, "--mix", "point-read"}, "want op=weight"},
+		{[]string{"load", "--target", dsn, "--mix", "point-read=9223372036854775807,insert=9223372036854775807"}, "--mix: point-read=9223372036854775807: the weights add up to more than"},
 		{[]string{"load", "--target", dsn, "--rate", "0"}, "the rate must be positive"},
 		{[]string{"load", "--target", dsn, "--rate", "-5"}, "the rate must be positive"},
 		{[]string{"load", "--target", dsn, "--concurrency", "0"}, "--concurrency 0: must be positive"},
@@ -84,6 +88,29 @@ func TestLoadWorkloadFileBadInput(t *testing.T) {
 		code := run(append([]string{"load", "--target", dsn, "--out", filepath.Join(dir, "run")}, tc.args...), &out, &errb)
 		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 with %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}
+
+// fileOnTopology: a workload file on a sharded or vitess cluster is a usage
+// error naming the flag, the cluster and its topology (attach needs a cluster,
+// so the check is tested alone).
+func TestLoadWorkloadFileBadInputTopology(t *testing.T) {
+	for topo, refused := range map[testcontainers.Topology]bool{
+		testcontainers.Sharded: true, testcontainers.Vitess: true,
+		testcontainers.Galera: false, testcontainers.PrimaryReplica: false, testcontainers.Single: false,
+	} {
+		err := fileOnTopology("shop.yaml", "demo", topo)
+		want := fmt.Sprintf("--workload-file shop.yaml: cluster demo is %s", topo)
+		var ue usageError
+		if refused && (!errors.As(err, &ue) || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: %v, want a usage error %q", topo, err, want)
+		}
+		if !refused && err != nil {
+			t.Errorf("%s: %v, want none", topo, err)
+		}
+		if err := fileOnTopology("", "demo", topo); err != nil {
+			t.Errorf("%s without a file: %v", topo, err)
 		}
 	}
 }
