@@ -96,15 +96,7 @@ func (r *runState) seedBuiltin() error {
 
 // ownSchemas are the run's workloads that bring a schema of their own (workload
 // files), each once.
-func (r *runState) ownSchemas() []*loadgen.Workload {
-	var out []*loadgen.Workload
-	for i := range r.spec.Workloads {
-		if wl, err := r.spec.workload(i, r.regs.workloads); err == nil && wl.Setup != nil && !slices.Contains(out, wl) {
-			out = append(out, wl)
-		}
-	}
-	return out
-}
+func (r *runState) ownSchemas() []*loadgen.Workload { return r.spec.ownSchemas(r.regs.workloads) }
 
 // auditTable is where the load's acknowledged inserts land: the audited table
 // of the workloads whose mix has a ledgered op (the spec allows one), ok false

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,7 +25,7 @@ func (s *Spec) Plan(target *faults.ExecTarget, extra []AbortCondition) string {
 		c := s.Cluster
 		fmt.Fprintf(&b, "cluster: a new %s cluster of %d node(s), %s each, removed at the end\n", c.Topology, c.Nodes, bytesStr(float64(c.Memory)))
 	}
-	fmt.Fprintf(&b, "data: %d users, %d orders, seeded first\n", s.Data.Users, s.Data.Orders)
+	b.WriteString(s.dataText())
 	b.WriteString("timeline:\n")
 	var at time.Duration
 	for _, p := range s.Phases {
@@ -93,17 +94,28 @@ func (s *Spec) Plan(target *faults.ExecTarget, extra []AbortCondition) string {
 	return b.String()
 }
 
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
+// dataText is the plan's line of what is seeded before the load: htapchaos's
+// users and orders when the run needs them, and the tables of every workload
+// file (named by workload: what a file seeds is its own tables: section).
+func (s *Spec) dataText() string {
+	regs := s.registries()
+	var parts []string
+	if s.needsBuiltinSchema(regs.workloads, regs.faults) {
+		parts = append(parts, fmt.Sprintf("%d users, %d orders", s.Data.Users, s.Data.Orders))
 	}
-	return s
+	for _, wl := range s.ownSchemas(regs.workloads) {
+		parts = append(parts, fmt.Sprintf("workload %s's own tables", wl.Name))
+	}
+	if len(parts) == 0 {
+		return "data: none seeded\n"
+	}
+	return "data: " + strings.Join(parts, "; ") + ", seeded first\n"
 }
 
 // routeText is the i-th workload's route as the plan prints it.
 func (s *Spec) routeText(i int) string {
 	if s.routeGiven(i) {
-		return cmpOr(s.Workloads[i].Route, "all")
+		return cmp.Or(s.Workloads[i].Route, "all")
 	}
 	switch {
 	case s.Cluster != nil && s.Cluster.Topology == "primary-replica":

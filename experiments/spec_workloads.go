@@ -206,6 +206,18 @@ func sortedAuditTables(m map[loadgen.AuditTable][]string) []loadgen.AuditTable {
 	return out
 }
 
+// ownSchemas are the spec's workloads that bring a schema of their own
+// (workload files), each once.
+func (s *Spec) ownSchemas(reg *loadgen.Registry) []*loadgen.Workload {
+	var out []*loadgen.Workload
+	for i := range s.Workloads {
+		if wl, err := s.workload(i, reg); err == nil && wl.Setup != nil && !slices.Contains(out, wl) {
+			out = append(out, wl)
+		}
+	}
+	return out
+}
+
 // needsBuiltinSchema says whether the run needs htapchaos's own tables (users,
 // orders) seeded: a workload that brings no schema of its own and uses a
 // connection, or a fault that acts on those tables (a spike runs a builtin

@@ -105,8 +105,21 @@ func TestSpecWorkloadFiles(t *testing.T) {
 		}
 	}
 	// The builtin oltp with a mix of no ledgered op runs beside it.
-	if _, err := ParseSpec(path, []byte(head+"workloads: [{kind: file, file: shop.yaml, rate: 5}, {kind: oltp, rate: 5, mix: {point-read: 1}}]\n"), ParseOptions{}); err != nil {
-		t.Errorf("oltp without inserts beside a file: %v", err)
+	both, err := ParseSpec(path, []byte(head+"workloads: [{kind: file, file: shop.yaml, rate: 5}, {kind: oltp, rate: 5, mix: {point-read: 1}}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatalf("oltp without inserts beside a file: %v", err)
+	}
+
+	// The dry run says what is seeded: the file's tables only, or both.
+	spec, err = ParseSpec(path, []byte(head+"workloads: [{kind: file, file: shop.yaml, rate: 50}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan := spec.Plan(nil, nil); !strings.Contains(plan, "\ndata: workload shop's own tables, seeded first\n") {
+		t.Errorf("plan of a workload file only:\n%s", plan)
+	}
+	if plan := both.Plan(nil, nil); !strings.Contains(plan, fmt.Sprintf("\ndata: %d users, %d orders; workload shop's own tables, seeded first\n", both.Data.Users, both.Data.Orders)) {
+		t.Errorf("plan of a workload file and oltp:\n%s", plan)
 	}
 }
 
