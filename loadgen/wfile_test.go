@@ -532,3 +532,19 @@ func TestWorkloadFileSampleWaitsWithinItsContext(t *testing.T) {
 		t.Errorf("quoteIdent: %s", got)
 	}
 }
+
+// Register refuses a workload whose audited table has no name (a library
+// caller's mistake); any other name is quoted where it meets SQL.
+func TestWorkloadFileAuditNames(t *testing.T) {
+	for _, a := range []AuditTable{{"", "id"}, {"t", ""}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("audit %+v registered", a)
+				}
+			}()
+			NewRegistry().Register(&Workload{Name: "w", Audit: &a})
+		}()
+	}
+	NewRegistry().Register(&Workload{Name: "w", Audit: &AuditTable{"t`x", "id"}})
+}

@@ -270,6 +270,10 @@ func (r *Registry) Register(w *Workload) {
 	if _, dup := r.m[w.Name]; dup {
 		panic("loadgen: workload registered twice: " + w.Name)
 	}
+	if a := w.Audit; a != nil && (a.Table == "" || a.Column == "") {
+		// (Any other name is quoted where it meets SQL, backticks doubled.)
+		panic("loadgen: workload " + w.Name + ": Audit names no table or no column")
+	}
 	for _, op := range w.Ops {
 		if op.Ledgered && !op.ChangesData {
 			panic("loadgen: workload " + w.Name + ": op " + op.Name + " is ledgered but does not declare ChangesData")
