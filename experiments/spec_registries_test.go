@@ -137,3 +137,21 @@ func TestContainerAdapterIsContainerBacked(t *testing.T) {
 		t.Fatalf("faulttarget.Cluster does not unwrap to its cluster: %v", ok)
 	}
 }
+
+// Suite and Repeat refuse options that say more than once where to run, before
+// they start anything (a spec cluster beside On).
+func TestSuiteAndRepeatRefuseTwoPlaces(t *testing.T) {
+	spec, err := ParseSpec("two.yaml", []byte("name: two\nmodes: [durability]\ncluster: {topology: single}\nphases: [{name: baseline, duration: 1s}]\nworkloads: [{kind: oltp, rate: 10}]\n"), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{On: fakeCluster{}, Target: &faults.ExecTarget{}}
+	o.Out = t.TempDir() + "/suite"
+	if _, err := Suite(context.Background(), []*Spec{spec}, SuiteOptions{Options: o, Repeat: 1}); err == nil || !strings.Contains(err.Error(), "give one of On, Cluster and Target") {
+		t.Errorf("suite: %v", err)
+	}
+	o.Out = t.TempDir() + "/repeat"
+	if _, err := Repeat(context.Background(), spec, 2, RepeatOptions{Options: o}); err == nil || !strings.Contains(err.Error(), "give one of On, Cluster and Target") {
+		t.Errorf("repeat: %v", err)
+	}
+}
