@@ -330,6 +330,9 @@ var (
 		`|DROP\s+(?:TEMPORARY\s+)?(?:TABLE|VIEW|INDEX)\s+IF\s+EXISTS\b)`)
 )
 
+// leadingBlockRe: /* comments */ before a statement.
+var leadingBlockRe = regexp.MustCompile(`^(?s:\s*/\*.*?\*/)*`)
+
 // rerunForms lists what rerunRe accepts, for its error.
 const rerunForms = "CREATE TABLE IF NOT EXISTS (indexes inside it), CREATE INDEX IF NOT EXISTS, CREATE OR REPLACE VIEW, CREATE VIEW IF NOT EXISTS, INSERT IGNORE, REPLACE, SET, DROP ... IF EXISTS"
 
@@ -350,7 +353,7 @@ func (p *wparser) stmts(n *yaml.Node, text, sqlFile string) []sqlStmt {
 		}
 		if m := createTableRe.FindStringSubmatch(s.text); m != nil && m[1] == "" {
 			p.errs = append(p.errs, &UsageError{Field: at, Msg: "CREATE TABLE without IF NOT EXISTS: a second run on the same database would fail"})
-		} else if m == nil && !rerunRe.MatchString(stripComments(s.text)) {
+		} else if m == nil && !rerunRe.MatchString(leadingBlockRe.ReplaceAllString(stripComments(s.text), "")) {
 			p.errs = append(p.errs, &UsageError{Field: at, Msg: fmt.Sprintf("%q: the schema runs again on every run, and a second run would fail or change what the first made: want %s", firstWords(s.text, 4), rerunForms)})
 		}
 		out = append(out, sqlStmt{sql: s.text, at: at})

@@ -338,7 +338,7 @@ func TestWorkloadFileSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a rerun leaves as it was is accepted.
-	rerun := "name: x\nschema: |\n  CREATE TABLE IF NOT EXISTS a (id INT);\n  CREATE UNIQUE INDEX IF NOT EXISTS ai ON a (id);\n  create or replace view v as select 1;\n  CREATE VIEW IF NOT EXISTS w AS SELECT 1;\n  INSERT IGNORE INTO a VALUES (1);\n  REPLACE INTO a VALUES (2);\n  SET @x = 1;\n  DROP TABLE IF EXISTS old;\nops:\n  - name: r\n    sql: SELECT 1\n"
+	rerun := "name: x\nschema: |\n  CREATE TABLE IF NOT EXISTS a (id INT);\n  CREATE UNIQUE INDEX IF NOT EXISTS ai ON a (id);\n  create or replace view v as select 1;\n  CREATE VIEW IF NOT EXISTS w AS SELECT 1;\n  INSERT IGNORE INTO a VALUES (1);\n  REPLACE INTO a VALUES (2);\n  SET @x = 1;\n  DROP TABLE IF EXISTS old;\n  /* a note */ /* and another */ INSERT IGNORE INTO a VALUES (3);\nops:\n  - name: r\n    sql: SELECT 1\n"
 	if _, err := parseWFile("x.yaml", []byte(rerun)); err != nil {
 		t.Errorf("statements a rerun repeats harmlessly refused: %v", err)
 	}
