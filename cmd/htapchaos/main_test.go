@@ -145,7 +145,7 @@ func TestBadInputExitsTwoAndCreatesNothing(t *testing.T) {
 		{[]string{"cluster", "up", "--nodes", "4"}, "--nodes: 4: an even galera node count"},
 		{[]string{"cluster", "up", "--nodes", "x"}, `invalid argument "x" for "--nodes"`},
 		{[]string{"cluster", "up", "--memory", "128MiB"}, "--memory: 128MiB is under the minimum of 256MiB"},
-		{[]string{"cluster", "up", "--memory", "lots"}, `--memory: "lots" is not a size`},
+		{[]string{"cluster", "up", "--memory", "lots"}, `--memory: "lots": want a size such as 512MiB`},
 		{[]string{"cluster", "up", "--set", "no-equals-sign"}, `--set: "no-equals-sign": want key=value`},
 		{[]string{"cluster", "up", "--set", "9:x=1"}, "--set: node 9: out of range 1-3"},
 		{[]string{"cluster", "up", "--name", "Bad_Name"}, `--name: "Bad_Name"`},
