@@ -85,6 +85,50 @@ type Config struct {
 	// Observer is given every closed interval's per-key figures (a live metrics
 	// endpoint); nil: none.
 	Observer results.Observer
+
+	// Share is this process's part of the run when several processes (agents)
+	// drive it together; zero: all of it. See Share.
+	Share Share
+	// WorkerBase offsets this process's worker (writer) ids: they start at
+	// WorkerBase+1, so that the ids of agents sharing a run tag never meet.
+	WorkerBase int
+	// StartAt, when set, is called once every workload is prepared (pools open)
+	// and returns the instant the run starts: the schedule, the recorder's first
+	// interval and the ticks are laid from it, and Run sleeps until it. An error
+	// ends the run before any operation.
+	StartAt func(ctx context.Context) (time.Time, error)
+	// Ledger is the acknowledged-write ledger the run fills; nil: a new one. A
+	// caller that snapshots it while the run goes (an agent) passes its own.
+	Ledger *results.Ledger
+}
+
+// Share is one process's part of a run's schedule when Of processes drive it
+// together: Index (0-based) of Of. In the open loop the process takes every Of-th
+// operation of the schedule, starting at the Index-th: the union of the shares'
+// intended times is the one-process schedule. In the closed loop it runs the
+// workers whose number is Index modulo Of, and its part of MaxOps. The zero value
+// (or Of 1) is the whole run.
+type Share struct {
+	Index int `json:"index"`
+	Of    int `json:"of"`
+}
+
+func (s Share) whole() bool { return s.Of <= 1 }
+
+// stride is Of, at least 1.
+func (s Share) stride() int64 { return int64(max(s.Of, 1)) }
+
+// maxOps is the share's part of a workload's MaxOps (0: no bound): the
+// operations numbered Index, Index+Of, ... below max.
+func (s Share) maxOps(total int64) int64 {
+	if total == 0 || s.whole() {
+		return total
+	}
+	n := total / int64(s.Of)
+	if int64(s.Index) < total%int64(s.Of) {
+		n++
+	}
+	return n
 }
 
 // Progress is the state of a run after one interval.
@@ -92,6 +136,11 @@ type Progress struct {
 	Elapsed, Total time.Duration
 	Interval       results.Interval
 	Phase          string
+	// ScheduleLag is the open-loop dispatcher's worst lag behind the schedule in
+	// the interval: how late it handed an operation to the workers. Only the
+	// client causes it (a slow database makes late operations, not a late
+	// dispatcher), so a large one says the client is saturated.
+	ScheduleLag time.Duration
 }
 
 // Result is what a run measured.
