@@ -84,6 +84,18 @@ func (s *GapTracker) Failure(ended time.Time, late bool) {
 	}
 }
 
+// Cover notes successes from from to to with no window of the threshold or
+// more between them (another tracker's run): a success at from, then to as
+// the latest success when it is later.
+func (s *GapTracker) Cover(from, to time.Time, late bool) {
+	s.Success(from, late)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to.After(s.last) {
+		s.last, s.failed, s.late = to, 0, 0
+	}
+}
+
 // add keeps a gap. Called with s.mu held.
 func (s *GapTracker) add(g Gap, d time.Duration) {
 	if d > s.longest {

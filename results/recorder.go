@@ -59,6 +59,10 @@ type Options struct {
 	// Observer, when set, is given every closed interval's per-key figures (a
 	// live metrics endpoint). Nil: nobody is told.
 	Observer Observer
+	// Export, when set, is given the raw data of every interval Tick and
+	// Close close, for another Recorder to Ingest. It is called with the
+	// recorder locked: it must only enqueue the frame, which it may keep.
+	Export func(*IntervalFrame)
 }
 
 // Observer watches a Recorder's intervals as they close.
