@@ -280,7 +280,29 @@ func NewRegistry() *Registry {
 	r.Register(Batch())
 	r.Register(ShardedAnalytics())
 	r.Register(Noop())
+	for name, w := range r.m {
+		w.Source = &WorkloadSource{Builtin: name}
+	}
 	return r
+}
+
+// Build rebuilds the workload in this process: the builtin of that name, or the
+// workload file parsed from its text (and its .sql files' text). Exactly one of
+// Builtin and Data must be given.
+func (s WorkloadSource) Build() (*Workload, error) {
+	switch {
+	case s.Builtin != "" && (s.File != "" || len(s.Data) > 0):
+		return nil, usageErr("workload source", "both a builtin (%s) and a file (%s)", s.Builtin, s.File)
+	case s.Builtin != "":
+		return NewRegistry().Get(s.Builtin)
+	case len(s.Data) > 0:
+		files := s.Files
+		if files == nil {
+			files = map[string][]byte{}
+		}
+		return parseWorkloadFile(s.File, s.Data, files)
+	}
+	return nil, usageErr("workload source", "empty: neither a builtin nor a workload file")
 }
 
 // Register adds a workload. It panics on a duplicate name, and on an op that is
