@@ -253,18 +253,24 @@ func DecodeLedger(b []byte) (*Ledger, error) {
 	}
 	l := NewLedger()
 	for _, e := range lf.Writers {
-		wl := l.writer(e.Writer)
 		for _, r := range e.Acked {
 			if r[0] > r[1] {
 				return nil, fmt.Errorf("writer %d: range [%d,%d] has lo > hi", e.Writer, r[0], r[1])
 			}
-			wl.acked = addRange(wl.acked, Range{r[0], r[1]})
 		}
-		wl.unknown = append(wl.unknown, e.Unknown...)
-		wl.sorted = false
-		wl.sortUnknown()
+		l.writer(e.Writer).add(e)
 	}
 	return l, nil
+}
+
+// add adds the ranges and unknown ids of e.
+func (wl *writerLedger) add(e ledgerFileEntry) {
+	for _, r := range e.Acked {
+		wl.acked = addRange(wl.acked, Range{r[0], r[1]})
+	}
+	wl.unknown = append(wl.unknown, e.Unknown...)
+	wl.sorted = false
+	wl.sortUnknown()
 }
 
 // Merge adds the writers of o into l: their acknowledged ranges and unknown
@@ -283,13 +289,7 @@ func (l *Ledger) Merge(o *Ledger) error {
 		}
 	}
 	for _, e := range of.Writers {
-		wl := l.writer(e.Writer)
-		for _, r := range e.Acked {
-			wl.acked = addRange(wl.acked, Range{r[0], r[1]})
-		}
-		wl.unknown = append(wl.unknown, e.Unknown...)
-		wl.sorted = false
-		wl.sortUnknown()
+		l.writer(e.Writer).add(e)
 	}
 	return nil
 }
