@@ -266,6 +266,15 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if f.agents > 0 {
+		// The split's own refusals, before anything connects (the run tag is
+		// chosen later, against the database).
+		check := cfg
+		check.RunTag = 1
+		if _, err := agents.Plans(check, f.agents); err != nil {
+			return err
+		}
+	}
 	// No writes to a database htapchaos did not create without consent, asked
 	// before anything connects.
 	if len(f.targets) > 0 && !wl.NoDB && !f.allowWrites {
