@@ -162,20 +162,28 @@ func TestShareRunsAddUp(t *testing.T) {
 		if err := merged.Merge(o.res.Ledger); err != nil {
 			t.Errorf("share %d: ledger merge: %v", k, err)
 		}
-		if len(o.frames) == 0 {
-			continue // TODO(B): strict once results exports frames
-		}
-		if !o.frames[len(o.frames)-1].Final {
+		if len(o.frames) == 0 || !o.frames[len(o.frames)-1].Final {
 			t.Fatalf("share %d: %d frames, the last not final", k, len(o.frames))
 		}
-		for i, f := range o.frames[:len(o.frames)-1] {
-			if f.Seq != int64(i+1) || time.Unix(0, f.EndNs).Sub(t0) != time.Duration(i+1)*250*time.Millisecond {
-				// Ticks come from a ticker started at the common start: a tick
-				// may be late, never off the grid by more than its lateness.
-				if d := time.Unix(0, f.EndNs).Sub(t0) - time.Duration(f.Seq)*250*time.Millisecond; f.Seq != int64(i+1) || d < 0 || d > 100*time.Millisecond {
-					t.Errorf("share %d frame %d: seq %d ends %v after the start", k, i, f.Seq, time.Unix(0, f.EndNs).Sub(t0))
-				}
+		var frameOps, shareOps int64
+		for i, f := range o.frames {
+			for _, kf := range f.Keys {
+				frameOps += kf.OK
 			}
+			if f.Final {
+				continue
+			}
+			// Ticks come from a ticker started at the common start: a tick may be
+			// late, never off the grid by more than its lateness.
+			if d := time.Unix(0, f.EndNs).Sub(t0) - time.Duration(f.Seq)*250*time.Millisecond; f.Seq != int64(i+1) || d < 0 || d > 100*time.Millisecond {
+				t.Errorf("share %d frame %d: seq %d ends %v after the start", k, i, f.Seq, time.Unix(0, f.EndNs).Sub(t0))
+			}
+		}
+		for _, s := range o.res.Summary.Ops {
+			shareOps += s.Count
+		}
+		if frameOps != shareOps {
+			t.Errorf("share %d: the frames hold %d successes, the summary %d", k, frameOps, shareOps)
 		}
 		if o.lag <= 0 || o.lag > 200*time.Millisecond {
 			t.Errorf("share %d: schedule lag %v, want a small positive one", k, o.lag)
