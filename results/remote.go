@@ -111,13 +111,16 @@ type AgentFrame struct {
 	Frame  *IntervalFrame
 }
 
-// Ingest adds the frames of one interval, one per agent, into the open
-// interval, as if their operations had been recorded here: histograms and
+// Ingest adds agents' frames into the open interval (normally one frame of
+// the interval per agent; an agent's late frames may come along, in order),
+// as if their operations had been recorded here: histograms and
 // counts into every key's open interval (each agent's part is also written to
 // the interval logs, tagged "<tag>.lat/<op>/n<node>" and so on, which the
 // readers of this package skip), stream events into the gap trackers in time
-// order. Frames are checked first: on an error nothing is added. Call it from
-// the goroutine that calls Tick, between ticks.
+// order (those of the last ingestHoldback wait for the next Ingest, or Close;
+// none waits when every frame given is Final). Frames are checked first: on an
+// error nothing is added. Call it from the goroutine that calls Tick, between
+// ticks.
 func (r *Recorder) Ingest(frames []AgentFrame) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
