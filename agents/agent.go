@@ -136,7 +136,8 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 	if err != nil {
 		c.send(&Msg{Type: TypeError, Error: &WireError{Code: CodePlan, Message: err.Error()}})
 		c.flush(writeTimeout)
-		return err
+		// Not wrapped: the coordinator's input, not this agent's (the CLI exits 3).
+		return fmt.Errorf("the coordinator's plan: %v", err)
 	}
 	return c.run(ctx, o, cfg, plan, logf)
 }
@@ -533,7 +534,7 @@ func (c *agentConn) run(ctx context.Context, o AgentOptions, cfg loadgen.Config,
 		// Preparing failed (a pool, a workload's check): the plan cannot run here.
 		c.send(&Msg{Type: TypeError, Error: &WireError{Code: CodePlan, Message: runErr.Error()}})
 		c.flush(writeTimeout)
-		return runErr
+		return fmt.Errorf("the coordinator's plan: %v", runErr)
 	}
 	if errors.Is(cause, errDied) {
 		return cause
