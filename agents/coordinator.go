@@ -449,13 +449,10 @@ func (c *coord) prepare(ctx context.Context) error {
 				n++
 			case ev.m.Type == TypeError && ev.m.Error != nil:
 				c.stopAll()
-				err := fmt.Errorf("agent %s: %s", ev.a.tag, ev.m.Error.Message)
-				if ev.m.Error.Code == CodePlan {
-					// The agent found the plan bad: bad input, as loadgen.Run would
-					// have said itself.
-					return usage.Errorf("--agents", "%v", err)
-				}
-				return err
+				// Not a usage error: the coordinator checked the input; an agent
+				// that cannot run its plan (a pool it cannot open, a workload it
+				// builds otherwise) is the agents' environment.
+				return fmt.Errorf("agents: %s cannot run its plan: %s", ev.a.tag, ev.m.Error.Message)
 			}
 		case <-timeout.C:
 			c.stopAll()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/htapchaos/htapchaos/internal/usage"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
@@ -455,5 +457,192 @@ func TestPlans(t *testing.T) {
 	}
 	if _, err := Plans(cfg, 0); err == nil {
 		t.Error("Plans(0): no error")
+	}
+}
+
+// agentLauncher runs real agents (RunAgent) as goroutines; opts(k) adjusts agent
+// k's options.
+func agentLauncher(opts func(k int, o *AgentOptions)) goLauncher {
+	return goLauncher{run: func(ctx context.Context, req LaunchRequest, k int) error {
+		o := AgentOptions{Coordinator: req.Coordinator, Token: req.Token, CertSHA256: req.CertSHA256, Index: k}
+		if opts != nil {
+			opts(k, &o)
+		}
+		return RunAgent(ctx, o)
+	}}
+}
+
+// agentCounts sums the successes of each agent's histograms (tags a<k>.lat/...)
+// in an interval log.
+func agentCounts(t *testing.T, path string) map[string]int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Tag=")
+		if !ok {
+			continue
+		}
+		f := strings.SplitN(rest, ",", 5)
+		agent, kind, ok := strings.Cut(f[0], ".")
+		if !ok || !strings.HasPrefix(kind, "lat/") {
+			continue
+		}
+		p, err := hdr.DecodePacked([]byte(f[4]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[agent] += p.TotalCount()
+	}
+	return out
+}
+
+// Three real agents share a noop schedule: the merged run has exactly the
+// schedule's operations, each agent its share.
+func TestAgentsShareTheSchedule(t *testing.T) {
+	cfg := noopConfig(t, 300, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, rep, err := Run(ctx, cfg, Options{N: 3, Launcher: agentLauncher(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := loadgen.NewSchedule(time.Now(), cfg.Workloads[0].Phases).Total()
+	if total != 600 {
+		t.Fatalf("schedule of %d ops", total)
+	}
+	if got := sumOps(res.Summary); got != total {
+		t.Errorf("merged summary: %d ops, want the schedule's %d", got, total)
+	}
+	counts := agentCounts(t, filepath.Join(cfg.Out, "noop.hlog"))
+	for k := range 3 {
+		if got := counts[fmt.Sprintf("a%d", k+1)]; got != total/3 {
+			t.Errorf("agent a%d: %d ops, want its share %d (all: %v)", k+1, got, total/3, counts)
+		}
+	}
+	ws, err := results.WindowStats(cfg.Out, []results.Window{{Name: "all", Start: res.Summary.Start.Add(-time.Hour), End: res.Summary.End.Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		if w.Op == "noop" && w.Node == 0 && w.Count != total {
+			t.Errorf("WindowStats: %d ops, want %d", w.Count, total)
+		}
+	}
+	for _, g := range append(res.Summary.Gaps, res.Summary.Cluster...) {
+		if len(g.Gaps) > 0 {
+			t.Errorf("gap in %+v", g)
+		}
+	}
+	if rep.Degraded {
+		t.Errorf("degraded: %+v", rep)
+	}
+}
+
+// A real agent that dies (or hangs) mid-run is lost; the others' shares are
+// whole, its own ends at its last report, and no gap appears.
+func TestLostAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(o *AgentOptions)
+	}{
+		{"dies", func(o *AgentOptions) { o.dieAfter = 1500 * time.Millisecond }},
+		{"hangs", func(o *AgentOptions) { o.hangAfter = 1500 * time.Millisecond }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := noopConfig(t, 300, 3*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			res, rep, err := Run(ctx, cfg, Options{N: 3, Launcher: agentLauncher(func(k int, o *AgentOptions) {
+				if k == 1 {
+					tc.set(o)
+				}
+			})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.Degraded || !rep.Agents[1].Lost || rep.Agents[0].Lost || rep.Agents[2].Lost {
+				t.Fatalf("report: %+v", rep.Agents)
+			}
+			a := rep.Agents[1]
+			if d := a.LostAt.Sub(a.LastReport); d < 0 || d > 3500*time.Millisecond {
+				t.Errorf("lost %v after its last report, want within 3.5 s", d)
+			}
+			counts := agentCounts(t, filepath.Join(cfg.Out, "noop.hlog"))
+			if counts["a1"] != 300 || counts["a3"] != 300 {
+				t.Errorf("the live agents' shares: %v, want 300 each", counts)
+			}
+			// Agent a2 reported about 1.4 s of its 3 s share (ticks every 200 ms).
+			if n := counts["a2"]; n < 100 || n > 160 {
+				t.Errorf("the lost agent reported %d ops, want those of its first ~1.4 s", n)
+			}
+			if got, want := sumOps(res.Summary), counts["a1"]+counts["a2"]+counts["a3"]; got != want {
+				t.Errorf("merged: %d ops, agents: %d", got, want)
+			}
+			for _, g := range append(res.Summary.Gaps, res.Summary.Cluster...) {
+				if len(g.Gaps) > 0 {
+					t.Errorf("gap in %+v: the others served the stream", g)
+				}
+			}
+		})
+	}
+}
+
+// A cancel stops the agents over the protocol: Run returns soon with what was
+// measured, not degraded.
+func TestCancelStopsAgents(t *testing.T) {
+	cfg := noopConfig(t, 200, 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg.Progress = func(p loadgen.Progress) {
+		if p.Elapsed >= time.Second {
+			cancel()
+		}
+	}
+	start := time.Now()
+	res, rep, err := Run(ctx, cfg, Options{N: 2, Launcher: agentLauncher(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Run took %v after a cancel at 1 s", took)
+	}
+	if n := sumOps(res.Summary); n < 150 || n > 600 {
+		t.Errorf("%d ops in about 1 s at 200/s", n)
+	}
+	if rep.Degraded {
+		t.Errorf("a stopped run is not degraded: %+v", rep.Agents)
+	}
+}
+
+// A plan an agent cannot run (a workload it cannot build) ends the run before
+// the start; it is the agents' environment, not the user's input.
+func TestAgentRefusesPlan(t *testing.T) {
+	cfg := noopConfig(t, 100, time.Second)
+	wl := *cfg.Workloads[0].Workload
+	wl.Source = &loadgen.WorkloadSource{Builtin: "no-such-workload"}
+	cfg.Workloads[0].Workload = &wl
+	_, _, err := Run(context.Background(), cfg, Options{N: 2, Launcher: agentLauncher(nil)})
+	var ue *usage.Error
+	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "cannot run its plan") || !strings.Contains(err.Error(), "no-such-workload") {
+		t.Errorf("Run: %v, want an error naming the agent and the workload, not a usage error", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Out, "summary.json")); err == nil {
+		t.Error("a run that never started wrote summary.json")
+	}
+}
+
+// A local agent process that exits before joining ends the wait at once.
+func TestLocalAgentExitsBeforeJoining(t *testing.T) {
+	cfg := noopConfig(t, 100, time.Second)
+	start := time.Now()
+	_, _, err := Run(context.Background(), cfg, Options{N: 2, Launcher: Local{Exe: "/bin/false"}})
+	if err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Errorf("Run: %v, want an agent's exit", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v", took)
 	}
 }

@@ -94,7 +94,7 @@ outages start with, and scores each experiment against known production failure 
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd(),
-		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd(), a.reportCmd(), a.compareCmd(), a.healCmd())
+		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd(), a.reportCmd(), a.compareCmd(), a.healCmd(), a.agentCmd())
 	a.addCompletions(root)
 	return root
 }
