@@ -225,8 +225,9 @@ type agentConn struct {
 	quit  chan struct{}
 	wg    sync.WaitGroup
 
-	in      chan *Msg // frames other than ping, for the handshake and the run
-	silence atomic.Int64
+	in      chan *Msg    // frames other than ping, for the handshake and the run
+	dlMu    sync.Mutex   // orders the read deadline's updates
+	silence atomic.Int64 // how long the coordinator may stay silent, ns
 	lastIn  atomic.Int64 // unix ns of the last frame read
 
 	goneOnce sync.Once
@@ -274,7 +275,7 @@ func (c *agentConn) close() {
 func (c *agentConn) read() {
 	defer c.wg.Done()
 	for {
-		_ = c.nc.SetReadDeadline(time.Now().Add(time.Duration(c.silence.Load())))
+		c.armRead()
 		m, err := ReadMsg(c.nc)
 		if err != nil {
 			var ne net.Error
@@ -378,7 +379,7 @@ func (c *agentConn) flush(timeout time.Duration) {
 // next waits for the coordinator's next frame other than ping, at most
 // timeout of silence.
 func (c *agentConn) next(ctx context.Context, silence time.Duration) (*Msg, error) {
-	c.silence.Store(int64(silence))
+	c.setSilence(silence)
 	var m *Msg
 	select {
 	case m = <-c.in:
@@ -396,6 +397,22 @@ func (c *agentConn) next(ctx context.Context, silence time.Duration) (*Msg, erro
 		return nil, fmt.Errorf("coordinator: %w", m.Error)
 	}
 	return m, nil
+}
+
+// setSilence sets how long the coordinator may stay silent from now on; the
+// read under way is bounded by it too.
+func (c *agentConn) setSilence(d time.Duration) {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.silence.Store(int64(d))
+	_ = c.nc.SetReadDeadline(time.Now().Add(d))
+}
+
+// armRead bounds the next read by the silence allowed.
+func (c *agentConn) armRead() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Duration(c.silence.Load())))
 }
 
 // clockOffset is the estimate of the agent's clock minus the coordinator's: the
@@ -504,7 +521,7 @@ func (c *agentConn) run(ctx context.Context, o AgentOptions, cfg loadgen.Config,
 		select {
 		case s := <-startCh:
 			t0 := time.Unix(0, s.UnixNs).Add(c.clockOffset())
-			c.silence.Store(int64(agentSilence))
+			c.setSilence(agentSilence)
 			ar.mu.Lock()
 			ar.started = true
 			ar.mu.Unlock()

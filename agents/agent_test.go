@@ -295,6 +295,12 @@ func TestAgentCoordinatorGone(t *testing.T) {
 			f.stopPings()
 			time.Sleep(6 * time.Second) // the connection stays open, nothing is sent
 		}, time.Second + 2500*time.Millisecond, 5 * time.Second},
+		// No ping ever after the start: the wait for the plan and the start
+		// may be long, the run's silence is 3 s from the start.
+		{"never pings", func(f *fakeCoord) {
+			f.stopPings()
+			time.Sleep(6 * time.Second)
+		}, 2500 * time.Millisecond, 4500 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var t0 time.Time
@@ -302,7 +308,9 @@ func TestAgentCoordinatorGone(t *testing.T) {
 				if f.hello("secret") == nil || !f.welcome() {
 					return
 				}
-				f.pings()
+				if c.name != "never pings" {
+					f.pings()
+				}
 				var ok bool
 				if t0, ok = f.planStart(noopPlan(100, 20*time.Second)); ok {
 					c.after(f)

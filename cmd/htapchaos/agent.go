@@ -47,6 +47,9 @@ Exit codes: 0 done, 2 refused (token, protocol version, index) or bad flags,
 3 the plan failed here, 5 the coordinator went away, 130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Coordinator == "" {
+				return usagef("--coordinator: required: the coordinator's host:port")
+			}
 			if o.Token == "" {
 				o.Token = os.Getenv(agents.EnvToken)
 			}
@@ -72,6 +75,5 @@ Exit codes: 0 done, 2 refused (token, protocol version, index) or bad flags,
 	fl.StringVar(&o.Token, "token", "", "the run's token (default: $"+agents.EnvToken+"; the flag shows in the process list)")
 	fl.StringVar(&o.CertSHA256, "cert-sha256", "", "hex SHA-256 fingerprint of the coordinator's certificate (required off loopback)")
 	fl.IntVar(&o.Index, "index", -1, "the agent number to ask for, from 0 (-1: the coordinator assigns one)")
-	_ = cmd.MarkFlagRequired("coordinator")
 	return cmd
 }
