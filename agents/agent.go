@@ -40,6 +40,10 @@ type AgentOptions struct {
 	Index int
 	// Stderr gets the agent's progress lines; nil: none.
 	Stderr io.Writer
+	// OnPlan, when set, is given the run's configuration rebuilt from the plan
+	// before the workloads are prepared (the CLI sizes GOMAXPROCS for the share
+	// from it, see ShareSpecs).
+	OnPlan func(cfg *loadgen.Config)
 
 	// Tests: dieAfter drops the connection that long after the start without
 	// done (a crash); hangAfter stops every frame to the coordinator that long
@@ -139,7 +143,27 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 		// Not wrapped: the coordinator's input, not this agent's (the CLI exits 3).
 		return fmt.Errorf("the coordinator's plan: %v", err)
 	}
+	if o.OnPlan != nil {
+		o.OnPlan(&cfg)
+	}
 	return c.run(ctx, o, cfg, plan, logf)
+}
+
+// ShareSpecs are the workloads as much as the share runs of them: open-loop
+// rates and closed-loop concurrency divided by the number of shares (rounded
+// up), for sizing the agent's processors (loadgen.Procs).
+func ShareSpecs(cfg *loadgen.Config) []loadgen.Spec {
+	of := max(cfg.Share.Of, 1)
+	out := make([]loadgen.Spec, len(cfg.Workloads))
+	for i, s := range cfg.Workloads {
+		s.Phases = append([]loadgen.Phase(nil), s.Phases...)
+		for j := range s.Phases {
+			s.Phases[j].Rate /= float64(of)
+			s.Phases[j].Concurrency = (s.Phases[j].Concurrency + of - 1) / of
+		}
+		out[i] = s
+	}
+	return out
 }
 
 // configOf rebuilds the run's configuration from a plan: the workloads from

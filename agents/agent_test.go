@@ -451,3 +451,18 @@ func TestAgentTLSPin(t *testing.T) {
 		t.Errorf("off loopback without a fingerprint: %v", err)
 	}
 }
+
+// An agent sizes its processors for its share: rates and concurrency divided.
+func TestShareSpecs(t *testing.T) {
+	cfg := &loadgen.Config{Share: loadgen.Share{Index: 1, Of: 3}, Workloads: []loadgen.Spec{
+		{Phases: []loadgen.Phase{{Rate: 30000}, {Rate: 3}}},
+		{Closed: true, Phases: []loadgen.Phase{{Concurrency: 64}}},
+	}}
+	got := ShareSpecs(cfg)
+	if got[0].Phases[0].Rate != 10000 || got[0].Phases[1].Rate != 1 || got[1].Phases[0].Concurrency != 22 {
+		t.Errorf("share specs %+v", got)
+	}
+	if cfg.Workloads[0].Phases[0].Rate != 30000 {
+		t.Errorf("the config's phases changed")
+	}
+}

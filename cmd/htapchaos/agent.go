@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/htapchaos/htapchaos/agents"
+	"github.com/htapchaos/htapchaos/loadgen"
 )
 
 // exitCoordinatorGone is the agent's exit code when its coordinator went away
@@ -60,6 +61,11 @@ Exit codes: 0 done, 2 refused (token, protocol version, index) or bad flags,
 				return usagef("--index %d: want an agent number from 0, or -1 for any", o.Index)
 			}
 			o.Stderr = a.stderr
+			restore := func() {}
+			defer func() { restore() }()
+			o.OnPlan = func(cfg *loadgen.Config) {
+				restore = a.useProcs(func(limit int) int { return loadgen.Procs(agents.ShareSpecs(cfg), limit) })
+			}
 			err := agents.RunAgent(cmd.Context(), o)
 			switch {
 			case errors.Is(err, agents.ErrRefused):
