@@ -497,7 +497,8 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 		conc = max(conc, p.Concurrency)
 	}
 	if s.MaxInFlight == 0 {
-		s.MaxInFlight = max(s.Workers, min(int(peak*10), 1_000_000))
+		// 10 s of the peak rate this process issues (its share of it).
+		s.MaxInFlight = max(s.Workers, min(int(peak/float64(r.cfg.Share.stride())*10), 1_000_000))
 	}
 	s.MaxInFlight = max(s.MaxInFlight, s.Workers)
 	mix, err := NewMix(s.Workload, s.Mix)
