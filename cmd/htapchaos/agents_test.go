@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/htapchaos/htapchaos/agents"
 	"github.com/htapchaos/htapchaos/results"
@@ -71,6 +76,94 @@ func TestLoadAgentsBadInput(t *testing.T) {
 		}
 		if _, err := os.Stat(dir); err == nil {
 			t.Errorf("%v: a refused run left %s", tc.args, dir)
+		}
+	}
+}
+
+// children lists the pids whose parent is pid (Linux /proc).
+func children(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: count from the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// An agent process killed mid-run: the load goes on with the other, exits 0,
+// and says it was degraded.
+func TestLoadAgentKilled(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc to find the agent processes")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(bin, "load", "--workload", "noop", "--rate", "300", "--duration", "3s", "--agents", "2", "--out", dir)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for deadline := time.Now().Add(10 * time.Second); len(pids) < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		pids = children(cmd.Process.Pid)
+	}
+	if len(pids) < 2 {
+		_ = cmd.Process.Kill()
+		t.Fatalf("agent processes: %v", pids)
+	}
+	// After its first report (the start is about 0.5 s after the join, the
+	// interval 1 s), before its last.
+	time.Sleep(2200 * time.Millisecond)
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "degraded: agent a") {
+		t.Errorf("no degraded line: %s", out.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "agents.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep agents.RunReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, a := range rep.Agents {
+		if a.Lost {
+			lost++
+		}
+	}
+	if !rep.Degraded || lost != 1 {
+		t.Errorf("agents.json: %s", b)
+	}
+	sum, err := results.ReadSummary(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The live agent's whole share (450) and part of the killed one's.
+	if n := sum.Ops[0].Count; n <= 450 || n >= 900 {
+		t.Errorf("%d ops, want the live share (450) and part of the other: %s", n, out.String())
+	}
+	for _, g := range append(sum.Gaps, sum.Cluster...) {
+		if len(g.Gaps) > 0 {
+			t.Errorf("gap in %+v: the live agent served the stream", g)
 		}
 	}
 }
