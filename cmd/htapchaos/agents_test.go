@@ -36,14 +36,7 @@ func TestLoadAgentsLocal(t *testing.T) {
 			t.Errorf("%s missing or empty: %v", f, err)
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "agents.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep agents.RunReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, b := readAgentsJSON(t, dir)
 	if rep.Launcher != "local" || rep.Degraded || len(rep.Agents) != 2 {
 		t.Fatalf("agents.json: %s", b)
 	}
@@ -55,6 +48,20 @@ func TestLoadAgentsLocal(t *testing.T) {
 	if !strings.Contains(r.stdout, "800") || !strings.Contains(r.stdout, "agents.json") {
 		t.Errorf("stdout: %s", r.stdout)
 	}
+}
+
+// readAgentsJSON reads a run's agents.json, and gives its text for messages.
+func readAgentsJSON(t *testing.T, dir string) (agents.RunReport, []byte) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "agents.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep agents.RunReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep, b
 }
 
 // Launchers of later versions and bad agent counts are usage errors.
@@ -136,14 +143,7 @@ func TestLoadAgentKilled(t *testing.T) {
 	if !strings.Contains(out.String(), "degraded: agent a") {
 		t.Errorf("no degraded line: %s", out.String())
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "agents.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep agents.RunReport
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, b := readAgentsJSON(t, dir)
 	lost := 0
 	for _, a := range rep.Agents {
 		if a.Lost {
