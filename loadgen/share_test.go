@@ -257,3 +257,43 @@ func TestWorkloadSourceBuild(t *testing.T) {
 		}
 	}
 }
+
+// Closed loop: the shares' workers together are the run's, and their parts of
+// MaxOps add up to it exactly.
+func TestShareClosedLoopRuns(t *testing.T) {
+	const of, conc, maxOps = 3, 5, 101
+	var mu sync.Mutex
+	workers := map[int]bool{}
+	wl := &Workload{Name: "w", NoDB: true, Ops: []Op{{Name: "op", Weight: 1, Run: func(_ context.Context, _ Querier, w *Worker) error {
+		mu.Lock()
+		workers[w.ID] = true
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond) // every worker gets ops
+		return nil
+	}}}}
+	var ops int64
+	for k := range of {
+		res, err := Run(context.Background(), Config{Workloads: []Spec{{Workload: wl, Closed: true, MaxOps: maxOps,
+			Phases: []Phase{{Concurrency: conc, Duration: 5 * time.Second}}}}, Share: Share{Index: k, Of: of}, WorkerBase: k * 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range res.Summary.Ops {
+			ops += s.Count
+		}
+	}
+	if ops != maxOps {
+		t.Errorf("%d ops, want %d", ops, maxOps)
+	}
+	// Workers 0-4 of the run: 0 and 3 in share 0, 1 and 4 in share 1, 2 in share 2.
+	want := map[int]bool{1: true, 2: true, 101: true, 102: true, 201: true}
+	if len(workers) != len(want) {
+		t.Errorf("worker ids %v, want %v", workers, want)
+	}
+	for id := range want {
+		if !workers[id] {
+			t.Errorf("worker ids %v, want %v", workers, want)
+			break
+		}
+	}
+}
