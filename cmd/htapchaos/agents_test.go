@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +16,9 @@ import (
 	"time"
 
 	"github.com/htapchaos/htapchaos/agents"
+	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
+	"github.com/htapchaos/htapchaos/testcontainers"
 )
 
 // load --agents 2 --launcher local: two agent processes of the binary share the
@@ -164,6 +169,100 @@ func TestLoadAgentKilled(t *testing.T) {
 	for _, g := range append(sum.Gaps, sum.Cluster...) {
 		if len(g.Gaps) > 0 {
 			t.Errorf("gap in %+v: the live agent served the stream", g)
+		}
+	}
+}
+
+// Two agents against a real database: their writer ids are disjoint, the ledger
+// is the union of theirs, and every insert it says was acknowledged is there.
+func TestLoadAgentsAgainstACluster(t *testing.T) {
+	engineOrSkip(t)
+	name := testPrefix + "agents"
+	if r := htapchaos(t, nil, "cluster", "up", "--topology", "single", "--name", name); r.code != 0 {
+		t.Fatalf("cluster up: %s", r.stderr)
+	}
+	t.Cleanup(func() { htapchaos(t, nil, "cluster", "down", name) })
+	dir := filepath.Join(t.TempDir(), "run")
+	r := htapchaos(t, nil, "load", "--cluster", name, "--workload", "oltp", "--rate", "300", "--duration", "4s",
+		"--users", "500", "--orders", "5000", "--agents", "2", "--out", dir)
+	if r.code != 0 {
+		t.Fatalf("load: exit %d: %s", r.code, r.stderr)
+	}
+	sum, err := results.ReadSummary(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, o := range sum.Ops {
+		total += o.Count + o.ErrorsTotal + o.Dropped
+	}
+	if total != 1200 {
+		t.Errorf("%d ops, want the schedule's 1200", total)
+	}
+	rep, b := readAgentsJSON(t, dir)
+	if rep.Degraded || len(rep.Agents) != 2 {
+		t.Fatalf("agents.json: %s", b)
+	}
+	ledger, err := results.ReadLedger(filepath.Join(dir, "ledger.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked, unknown := ledger.Count()
+	var agentsAcked int64
+	for _, a := range rep.Agents {
+		agentsAcked += a.Acked
+	}
+	if acked == 0 || acked != agentsAcked || unknown != 0 {
+		t.Errorf("ledger.json: %d acknowledged, %d unknown; the agents said %d acknowledged", acked, unknown, agentsAcked)
+	}
+	// Each agent's writers lie in its own range.
+	raw, err := os.ReadFile(filepath.Join(dir, "ledger.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lf struct {
+		Writers []struct{ Writer int }
+	}
+	if err := json.Unmarshal(raw, &lf); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, w := range lf.Writers {
+		k := -1
+		for i, a := range rep.Agents {
+			if w.Writer > a.WorkerBase && w.Writer <= a.WorkerBase+a.WorkerIDs {
+				k = i
+			}
+		}
+		if k < 0 {
+			t.Errorf("writer %d is in no agent's range (%s)", w.Writer, b)
+		}
+		seen[k] = true
+	}
+	if !seen[0] || !seen[1] {
+		t.Errorf("writers %v: want both agents'", lf.Writers)
+	}
+	// Every acknowledged insert is in the table.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := testcontainers.Attach(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", c.Nodes[0].DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := loadgen.DefaultAudit
+	for _, rg := range ledger.Acked() {
+		var n int64
+		q := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s BETWEEN ? AND ?", at.Table, at.Column)
+		if err := db.QueryRowContext(ctx, q, rg.Lo, rg.Hi).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != rg.Hi-rg.Lo+1 {
+			t.Errorf("ids %d-%d: %d rows, want %d", rg.Lo, rg.Hi, n, rg.Hi-rg.Lo+1)
 		}
 	}
 }
