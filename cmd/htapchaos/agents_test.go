@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -264,5 +265,24 @@ func TestLoadAgentsAgainstACluster(t *testing.T) {
 		if n != rg.Hi-rg.Lo+1 {
 			t.Errorf("ids %d-%d: %d rows, want %d", rg.Lo, rg.Hi, n, rg.Hi-rg.Lo+1)
 		}
+	}
+}
+
+// htapchaos agent: a coordinator that is not there is exit 5 (the agent
+// stopped by itself), a missing token exit 2.
+func TestAgentExitCodes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	r := htapchaos(t, []string{agents.EnvToken + "=t0ken"}, "agent", "--coordinator", addr)
+	if r.code != 5 {
+		t.Errorf("agent with no coordinator at %s: exit %d, stderr %q; want 5", addr, r.code, r.stderr)
+	}
+	r = htapchaos(t, nil, "agent", "--coordinator", addr)
+	if r.code != 2 {
+		t.Errorf("agent without a token: exit %d, stderr %q; want 2", r.code, r.stderr)
 	}
 }
