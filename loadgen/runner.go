@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -85,6 +86,71 @@ type Config struct {
 	// Observer is given every closed interval's per-key figures (a live metrics
 	// endpoint); nil: none.
 	Observer results.Observer
+
+	// Share is this process's part of the run when several processes (agents)
+	// drive it together; zero: all of it. See Share.
+	Share Share
+	// WorkerBase offsets this process's worker (writer) ids: they start at
+	// WorkerBase+1, so that the ids of agents sharing a run tag never meet.
+	WorkerBase int
+	// StartAt, when set, is called once every workload is prepared (pools open)
+	// and returns the instant the run starts: the schedule, the recorder's first
+	// interval and the ticks are laid from it, and Run sleeps until it. An error
+	// ends the run before any operation.
+	StartAt func(ctx context.Context) (time.Time, error)
+	// Export is given the raw data of every interval the run's recorder closes
+	// (results.Options.Export): an agent sends it to its coordinator. It is
+	// called under the recorder's lock: it must only hand the frame on.
+	Export func(*results.IntervalFrame)
+	// Ledger is the acknowledged-write ledger the run fills; nil: a new one. A
+	// caller that snapshots it while the run goes (an agent) passes its own.
+	Ledger *results.Ledger
+}
+
+// Share is one process's part of a run's schedule when Of processes drive it
+// together: Index (0-based) of Of. In the open loop the process takes every Of-th
+// operation of the schedule, starting at the Index-th: the union of the shares'
+// intended times is the one-process schedule. In the closed loop it runs the
+// workers whose number is Index modulo Of, and its part of MaxOps. The zero value
+// (or Of 1) is the whole run.
+type Share struct {
+	Index int `json:"index"`
+	Of    int `json:"of"`
+}
+
+func (s Share) whole() bool { return s.Of <= 1 }
+
+// stride is Of, at least 1.
+func (s Share) stride() int64 { return int64(max(s.Of, 1)) }
+
+// has says whether closed-loop worker number id (0-based) is the share's.
+func (s Share) has(id int) bool { return s.whole() || id%s.Of == s.Index }
+
+// ops yields the intended times of the share's operations of the schedule, in
+// order: operations Index, Index+Of, ... of the whole schedule, below maxOps
+// (0: no bound), which counts the whole schedule's operations.
+func (s Share) ops(sched *Schedule, maxOps int64) iter.Seq[time.Time] {
+	return func(yield func(time.Time) bool) {
+		for n := int64(s.Index); maxOps == 0 || n < maxOps; n += s.stride() {
+			t, _, ok := sched.At(n)
+			if !ok || !yield(t) {
+				return
+			}
+		}
+	}
+}
+
+// maxOps is the share's part of a workload's MaxOps (0: no bound): the
+// operations numbered Index, Index+Of, ... below max.
+func (s Share) maxOps(total int64) int64 {
+	if total == 0 || s.whole() {
+		return total
+	}
+	n := total / int64(s.Of)
+	if int64(s.Index) < total%int64(s.Of) {
+		n++
+	}
+	return n
 }
 
 // Progress is the state of a run after one interval.
@@ -92,6 +158,11 @@ type Progress struct {
 	Elapsed, Total time.Duration
 	Interval       results.Interval
 	Phase          string
+	// ScheduleLag is the open-loop dispatcher's worst lag behind the schedule in
+	// the interval: how late it handed an operation to the workers. Only the
+	// client causes it (a slow database makes late operations, not a late
+	// dispatcher), so a large one says the client is saturated.
+	ScheduleLag time.Duration
 }
 
 // Result is what a run measured.
@@ -154,6 +225,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, usageErr("--retries", "%s: %d: at most %d", s.Workload.Name, s.Retry.Retries, MaxRetries))
 		}
 	}
+	if c.Share.Of < 0 || c.Share.Index < 0 || (c.Share.Of > 0 && c.Share.Index >= c.Share.Of) || (c.Share.Of == 0 && c.Share.Index != 0) {
+		errs = append(errs, usageErr("--index", "share %d of %d: want 0 <= index < count", c.Share.Index, c.Share.Of))
+	}
+	if c.WorkerBase < 0 || c.WorkerBase > 0xffff {
+		errs = append(errs, usageErr("--index", "worker base %d: want 0-65535", c.WorkerBase))
+	}
 	if c.GapThreshold < 0 || c.LateThreshold < 0 {
 		errs = append(errs, usageErr("--gap-threshold", "the gap and late thresholds must not be negative"))
 	}
@@ -213,11 +290,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	start := time.Now()
-	rec, err := results.NewRecorder(results.Options{Dir: cfg.Out, Start: start, Interval: cfg.Interval, GapThreshold: cfg.GapThreshold, LateThreshold: cfg.LateThreshold, Observer: cfg.Observer})
+	rec, err := results.NewRecorder(results.Options{Dir: cfg.Out, Start: start, Interval: cfg.Interval, GapThreshold: cfg.GapThreshold, LateThreshold: cfg.LateThreshold, Observer: cfg.Observer, Export: cfg.Export})
 	if err != nil {
 		return nil, err
 	}
-	ledger := results.NewLedger()
+	ledger := cfg.Ledger
+	if ledger == nil {
+		ledger = results.NewLedger()
+	}
 	r := &run{cfg: cfg, rec: rec, ledger: ledger, ids: NewIDs(runTag), start: start, tracker: newConnTracker(), cancel: cancel}
 	stopTracker := context.AfterFunc(ctx, r.tracker.closeAll)
 	defer stopTracker()
@@ -240,6 +320,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		total = max(total, w.sched.End().Sub(start))
+	}
+	if cfg.StartAt != nil {
+		t0, err := cfg.StartAt(ctx)
+		if err == nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		if err != nil {
+			_, _ = rec.Close(time.Now())
+			return nil, err
+		}
+		start, r.start, total = t0, t0, 0
+		rec.SetStart(t0)
+		for _, w := range r.workloads {
+			w.sched = NewSchedule(t0, w.spec.Phases)
+			total = max(total, w.sched.End().Sub(start))
+		}
+		sl := newSleeper()
+		ok := sleepUntil(ctx, sl, t0)
+		sl.close()
+		if !ok {
+			sum, err := rec.Close(time.Now())
+			res := &Result{Summary: sum, Ledger: ledger}
+			return res, errors.Join(r.panicked(ctx), err)
+		}
 	}
 	var wg sync.WaitGroup
 	for _, w := range r.workloads {
@@ -268,8 +372,9 @@ loop:
 						tickErr = err
 					}
 				}
+				lag := time.Duration(r.lag.Swap(0))
 				if cfg.Progress != nil {
-					cfg.Progress(Progress{Elapsed: now.Sub(start), Total: total, Interval: iv, Phase: r.phaseName(now)})
+					cfg.Progress(Progress{Elapsed: now.Sub(start), Total: total, Interval: iv, Phase: r.phaseName(now), ScheduleLag: lag})
 				}
 			}()
 		}
@@ -322,11 +427,22 @@ type run struct {
 	ids        *IDs
 	start      time.Time
 	nextWorker atomic.Int64
+	lag        atomic.Int64 // the dispatchers' worst lag behind the schedule this interval, ns
 	workloads  []*workloadRun
 	tracker    *connTracker
 	cancel     context.CancelCauseFunc
 	pmu        sync.Mutex
 	panicErr   error // the first panic of the run's goroutines
+}
+
+// noteLag keeps the worst dispatcher lag of the interval (Progress.ScheduleLag).
+func (r *run) noteLag(d time.Duration) {
+	for {
+		cur := r.lag.Load()
+		if int64(d) <= cur || r.lag.CompareAndSwap(cur, int64(d)) {
+			return
+		}
+	}
 }
 
 func (r *run) phaseName(now time.Time) string {
@@ -381,7 +497,8 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 		conc = max(conc, p.Concurrency)
 	}
 	if s.MaxInFlight == 0 {
-		s.MaxInFlight = max(s.Workers, min(int(peak*10), 1_000_000))
+		// 10 s of the peak rate this process issues (its share of it).
+		s.MaxInFlight = max(s.Workers, min(int(peak/float64(r.cfg.Share.stride())*10), 1_000_000))
 	}
 	s.MaxInFlight = max(s.MaxInFlight, s.Workers)
 	mix, err := NewMix(s.Workload, s.Mix)
@@ -430,7 +547,7 @@ func (r *run) prepare(s Spec) (*workloadRun, error) {
 
 // newWorker makes a worker that serves node home (0: every node, the closed loop).
 func (w *workloadRun) newWorker(home int) *Worker {
-	id := int(w.r.nextWorker.Add(1))
+	id := w.r.cfg.WorkerBase + int(w.r.nextWorker.Add(1))
 	return &Worker{ID: id, Rand: rand.New(rand.NewPCG(w.spec.Seed, uint64(id))), Params: &w.r.cfg.Params, ids: w.r.ids, ledger: w.r.ledger, conns: conns{}, fresh: conns{}, home: home}
 }
 
@@ -481,10 +598,12 @@ func (w *workloadRun) runOpen(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(w.spec.Seed, 0))
 	sl := newSleeper()
 	defer sl.close()
-	for n := int64(0); w.spec.MaxOps == 0 || n < w.spec.MaxOps; n++ {
-		t, _, ok := w.sched.At(n)
-		if !ok || !sleepUntil(ctx, sl, t) {
+	for t := range w.r.cfg.Share.ops(w.sched, w.spec.MaxOps) {
+		if !sleepUntil(ctx, sl, t) {
 			break
+		}
+		if lag := time.Since(t); lag > 0 {
+			w.r.noteLag(lag)
 		}
 		op := w.mix.pickIndex(rng)
 		node := w.router.pick()
@@ -524,8 +643,13 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 		conc = max(conc, p.Concurrency)
 	}
 	end := w.sched.End()
+	share := w.r.cfg.Share
+	maxOps := share.maxOps(w.spec.MaxOps)
 	var wg sync.WaitGroup
 	for id := range conc {
+		if !share.has(id) {
+			continue // another process's worker (see Share)
+		}
 		wk := w.newWorker(0)
 		safego.Go(&wg, w.workerName(wk), w.r.fail, func() {
 			defer wk.closeAll()
@@ -548,7 +672,7 @@ func (w *workloadRun) runClosed(ctx context.Context) {
 					}
 					continue
 				}
-				if w.spec.MaxOps > 0 && w.issued.Add(1) > w.spec.MaxOps {
+				if maxOps > 0 && w.issued.Add(1) > maxOps {
 					return
 				}
 				op := w.mix.pickIndex(wk.Rand)

@@ -50,17 +50,34 @@ func LoadWorkloadFile(path string) (*Workload, error) {
 
 // ParseWorkloadFile parses a workload file. file names it in errors and locates
 // the .sql files it names (relative to its directory). Every problem is reported
-// at once, each as a *UsageError naming file:line.
+// at once, each as a *UsageError naming file:line. The workload's Source holds
+// the text and the .sql files read, so that an agent can rebuild it.
 func ParseWorkloadFile(file string, data []byte) (*Workload, error) {
-	wf, err := parseWFile(file, data)
+	return parseWorkloadFile(file, data, nil)
+}
+
+// parseWorkloadFile is ParseWorkloadFile; files, when not nil, are the .sql
+// files by path, read instead of the disk (WorkloadSource.Build).
+func parseWorkloadFile(file string, data []byte, files map[string][]byte) (*Workload, error) {
+	p := &wparser{file: file, dir: filepath.Dir(file), files: files, read: map[string][]byte{}}
+	wf, err := p.parse(data)
 	if err != nil {
 		return nil, err
 	}
-	return wf.workload(), nil
+	wl := wf.workload()
+	wl.Source = &WorkloadSource{File: file, Data: slices.Clone(data)}
+	if len(p.read) > 0 {
+		wl.Source.Files = p.read
+	}
+	return wl, nil
 }
 
 func parseWFile(file string, data []byte) (*wfile, error) {
-	p := &wparser{file: file, dir: filepath.Dir(file)}
+	return (&wparser{file: file, dir: filepath.Dir(file)}).parse(data)
+}
+
+func (p *wparser) parse(data []byte) (*wfile, error) {
+	file := p.file
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -87,6 +104,26 @@ func parseWFile(file string, data []byte) (*wfile, error) {
 type wparser struct {
 	file, dir string
 	errs      []error
+	files     map[string][]byte // not nil: the .sql files by path, instead of the disk
+	read      map[string][]byte // not nil: collects the .sql files read, by path
+}
+
+// readFile reads a file the workload file names (see wparser.files, read).
+func (p *wparser) readFile(path string) ([]byte, error) {
+	var b []byte
+	var err error
+	if p.files != nil {
+		var ok bool
+		if b, ok = p.files[path]; !ok {
+			return nil, fmt.Errorf("open %s: not sent with the workload file", path)
+		}
+	} else if b, err = os.ReadFile(path); err != nil {
+		return nil, err
+	}
+	if p.read != nil {
+		p.read[path] = b
+	}
+	return b, nil
 }
 
 func (p *wparser) errf(n *yaml.Node, format string, args ...any) {
@@ -305,7 +342,7 @@ func (p *wparser) sqlOrFile(f map[string]*yaml.Node, n *yaml.Node, what string, 
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(p.dir, name)
 		}
-		b, err := os.ReadFile(path)
+		b, err := p.readFile(path)
 		if err != nil {
 			p.errf(fn, "%s.file: %v", what, err)
 			return nil

@@ -194,6 +194,25 @@ type Workload struct {
 	// Audit is the table and key column its ledgered ops insert into, which the
 	// durability audit reads back; nil: orders.order_id.
 	Audit *AuditTable
+	// Source says how another process (an agent) rebuilds this workload: a
+	// builtin's name, or a workload file's text. nil: it cannot travel (a
+	// workload made in Go code).
+	Source *WorkloadSource
+}
+
+// WorkloadSource is where a workload comes from, enough to rebuild it in another
+// process (Build).
+type WorkloadSource struct {
+	// Builtin names a workload of NewRegistry.
+	Builtin string `json:"builtin,omitempty"`
+	// File is a workload file's name (for its errors and as the base of the
+	// files it names); Data is its text.
+	File string `json:"file,omitempty"`
+	Data []byte `json:"data,omitempty"`
+	// Files are the other files the workload file read (its .sql files), by
+	// the path it read them at, with their text: the rebuild reads them from
+	// here, not from the disk.
+	Files map[string][]byte `json:"files,omitempty"`
 }
 
 // AuditTable is where a workload's ledgered inserts land: the durability audit
@@ -261,7 +280,29 @@ func NewRegistry() *Registry {
 	r.Register(Batch())
 	r.Register(ShardedAnalytics())
 	r.Register(Noop())
+	for name, w := range r.m {
+		w.Source = &WorkloadSource{Builtin: name}
+	}
 	return r
+}
+
+// Build rebuilds the workload in this process: the builtin of that name, or the
+// workload file parsed from its text (and its .sql files' text). Exactly one of
+// Builtin and Data must be given.
+func (s WorkloadSource) Build() (*Workload, error) {
+	switch {
+	case s.Builtin != "" && (s.File != "" || len(s.Data) > 0):
+		return nil, usageErr("workload source", "both a builtin (%s) and a file (%s)", s.Builtin, s.File)
+	case s.Builtin != "":
+		return NewRegistry().Get(s.Builtin)
+	case len(s.Data) > 0:
+		files := s.Files
+		if files == nil {
+			files = map[string][]byte{}
+		}
+		return parseWorkloadFile(s.File, s.Data, files)
+	}
+	return nil, usageErr("workload source", "empty: neither a builtin nor a workload file")
 }
 
 // Register adds a workload. It panics on a duplicate name, and on an op that is

@@ -41,6 +41,9 @@ type GapTracker struct {
 	gaps    []Gap
 	more    int
 	longest time.Duration
+	// cov, when set (a recorder with Options.Export), logs the tracker's
+	// success runs and the failures outside them for another recorder.
+	cov *coverLog
 }
 
 // NewGapTracker returns a tracker reporting windows of at least threshold
@@ -57,12 +60,19 @@ func (s *GapTracker) Success(ended time.Time, late bool) {
 	defer s.mu.Unlock()
 	if !s.have {
 		s.have, s.last = true, ended
+		if s.cov != nil {
+			s.cov.success(ended, late, true)
+		}
 		return
 	}
 	if !ended.After(s.last) {
 		return // completed out of order, inside the known-good past
 	}
-	if d := ended.Sub(s.last); d >= s.threshold {
+	d := ended.Sub(s.last)
+	if s.cov != nil {
+		s.cov.success(ended, late, d >= s.threshold)
+	}
+	if d >= s.threshold {
 		if late {
 			s.late++
 		}
@@ -75,6 +85,11 @@ func (s *GapTracker) Success(ended time.Time, late bool) {
 func (s *GapTracker) Failure(ended time.Time, late bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cov != nil && (!s.have || ended.After(s.last)) {
+		// Before the first success too: another recorder's tracker may
+		// have one.
+		s.cov.fails = append(s.cov.fails, FailMark{At: ended.UnixNano(), Late: late})
+	}
 	if !s.have || !ended.After(s.last) {
 		return
 	}
@@ -82,6 +97,70 @@ func (s *GapTracker) Failure(ended time.Time, late bool) {
 	if late {
 		s.late++
 	}
+}
+
+// Cover notes successes from from to to with no window of the threshold or
+// more between them (a run another tracker saw): Success(from, late), then to
+// as the latest success when it is later. Fed the runs and failures of
+// several trackers in time order, a tracker finds the gaps and counts one
+// tracker fed every completion would: a window of the threshold or more
+// between two successes of all of them lies outside every tracker's runs, and
+// a failure inside a run can never fall in such a window.
+func (s *GapTracker) Cover(from, to time.Time, late bool) {
+	s.Success(from, late)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to.After(s.last) {
+		s.last, s.failed, s.late = to, 0, 0
+	}
+}
+
+// coverLog is what a tracker noted since it was last drained: its runs of
+// successes (consecutive successes less than the threshold apart) and the
+// failures outside them. Guarded by the tracker's mutex.
+type coverLog struct {
+	piece    bool       // the open run has a piece in this interval: [from, to]
+	from, to int64      // unix ns of its first and latest success
+	late     bool       // its first success started late
+	runs     []CoverRun // pieces closed in this interval
+	fails    []FailMark // failures; fails[:kept] are outside every run
+	kept     int
+}
+
+// success notes an accepted success at ended; brk says it ends a window of
+// the threshold or more (or is the first success): it closes the open run.
+func (c *coverLog) success(ended time.Time, late, brk bool) {
+	t := ended.UnixNano()
+	if brk {
+		if c.piece {
+			c.runs = append(c.runs, CoverRun{From: c.from, To: c.to, Late: c.late})
+		}
+		c.kept = len(c.fails) // the failures since the last success lie between runs
+		c.piece, c.from, c.to, c.late = true, t, t, late
+		return
+	}
+	c.fails = c.fails[:c.kept] // inside the run: never in a gap
+	if !c.piece {              // the open run's next piece starts here
+		c.piece, c.from, c.late = true, t, late
+	}
+	c.to = t
+}
+
+// drain returns the pieces of runs and the failures noted since the last
+// drain and forgets them; the open run stays open.
+func (s *GapTracker) drain() (runs []CoverRun, fails []FailMark) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cov
+	if c == nil {
+		return nil, nil
+	}
+	runs, fails = c.runs, c.fails
+	if c.piece {
+		runs = append(runs, CoverRun{From: c.from, To: c.to, Late: c.late})
+	}
+	c.runs, c.fails, c.kept, c.piece = nil, nil, 0, false
+	return runs, fails
 }
 
 // add keeps a gap. Called with s.mu held.

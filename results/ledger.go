@@ -186,10 +186,8 @@ type ledgerFileEntry struct {
 	Unknown []int64    `json:"unknown"`
 }
 
-// WriteFile writes the ledger as JSON, {version, writers: [{writer, acked:
-// [[lo,hi],...], unknown: [ids...]}]}, through a temporary file renamed into
-// place.
-func (l *Ledger) WriteFile(path string) error {
+// file returns the JSON form of the ledger, writers sorted.
+func (l *Ledger) file() ledgerFile {
 	l.mu.Lock()
 	lf := ledgerFile{Version: ledgerVersion, Writers: []ledgerFileEntry{}}
 	for w, wl := range l.writers {
@@ -205,7 +203,18 @@ func (l *Ledger) WriteFile(path string) error {
 	}
 	l.mu.Unlock()
 	slices.SortFunc(lf.Writers, func(a, b ledgerFileEntry) int { return cmp.Compare(a.Writer, b.Writer) })
-	b, err := json.Marshal(lf)
+	return lf
+}
+
+// MarshalJSON returns the ledger in the form WriteFile writes (without its
+// final newline).
+func (l *Ledger) MarshalJSON() ([]byte, error) { return json.Marshal(l.file()) }
+
+// WriteFile writes the ledger as JSON, {version, writers: [{writer, acked:
+// [[lo,hi],...], unknown: [ids...]}]}, through a temporary file renamed into
+// place.
+func (l *Ledger) WriteFile(path string) error {
+	b, err := json.Marshal(l.file())
 	if err != nil {
 		return fmt.Errorf("write ledger %s: %w", path, err)
 	}
@@ -222,28 +231,65 @@ func ReadLedger(path string) (*Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	var lf ledgerFile
-	if err := json.Unmarshal(b, &lf); err != nil {
+	l, err := DecodeLedger(b)
+	if err != nil {
 		return nil, fmt.Errorf("read ledger %s: %w", path, err)
 	}
+	return l, nil
+}
+
+// DecodeLedger decodes a ledger in the form WriteFile writes (MarshalJSON's).
+// It refuses a newer version and ranges with lo > hi.
+func DecodeLedger(b []byte) (*Ledger, error) {
+	var lf ledgerFile
+	if err := json.Unmarshal(b, &lf); err != nil {
+		return nil, err
+	}
 	if lf.Version < 1 {
-		return nil, fmt.Errorf("read ledger %s: no version: not a ledger written by this package", path)
+		return nil, fmt.Errorf("no version: not a ledger written by this package")
 	}
 	if lf.Version > ledgerVersion {
-		return nil, fmt.Errorf("read ledger %s: version %d is newer than this program reads (version %d): upgrade it", path, lf.Version, ledgerVersion)
+		return nil, fmt.Errorf("version %d is newer than this program reads (version %d): upgrade it", lf.Version, ledgerVersion)
 	}
 	l := NewLedger()
 	for _, e := range lf.Writers {
-		wl := l.writer(e.Writer)
 		for _, r := range e.Acked {
 			if r[0] > r[1] {
-				return nil, fmt.Errorf("read ledger %s: writer %d: range [%d,%d] has lo > hi", path, e.Writer, r[0], r[1])
+				return nil, fmt.Errorf("writer %d: range [%d,%d] has lo > hi", e.Writer, r[0], r[1])
 			}
-			wl.acked = addRange(wl.acked, Range{r[0], r[1]})
 		}
-		wl.unknown = append(wl.unknown, e.Unknown...)
-		wl.sorted = false
-		wl.sortUnknown()
+		l.writer(e.Writer).add(e)
 	}
 	return l, nil
+}
+
+// add adds the ranges and unknown ids of e.
+func (wl *writerLedger) add(e ledgerFileEntry) {
+	for _, r := range e.Acked {
+		wl.acked = addRange(wl.acked, Range{r[0], r[1]})
+	}
+	wl.unknown = append(wl.unknown, e.Unknown...)
+	wl.sorted = false
+	wl.sortUnknown()
+}
+
+// Merge adds the writers of o into l: their acknowledged ranges and unknown
+// ids. A writer in both is an error (writer ids are given out so that no two
+// ledgers share one: a shared one means ids collided); l is then unchanged.
+func (l *Ledger) Merge(o *Ledger) error {
+	if l == o {
+		return fmt.Errorf("merge ledger: a ledger merged into itself")
+	}
+	of := o.file()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range of.Writers {
+		if _, ok := l.writers[e.Writer]; ok {
+			return fmt.Errorf("merge ledger: writer %d is in both ledgers: writer ids collided", e.Writer)
+		}
+	}
+	for _, e := range of.Writers {
+		l.writer(e.Writer).add(e)
+	}
+	return nil
 }

@@ -59,6 +59,10 @@ type Options struct {
 	// Observer, when set, is given every closed interval's per-key figures (a
 	// live metrics endpoint). Nil: nobody is told.
 	Observer Observer
+	// Export, when set, is given the raw data of every interval Tick and
+	// Close close, for another Recorder to Ingest. It is called with the
+	// recorder locked: it must only enqueue the frame, which it may keep.
+	Export func(*IntervalFrame)
 }
 
 // Observer watches a Recorder's intervals as they close.
@@ -156,6 +160,11 @@ type Recorder struct {
 	enc       hlogEncoder          // writes the interval log lines
 	observer  Observer
 	observed  []KeyInterval // scratch for the observer
+
+	export  func(*IntervalFrame) // Options.Export
+	expKeys []KeyFrame           // scratch: the keys of the frame being built
+	others  [][]OtherError       // scratch: per retired handle, the class-other counts new in it
+	held    []streamEvent        // ingested stream events not applied yet (see Ingest)
 }
 
 // hlogFile is the interval log of one workload.
@@ -180,8 +189,10 @@ type Handle struct {
 	other  []OtherError // cumulative, class other, by first appearance
 
 	// Touched only under r.mu.
-	spare *counts // the next interval, reset
-	cum   counts  // cumulative, up to the last Tick
+	spare     *counts                 // the next interval, reset
+	cum       counts                  // cumulative, up to the last Tick
+	otherSent []OtherError            // h.other as of the last exported frame
+	agents    map[string]*agentCounts // ingested: each agent's part of cur, by tag
 }
 
 // counts are the measurements of one key over an interval, or cumulative.
@@ -299,6 +310,7 @@ func NewRecorder(o Options) (*Recorder, error) {
 		hlogs:     map[string]*hlogFile{},
 		hlogNames: map[string]bool{},
 		observer:  o.Observer,
+		export:    o.Export,
 	}
 	if r.dir != "" {
 		if err := os.MkdirAll(r.dir, 0o755); err != nil {
@@ -332,12 +344,12 @@ func (r *Recorder) Handle(k Key) *Handle {
 	sk := streamKey{Workload: k.Workload, Node: k.Node, Access: k.Access}
 	s := r.streams[sk]
 	if s == nil {
-		s = newStream(sk, r.gapThr)
+		s = r.newStream(sk)
 		r.streams[sk] = s
 	}
 	cs := r.cluster[k.Access]
 	if cs == nil {
-		cs = newStream(streamKey{Access: k.Access}, r.gapThr)
+		cs = r.newStream(streamKey{Access: k.Access})
 		r.cluster[k.Access] = cs
 	}
 	op := tagSafe(k.Op)
@@ -543,6 +555,7 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 	// Swap every handle's interval for its spare first, so that all keys
 	// close the interval at (nearly) the same instant.
 	r.retired = r.retired[:0]
+	r.others = r.others[:0]
 	for _, h := range hs {
 		sp := h.spare
 		if sp == nil {
@@ -551,6 +564,9 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 		h.mu.Lock()
 		ret := h.cur
 		h.cur = sp
+		if r.export != nil {
+			r.others = append(r.others, h.otherDelta())
+		}
 		h.mu.Unlock()
 		h.spare = nil
 		r.retired = append(r.retired, ret)
@@ -595,6 +611,15 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 				errs = append(errs, err)
 			}
 		}
+		if err := r.writeAgentIntervals(h, startMs, endMs); err != nil {
+			errs = append(errs, err)
+		}
+		if r.export != nil {
+			if err := r.exportKey(h, c, r.others[i]); err != nil {
+				errs = append(errs, err)
+			}
+			r.others[i] = nil
+		}
 		if r.observer != nil {
 			r.observed = append(r.observed, keyInterval(h.key, c, r.lastTick, now))
 		}
@@ -617,6 +642,9 @@ func (r *Recorder) tick(now time.Time) (Interval, error) {
 	for w, ws := range iv.ByWorkload {
 		ws.P99 = p99(r.byWL[w])
 		iv.ByWorkload[w] = ws
+	}
+	if r.export != nil {
+		r.exportFrame(now)
 	}
 	if r.dir != "" {
 		if err := r.flush(); err != nil {
@@ -835,6 +863,7 @@ func (r *Recorder) Close(now time.Time) (*Summary, error) {
 		h.closed = true
 		h.mu.Unlock()
 	}
+	r.applyHeld(nil) // every ingested stream event, before the last interval closes
 	_, errTick := r.tick(now)
 	sum := r.summary(now, false)
 	var errSum, errFiles error

@@ -40,6 +40,7 @@ func (a *app) exitCode(ctx context.Context, err error) int {
 	var inputErr *usage.Error
 	var uerr usageError
 	var verr verdictError
+	var xerr exitError
 	switch {
 	case ctx.Err() != nil:
 		// Stopped by a signal, even where the command then ended without an
@@ -51,6 +52,8 @@ func (a *app) exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case errors.As(err, &verr):
 		return exitVerdictFail
+	case errors.As(err, &xerr):
+		return xerr.ExitCode()
 	case !a.ran, errors.As(err, &uerr), errors.As(err, &inputErr):
 		return exitUsage
 	default:
@@ -94,7 +97,7 @@ outages start with, and scores each experiment against known production failure 
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.versionCmd(), a.imageCmd(), a.clusterCmd(), a.loadCmd(), a.faultCmd(),
-		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd(), a.reportCmd(), a.compareCmd(), a.healCmd())
+		a.listCmd(), a.validateCmd(), a.runCmd(), a.suiteCmd(), a.reportCmd(), a.compareCmd(), a.healCmd(), a.agentCmd())
 	a.addCompletions(root)
 	return root
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/htapchaos/htapchaos/agents"
 	"github.com/htapchaos/htapchaos/experiments"
 	"github.com/htapchaos/htapchaos/loadgen"
 	"github.com/htapchaos/htapchaos/results"
@@ -57,6 +58,8 @@ type loadFlags struct {
 	cpuProfile  string
 	metricsAddr string
 	measureMem  bool
+	agents      int    // --agents: processes that share the load (0: this one)
+	launcher    string // --launcher: where they run
 }
 
 func (a *app) loadCmd() *cobra.Command {
@@ -120,6 +123,8 @@ from a workload file (--workload-file; examples in examples/workloads/).`,
 	fl.DurationVar(&f.late, "late-threshold", 10*time.Millisecond, "an operation starting this much after its intended time is late")
 	fl.DurationVar(&f.timeouts.Dial, "dial-timeout", loadgen.DefaultTimeouts.Dial, "connect timeout, where the DSN sets none")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of htapchaos itself to this file")
+	fl.IntVar(&f.agents, "agents", 0, "spread the load over this many agent processes, merged into one run directory (0: run it in this process)")
+	fl.StringVar(&f.launcher, "launcher", "local", "where --agents run: local (processes on this machine)")
 	metricsFlag(cmd, &f.metricsAddr)
 	return cmd
 }
@@ -183,6 +188,7 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		add(usagef("--users and --orders must be at least 1"))
 	}
 	add(checkMetricsAddr(f.metricsAddr))
+	add(checkAgents(f))
 	conds, err := parseAbortOn(f.abortOn, false)
 	add(err)
 	if err := errors.Join(errs...); err != nil {
@@ -204,6 +210,9 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 			}
 			if c.Topology == testcontainers.Sharded || c.Topology == testcontainers.Vitess {
 				sharded = c
+				if f.agents > 0 {
+					return usagef("--agents: cluster %s is %s: agents do not drive sharded clusters in this version", c.Name, c.Topology)
+				}
 			}
 			if !routeSet {
 				roles := make([]string, len(c.Nodes))
@@ -256,6 +265,15 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if f.agents > 0 {
+		// The split's own refusals, before anything connects (the run tag is
+		// chosen later, against the database).
+		check := cfg
+		check.RunTag = 1
+		if _, err := agents.Plans(check, f.agents); err != nil {
+			return err
+		}
 	}
 	// No writes to a database htapchaos did not create without consent, asked
 	// before anything connects.
@@ -352,11 +370,23 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		guard = experiments.NewGuard(conds, gcancel, next)
 		cfg.Observer, lctx = guard, gctx
 	}
-	res, err := loadgen.Run(lctx, cfg)
-	prog.done()
+	var res *loadgen.Result
+	if f.agents > 0 {
+		var rep *agents.RunReport
+		res, rep, err = a.loadAgents(lctx, cfg, f, prog)
+		prog.done()
+		printDegraded(a.stdout, rep)
+	} else {
+		res, err = loadgen.Run(lctx, cfg)
+		prog.done()
+	}
 	if res != nil && res.Summary != nil {
 		printSummary(a.stdout, res)
-		fmt.Fprintf(a.stdout, "\nresults in %s (summary.json, %s.hlog, intervals.jsonl, ledger.json)\n", out, wl.Name)
+		files := "summary.json, " + wl.Name + ".hlog, intervals.jsonl, ledger.json"
+		if f.agents > 0 {
+			files += ", agents.json"
+		}
+		fmt.Fprintf(a.stdout, "\nresults in %s (%s)\n", out, files)
 	}
 	if guard != nil && ctx.Err() == nil {
 		if ab := guard.Tripped(); ab != nil && errors.Is(context.Cause(gctx), ab) {
@@ -364,6 +394,53 @@ func (a *app) load(ctx context.Context, reg *loadgen.Registry, f loadFlags, rate
 		}
 	}
 	return err
+}
+
+// checkAgents checks --agents and --launcher.
+func checkAgents(f loadFlags) error {
+	switch {
+	case f.agents < 0 || f.agents > agents.MaxAgents:
+		return usagef("--agents %d: want 0 (this process) to %d agents", f.agents, agents.MaxAgents)
+	case f.launcher == "local":
+		return nil
+	case f.launcher == "swarm" || f.launcher == "kubernetes":
+		return usagef("--launcher %s: not in this version (local only)", f.launcher)
+	default:
+		return usagef("--launcher %q: want local", f.launcher)
+	}
+}
+
+// loadAgents runs the load with --agents processes of this executable, their
+// output and the coordinator's lines on stderr beside the progress line.
+func (a *app) loadAgents(ctx context.Context, cfg loadgen.Config, f loadFlags, prog *progressPrinter) (*loadgen.Result, *agents.RunReport, error) {
+	stderr := logWriter{prog: prog, w: a.stderr}
+	a.progress("load: %d agents (--launcher %s), each with 1/%d of the schedule", f.agents, f.launcher, f.agents)
+	return agents.Run(ctx, cfg, agents.Options{N: f.agents, Launcher: agents.Local{Stderr: stderr}, Stderr: stderr})
+}
+
+// printDegraded says which agents a run lost, and that its rates are short of them.
+func printDegraded(w io.Writer, rep *agents.RunReport) {
+	if rep == nil || !rep.Degraded {
+		return
+	}
+	for _, ag := range rep.Agents {
+		if ag.Lost {
+			fmt.Fprintf(w, "degraded: agent %s lost at %s (%s); its operations end at its last report (%s)\n",
+				ag.Tag, ag.LostAt.Format("15:04:05.000"), ag.LostReason, ag.LastReport.Format("15:04:05.000"))
+		}
+	}
+	fmt.Fprintln(w, "degraded: the rates below lack the lost agents' share of the schedule after they were lost")
+}
+
+// logWriter writes through the progress printer, so lines do not break its live line.
+type logWriter struct {
+	prog *progressPrinter
+	w    io.Writer
+}
+
+func (l logWriter) Write(b []byte) (n int, err error) {
+	l.prog.log(func() { n, err = l.w.Write(b) })
+	return n, err
 }
 
 // parseAbortOn parses --abort-on conditions; withSampler says whether the
