@@ -658,11 +658,17 @@ func (c *coord) handle(ev event) {
 	switch m.Type {
 	case TypeInterval:
 		if m.Report == nil || m.Report.Frame == nil {
-			c.errs = append(c.errs, fmt.Errorf("agent %s: interval without a frame", a.tag))
+			c.lose(a, ev.at, "an interval without a frame")
 			return
 		}
 		r := m.Report
 		f := r.Frame
+		// Checked here, not at the merge: the recorder refuses a batch holding a
+		// bad frame, which would drop every agent's data of the interval.
+		if err := f.Check(); err != nil {
+			c.lose(a, ev.at, fmt.Sprintf("bad interval frame: %v", err))
+			return
+		}
 		if f.Final {
 			a.final = f
 		} else {

@@ -66,6 +66,7 @@ type fake struct {
 	intervals      int    // regular frames before the Close frame
 	dieAfter       int    // >0: close the connection after this many frames, no done
 	hangAfter      int    // >0: stay connected but silent after this many frames
+	corruptAt      int    // >0: frame number corruptAt (0-based) has a corrupt histogram; nothing after it
 	token          string // "": the run's
 	protocol       int    // 0: ProtocolVersion
 	index          int    // -1: assign; else k
@@ -158,6 +159,14 @@ func (f fake) run(ctx context.Context, req LaunchRequest, k int) (sent int64, er
 			wmu.Lock()
 			silent = true
 			wmu.Unlock()
+			<-ctx.Done()
+			return sent, nil
+		}
+		if f.corruptAt > 0 && i == f.corruptAt {
+			bad := *fr
+			bad.Keys = append([]results.KeyFrame(nil), fr.Keys...)
+			bad.Keys[0].Lat = "bm90IGEgaGlzdG9ncmFt" // base64, not a histogram
+			_ = send(&Msg{Type: TypeInterval, Report: &Report{Frame: &bad}})
 			<-ctx.Done()
 			return sent, nil
 		}
@@ -341,6 +350,28 @@ func TestLostAgentFake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// One agent's corrupt frame costs that agent alone: it is lost, the others'
+// frames of the interval are merged, and the totals stay exact.
+func TestBadFrameLosesOnlyItsAgent(t *testing.T) {
+	fakes := []fake{{opsPerInterval: 40, intervals: 5}, {opsPerInterval: 40, intervals: 5, corruptAt: 2}, {opsPerInterval: 40, intervals: 5}}
+	r := runFakes(t, fakes, Options{LossTimeout: time.Second})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.sent[0] != 5*40 || r.sent[1] != 2*40 || r.sent[2] != 5*40 {
+		t.Fatalf("fakes sent %v", r.sent)
+	}
+	if got, want := sumOps(r.res.Summary), r.sent[0]+r.sent[1]+r.sent[2]; got != want {
+		t.Errorf("merged summary has %d successes, want %d", got, want)
+	}
+	if !r.rep.Degraded || !r.rep.Agents[1].Lost || r.rep.Agents[0].Lost || r.rep.Agents[2].Lost {
+		t.Fatalf("report: %+v", r.rep)
+	}
+	if reason := r.rep.Agents[1].LostReason; !strings.Contains(reason, "bad interval frame") || !strings.Contains(reason, "lat histogram") {
+		t.Errorf("lost reason %q, want the bad histogram named", reason)
 	}
 }
 
