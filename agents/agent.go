@@ -544,7 +544,10 @@ func (c *agentConn) run(ctx context.Context, o AgentOptions, cfg loadgen.Config,
 		c.send(&Msg{Type: TypeReady})
 		select {
 		case s := <-startCh:
-			t0 := time.Unix(0, s.UnixNs).Add(c.clockOffset())
+			// From now on, by the monotonic clock: a step of the wall clock
+			// (NTP) must not move the schedule, the Seq of the intervals or
+			// the latencies.
+			t0 := time.Now().Add(time.Until(time.Unix(0, s.UnixNs).Add(c.clockOffset())))
 			c.setSilence(agentSilence)
 			ar.mu.Lock()
 			ar.started = true

@@ -194,6 +194,7 @@ type agent struct {
 	queue    []*results.IntervalFrame // regular frames not yet ingested
 	final    *results.IntervalFrame   // the Close frame, once received
 	lastEnd  time.Time                // end of its last frame, coordinator clock
+	lastSeq  int64                    // Seq of its last regular frame
 	done     bool
 	lost     bool
 	ledger   json.RawMessage // its latest ledger
@@ -669,12 +670,22 @@ func (c *coord) handle(ev event) {
 			c.lose(a, ev.at, fmt.Sprintf("bad interval frame: %v", err))
 			return
 		}
+		// Its intervals move on, and not past the run's time: a peer must not
+		// make the merge tick empty intervals up to a Seq of its choosing.
+		if maxSeq := int64(ev.at.Sub(c.t0)/c.cfg.Interval) + 2; f.Seq > maxSeq || !f.Final && f.Seq <= a.lastSeq {
+			c.lose(a, ev.at, fmt.Sprintf("interval %d out of order (its last %d, at most %d by now)", f.Seq, a.lastSeq, maxSeq))
+			return
+		}
 		if f.Final {
 			a.final = f
 		} else {
 			a.queue = append(a.queue, f)
+			a.lastSeq = f.Seq
 		}
 		a.lastEnd = time.Unix(0, f.EndNs).Add(-a.off)
+		if a.lastEnd.After(ev.at) {
+			a.lastEnd = ev.at // an interval does not end after it arrived
+		}
 		a.rep.LastReport = ev.at
 		if len(r.Ledger) > 0 {
 			a.ledger, a.ledgerUp = r.Ledger, true
