@@ -360,17 +360,25 @@ func TestLostAgentFake(t *testing.T) {
 	}
 }
 
-// One agent's corrupt frame costs that agent alone: it is lost, the others'
-// frames of the interval are merged, and the totals stay exact.
-func TestBadFrameLosesOnlyItsAgent(t *testing.T) {
-	fakes := []fake{{opsPerInterval: 40, intervals: 5}, {opsPerInterval: 40, intervals: 5, corruptAt: 2, corrupt: func(fr *results.IntervalFrame) {
-		fr.Keys[0].Lat = "bm90IGEgaGlzdG9ncmFt" // base64, not a histogram
-	}}, {opsPerInterval: 40, intervals: 5}}
-	r := runFakes(t, fakes, Options{LossTimeout: time.Second})
+// runOneBad runs two good fakes around bad (40 successes in each of 5
+// intervals, bad sending badSent of them) within 25 s, and checks that bad
+// alone was lost and the merged totals are exactly what the fakes sent; it
+// returns the lost agent's reason.
+func runOneBad(t *testing.T, bad fake, badSent int64, o Options) (string, fakeRun) {
+	t.Helper()
+	fakes := []fake{{opsPerInterval: 40, intervals: 5}, bad, {opsPerInterval: 40, intervals: 5}}
+	done := make(chan fakeRun, 1)
+	go func() { done <- runFakes(t, fakes, o) }()
+	var r fakeRun
+	select {
+	case r = <-done:
+	case <-time.After(25 * time.Second):
+		t.Fatal("Run still merging 25 s on")
+	}
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	if r.sent[0] != 5*40 || r.sent[1] != 2*40 || r.sent[2] != 5*40 {
+	if r.sent[0] != 5*40 || r.sent[1] != badSent || r.sent[2] != 5*40 {
 		t.Fatalf("fakes sent %v", r.sent)
 	}
 	if got, want := sumOps(r.res.Summary), r.sent[0]+r.sent[1]+r.sent[2]; got != want {
@@ -379,7 +387,17 @@ func TestBadFrameLosesOnlyItsAgent(t *testing.T) {
 	if !r.rep.Degraded || !r.rep.Agents[1].Lost || r.rep.Agents[0].Lost || r.rep.Agents[2].Lost {
 		t.Fatalf("report: %+v", r.rep)
 	}
-	if reason := r.rep.Agents[1].LostReason; !strings.Contains(reason, "bad interval frame") || !strings.Contains(reason, "lat histogram") {
+	return r.rep.Agents[1].LostReason, r
+}
+
+// One agent's corrupt frame costs that agent alone: it is lost, the others'
+// frames of the interval are merged, and the totals stay exact.
+func TestBadFrameLosesOnlyItsAgent(t *testing.T) {
+	bad := fake{opsPerInterval: 40, intervals: 5, corruptAt: 2, corrupt: func(fr *results.IntervalFrame) {
+		fr.Keys[0].Lat = "bm90IGEgaGlzdG9ncmFt" // base64, not a histogram
+	}}
+	reason, _ := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
+	if !strings.Contains(reason, "bad interval frame") || !strings.Contains(reason, "lat histogram") {
 		t.Errorf("lost reason %q, want the bad histogram named", reason)
 	}
 }
@@ -394,28 +412,8 @@ func TestBadSeqLosesItsAgent(t *testing.T) {
 	}{{"huge", 1e9}, {"repeated", 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := fake{opsPerInterval: 40, intervals: 5, corruptAt: 2, corrupt: func(fr *results.IntervalFrame) { fr.Seq = tc.seq }}
-			fakes := []fake{{opsPerInterval: 40, intervals: 5}, bad, {opsPerInterval: 40, intervals: 5}}
-			done := make(chan fakeRun, 1)
-			go func() { done <- runFakes(t, fakes, Options{LossTimeout: time.Second}) }()
-			var r fakeRun
-			select {
-			case r = <-done:
-			case <-time.After(25 * time.Second):
-				t.Fatal("Run still merging 25 s on")
-			}
-			if r.err != nil {
-				t.Fatal(r.err)
-			}
-			if r.sent[0] != 5*40 || r.sent[1] != 2*40 || r.sent[2] != 5*40 {
-				t.Fatalf("fakes sent %v", r.sent)
-			}
-			if got, want := sumOps(r.res.Summary), r.sent[0]+r.sent[1]+r.sent[2]; got != want {
-				t.Errorf("merged summary has %d successes, want %d", got, want)
-			}
-			if !r.rep.Degraded || !r.rep.Agents[1].Lost || r.rep.Agents[0].Lost || r.rep.Agents[2].Lost {
-				t.Fatalf("report: %+v", r.rep)
-			}
-			if reason := r.rep.Agents[1].LostReason; !strings.Contains(reason, "out of order") {
+			reason, r := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
+			if !strings.Contains(reason, "out of order") {
 				t.Errorf("lost reason %q", reason)
 			}
 			if d := r.res.Summary.End.Sub(r.res.Summary.Start); d > 2*time.Second {
