@@ -583,6 +583,7 @@ func (c *coord) run(ctx context.Context) (*loadgen.Result, error) {
 		case ev := <-c.events:
 			c.handle(ev)
 		case now := <-check.C:
+			c.loseWedged(now)
 			if !stopBy.IsZero() && now.After(stopBy) {
 				for _, a := range c.agents {
 					if !a.done && !a.lost {
@@ -598,6 +599,21 @@ func (c *coord) run(ctx context.Context) (*loadgen.Result, error) {
 		}
 	}
 	return c.close()
+}
+
+// loseWedged loses each running agent whose next interval is overdue by the
+// loss timeout plus an interval: its reader may still answer pings while its
+// load is stuck, and the merge waits for every running agent.
+func (c *coord) loseWedged(now time.Time) {
+	for _, a := range c.agents {
+		if a.lost || a.done || a.final != nil {
+			continue
+		}
+		due := c.t0.Add(time.Duration(a.lastSeq+1) * c.cfg.Interval)
+		if late := now.Sub(due); late > c.o.LossTimeout+c.cfg.Interval {
+			c.lose(a, now, fmt.Sprintf("interval %d overdue by %v (the agent answers pings, its load does not report)", a.lastSeq+1, late.Round(time.Millisecond)))
+		}
+	}
 }
 
 // canTick says whether interval k can be closed: every agent still running has

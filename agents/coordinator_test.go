@@ -67,6 +67,7 @@ type fake struct {
 	dieAfter       int    // >0: close the connection after this many frames, no done
 	hangAfter      int    // >0: stay connected but silent after this many frames
 	corruptAt      int    // >0: frame number corruptAt (0-based) is sent changed by corrupt; nothing after it
+	wedgeAfter     int    // >0: send no frame after this many, but answer pings
 	token          string // "": the run's
 	protocol       int    // 0: ProtocolVersion
 	index          int    // -1: assign; else k
@@ -166,6 +167,10 @@ func (f fake) run(ctx context.Context, req LaunchRequest, k int) (sent int64, er
 			wmu.Lock()
 			silent = true
 			wmu.Unlock()
+			<-ctx.Done()
+			return sent, nil
+		}
+		if f.wedgeAfter > 0 && i == f.wedgeAfter {
 			<-ctx.Done()
 			return sent, nil
 		}
@@ -420,6 +425,23 @@ func TestBadSeqLosesItsAgent(t *testing.T) {
 				t.Errorf("the merged run lasts %v, want about 1 s", d)
 			}
 		})
+	}
+}
+
+// An agent whose load is stuck while its reader still answers pings is lost
+// once its next interval is overdue by the loss timeout plus an interval; the
+// others' data is merged meanwhile.
+func TestWedgedAgentLost(t *testing.T) {
+	bad := fake{opsPerInterval: 40, intervals: 5, wedgeAfter: 2}
+	reason, r := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
+	if !strings.Contains(reason, "overdue") {
+		t.Errorf("lost reason %q", reason)
+	}
+	// Its last frame (interval 2) came at about t0+0.4 s, interval 3 was due at
+	// t0+0.6 s: lost 1.2 s later, checked every 250 ms.
+	a := r.rep.Agents[1]
+	if d := a.LostAt.Sub(a.LastReport); d < time.Second || d > 2*time.Second {
+		t.Errorf("lost %v after its last report, want about 1.4 s", d)
 	}
 }
 
