@@ -467,6 +467,8 @@ type agentRun struct {
 	lastAck int64                    // the ledger's counts last sent
 	lastUnk int64
 	sentLed bool
+	since   int  // intervals reported since the ledger was last sent
+	bigLed  bool // the ledger grew past maxLedgerBytes
 
 	cpu cpuMeter
 }
@@ -646,8 +648,16 @@ func (ar *agentRun) export(f *results.IntervalFrame) {
 // coordinator with the dispatcher's lag.
 func (ar *agentRun) progress(p loadgen.Progress) { ar.report(p.ScheduleLag) }
 
-// report sends the pending intervals, with the ledger when it changed and the
-// client's figures (lag: the dispatcher's worst in the interval).
+// The ledger travels whole (deltas would be the real fix): at most every
+// ledgerEvery intervals, always with the final one, and never when it is over
+// maxLedgerBytes (a frame must stay under MaxFrame).
+const ledgerEvery = 5
+
+var maxLedgerBytes = MaxFrame / 2 // a variable for tests
+
+// report sends the pending intervals, with the ledger when it changed (see
+// ledgerEvery) and the client's figures (lag: the dispatcher's worst in the
+// interval).
 func (ar *agentRun) report(lag time.Duration) {
 	ar.mu.Lock()
 	frames := ar.pending
@@ -663,10 +673,17 @@ func (ar *agentRun) report(lag time.Duration) {
 		for _, k := range f.Keys {
 			r.Client.Dropped += k.Dropped
 		}
-		if i == len(frames)-1 {
+		ar.since++
+		if i == len(frames)-1 && (f.Final || ar.since >= ledgerEvery) {
 			if a, u := ar.ledger.Count(); !ar.sentLed || a != ar.lastAck || u != ar.lastUnk {
-				if b, err := ar.ledger.MarshalJSON(); err == nil {
-					r.Ledger, ar.sentLed, ar.lastAck, ar.lastUnk = b, true, a, u
+				b, err := ar.ledger.MarshalJSON()
+				switch {
+				case err != nil:
+				case len(b) > maxLedgerBytes || ar.bigLed:
+					ar.bigLed = true
+					r.LedgerOmitted = len(b)
+				default:
+					r.Ledger, ar.sentLed, ar.lastAck, ar.lastUnk, ar.since = b, true, a, u, 0
 				}
 			}
 		}

@@ -199,6 +199,7 @@ type agent struct {
 	lost     bool
 	ledger   json.RawMessage // its latest ledger
 	ledgerUp bool            // ledger changed since the last write
+	bigLed   bool            // its ledger became too large to send
 	cpuHigh  int             // consecutive intervals with its CPUs 90 % busy
 	lagNs    int64           // the interval's dispatcher lag, for Progress
 }
@@ -705,6 +706,10 @@ func (c *coord) handle(ev event) {
 		a.rep.LastReport = ev.at
 		if len(r.Ledger) > 0 {
 			a.ledger, a.ledgerUp = r.Ledger, true
+		}
+		if r.LedgerOmitted > 0 && !a.bigLed {
+			a.bigLed = true
+			c.errs = append(c.errs, fmt.Errorf("agent %s: its ledger grew to %d bytes, too large to send: ledger.json lacks the writes it acknowledged after its last ledger sent", a.tag, r.LedgerOmitted))
 		}
 		c.clientStats(a, r.Client)
 	case TypeDone:
