@@ -526,9 +526,19 @@ func (c *coord) run(ctx context.Context) (*loadgen.Result, error) {
 		return nil, err
 	}
 	c.rec, c.ledger, c.lastTick = rec, results.NewLedger(), c.t0
-	for _, a := range c.agents {
-		if err := a.send(&Msg{Type: TypeStart, Start: &StartAt{UnixNs: c.t0.UnixNano()}}, c.o.LossTimeout); err != nil {
-			c.lose(a, time.Now(), fmt.Sprintf("start: %v", err))
+	// All at once: t0 is fixed, and one slow connection must not delay the
+	// others' start.
+	startErrs := make([]error, len(c.agents))
+	var sends sync.WaitGroup
+	for i, a := range c.agents {
+		sends.Go(func() {
+			startErrs[i] = a.send(&Msg{Type: TypeStart, Start: &StartAt{UnixNs: c.t0.UnixNano()}}, c.o.LossTimeout)
+		})
+	}
+	sends.Wait()
+	for i, err := range startErrs {
+		if err != nil {
+			c.lose(c.agents[i], time.Now(), fmt.Sprintf("start: %v", err))
 		}
 	}
 	scheds := make([]*loadgen.Schedule, len(cfg.Workloads))
