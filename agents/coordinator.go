@@ -230,7 +230,7 @@ func (c *coord) listen() error {
 	c.agents = make([]*agent, c.o.N)
 	ln, err := net.Listen("tcp", c.o.Listen)
 	if err != nil {
-		return usage.Errorf("--listen", "%v", err)
+		return usage.Errorf("agents.Options.Listen", "%v", err)
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
