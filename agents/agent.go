@@ -468,6 +468,7 @@ type agentRun struct {
 	lastUnk int64
 	sentLed bool
 	since   int  // intervals reported since the ledger was last sent
+	lastLen int  // the size of the ledger last sent
 	bigLed  bool // the ledger grew past maxLedgerBytes
 
 	cpu cpuMeter
@@ -648,12 +649,19 @@ func (ar *agentRun) export(f *results.IntervalFrame) {
 // coordinator with the dispatcher's lag.
 func (ar *agentRun) progress(p loadgen.Progress) { ar.report(p.ScheduleLag) }
 
-// The ledger travels whole (deltas would be the real fix): at most every
-// ledgerEvery intervals, always with the final one, and never when it is over
-// maxLedgerBytes (a frame must stay under MaxFrame).
+// The ledger travels whole (deltas would be the real fix): with every
+// interval while it is under ledgerSmall (acknowledged ids form ranges: the
+// usual ledger is small, and a lost agent's is then at most an interval old),
+// at most every ledgerEvery intervals once it is larger, always with the final
+// interval, and never when it is over maxLedgerBytes (a frame must stay under
+// MaxFrame).
 const ledgerEvery = 5
 
-var maxLedgerBytes = MaxFrame / 2 // a variable for tests
+// Variables for tests.
+var (
+	ledgerSmall    = 64 << 10
+	maxLedgerBytes = MaxFrame / 2
+)
 
 // report sends the pending intervals, with the ledger when it changed (see
 // ledgerEvery) and the client's figures (lag: the dispatcher's worst in the
@@ -674,7 +682,7 @@ func (ar *agentRun) report(lag time.Duration) {
 			r.Client.Dropped += k.Dropped
 		}
 		ar.since++
-		if i == len(frames)-1 && (f.Final || ar.since >= ledgerEvery) {
+		if i == len(frames)-1 && (f.Final || !ar.bigLed && (ar.lastLen < ledgerSmall || ar.since >= ledgerEvery)) {
 			if a, u := ar.ledger.Count(); !ar.sentLed || a != ar.lastAck || u != ar.lastUnk {
 				b, err := ar.ledger.MarshalJSON()
 				switch {
@@ -683,7 +691,7 @@ func (ar *agentRun) report(lag time.Duration) {
 					ar.bigLed = true
 					r.LedgerOmitted = len(b)
 				default:
-					r.Ledger, ar.sentLed, ar.lastAck, ar.lastUnk, ar.since = b, true, a, u, 0
+					r.Ledger, ar.sentLed, ar.lastAck, ar.lastUnk, ar.since, ar.lastLen = b, true, a, u, 0, len(b)
 				}
 			}
 		}

@@ -468,13 +468,14 @@ func TestShareSpecs(t *testing.T) {
 	}
 }
 
-// The ledger travels at most every ledgerEvery intervals, and always with the
-// final one; one past maxLedgerBytes is left out and the report says so.
+// A small ledger travels with every interval that changed it; a larger one at
+// most every ledgerEvery intervals, and always with the final one; one past
+// maxLedgerBytes is left out and the report says so.
 func TestReportLedgerEvery(t *testing.T) {
-	reports := func(lim int, n int64) []*Report {
-		old := maxLedgerBytes
-		maxLedgerBytes = lim
-		defer func() { maxLedgerBytes = old }()
+	reports := func(small, lim int, n int64) []*Report {
+		oldSmall, oldLim := ledgerSmall, maxLedgerBytes
+		ledgerSmall, maxLedgerBytes = small, lim
+		defer func() { ledgerSmall, maxLedgerBytes = oldSmall, oldLim }()
 		c := &agentConn{out: make(chan outItem, 100), gone: make(chan struct{})}
 		ar := &agentRun{c: c, ledger: results.NewLedger(), started: true}
 		ar.cpu.reset()
@@ -492,26 +493,31 @@ func TestReportLedgerEvery(t *testing.T) {
 		}
 		return out
 	}
-	var with []int64
-	rs := reports(MaxFrame/2, 13)
-	for _, r := range rs {
-		if len(r.Ledger) > 0 {
-			with = append(with, r.Frame.Seq)
+	for _, tc := range []struct {
+		small int
+		want  string
+	}{{64 << 10, "[1 2 3 4 5 6 7 8 9 10 11 12 13]"}, {1, "[1 6 11 13]"}} {
+		var with []int64
+		rs := reports(tc.small, MaxFrame/2, 13)
+		for _, r := range rs {
+			if len(r.Ledger) > 0 {
+				with = append(with, r.Frame.Seq)
+			}
+		}
+		if fmt.Sprint(with) != tc.want {
+			t.Errorf("small %d: ledger sent with intervals %v, want %s", tc.small, with, tc.want)
+		}
+		l, err := results.DecodeLedger(rs[12].Ledger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := l.Count(); a != 13 {
+			t.Errorf("small %d: the final ledger has %d acknowledged writes, want 13", tc.small, a)
 		}
 	}
-	if fmt.Sprint(with) != "[5 10 13]" {
-		t.Errorf("ledger sent with intervals %v, want [5 10 13]", with)
-	}
-	l, err := results.DecodeLedger(rs[12].Ledger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a, _ := l.Count(); a != 13 {
-		t.Errorf("the final ledger has %d acknowledged writes, want 13", a)
-	}
-	for _, r := range reports(10, 6) {
-		if len(r.Ledger) > 0 || (r.LedgerOmitted > 0) != (r.Frame.Seq == 5 || r.Frame.Seq == 6) {
-			t.Errorf("interval %d: ledger %q, omitted %d; want none sent, omitted at 5 and 6", r.Frame.Seq, r.Ledger, r.LedgerOmitted)
+	for _, r := range reports(64<<10, 10, 6) {
+		if len(r.Ledger) > 0 || (r.LedgerOmitted > 0) != (r.Frame.Seq == 1 || r.Frame.Seq == 6) {
+			t.Errorf("interval %d: ledger %q, omitted %d; want none sent, said omitted with the first and the final", r.Frame.Seq, r.Ledger, r.LedgerOmitted)
 		}
 	}
 }

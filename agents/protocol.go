@@ -127,8 +127,8 @@ type StartAt struct {
 type Report struct {
 	Frame *results.IntervalFrame `json:"frame"`
 	// Ledger is the agent's whole ledger (results.Ledger's JSON) when it changed
-	// since the last one sent: at most every few intervals, and with the final
-	// one.
+	// since the last one sent: with every interval while it is small, every few
+	// intervals once it is larger, and always with the final one.
 	Ledger json.RawMessage `json:"ledger,omitempty"`
 	// LedgerOmitted is the ledger's size when it was too large to send.
 	LedgerOmitted int         `json:"ledger_omitted,omitempty"`
