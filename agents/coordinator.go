@@ -697,9 +697,11 @@ func (c *coord) handle(ev event) {
 			c.lose(a, ev.at, fmt.Sprintf("bad interval frame: %v", err))
 			return
 		}
-		// Its intervals move on, and not past the run's time: a peer must not
-		// make the merge tick empty intervals up to a Seq of its choosing.
-		if maxSeq := int64(ev.at.Sub(c.t0)/c.cfg.Interval) + 2; f.Seq > maxSeq || !f.Final && f.Seq <= a.lastSeq {
+		// Its intervals do not go back, nor past the run's time: a peer must
+		// not make the merge tick empty intervals up to a Seq of its choosing.
+		// (A Seq may repeat: an agent's tick half an interval late rounds to
+		// the next Seq, and so does the tick after it.)
+		if maxSeq := int64(ev.at.Sub(c.t0)/c.cfg.Interval) + 2; f.Seq > maxSeq || !f.Final && f.Seq < a.lastSeq {
 			c.lose(a, ev.at, fmt.Sprintf("interval %d out of order (its last %d, at most %d by now)", f.Seq, a.lastSeq, maxSeq))
 			return
 		}

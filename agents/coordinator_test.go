@@ -407,14 +407,14 @@ func TestBadFrameLosesOnlyItsAgent(t *testing.T) {
 	}
 }
 
-// An agent's interval Seq must grow and stay within the run's time: a huge Seq
-// (which would make the merge tick empty intervals up to it) or a repeated one
-// loses the agent; the others' totals stay exact.
+// An agent's interval Seq must not go back and must stay within the run's
+// time: a huge Seq (which would make the merge tick empty intervals up to it)
+// or one going back loses the agent; the others' totals stay exact.
 func TestBadSeqLosesItsAgent(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		seq  int64
-	}{{"huge", 1e9}, {"repeated", 2}} {
+	}{{"huge", 1e9}, {"back", 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := fake{opsPerInterval: 40, intervals: 5, corruptAt: 2, corrupt: func(fr *results.IntervalFrame) { fr.Seq = tc.seq }}
 			reason, r := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
