@@ -467,6 +467,9 @@ type agentRun struct {
 	lastAck int64                    // the ledger's counts last sent
 	lastUnk int64
 	sentLed bool
+	since   int  // intervals reported since the ledger was last sent
+	lastLen int  // the size of the ledger last sent
+	bigLed  bool // the ledger grew past maxLedgerBytes
 
 	cpu cpuMeter
 }
@@ -544,7 +547,10 @@ func (c *agentConn) run(ctx context.Context, o AgentOptions, cfg loadgen.Config,
 		c.send(&Msg{Type: TypeReady})
 		select {
 		case s := <-startCh:
-			t0 := time.Unix(0, s.UnixNs).Add(c.clockOffset())
+			// From now on, by the monotonic clock: a step of the wall clock
+			// (NTP) must not move the schedule, the Seq of the intervals or
+			// the latencies.
+			t0 := time.Now().Add(time.Until(time.Unix(0, s.UnixNs).Add(c.clockOffset())))
 			c.setSilence(agentSilence)
 			ar.mu.Lock()
 			ar.started = true
@@ -643,8 +649,23 @@ func (ar *agentRun) export(f *results.IntervalFrame) {
 // coordinator with the dispatcher's lag.
 func (ar *agentRun) progress(p loadgen.Progress) { ar.report(p.ScheduleLag) }
 
-// report sends the pending intervals, with the ledger when it changed and the
-// client's figures (lag: the dispatcher's worst in the interval).
+// The ledger travels whole (deltas would be the real fix): with every
+// interval while it is under ledgerSmall (acknowledged ids form ranges: the
+// usual ledger is small, and a lost agent's is then at most an interval old),
+// at most every ledgerEvery intervals once it is larger, always with the final
+// interval, and never when it is over maxLedgerBytes (a frame must stay under
+// MaxFrame).
+const ledgerEvery = 5
+
+// Variables for tests.
+var (
+	ledgerSmall    = 64 << 10
+	maxLedgerBytes = MaxFrame / 2
+)
+
+// report sends the pending intervals, with the ledger when it changed (see
+// ledgerEvery) and the client's figures (lag: the dispatcher's worst in the
+// interval).
 func (ar *agentRun) report(lag time.Duration) {
 	ar.mu.Lock()
 	frames := ar.pending
@@ -660,10 +681,17 @@ func (ar *agentRun) report(lag time.Duration) {
 		for _, k := range f.Keys {
 			r.Client.Dropped += k.Dropped
 		}
-		if i == len(frames)-1 {
+		ar.since++
+		if i == len(frames)-1 && (f.Final || !ar.bigLed && (ar.lastLen < ledgerSmall || ar.since >= ledgerEvery)) {
 			if a, u := ar.ledger.Count(); !ar.sentLed || a != ar.lastAck || u != ar.lastUnk {
-				if b, err := ar.ledger.MarshalJSON(); err == nil {
-					r.Ledger, ar.sentLed, ar.lastAck, ar.lastUnk = b, true, a, u
+				b, err := ar.ledger.MarshalJSON()
+				switch {
+				case err != nil:
+				case len(b) > maxLedgerBytes || ar.bigLed:
+					ar.bigLed = true
+					r.LedgerOmitted = len(b)
+				default:
+					r.Ledger, ar.sentLed, ar.lastAck, ar.lastUnk, ar.since, ar.lastLen = b, true, a, u, 0, len(b)
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
@@ -464,5 +465,59 @@ func TestShareSpecs(t *testing.T) {
 	}
 	if cfg.Workloads[0].Phases[0].Rate != 30000 {
 		t.Errorf("the config's phases changed")
+	}
+}
+
+// A small ledger travels with every interval that changed it; a larger one at
+// most every ledgerEvery intervals, and always with the final one; one past
+// maxLedgerBytes is left out and the report says so.
+func TestReportLedgerEvery(t *testing.T) {
+	reports := func(small, lim int, n int64) []*Report {
+		oldSmall, oldLim := ledgerSmall, maxLedgerBytes
+		ledgerSmall, maxLedgerBytes = small, lim
+		defer func() { ledgerSmall, maxLedgerBytes = oldSmall, oldLim }()
+		c := &agentConn{out: make(chan outItem, 100), gone: make(chan struct{})}
+		ar := &agentRun{c: c, ledger: results.NewLedger(), started: true}
+		ar.cpu.reset()
+		for k := int64(1); k <= n; k++ {
+			ar.ledger.Ack(1, k) // a change every interval
+			ar.export(&results.IntervalFrame{Seq: k, Final: k == n})
+			ar.report(0)
+		}
+		var out []*Report
+		for len(c.out) > 0 {
+			out = append(out, (<-c.out).msg.Report)
+		}
+		if int64(len(out)) != n {
+			t.Fatalf("%d reports for %d intervals", len(out), n)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		small int
+		want  string
+	}{{64 << 10, "[1 2 3 4 5 6 7 8 9 10 11 12 13]"}, {1, "[1 6 11 13]"}} {
+		var with []int64
+		rs := reports(tc.small, MaxFrame/2, 13)
+		for _, r := range rs {
+			if len(r.Ledger) > 0 {
+				with = append(with, r.Frame.Seq)
+			}
+		}
+		if fmt.Sprint(with) != tc.want {
+			t.Errorf("small %d: ledger sent with intervals %v, want %s", tc.small, with, tc.want)
+		}
+		l, err := results.DecodeLedger(rs[12].Ledger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, _ := l.Count(); a != 13 {
+			t.Errorf("small %d: the final ledger has %d acknowledged writes, want 13", tc.small, a)
+		}
+	}
+	for _, r := range reports(64<<10, 10, 6) {
+		if len(r.Ledger) > 0 || (r.LedgerOmitted > 0) != (r.Frame.Seq == 1 || r.Frame.Seq == 6) {
+			t.Errorf("interval %d: ledger %q, omitted %d; want none sent, said omitted with the first and the final", r.Frame.Seq, r.Ledger, r.LedgerOmitted)
+		}
 	}
 }

@@ -194,10 +194,12 @@ type agent struct {
 	queue    []*results.IntervalFrame // regular frames not yet ingested
 	final    *results.IntervalFrame   // the Close frame, once received
 	lastEnd  time.Time                // end of its last frame, coordinator clock
+	lastSeq  int64                    // Seq of its last regular frame
 	done     bool
 	lost     bool
 	ledger   json.RawMessage // its latest ledger
 	ledgerUp bool            // ledger changed since the last write
+	bigLed   bool            // its ledger became too large to send
 	cpuHigh  int             // consecutive intervals with its CPUs 90 % busy
 	lagNs    int64           // the interval's dispatcher lag, for Progress
 }
@@ -228,7 +230,7 @@ func (c *coord) listen() error {
 	c.agents = make([]*agent, c.o.N)
 	ln, err := net.Listen("tcp", c.o.Listen)
 	if err != nil {
-		return usage.Errorf("--listen", "%v", err)
+		return usage.Errorf("agents.Options.Listen", "%v", err)
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
@@ -524,9 +526,19 @@ func (c *coord) run(ctx context.Context) (*loadgen.Result, error) {
 		return nil, err
 	}
 	c.rec, c.ledger, c.lastTick = rec, results.NewLedger(), c.t0
-	for _, a := range c.agents {
-		if err := a.send(&Msg{Type: TypeStart, Start: &StartAt{UnixNs: c.t0.UnixNano()}}, c.o.LossTimeout); err != nil {
-			c.lose(a, time.Now(), fmt.Sprintf("start: %v", err))
+	// All at once: t0 is fixed, and one slow connection must not delay the
+	// others' start.
+	startErrs := make([]error, len(c.agents))
+	var sends sync.WaitGroup
+	for i, a := range c.agents {
+		sends.Go(func() {
+			startErrs[i] = a.send(&Msg{Type: TypeStart, Start: &StartAt{UnixNs: c.t0.UnixNano()}}, c.o.LossTimeout)
+		})
+	}
+	sends.Wait()
+	for i, err := range startErrs {
+		if err != nil {
+			c.lose(c.agents[i], time.Now(), fmt.Sprintf("start: %v", err))
 		}
 	}
 	scheds := make([]*loadgen.Schedule, len(cfg.Workloads))
@@ -582,6 +594,7 @@ func (c *coord) run(ctx context.Context) (*loadgen.Result, error) {
 		case ev := <-c.events:
 			c.handle(ev)
 		case now := <-check.C:
+			c.loseWedged(now)
 			if !stopBy.IsZero() && now.After(stopBy) {
 				for _, a := range c.agents {
 					if !a.done && !a.lost {
@@ -597,6 +610,21 @@ func (c *coord) run(ctx context.Context) (*loadgen.Result, error) {
 		}
 	}
 	return c.close()
+}
+
+// loseWedged loses each running agent whose next interval is overdue by the
+// loss timeout plus an interval: its reader may still answer pings while its
+// load is stuck, and the merge waits for every running agent.
+func (c *coord) loseWedged(now time.Time) {
+	for _, a := range c.agents {
+		if a.lost || a.done || a.final != nil {
+			continue
+		}
+		due := c.t0.Add(time.Duration(a.lastSeq+1) * c.cfg.Interval)
+		if late := now.Sub(due); late > c.o.LossTimeout+c.cfg.Interval {
+			c.lose(a, now, fmt.Sprintf("interval %d overdue by %v (the agent answers pings, its load does not report)", a.lastSeq+1, late.Round(time.Millisecond)))
+		}
+	}
 }
 
 // canTick says whether interval k can be closed: every agent still running has
@@ -658,20 +686,42 @@ func (c *coord) handle(ev event) {
 	switch m.Type {
 	case TypeInterval:
 		if m.Report == nil || m.Report.Frame == nil {
-			c.errs = append(c.errs, fmt.Errorf("agent %s: interval without a frame", a.tag))
+			c.lose(a, ev.at, "an interval without a frame")
 			return
 		}
 		r := m.Report
 		f := r.Frame
+		// Checked here, not at the merge: the recorder refuses a batch holding a
+		// bad frame, which would drop every agent's data of the interval.
+		if err := f.Check(); err != nil {
+			c.lose(a, ev.at, fmt.Sprintf("bad interval frame: %v", err))
+			return
+		}
+		// Its intervals do not go back, nor past the run's time: a peer must
+		// not make the merge tick empty intervals up to a Seq of its choosing.
+		// (A Seq may repeat: an agent's tick half an interval late rounds to
+		// the next Seq, and so does the tick after it.)
+		if maxSeq := int64(ev.at.Sub(c.t0)/c.cfg.Interval) + 2; f.Seq > maxSeq || !f.Final && f.Seq < a.lastSeq {
+			c.lose(a, ev.at, fmt.Sprintf("interval %d out of order (its last %d, at most %d by now)", f.Seq, a.lastSeq, maxSeq))
+			return
+		}
 		if f.Final {
 			a.final = f
 		} else {
 			a.queue = append(a.queue, f)
+			a.lastSeq = f.Seq
 		}
 		a.lastEnd = time.Unix(0, f.EndNs).Add(-a.off)
+		if a.lastEnd.After(ev.at) {
+			a.lastEnd = ev.at // an interval does not end after it arrived
+		}
 		a.rep.LastReport = ev.at
 		if len(r.Ledger) > 0 {
 			a.ledger, a.ledgerUp = r.Ledger, true
+		}
+		if r.LedgerOmitted > 0 && !a.bigLed {
+			a.bigLed = true
+			c.errs = append(c.errs, fmt.Errorf("agent %s: its ledger grew to %d bytes, too large to send: ledger.json lacks the writes it acknowledged after its last ledger sent", a.tag, r.LedgerOmitted))
 		}
 		c.clientStats(a, r.Client)
 	case TypeDone:

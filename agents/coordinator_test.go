@@ -59,16 +59,19 @@ func (g *goLaunched) Stop(context.Context) error {
 }
 
 // fake is an agent built from the protocol alone: it records a known load into a
-// results.Recorder of its own with explicit times (no sleeping) and sends the
-// frames it exports.
+// results.Recorder of its own with explicit times and sends the frames it
+// exports, each when its interval has ended.
 type fake struct {
 	opsPerInterval int    // successes per interval
 	intervals      int    // regular frames before the Close frame
 	dieAfter       int    // >0: close the connection after this many frames, no done
 	hangAfter      int    // >0: stay connected but silent after this many frames
+	corruptAt      int    // >0: frame number corruptAt (0-based) is sent changed by corrupt; nothing after it
+	wedgeAfter     int    // >0: send no frame after this many, but answer pings
 	token          string // "": the run's
 	protocol       int    // 0: ProtocolVersion
 	index          int    // -1: assign; else k
+	corrupt        func(fr *results.IntervalFrame)
 }
 
 // run is one fake agent's life; it returns the frames' successes it sent.
@@ -151,6 +154,12 @@ func (f fake) run(ctx context.Context, req LaunchRequest, k int) (sent int64, er
 		return 0, err
 	}
 	for i, fr := range frames {
+		// Each frame when its interval has ended, as an agent sends it.
+		select {
+		case <-time.After(time.Until(time.Unix(0, fr.EndNs))):
+		case <-ctx.Done():
+			return sent, ctx.Err()
+		}
 		if f.dieAfter > 0 && i == f.dieAfter {
 			return sent, nil // the deferred Close drops the connection
 		}
@@ -158,6 +167,18 @@ func (f fake) run(ctx context.Context, req LaunchRequest, k int) (sent int64, er
 			wmu.Lock()
 			silent = true
 			wmu.Unlock()
+			<-ctx.Done()
+			return sent, nil
+		}
+		if f.wedgeAfter > 0 && i == f.wedgeAfter {
+			<-ctx.Done()
+			return sent, nil
+		}
+		if f.corruptAt > 0 && i == f.corruptAt {
+			bad := *fr
+			bad.Keys = append([]results.KeyFrame(nil), fr.Keys...)
+			f.corrupt(&bad)
+			_ = send(&Msg{Type: TypeInterval, Report: &Report{Frame: &bad}})
 			<-ctx.Done()
 			return sent, nil
 		}
@@ -341,6 +362,86 @@ func TestLostAgentFake(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// runOneBad runs two good fakes around bad (40 successes in each of 5
+// intervals, bad sending badSent of them) within 25 s, and checks that bad
+// alone was lost and the merged totals are exactly what the fakes sent; it
+// returns the lost agent's reason.
+func runOneBad(t *testing.T, bad fake, badSent int64, o Options) (string, fakeRun) {
+	t.Helper()
+	fakes := []fake{{opsPerInterval: 40, intervals: 5}, bad, {opsPerInterval: 40, intervals: 5}}
+	done := make(chan fakeRun, 1)
+	go func() { done <- runFakes(t, fakes, o) }()
+	var r fakeRun
+	select {
+	case r = <-done:
+	case <-time.After(25 * time.Second):
+		t.Fatal("Run still merging 25 s on")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.sent[0] != 5*40 || r.sent[1] != badSent || r.sent[2] != 5*40 {
+		t.Fatalf("fakes sent %v", r.sent)
+	}
+	if got, want := sumOps(r.res.Summary), r.sent[0]+r.sent[1]+r.sent[2]; got != want {
+		t.Errorf("merged summary has %d successes, want %d", got, want)
+	}
+	if !r.rep.Degraded || !r.rep.Agents[1].Lost || r.rep.Agents[0].Lost || r.rep.Agents[2].Lost {
+		t.Fatalf("report: %+v", r.rep)
+	}
+	return r.rep.Agents[1].LostReason, r
+}
+
+// One agent's corrupt frame costs that agent alone: it is lost, the others'
+// frames of the interval are merged, and the totals stay exact.
+func TestBadFrameLosesOnlyItsAgent(t *testing.T) {
+	bad := fake{opsPerInterval: 40, intervals: 5, corruptAt: 2, corrupt: func(fr *results.IntervalFrame) {
+		fr.Keys[0].Lat = "bm90IGEgaGlzdG9ncmFt" // base64, not a histogram
+	}}
+	reason, _ := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
+	if !strings.Contains(reason, "bad interval frame") || !strings.Contains(reason, "lat histogram") {
+		t.Errorf("lost reason %q, want the bad histogram named", reason)
+	}
+}
+
+// An agent's interval Seq must not go back and must stay within the run's
+// time: a huge Seq (which would make the merge tick empty intervals up to it)
+// or one going back loses the agent; the others' totals stay exact.
+func TestBadSeqLosesItsAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seq  int64
+	}{{"huge", 1e9}, {"back", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := fake{opsPerInterval: 40, intervals: 5, corruptAt: 2, corrupt: func(fr *results.IntervalFrame) { fr.Seq = tc.seq }}
+			reason, r := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
+			if !strings.Contains(reason, "out of order") {
+				t.Errorf("lost reason %q", reason)
+			}
+			if d := r.res.Summary.End.Sub(r.res.Summary.Start); d > 2*time.Second {
+				t.Errorf("the merged run lasts %v, want about 1 s", d)
+			}
+		})
+	}
+}
+
+// An agent whose load is stuck while its reader still answers pings is lost
+// once its next interval is overdue by the loss timeout plus an interval; the
+// others' data is merged meanwhile.
+func TestWedgedAgentLost(t *testing.T) {
+	bad := fake{opsPerInterval: 40, intervals: 5, wedgeAfter: 2}
+	reason, r := runOneBad(t, bad, 2*40, Options{LossTimeout: time.Second})
+	if !strings.Contains(reason, "overdue") {
+		t.Errorf("lost reason %q", reason)
+	}
+	// Its last frame (interval 2) came at about t0+0.4 s, interval 3 was due at
+	// t0+0.6 s: lost 1.2 s later, checked every 250 ms.
+	a := r.rep.Agents[1]
+	if d := a.LostAt.Sub(a.LastReport); d < time.Second || d > 2*time.Second {
+		t.Errorf("lost %v after its last report, want about 1.4 s", d)
 	}
 }
 

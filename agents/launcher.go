@@ -108,23 +108,46 @@ func (l *localProcs) Exited() <-chan error { return l.exited }
 // coordinator's closed connection, makes them exit at once) before it kills them.
 const stopGrace = 3 * time.Second
 
-// Stop waits up to stopGrace (or ctx) for the agents to exit, then kills each one
-// left with its process group.
+// stopKillWait bounds the wait for the killed agents to exit.
+const stopKillWait = 2 * time.Second
+
+// Stop waits up to stopGrace (or ctx) for the agents to exit, then kills every
+// one left with its process group at once, and waits at most stopKillWait for
+// them to exit.
 func (l *localProcs) Stop(ctx context.Context) error {
 	grace := time.NewTimer(stopGrace)
 	defer grace.Stop()
+wait:
+	for _, p := range l.procs {
+		select {
+		case <-p.done:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	var errs []error
+	var killed []*localProc
 	for _, p := range l.procs {
 		select {
 		case <-p.done:
 			continue
-		case <-grace.C:
-		case <-ctx.Done():
+		default:
 		}
+		killed = append(killed, p)
 		if err := killGroup(p.cmd.Process); err != nil {
 			errs = append(errs, fmt.Errorf("agent pid %d: %w", p.cmd.Process.Pid, err))
 		}
-		<-p.done
+	}
+	kctx, cancel := context.WithTimeout(context.Background(), stopKillWait)
+	defer cancel()
+	for _, p := range killed {
+		select {
+		case <-p.done:
+		case <-kctx.Done():
+			errs = append(errs, fmt.Errorf("agent pid %d: still running %v after the kill", p.cmd.Process.Pid, stopKillWait))
+		}
 	}
 	return errors.Join(errs...)
 }

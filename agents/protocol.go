@@ -127,9 +127,12 @@ type StartAt struct {
 type Report struct {
 	Frame *results.IntervalFrame `json:"frame"`
 	// Ledger is the agent's whole ledger (results.Ledger's JSON) when it changed
-	// since the last report.
+	// since the last one sent: with every interval while it is small, every few
+	// intervals once it is larger, and always with the final one.
 	Ledger json.RawMessage `json:"ledger,omitempty"`
-	Client ClientStats     `json:"client"`
+	// LedgerOmitted is the ledger's size when it was too large to send.
+	LedgerOmitted int         `json:"ledger_omitted,omitempty"`
+	Client        ClientStats `json:"client"`
 }
 
 // ClientStats is how busy the agent's own machine was in the interval.

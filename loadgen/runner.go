@@ -226,10 +226,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Share.Of < 0 || c.Share.Index < 0 || (c.Share.Of > 0 && c.Share.Index >= c.Share.Of) || (c.Share.Of == 0 && c.Share.Index != 0) {
-		errs = append(errs, usageErr("--index", "share %d of %d: want 0 <= index < count", c.Share.Index, c.Share.Of))
+		errs = append(errs, usageErr("--agents", "share %d of %d: want 0 <= index < count", c.Share.Index, c.Share.Of))
 	}
 	if c.WorkerBase < 0 || c.WorkerBase > 0xffff {
-		errs = append(errs, usageErr("--index", "worker base %d: want 0-65535", c.WorkerBase))
+		errs = append(errs, usageErr("--agents", "worker base %d: want 0-65535", c.WorkerBase))
 	}
 	if c.GapThreshold < 0 || c.LateThreshold < 0 {
 		errs = append(errs, usageErr("--gap-threshold", "the gap and late thresholds must not be negative"))

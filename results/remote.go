@@ -186,11 +186,27 @@ func decodeFrame(af AgentFrame) ([]decodedKey, error) {
 	if !validAgentTag(af.Tag) {
 		return nil, fmt.Errorf("results: ingest: agent tag %q: want letters, digits, - or _", af.Tag)
 	}
-	f := af.Frame
+	return af.Frame.decode(fmt.Sprintf("results: ingest: agent %q, ", af.Tag))
+}
+
+// Check says whether Ingest would take f: every histogram decodes, no count is
+// negative, accesses and error classes are known. Ingest refuses a whole batch
+// when one frame fails, so a coordinator checks each agent's frame as it
+// arrives: one agent's bad frame then costs that agent alone.
+func (f *IntervalFrame) Check() error {
+	if f == nil {
+		return fmt.Errorf("results: no frame")
+	}
+	_, err := f.decode("results: ")
+	return err
+}
+
+// decode checks and decodes f's keys; the errors start with prefix.
+func (f *IntervalFrame) decode(prefix string) ([]decodedKey, error) {
 	out := make([]decodedKey, 0, len(f.Keys))
 	for i := range f.Keys {
 		kf := &f.Keys[i]
-		where := fmt.Sprintf("results: ingest: agent %q, frame %d, key %s/%s/n%d", af.Tag, f.Seq, kf.Workload, kf.Op, kf.Node)
+		where := fmt.Sprintf("%sframe %d, key %s/%s/n%d", prefix, f.Seq, kf.Workload, kf.Op, kf.Node)
 		if kf.Access != "" && kf.Access != Read && kf.Access != Write {
 			return nil, fmt.Errorf("%s: access %q: want read or write", where, kf.Access)
 		}
@@ -225,7 +241,7 @@ func decodeFrame(af AgentFrame) ([]decodedKey, error) {
 	}
 	for _, sf := range f.Streams {
 		if sf.Access != "" && sf.Access != Read && sf.Access != Write {
-			return nil, fmt.Errorf("results: ingest: agent %q, frame %d, stream %s/n%d: access %q: want read or write", af.Tag, f.Seq, sf.Workload, sf.Node, sf.Access)
+			return nil, fmt.Errorf("%sframe %d, stream %s/n%d: access %q: want read or write", prefix, f.Seq, sf.Workload, sf.Node, sf.Access)
 		}
 	}
 	return out, nil

@@ -676,6 +676,13 @@ func TestIngestRefuses(t *testing.T) {
 		if err := r.Ingest([]AgentFrame{{Tag: "a2", Frame: &IntervalFrame{Keys: []KeyFrame{good}}}, af}); err == nil {
 			t.Errorf("%s: Ingest took it", name)
 		}
+		// Check refuses the frame itself (the tag is the ingester's to check).
+		if err := af.Frame.Check(); (err == nil) != (name == "bad tag") {
+			t.Errorf("%s: Check: %v", name, err)
+		}
+	}
+	if err := (&IntervalFrame{Keys: []KeyFrame{good}}).Check(); err != nil {
+		t.Errorf("Check of a good frame: %v", err)
 	}
 	if iv, _ := r.Tick(rbase.Add(time.Second)); iv.Ops != 0 {
 		t.Errorf("refused batches added %d ops", iv.Ops)
